@@ -1,0 +1,301 @@
+//! Relay configuration: defaults in code, then an optional TOML file, then the environment.
+
+use std::{net::SocketAddr, path::Path, time::Duration};
+
+use secrecy::SecretString;
+use serde::Deserialize;
+
+/// Everything the relay can be told. Every key can also be set from the environment; the
+/// variable names are listed on each field and in `docs/relay.md`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Address the HTTP server binds (`RELAY_LISTEN`). Port 0 picks a free port.
+    pub listen: SocketAddr,
+    /// PostgreSQL connection URL (`DATABASE_URL`).
+    pub database_url: SecretString,
+    /// Size of the PostgreSQL connection pool (`RELAY_DATABASE_POOL_SIZE`).
+    pub database_pool_size: u32,
+    /// RabbitMQ URL (`AMQP_URL`).
+    pub amqp_url: SecretString,
+    /// Direct exchange for kitchen `OrderEvent`s (`RELAY_ORDER_EXCHANGE`).
+    pub order_exchange: String,
+    /// Fanout exchange for the raw JSON events (`RELAY_RAW_EVENTS_EXCHANGE`).
+    pub raw_events_exchange: String,
+    /// Otter webhook secret, the HMAC-SHA256 key (`OTTER_WEBHOOK_SECRET`). Required unless
+    /// `insecure_skip_signature` is set.
+    pub otter_webhook_secret: Option<SecretString>,
+    /// Accept unsigned webhooks (`--insecure-skip-signature`, `RELAY_INSECURE_SKIP_SIGNATURE`).
+    /// For local experiments only: the relay warns at start and on every request.
+    pub insecure_skip_signature: bool,
+    /// Parallel PostgreSQL writers for webhooks; events of one store always go to the same
+    /// writer (`RELAY_INGEST_WRITERS`).
+    pub ingest_writers: usize,
+    /// Most webhooks committed in one PostgreSQL transaction (`RELAY_INGEST_BATCH_MAX`).
+    pub ingest_batch_max: usize,
+    /// Most outbox rows published (and awaiting confirms) at once (`RELAY_PUBLISH_BATCH_MAX`).
+    pub publish_batch_max: i64,
+    /// How long a webhook waits for its commit before it is answered 503
+    /// (`RELAY_INGEST_TIMEOUT_MS`).
+    #[serde(with = "millis")]
+    pub ingest_timeout: Duration,
+    /// Timeout for each network operation against RabbitMQ: connect, declare, publish confirm
+    /// (`RELAY_AMQP_TIMEOUT_MS`).
+    #[serde(with = "millis")]
+    pub amqp_timeout: Duration,
+    /// Timeout for acquiring a PostgreSQL connection (`RELAY_DATABASE_TIMEOUT_MS`).
+    #[serde(with = "millis")]
+    pub database_timeout: Duration,
+    /// How long shutdown waits for in-flight requests and the current publish
+    /// (`RELAY_SHUTDOWN_GRACE_MS`).
+    #[serde(with = "millis")]
+    pub shutdown_grace: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([0, 0, 0, 0], 8001)),
+            database_url: SecretString::from("postgres://postgres@127.0.0.1:5432/kitchen"),
+            database_pool_size: 16,
+            amqp_url: SecretString::from("amqp://guest:guest@127.0.0.1:5672/%2f"),
+            order_exchange: kitchen_proto::ORDER_EXCHANGE.to_owned(),
+            raw_events_exchange: kitchen_proto::RAW_EVENTS_EXCHANGE.to_owned(),
+            otter_webhook_secret: None,
+            insecure_skip_signature: false,
+            ingest_writers: 4,
+            ingest_batch_max: 64,
+            publish_batch_max: 512,
+            ingest_timeout: Duration::from_secs(10),
+            amqp_timeout: Duration::from_secs(10),
+            database_timeout: Duration::from_secs(5),
+            shutdown_grace: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Why a configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("invalid config file {path}: {source}")]
+    Parse {
+        path: String,
+        source: Box<toml::de::Error>,
+    },
+    #[error("invalid value for environment variable {name}: {reason}")]
+    Env { name: &'static str, reason: String },
+    #[error("invalid config: {0}")]
+    Invalid(String),
+}
+
+impl Config {
+    /// Defaults, overlaid with `path` (if given), overlaid with the environment; then validated.
+    pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
+        let config = Self::load_unvalidated(path)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// As `load`, leaving `validate` to the caller (so command-line flags can still apply).
+    pub fn load_unvalidated(path: Option<&Path>) -> Result<Self, ConfigError> {
+        let mut config = match path {
+            Some(path) => Self::from_file(path)?,
+            None => Self::default(),
+        };
+        config.apply_env(|name| std::env::var(name).ok())?;
+        Ok(config)
+    }
+
+    fn from_file(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        toml::from_str(&text).map_err(|source| ConfigError::Parse {
+            path: path.display().to_string(),
+            source: Box::new(source),
+        })
+    }
+
+    /// Overlays the environment variables named in the field docs; `lookup` is `std::env::var`
+    /// outside tests.
+    pub fn apply_env(
+        &mut self,
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> Result<(), ConfigError> {
+        fn parsed<T: std::str::FromStr>(
+            name: &'static str,
+            value: String,
+        ) -> Result<T, ConfigError>
+        where
+            T::Err: std::fmt::Display,
+        {
+            value.trim().parse().map_err(|error: T::Err| ConfigError::Env {
+                name,
+                reason: error.to_string(),
+            })
+        }
+        let millis = |name: &'static str, value: String| {
+            parsed::<u64>(name, value).map(Duration::from_millis)
+        };
+        if let Some(value) = lookup("RELAY_LISTEN") {
+            self.listen = parsed("RELAY_LISTEN", value)?;
+        }
+        if let Some(value) = lookup("DATABASE_URL") {
+            self.database_url = SecretString::from(value);
+        }
+        if let Some(value) = lookup("RELAY_DATABASE_POOL_SIZE") {
+            self.database_pool_size = parsed("RELAY_DATABASE_POOL_SIZE", value)?;
+        }
+        if let Some(value) = lookup("AMQP_URL") {
+            self.amqp_url = SecretString::from(value);
+        }
+        if let Some(value) = lookup("RELAY_ORDER_EXCHANGE") {
+            self.order_exchange = value;
+        }
+        if let Some(value) = lookup("RELAY_RAW_EVENTS_EXCHANGE") {
+            self.raw_events_exchange = value;
+        }
+        if let Some(value) = lookup("OTTER_WEBHOOK_SECRET") {
+            self.otter_webhook_secret = Some(SecretString::from(value));
+        }
+        if let Some(value) = lookup("RELAY_INSECURE_SKIP_SIGNATURE") {
+            self.insecure_skip_signature = parsed("RELAY_INSECURE_SKIP_SIGNATURE", value)?;
+        }
+        if let Some(value) = lookup("RELAY_INGEST_WRITERS") {
+            self.ingest_writers = parsed("RELAY_INGEST_WRITERS", value)?;
+        }
+        if let Some(value) = lookup("RELAY_INGEST_BATCH_MAX") {
+            self.ingest_batch_max = parsed("RELAY_INGEST_BATCH_MAX", value)?;
+        }
+        if let Some(value) = lookup("RELAY_PUBLISH_BATCH_MAX") {
+            self.publish_batch_max = parsed("RELAY_PUBLISH_BATCH_MAX", value)?;
+        }
+        if let Some(value) = lookup("RELAY_INGEST_TIMEOUT_MS") {
+            self.ingest_timeout = millis("RELAY_INGEST_TIMEOUT_MS", value)?;
+        }
+        if let Some(value) = lookup("RELAY_AMQP_TIMEOUT_MS") {
+            self.amqp_timeout = millis("RELAY_AMQP_TIMEOUT_MS", value)?;
+        }
+        if let Some(value) = lookup("RELAY_DATABASE_TIMEOUT_MS") {
+            self.database_timeout = millis("RELAY_DATABASE_TIMEOUT_MS", value)?;
+        }
+        if let Some(value) = lookup("RELAY_SHUTDOWN_GRACE_MS") {
+            self.shutdown_grace = millis("RELAY_SHUTDOWN_GRACE_MS", value)?;
+        }
+        Ok(())
+    }
+
+    /// Checks what the types cannot: a secret unless explicitly insecure, sane sizes.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        use secrecy::ExposeSecret;
+        let secret_missing = self
+            .otter_webhook_secret
+            .as_ref()
+            .is_none_or(|secret| secret.expose_secret().is_empty());
+        if secret_missing && !self.insecure_skip_signature {
+            return Err(ConfigError::Invalid(
+                "OTTER_WEBHOOK_SECRET is required (or pass --insecure-skip-signature for local \
+                 experiments)"
+                    .into(),
+            ));
+        }
+        let positive = [
+            ("ingest_writers", self.ingest_writers as u64),
+            ("ingest_batch_max", self.ingest_batch_max as u64),
+            ("publish_batch_max", self.publish_batch_max.max(0) as u64),
+            ("database_pool_size", u64::from(self.database_pool_size)),
+        ];
+        for (key, value) in positive {
+            if value == 0 {
+                return Err(ConfigError::Invalid(format!("{key} must be at least 1")));
+            }
+        }
+        if self.order_exchange.is_empty() || self.raw_events_exchange.is_empty() {
+            return Err(ConfigError::Invalid("exchange names must not be empty".into()));
+        }
+        Ok(())
+    }
+}
+
+/// Durations in config files are whole milliseconds (`ingest_timeout = 10000`).
+mod millis {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer};
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
+        u64::deserialize(deserializer).map(Duration::from_millis)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let pairs: Vec<(String, String)> = pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        move |name| {
+            pairs
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone())
+        }
+    }
+
+    #[test]
+    fn file_then_environment_override_defaults() {
+        let mut config: Config =
+            toml::from_str("listen = \"127.0.0.1:9000\"\ningest_writers = 2\namqp_timeout = 250")
+                .expect("valid toml");
+        assert_eq!(config.listen.port(), 9000);
+        assert_eq!(config.amqp_timeout, Duration::from_millis(250));
+        config
+            .apply_env(env(&[
+                ("RELAY_LISTEN", "127.0.0.1:9100"),
+                ("OTTER_WEBHOOK_SECRET", "s3cret"),
+            ]))
+            .expect("valid env");
+        assert_eq!(config.listen.port(), 9100);
+        assert_eq!(config.ingest_writers, 2);
+        assert_eq!(config.ingest_batch_max, 64);
+        config.validate().expect("valid");
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_rejected() {
+        let error = toml::from_str::<Config>("listen_addr = \"x\"").expect_err("unknown key");
+        assert!(error.to_string().contains("unknown field `listen_addr`"), "{error}");
+        let mut config = Config::default();
+        let error = config
+            .apply_env(env(&[("RELAY_INGEST_WRITERS", "many")]))
+            .expect_err("not a number");
+        assert!(error.to_string().contains("RELAY_INGEST_WRITERS"), "{error}");
+    }
+
+    #[test]
+    fn secret_is_required_unless_insecure() {
+        let mut config = Config::default();
+        let error = config.validate().expect_err("no secret");
+        assert!(error.to_string().contains("OTTER_WEBHOOK_SECRET"), "{error}");
+        config.insecure_skip_signature = true;
+        config.validate().expect("insecure mode needs no secret");
+    }
+
+    #[test]
+    fn secrets_are_not_printed() {
+        let mut config = Config::default();
+        config.otter_webhook_secret = Some(SecretString::from("hunter2"));
+        let printed = format!("{config:?}");
+        assert!(!printed.contains("hunter2"), "{printed}");
+        assert!(!printed.contains("guest:guest"), "{printed}");
+    }
+}

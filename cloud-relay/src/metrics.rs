@@ -1,0 +1,233 @@
+//! In-process counters and histograms, rendered as Prometheus text on `/metrics`.
+
+use std::{
+    collections::BTreeMap,
+    fmt::Write,
+    sync::{
+        Mutex,
+        atomic::{AtomicBool, AtomicU64, Ordering},
+    },
+    time::Duration,
+};
+
+/// Distinct event-type labels kept before the rest are counted as `other` (the type comes
+/// from the sender, so its cardinality is bounded here).
+const MAX_EVENT_TYPE_LABELS: usize = 64;
+
+/// Upper bounds (seconds) of the latency histogram buckets.
+const BUCKETS: [f64; 12] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0, 30.0,
+];
+
+#[derive(Debug, Default)]
+pub struct Histogram {
+    counts: [AtomicU64; BUCKETS.len()],
+    count: AtomicU64,
+    sum_micros: AtomicU64,
+}
+
+impl Histogram {
+    pub fn observe(&self, value: Duration) {
+        let seconds = value.as_secs_f64();
+        for (bound, count) in BUCKETS.iter().zip(&self.counts) {
+            if seconds <= *bound {
+                count.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        self.count.fetch_add(1, Ordering::Relaxed);
+        self.sum_micros
+            .fetch_add(value.as_micros() as u64, Ordering::Relaxed);
+    }
+
+    fn render(&self, out: &mut String, name: &str, help: &str) {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
+        for (bound, count) in BUCKETS.iter().zip(&self.counts) {
+            let _ = writeln!(
+                out,
+                "{name}_bucket{{le=\"{bound}\"}} {}",
+                count.load(Ordering::Relaxed)
+            );
+        }
+        let count = self.count.load(Ordering::Relaxed);
+        let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {count}");
+        let sum = self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6;
+        let _ = writeln!(out, "{name}_sum {sum}\n{name}_count {count}");
+    }
+}
+
+/// Everything the relay counts.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    webhooks: Mutex<BTreeMap<(String, &'static str), u64>>,
+    pub webhook_latency: Histogram,
+    pub commit_latency: Histogram,
+    batches: AtomicU64,
+    batched_events: AtomicU64,
+    pub publish_latency: Histogram,
+    pub published: AtomicU64,
+    pub unroutable: AtomicU64,
+    pub nacked: AtomicU64,
+    pub broker_connected: AtomicBool,
+    pub broker_connects: AtomicU64,
+}
+
+impl Metrics {
+    /// Counts one webhook answered with `outcome`.
+    pub fn webhook(&self, event_type: &str, outcome: &'static str) {
+        let mut webhooks = self.webhooks.lock().unwrap_or_else(|e| e.into_inner());
+        let known = webhooks.keys().any(|(t, _)| t == event_type);
+        let distinct = webhooks
+            .keys()
+            .map(|(t, _)| t)
+            .collect::<std::collections::BTreeSet<_>>()
+            .len();
+        let label = if known || distinct < MAX_EVENT_TYPE_LABELS {
+            event_type.to_owned()
+        } else {
+            "other".to_owned()
+        };
+        *webhooks.entry((label, outcome)).or_default() += 1;
+    }
+
+    pub fn observe_batch(&self, events: usize, took: Duration) {
+        self.batches.fetch_add(1, Ordering::Relaxed);
+        self.batched_events
+            .fetch_add(events as u64, Ordering::Relaxed);
+        self.commit_latency.observe(took);
+    }
+
+    /// Prometheus text format; `outbox` is (unpublished rows, age of the oldest in seconds)
+    /// when the database could be asked.
+    pub fn render(&self, outbox: Option<(i64, Option<f64>)>) -> String {
+        let mut out = String::new();
+        out.push_str(
+            "# HELP relay_webhooks_total Webhooks answered, by Otter event type and outcome.\n\
+             # TYPE relay_webhooks_total counter\n",
+        );
+        let webhooks = self.webhooks.lock().unwrap_or_else(|e| e.into_inner());
+        for ((event_type, outcome), count) in webhooks.iter() {
+            let event_type = event_type.replace('\\', "\\\\").replace('"', "\\\"");
+            let _ = writeln!(
+                out,
+                "relay_webhooks_total{{event_type=\"{event_type}\",outcome=\"{outcome}\"}} {count}"
+            );
+        }
+        drop(webhooks);
+        self.webhook_latency.render(
+            &mut out,
+            "relay_webhook_duration_seconds",
+            "Time from request to answer for webhooks that reached the database.",
+        );
+        self.commit_latency.render(
+            &mut out,
+            "relay_ingest_commit_seconds",
+            "Time to commit one batch of webhooks in PostgreSQL.",
+        );
+        let counter = |out: &mut String, name: &str, help: &str, value: u64| {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}");
+        };
+        let gauge = |out: &mut String, name: &str, help: &str, value: f64| {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}");
+        };
+        counter(
+            &mut out,
+            "relay_ingest_batches_total",
+            "PostgreSQL transactions that stored webhooks.",
+            self.batches.load(Ordering::Relaxed),
+        );
+        counter(
+            &mut out,
+            "relay_ingest_batched_events_total",
+            "Webhooks stored through those transactions.",
+            self.batched_events.load(Ordering::Relaxed),
+        );
+        self.publish_latency.render(
+            &mut out,
+            "relay_publish_latency_seconds",
+            "Time from storing an event to the broker confirming it.",
+        );
+        counter(
+            &mut out,
+            "relay_published_total",
+            "Outbox rows published and confirmed.",
+            self.published.load(Ordering::Relaxed),
+        );
+        counter(
+            &mut out,
+            "relay_publish_unroutable_total",
+            "Kitchen publishes returned unroutable (no queue bound for the store); retried later.",
+            self.unroutable.load(Ordering::Relaxed),
+        );
+        counter(
+            &mut out,
+            "relay_publish_nacked_total",
+            "Publishes the broker refused (nack); retried later.",
+            self.nacked.load(Ordering::Relaxed),
+        );
+        counter(
+            &mut out,
+            "relay_broker_connects_total",
+            "Successful connections to RabbitMQ.",
+            self.broker_connects.load(Ordering::Relaxed),
+        );
+        gauge(
+            &mut out,
+            "relay_broker_connected",
+            "1 while the publisher is connected to RabbitMQ.",
+            f64::from(u8::from(self.broker_connected.load(Ordering::Relaxed))),
+        );
+        if let Some((depth, oldest)) = outbox {
+            gauge(
+                &mut out,
+                "relay_outbox_depth",
+                "Events stored but not yet published.",
+                depth as f64,
+            );
+            gauge(
+                &mut out,
+                "relay_outbox_oldest_unpublished_seconds",
+                "Age of the oldest unpublished event (0 when none).",
+                oldest.unwrap_or(0.0),
+            );
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_counters_and_histograms() {
+        let metrics = Metrics::default();
+        metrics.webhook("orders.new_order", "applied");
+        metrics.webhook("orders.new_order", "applied");
+        metrics.webhook("ping.ping", "stored");
+        metrics.publish_latency.observe(Duration::from_millis(3));
+        let text = metrics.render(Some((2, Some(1.5))));
+        for line in [
+            "relay_webhooks_total{event_type=\"orders.new_order\",outcome=\"applied\"} 2",
+            "relay_webhooks_total{event_type=\"ping.ping\",outcome=\"stored\"} 1",
+            "relay_publish_latency_seconds_bucket{le=\"0.0025\"} 0",
+            "relay_publish_latency_seconds_bucket{le=\"0.005\"} 1",
+            "relay_publish_latency_seconds_count 1",
+            "relay_outbox_depth 2",
+            "relay_outbox_oldest_unpublished_seconds 1.5",
+        ] {
+            assert!(text.lines().any(|l| l == line), "missing {line:?} in\n{text}");
+        }
+    }
+
+    #[test]
+    fn event_type_labels_are_bounded() {
+        let metrics = Metrics::default();
+        for n in 0..(MAX_EVENT_TYPE_LABELS + 10) {
+            metrics.webhook(&format!("spam.{n}"), "stored");
+        }
+        let text = metrics.render(None);
+        let lines = text.lines().filter(|l| l.starts_with("relay_webhooks_total{")).count();
+        assert_eq!(lines, MAX_EVENT_TYPE_LABELS + 1);
+        assert!(text.contains("relay_webhooks_total{event_type=\"other\",outcome=\"stored\"} 10"));
+    }
+}
