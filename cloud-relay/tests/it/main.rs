@@ -1,0 +1,9 @@
+//! Integration tests of the relay against the real PostgreSQL and RabbitMQ: each test gets its
+//! own database and its own exchanges and queues, and removes them when it ends.
+
+mod delivery;
+mod harness;
+mod ingest;
+mod outage;
+mod proxy;
+mod webhook;

@@ -1,0 +1,154 @@
+//! The webhook endpoint's answers: signatures, bad bodies, event families, health endpoints.
+
+use super::harness::*;
+
+#[tokio::test]
+async fn only_correctly_signed_webhooks_are_stored() {
+    let app = spawn_app().await;
+    let send = |signature: Option<String>, body: Vec<u8>| {
+        let mut request = app
+            .client
+            .post(app.url("/webhooks/otter"))
+            .header("content-type", "application/json")
+            .body(body);
+        if let Some(signature) = signature {
+            request = request.header("x-hmac-sha256", signature);
+        }
+        request.send()
+    };
+    let mut tampered = CANCEL_ORDER.to_vec();
+    let at = tampered.iter().position(|b| *b == b'C').expect("has a C");
+    tampered[at] = b'D';
+    let wrong_secret =
+        cloud_relay::otter::WebhookSigner::new(secrecy::SecretString::from("other")).sign(CANCEL_ORDER);
+    for (signature, body) in [
+        (Some(app.signer.sign(CANCEL_ORDER)), tampered),
+        (Some(wrong_secret), CANCEL_ORDER.to_vec()),
+        (None, CANCEL_ORDER.to_vec()),
+        (Some("not-base64".into()), CANCEL_ORDER.to_vec()),
+    ] {
+        let response = send(signature, body).await.expect("answers");
+        assert_eq!(response.status(), 401);
+        let body: serde_json::Value = response.json().await.expect("json error body");
+        assert!(body["error"].as_str().expect("message").starts_with("invalid signature"));
+    }
+    assert_eq!(app.db.count("SELECT count(*) FROM otter.webhook_events").await, 0);
+
+    // The reference check value, sent exactly as Otter would.
+    let response = send(
+        Some("45KPexrjl74Hxm3/xJpSLHdeS6wtMtspCrD7v/WDv5s=".into()),
+        CANCEL_ORDER.to_vec(),
+    )
+    .await
+    .expect("answers");
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.text().await.expect("body"), "");
+    let stored: Vec<(String, String, String)> =
+        sqlx::query_as("SELECT event_id, event_type, raw FROM otter.webhook_events")
+            .fetch_all(&app.db.pool)
+            .await
+            .expect("query");
+    assert_eq!(
+        stored,
+        [(
+            "5d2e8c4a-90b1-4f3e-a7d6-1c2b3a4f5e60".to_owned(),
+            "orders.cancel_order".to_owned(),
+            String::from_utf8(CANCEL_ORDER.to_vec()).expect("utf-8"),
+        )]
+    );
+}
+
+#[tokio::test]
+async fn bad_requests_get_a_clear_answer_and_the_relay_keeps_serving() {
+    let app = spawn_app().await;
+    let post = |body: Vec<u8>, content_type: &'static str| {
+        app.client
+            .post(app.url("/webhooks/otter"))
+            .header("content-type", content_type)
+            .header("x-hmac-sha256", app.signer.sign(&body))
+            .body(body)
+            .send()
+    };
+    let check = |status: u16, error: &'static str| {
+        move |response: reqwest::Response| async move {
+            assert_eq!(response.status(), status, "{error}");
+            let body: serde_json::Value = response.json().await.expect("json error body");
+            assert_eq!(body, serde_json::json!({ "error": error }));
+        }
+    };
+    check(400, "body is not valid JSON: EOF while parsing an object at line 1 column 10")(
+        post(b"{\"eventId\"".to_vec(), "application/json").await.expect("answers"),
+    )
+    .await;
+    check(400, "missing or empty eventType")(
+        post(br#"{"eventId":"e-1","metadata":{}}"#.to_vec(), "application/json").await.expect("answers"),
+    )
+    .await;
+    check(415, "unsupported content type \"text/plain\"; send application/json")(
+        post(NEW_ORDER.to_vec(), "text/plain").await.expect("answers"),
+    )
+    .await;
+    let mut oversized = br#"{"eventId":"big","eventType":"ping.ping","pad":""#.to_vec();
+    oversized.resize(1024 * 1024 + 1, b'x');
+    let response = post(oversized, "application/json").await.expect("answers");
+    assert_eq!(response.status(), 413);
+    assert_eq!(app.db.count("SELECT count(*) FROM otter.webhook_events").await, 0);
+
+    // Families the kitchen does not use are stored and acknowledged, not rejected.
+    for (event_id, event_type) in [("m-1", "menus.menu_publish"), ("p-1", "ping.ping"), ("x-1", "brand.new_family")] {
+        let body = format!(
+            r#"{{"eventId":"{event_id}","eventType":"{event_type}","metadata":{{"storeId":"s1","payload":{{}}}}}}"#
+        );
+        let response = post(body.into_bytes(), "application/json; charset=utf-8").await.expect("answers");
+        assert_eq!(response.status(), 200, "{event_type}");
+    }
+    let outcomes: Vec<(String, String)> =
+        sqlx::query_as("SELECT event_id, outcome FROM otter.webhook_events ORDER BY event_id")
+            .fetch_all(&app.db.pool)
+            .await
+            .expect("query");
+    assert_eq!(
+        outcomes,
+        [("m-1", "stored"), ("p-1", "stored"), ("x-1", "stored")]
+            .map(|(a, b)| (a.to_owned(), b.to_owned()))
+    );
+    // None of them is for the kitchens: no sequence numbers were used.
+    assert_eq!(app.db.count("SELECT count(*) FROM otter.outbox WHERE sequence IS NOT NULL").await, 0);
+
+    let health = app.client.get(app.url("/healthz")).send().await.expect("answers");
+    assert_eq!((health.status().as_u16(), health.text().await.expect("body")), (200, "ok".to_owned()));
+    let ping = app.client.get(app.url("/ping")).send().await.expect("answers");
+    assert_eq!(ping.text().await.expect("body"), "pong");
+    let metrics = app.client.get(app.url("/metrics")).send().await.expect("answers");
+    let metrics = metrics.text().await.expect("body");
+    for line in [
+        "relay_webhooks_total{event_type=\"unknown\",outcome=\"invalid\"} 2",
+        "relay_webhooks_total{event_type=\"unknown\",outcome=\"unsupported_media_type\"} 1",
+        "relay_webhooks_total{event_type=\"unknown\",outcome=\"too_large\"} 1",
+        "relay_webhooks_total{event_type=\"ping.ping\",outcome=\"stored\"} 1",
+    ] {
+        assert!(metrics.lines().any(|l| l == line), "missing {line} in\n{metrics}");
+    }
+}
+
+#[tokio::test]
+async fn readyz_reports_database_and_broker() {
+    let app = spawn_app().await;
+    let ready = eventually("relay ready", std::time::Duration::from_secs(10), || async {
+        let response = app.client.get(app.url("/readyz")).send().await.ok()?;
+        (response.status() == 200).then_some(response)
+    })
+    .await;
+    let body: serde_json::Value = ready.json().await.expect("json");
+    assert_eq!(body, serde_json::json!({"ready": true, "database": "up", "broker": "up"}));
+}
+
+#[tokio::test]
+async fn stops_cleanly_when_told_to() {
+    let app = spawn_app().await;
+    let response = app.post_signed(NEW_ORDER).await;
+    assert_eq!(response.status(), 200);
+    let started = std::time::Instant::now();
+    app.stop().await.expect("clean exit");
+    assert!(started.elapsed() < std::time::Duration::from_secs(6));
+}
