@@ -50,12 +50,17 @@ mod tests {
     #[test]
     fn doubles_up_to_the_cap_with_jitter() {
         let (initial, max) = (Duration::from_secs(1), Duration::from_secs(60));
-        let bases: Vec<u64> = (0..9).map(|n| delay_for(initial, max, n).as_secs()).collect();
+        let bases: Vec<u64> = (0..9)
+            .map(|n| delay_for(initial, max, n).as_secs())
+            .collect();
         assert_eq!(bases, [1, 2, 4, 8, 16, 32, 60, 60, 60]);
         let mut backoff = Backoff::new(initial, max);
         for expected_base in [1.0, 2.0, 4.0] {
             let delay = backoff.next_delay().as_secs_f64();
-            assert!((expected_base * 0.5..=expected_base).contains(&delay), "{delay}");
+            assert!(
+                (expected_base * 0.5..=expected_base).contains(&delay),
+                "{delay}"
+            );
         }
         backoff.reset();
         assert!(backoff.next_delay() <= initial);

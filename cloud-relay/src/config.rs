@@ -128,17 +128,17 @@ impl Config {
         &mut self,
         lookup: impl Fn(&str) -> Option<String>,
     ) -> Result<(), ConfigError> {
-        fn parsed<T: std::str::FromStr>(
-            name: &'static str,
-            value: String,
-        ) -> Result<T, ConfigError>
+        fn parsed<T: std::str::FromStr>(name: &'static str, value: String) -> Result<T, ConfigError>
         where
             T::Err: std::fmt::Display,
         {
-            value.trim().parse().map_err(|error: T::Err| ConfigError::Env {
-                name,
-                reason: error.to_string(),
-            })
+            value
+                .trim()
+                .parse()
+                .map_err(|error: T::Err| ConfigError::Env {
+                    name,
+                    reason: error.to_string(),
+                })
         }
         let millis = |name: &'static str, value: String| {
             parsed::<u64>(name, value).map(Duration::from_millis)
@@ -217,7 +217,9 @@ impl Config {
             }
         }
         if self.order_exchange.is_empty() || self.raw_events_exchange.is_empty() {
-            return Err(ConfigError::Invalid("exchange names must not be empty".into()));
+            return Err(ConfigError::Invalid(
+                "exchange names must not be empty".into(),
+            ));
         }
         Ok(())
     }
@@ -273,27 +275,38 @@ mod tests {
     #[test]
     fn unknown_keys_and_bad_values_are_rejected() {
         let error = toml::from_str::<Config>("listen_addr = \"x\"").expect_err("unknown key");
-        assert!(error.to_string().contains("unknown field `listen_addr`"), "{error}");
+        assert!(
+            error.to_string().contains("unknown field `listen_addr`"),
+            "{error}"
+        );
         let mut config = Config::default();
         let error = config
             .apply_env(env(&[("RELAY_INGEST_WRITERS", "many")]))
             .expect_err("not a number");
-        assert!(error.to_string().contains("RELAY_INGEST_WRITERS"), "{error}");
+        assert!(
+            error.to_string().contains("RELAY_INGEST_WRITERS"),
+            "{error}"
+        );
     }
 
     #[test]
     fn secret_is_required_unless_insecure() {
         let mut config = Config::default();
         let error = config.validate().expect_err("no secret");
-        assert!(error.to_string().contains("OTTER_WEBHOOK_SECRET"), "{error}");
+        assert!(
+            error.to_string().contains("OTTER_WEBHOOK_SECRET"),
+            "{error}"
+        );
         config.insecure_skip_signature = true;
         config.validate().expect("insecure mode needs no secret");
     }
 
     #[test]
     fn secrets_are_not_printed() {
-        let mut config = Config::default();
-        config.otter_webhook_secret = Some(SecretString::from("hunter2"));
+        let config = Config {
+            otter_webhook_secret: Some(SecretString::from("hunter2")),
+            ..Config::default()
+        };
         let printed = format!("{config:?}");
         assert!(!printed.contains("hunter2"), "{printed}");
         assert!(!printed.contains("guest:guest"), "{printed}");

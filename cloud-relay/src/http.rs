@@ -136,13 +136,18 @@ async fn handle_webhook(
 ) -> Result<(String, Outcome), Rejection> {
     let reject = |error: WebhookError| (None, error);
     let body = body.map_err(|rejection| {
-        reject(WebhookError::Body(rejection.body_text(), rejection.status()))
+        reject(WebhookError::Body(
+            rejection.body_text(),
+            rejection.status(),
+        ))
     })?;
     match &state.signer {
         Some(signer) => signer
             .verify(&body, headers.get(SIGNATURE_HEADER).map(|v| v.as_bytes()))
             .map_err(|error| reject(error.into()))?,
-        None => tracing::warn!("INSECURE: webhook signature not checked (--insecure-skip-signature)"),
+        None => {
+            tracing::warn!("INSECURE: webhook signature not checked (--insecure-skip-signature)")
+        }
     }
     if let Some(content_type) = headers.get(header::CONTENT_TYPE) {
         let content_type = String::from_utf8_lossy(content_type.as_bytes()).to_ascii_lowercase();

@@ -59,9 +59,7 @@ impl App {
     }
 
     pub fn local_addr(&self) -> SocketAddr {
-        self.listener
-            .local_addr()
-            .unwrap_or_else(|_| self.config.listen)
+        self.listener.local_addr().unwrap_or(self.config.listen)
     }
 
     pub fn port(&self) -> u16 {

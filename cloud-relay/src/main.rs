@@ -7,7 +7,10 @@ use clap::{Parser, Subcommand};
 use cloud_relay::{App, Config, db, telemetry};
 
 #[derive(Parser)]
-#[command(version, about = "Receives Otter webhooks and fans orders out to kitchens")]
+#[command(
+    version,
+    about = "Receives Otter webhooks and fans orders out to kitchens"
+)]
 struct Cli {
     /// TOML config file; every key can be overridden from the environment (docs/relay.md).
     #[arg(long, global = true, env = "RELAY_CONFIG")]

@@ -124,10 +124,16 @@ impl Metrics {
             "Time to commit one batch of webhooks in PostgreSQL.",
         );
         let counter = |out: &mut String, name: &str, help: &str, value: u64| {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}");
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}"
+            );
         };
         let gauge = |out: &mut String, name: &str, help: &str, value: f64| {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}");
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}"
+            );
         };
         counter(
             &mut out,
@@ -215,7 +221,10 @@ mod tests {
             "relay_outbox_depth 2",
             "relay_outbox_oldest_unpublished_seconds 1.5",
         ] {
-            assert!(text.lines().any(|l| l == line), "missing {line:?} in\n{text}");
+            assert!(
+                text.lines().any(|l| l == line),
+                "missing {line:?} in\n{text}"
+            );
         }
     }
 
@@ -226,7 +235,10 @@ mod tests {
             metrics.webhook(&format!("spam.{n}"), "stored");
         }
         let text = metrics.render(None);
-        let lines = text.lines().filter(|l| l.starts_with("relay_webhooks_total{")).count();
+        let lines = text
+            .lines()
+            .filter(|l| l.starts_with("relay_webhooks_total{"))
+            .count();
         assert_eq!(lines, MAX_EVENT_TYPE_LABELS + 1);
         assert!(text.contains("relay_webhooks_total{event_type=\"other\",outcome=\"stored\"} 10"));
     }

@@ -89,7 +89,9 @@ impl Publisher {
                     self.metrics.broker_connected.store(true, Ordering::Relaxed);
                     tracing::info!("connected to rabbitmq, draining the outbox");
                     let result = self.drain(&connection, &channel).await;
-                    self.metrics.broker_connected.store(false, Ordering::Relaxed);
+                    self.metrics
+                        .broker_connected
+                        .store(false, Ordering::Relaxed);
                     let _ = tokio::time::timeout(
                         self.config.timeout,
                         connection.close(200, "relay publisher closing".into()),
@@ -118,7 +120,8 @@ impl Publisher {
             "connect",
             Connection::connect(
                 self.config.amqp_url.expose_secret(),
-                ConnectionProperties::default().with_connection_name("cloud-relay publisher".into()),
+                ConnectionProperties::default()
+                    .with_connection_name("cloud-relay publisher".into()),
             ),
         )
         .await?;
@@ -140,7 +143,12 @@ impl Publisher {
             with_timeout(
                 timeout,
                 "exchange.declare",
-                channel.exchange_declare(name.as_str().into(), kind, durable, FieldTable::default()),
+                channel.exchange_declare(
+                    name.as_str().into(),
+                    kind,
+                    durable,
+                    FieldTable::default(),
+                ),
             )
             .await?;
         }
@@ -322,7 +330,9 @@ impl Publisher {
             Confirmation::Ack(_) => Ok(Fate::Published),
             Confirmation::Nack(_) | Confirmation::NotRequested => {
                 self.metrics.nacked.fetch_add(1, Ordering::Relaxed);
-                Ok(Fate::Failed("raw event publish nacked by the broker".into()))
+                Ok(Fate::Failed(
+                    "raw event publish nacked by the broker".into(),
+                ))
             }
         }
     }
@@ -389,7 +399,10 @@ mod tests {
             row(4, "b", None),
             row(5, "c", None),
         ];
-        let ids: Vec<i64> = ready_in_store_order(rows, now).iter().map(|r| r.id).collect();
+        let ids: Vec<i64> = ready_in_store_order(rows, now)
+            .iter()
+            .map(|r| r.id)
+            .collect();
         assert_eq!(ids, [1, 3, 5]);
     }
 }

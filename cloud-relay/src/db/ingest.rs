@@ -3,7 +3,11 @@
 //! answers. Events of one store always go to the same writer, so per-store order is kept and
 //! writers never contend for a store's sequence row.
 
-use std::{hash::{Hash, Hasher}, sync::Arc, time::Duration};
+use std::{
+    hash::{Hash, Hasher},
+    sync::Arc,
+    time::Duration,
+};
 
 use tokio::sync::{Notify, mpsc, oneshot};
 use tokio_util::task::TaskTracker;
@@ -75,7 +79,10 @@ impl Ingest {
         let (reply, answer) = oneshot::channel();
         let job = Job { incoming, reply };
         let result = tokio::time::timeout(self.timeout, async {
-            writer.send(job).await.map_err(|_| IngestError::ShuttingDown)?;
+            writer
+                .send(job)
+                .await
+                .map_err(|_| IngestError::ShuttingDown)?;
             answer.await.map_err(|_| IngestError::ShuttingDown)?
         })
         .await;
@@ -102,7 +109,10 @@ async fn writer(
         let started = std::time::Instant::now();
         let results = commit_with_fallback(&pool, &incomings).await;
         metrics.observe_batch(incomings.len(), started.elapsed());
-        if results.iter().any(|r| matches!(r, Ok(Outcome::Applied | Outcome::Stale | Outcome::Stored))) {
+        if results
+            .iter()
+            .any(|r| matches!(r, Ok(Outcome::Applied | Outcome::Stale | Outcome::Stored)))
+        {
             stored.notify_one();
         }
         for (reply, result) in replies.into_iter().zip(results) {

@@ -107,7 +107,10 @@ pub async fn write_batch(
             EventKind::Other => Outcome::Stored,
             EventKind::Snapshot { order, .. } => {
                 let state = orders.get_mut(&order.id).expect("loaded above");
-                if state.snapshot_time.is_some_and(|held| event.event_time <= held) {
+                if state
+                    .snapshot_time
+                    .is_some_and(|held| event.event_time <= held)
+                {
                     Outcome::Stale
                 } else {
                     state.snapshot_time = Some(event.event_time);
@@ -131,7 +134,12 @@ pub async fn write_batch(
                 ..
             } => {
                 let state = orders.get_mut(order_id).expect("loaded above");
-                apply_status(state, *status, event.event_time, cancellation_reason.clone());
+                apply_status(
+                    state,
+                    *status,
+                    event.event_time,
+                    cancellation_reason.clone(),
+                );
                 // Every status event is history, even one that arrives late.
                 status_changes.push(StatusChange {
                     index,
@@ -192,7 +200,8 @@ async fn load_orders(
     if order_ids.is_empty() {
         return Ok(orders);
     }
-    let rows: Vec<(String, DateTime<Utc>, String, DateTime<Utc>, Option<String>)> = sqlx::query_as(
+    type HeldOrder = (String, DateTime<Utc>, String, DateTime<Utc>, Option<String>);
+    let rows: Vec<HeldOrder> = sqlx::query_as(
         "SELECT order_id, snapshot_event_time, status, status_event_time, cancellation_reason
          FROM otter.orders WHERE order_id = ANY($1) ORDER BY order_id FOR UPDATE",
     )
@@ -324,7 +333,9 @@ async fn write_orders(
             }
             None if state.exists && state.status_changed => {
                 status_only.order_ids.push(order_id.clone());
-                status_only.statuses.push(state.status.map_or("UNKNOWN", OrderStatus::as_str));
+                status_only
+                    .statuses
+                    .push(state.status.map_or("UNKNOWN", OrderStatus::as_str));
                 status_only.times.push(state.status_time);
                 status_only.reasons.push(state.cancellation_reason.clone());
             }
@@ -422,8 +433,10 @@ impl<'a> OrderRows<'a> {
         self.source_types.push(order.source_type.as_deref());
         self.friendly_ids.push(order.friendly_id.as_deref());
         self.currencies.push(order.currency_code.as_deref());
-        self.statuses.push(state.status.map_or("UNKNOWN", OrderStatus::as_str));
-        self.status_times.push(state.status_time.or(Some(event.event_time)));
+        self.statuses
+            .push(state.status.map_or("UNKNOWN", OrderStatus::as_str));
+        self.status_times
+            .push(state.status_time.or(Some(event.event_time)));
         self.ordered_ats.push(order.ordered_at);
         self.customer_names.push(order.customer_name.as_deref());
         self.customer_notes.push(order.customer_note.as_deref());
@@ -517,7 +530,14 @@ impl<'a> OrderRows<'a> {
             }
             self.mod_quantities.push(modifier.quantity as i32);
             let children = &modifier.modifiers;
-            self.push_modifiers(order_id, line_no, children, Some(modifier_no), depth + 1, next_no);
+            self.push_modifiers(
+                order_id,
+                line_no,
+                children,
+                Some(modifier_no),
+                depth + 1,
+                next_no,
+            );
         }
     }
 
@@ -601,8 +621,16 @@ impl<'a> OrderRows<'a> {
         .await?;
 
         if !self.item_order_ids.is_empty() {
-            let [line_item_id, item_id, sku_id, name, note, price, category, station] =
-                &self.item_text;
+            let [
+                line_item_id,
+                item_id,
+                sku_id,
+                name,
+                note,
+                price,
+                category,
+                station,
+            ] = &self.item_text;
             sqlx::query(
                 "INSERT INTO otter.order_items
                      (order_id, line_no, line_item_id, item_id, sku_id, name, note, price,
@@ -629,8 +657,16 @@ impl<'a> OrderRows<'a> {
             .await?;
         }
         if !self.mod_order_ids.is_empty() {
-            let [line_item_id, modifier_id, sku_id, name, price, group_id, group_name, station] =
-                &self.mod_text;
+            let [
+                line_item_id,
+                modifier_id,
+                sku_id,
+                name,
+                price,
+                group_id,
+                group_name,
+                station,
+            ] = &self.mod_text;
             sqlx::query(
                 "INSERT INTO otter.order_item_modifiers
                      (order_id, line_no, modifier_no, parent_modifier_no, depth, line_item_id,
@@ -802,8 +838,7 @@ async fn insert_outbox(
         let sequence = sequences.get(&i).copied();
         let payload = sequence.map(|sequence| {
             let status = event_status(event, orders);
-            otter::order_event(event, sequence as u64, status, incoming.received_at)
-                .encode_to_vec()
+            otter::order_event(event, sequence as u64, status, incoming.received_at).encode_to_vec()
         });
         event_ids.push(event.event_id.as_str());
         store_ids.push(event.store_id.as_str());

@@ -331,10 +331,12 @@ impl WebhookEvent {
     /// Parses a verified body. `received_at` stands in for a missing `eventTime`.
     pub fn parse(body: &[u8], received_at: DateTime<Utc>) -> Result<Self, ParseError> {
         if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
-            return Err(match serde_json::from_slice::<serde::de::IgnoredAny>(body) {
-                Ok(_) => ParseError::NotObject,
-                Err(error) => ParseError::Json(error.to_string()),
-            });
+            return Err(
+                match serde_json::from_slice::<serde::de::IgnoredAny>(body) {
+                    Ok(_) => ParseError::NotObject,
+                    Err(error) => ParseError::Json(error.to_string()),
+                },
+            );
         }
         let envelope: WireEnvelope =
             serde_json::from_slice(body).map_err(|error| ParseError::Json(error.to_string()))?;
@@ -409,7 +411,9 @@ fn parse_kind(
         .or(resource_id)
         .map(|id| id.trim().to_owned())
         .filter(|id| !id.is_empty())
-        .ok_or("no order id (payload.orderId, payload.externalIdentifiers.id or metadata.resourceId)")?;
+        .ok_or(
+            "no order id (payload.orderId, payload.externalIdentifiers.id or metadata.resourceId)",
+        )?;
     if order_id.len() > MAX_ID_LEN {
         return Err(format!("order id is longer than {MAX_ID_LEN} characters"));
     }
@@ -607,10 +611,14 @@ pub(crate) fn parse_time(value: &str) -> Option<DateTime<Utc>> {
     if let Ok(time) = DateTime::parse_from_rfc3339(value) {
         return Some(time.with_timezone(&Utc));
     }
-    ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M"]
-        .iter()
-        .find_map(|format| NaiveDateTime::parse_from_str(value, format).ok())
-        .map(|naive| naive.and_utc())
+    [
+        "%Y-%m-%dT%H:%M:%S%.f",
+        "%Y-%m-%d %H:%M:%S%.f",
+        "%Y-%m-%dT%H:%M",
+    ]
+    .iter()
+    .find_map(|format| NaiveDateTime::parse_from_str(value, format).ok())
+    .map(|naive| naive.and_utc())
 }
 
 /// ISO-8601 durations as Otter uses them (`PT15M`, `PT1H30M`, `PT90S`, `P1DT2H`), in seconds.
@@ -622,10 +630,10 @@ pub(crate) fn parse_iso_duration_seconds(value: &str) -> Option<u32> {
     };
     let mut seconds = 0f64;
     let mut any = false;
-    for (part, units) in [(date, &[('W', 604_800.0), ('D', 86_400.0)][..]), (
-        time,
-        &[('H', 3_600.0), ('M', 60.0), ('S', 1.0)][..],
-    )] {
+    for (part, units) in [
+        (date, &[('W', 604_800.0), ('D', 86_400.0)][..]),
+        (time, &[('H', 3_600.0), ('M', 60.0), ('S', 1.0)][..]),
+    ] {
         let mut number = String::new();
         for c in part.chars() {
             if c.is_ascii_digit() || c == '.' || c == ',' {
@@ -664,7 +672,10 @@ mod tests {
         let event = WebhookEvent::parse(NEW_ORDER, received()).expect("valid");
         assert_eq!(event.event_id, "0b6f3c1e-7d2a-4c55-9a3e-5f1d2b8e9a41");
         assert_eq!(event.store_id, "kitchen-bk-01");
-        assert_eq!(event.event_time.to_rfc3339(), "2025-03-14T18:42:07.512+00:00");
+        assert_eq!(
+            event.event_time.to_rfc3339(),
+            "2025-03-14T18:42:07.512+00:00"
+        );
         let EventKind::Snapshot { event_type, order } = event.kind else {
             panic!("not a snapshot");
         };
@@ -676,7 +687,10 @@ mod tests {
         assert_eq!(order.customer_name.as_deref(), Some("Alex M."));
         assert_eq!(order.items.len(), 3);
         let burger = &order.items[0];
-        assert_eq!((burger.quantity, burger.price.as_deref()), (2, Some("11.5")));
+        assert_eq!(
+            (burger.quantity, burger.price.as_deref()),
+            (2, Some("11.5"))
+        );
         let meal = &burger.modifiers[1];
         assert_eq!(meal.name.as_deref(), Some("Make it a Meal"));
         let fries = &meal.modifiers[0];
@@ -706,11 +720,20 @@ mod tests {
             let error = parse(body).expect_err(body);
             assert_eq!(error.to_string(), expected, "{body}");
         };
-        check("{", "body is not valid JSON: EOF while parsing an object at line 1 column 1");
+        check(
+            "{",
+            "body is not valid JSON: EOF while parsing an object at line 1 column 1",
+        );
         check("[]", "body is not a JSON object");
-        check("", "body is not valid JSON: EOF while parsing a value at line 1 column 0");
+        check(
+            "",
+            "body is not valid JSON: EOF while parsing a value at line 1 column 0",
+        );
         check(r#"{"eventType":"ping.ping"}"#, "missing or empty eventId");
-        check(r#"{"eventId":" ","eventType":"ping.ping"}"#, "missing or empty eventId");
+        check(
+            r#"{"eventId":" ","eventType":"ping.ping"}"#,
+            "missing or empty eventId",
+        );
         check(r#"{"eventId":"e1"}"#, "missing or empty eventType");
         check(
             r#"{"eventId":"e1","eventType":"ping.ping","eventTime":"yesterday"}"#,
@@ -742,8 +765,10 @@ mod tests {
         .expect("valid");
         assert_eq!(event.kind, EventKind::Other);
         assert_eq!(event.event_time, received());
-        let ping = parse(r#"{"eventId":"p1","eventType":"ping.ping","metadata":{"payload":{"message":"hi"}}}"#)
-            .expect("valid");
+        let ping = parse(
+            r#"{"eventId":"p1","eventType":"ping.ping","metadata":{"payload":{"message":"hi"}}}"#,
+        )
+        .expect("valid");
         assert_eq!((ping.kind, ping.store_id.as_str()), (EventKind::Other, ""));
     }
 
@@ -776,9 +801,15 @@ mod tests {
             );
         };
         check_time("2025-03-14T18:41:55Z", Some("2025-03-14T18:41:55+00:00"));
-        check_time("2025-03-14T18:41:55.5+01:00", Some("2025-03-14T17:41:55.500+00:00"));
+        check_time(
+            "2025-03-14T18:41:55.5+01:00",
+            Some("2025-03-14T17:41:55.500+00:00"),
+        );
         check_time("2025-03-14T18:41:55", Some("2025-03-14T18:41:55+00:00"));
-        check_time("2025-03-14 18:41:55.25", Some("2025-03-14T18:41:55.250+00:00"));
+        check_time(
+            "2025-03-14 18:41:55.25",
+            Some("2025-03-14T18:41:55.250+00:00"),
+        );
         check_time("14/03/2025", None);
         let check_duration = |value: &str, expected: Option<u32>| {
             assert_eq!(parse_iso_duration_seconds(value), expected, "{value}");

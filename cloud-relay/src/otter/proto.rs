@@ -164,20 +164,32 @@ mod tests {
         assert_eq!(decoded.event_type(), pb::EventType::NewOrder);
         assert_eq!(decoded.otter_event_type, "orders.new_order");
         assert_eq!(decoded.event_time_ms, 1_741_977_727_512);
-        assert_eq!((decoded.store_id.as_str(), decoded.sequence), ("kitchen-bk-01", 7));
+        assert_eq!(
+            (decoded.store_id.as_str(), decoded.sequence),
+            ("kitchen-bk-01", 7)
+        );
         assert_eq!(decoded.order_id, "4f0c2a7e-1b9d-4e3a-8c61-2d7f5a9b0c13");
-        assert_eq!((decoded.source.as_str(), decoded.friendly_id.as_str()), ("ubereats", "7K2QX"));
+        assert_eq!(
+            (decoded.source.as_str(), decoded.friendly_id.as_str()),
+            ("ubereats", "7K2QX")
+        );
         assert_eq!(decoded.status(), pb::OrderStatus::NewOrder);
         assert_eq!(decoded.ordered_at_ms, Some(1_741_977_715_000));
         let fulfillment = decoded.fulfillment.clone().expect("fulfillment");
         assert_eq!(fulfillment.mode(), pb::FulfillmentMode::Delivery);
         assert_eq!(fulfillment.scheduling_type(), pb::SchedulingType::Asap);
         assert_eq!(fulfillment.pickup_time_ms, Some(1_741_978_680_000));
-        assert_eq!(fulfillment.estimated_pickup_time_ms, Some(1_741_978_770_000));
+        assert_eq!(
+            fulfillment.estimated_pickup_time_ms,
+            Some(1_741_978_770_000)
+        );
         assert_eq!(fulfillment.delivery_time_ms, Some(1_741_980_000_000));
         assert_eq!(decoded.estimated_prep_seconds, Some(900));
         assert_eq!(decoded.customer_name, "Alex M.");
-        assert_eq!(decoded.customer_note, "Ring the bell, baby sleeping - knock softly");
+        assert_eq!(
+            decoded.customer_note,
+            "Ring the bell, baby sleeping - knock softly"
+        );
         assert!(decoded.has_snapshot);
 
         let names = |items: &[pb::LineItem]| -> Vec<(String, u32, String)> {
@@ -202,21 +214,36 @@ mod tests {
         assert_eq!(burger.category, "Burgers");
         assert_eq!(
             names(&burger.modifiers),
-            [("American Cheese".into(), 1, "0".into()), ("Make it a Meal".into(), 1, "4.0".into())]
+            [
+                ("American Cheese".into(), 1, "0".into()),
+                ("Make it a Meal".into(), 1, "4.0".into())
+            ]
         );
         let meal = &burger.modifiers[1];
         assert_eq!(meal.group_name, "Upgrade");
         assert_eq!(
             names(&meal.modifiers),
-            [("Fries".into(), 1, "0".into()), ("Cola".into(), 1, "0".into())]
+            [
+                ("Fries".into(), 1, "0".into()),
+                ("Cola".into(), 1, "0".into())
+            ]
         );
-        assert_eq!(names(&meal.modifiers[0].modifiers), [("Large".into(), 1, "1.0".into())]);
-        assert_eq!(meal.modifiers[0].modifiers[0].item_id, "c0ffee01-0000-4000-8000-000000000004");
+        assert_eq!(
+            names(&meal.modifiers[0].modifiers),
+            [("Large".into(), 1, "1.0".into())]
+        );
+        assert_eq!(
+            meal.modifiers[0].modifiers[0].item_id,
+            "c0ffee01-0000-4000-8000-000000000004"
+        );
         assert_eq!(
             names(&decoded.items[1].modifiers),
             [("Garlic Mayo".into(), 2, "0.5".into())]
         );
         let pho = &decoded.items[2];
-        assert_eq!(names(&pho.modifiers[1].modifiers), [("Extra Hot".into(), 1, "0".into())]);
+        assert_eq!(
+            names(&pho.modifiers[1].modifiers),
+            [("Extra Hot".into(), 1, "0".into())]
+        );
     }
 }

@@ -92,7 +92,11 @@ mod tests {
         tampered.push(b' ');
         check(&tampered, Some(good), Err(SignatureError::Mismatch));
         check(CANCEL_ORDER, None, Err(SignatureError::Missing));
-        check(CANCEL_ORDER, Some("not base64!"), Err(SignatureError::Malformed));
+        check(
+            CANCEL_ORDER,
+            Some("not base64!"),
+            Err(SignatureError::Malformed),
+        );
         check(CANCEL_ORDER, Some("AAAA"), Err(SignatureError::Malformed));
         let other = WebhookSigner::new(SecretString::from("wrong")).sign(CANCEL_ORDER);
         check(CANCEL_ORDER, Some(&other), Err(SignatureError::Mismatch));

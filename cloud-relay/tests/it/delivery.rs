@@ -20,9 +20,16 @@ async fn the_reference_order_reaches_its_store_queue_as_protobuf_and_the_fanout_
     assert_eq!(messages.len(), 1);
     let delivery = &messages[0].delivery;
     let properties = &delivery.properties;
-    let text = |value: &Option<lapin::types::ShortString>| value.as_ref().map(|v| v.as_str().to_owned());
-    assert_eq!(text(properties.message_id()).as_deref(), Some("0b6f3c1e-7d2a-4c55-9a3e-5f1d2b8e9a41"));
-    assert_eq!(text(properties.content_type()).as_deref(), Some("application/x-protobuf"));
+    let text =
+        |value: &Option<lapin::types::ShortString>| value.as_ref().map(|v| v.as_str().to_owned());
+    assert_eq!(
+        text(properties.message_id()).as_deref(),
+        Some("0b6f3c1e-7d2a-4c55-9a3e-5f1d2b8e9a41")
+    );
+    assert_eq!(
+        text(properties.content_type()).as_deref(),
+        Some("application/x-protobuf")
+    );
     assert_eq!(text(properties.kind()).as_deref(), Some("orders.new_order"));
     assert_eq!(*properties.delivery_mode(), Some(2));
     assert_eq!(delivery.routing_key.as_str(), "kitchen-bk-01");
@@ -30,7 +37,10 @@ async fn the_reference_order_reaches_its_store_queue_as_protobuf_and_the_fanout_
     assert_eq!(order_event.order_id, "4f0c2a7e-1b9d-4e3a-8c61-2d7f5a9b0c13");
     assert_eq!(order_event.sequence, 1);
     assert_eq!(order_event.items.len(), 3);
-    assert_eq!(order_event.items[0].modifiers[1].modifiers[0].modifiers[0].name, "Large");
+    assert_eq!(
+        order_event.items[0].modifiers[1].modifiers[0].modifiers[0].name,
+        "Large"
+    );
 
     assert!(app.broker.drain(&other_store).await.is_empty());
     let raw_messages = app.broker.drain(&raw).await;
@@ -42,21 +52,36 @@ async fn the_reference_order_reaches_its_store_queue_as_protobuf_and_the_fanout_
 async fn unroutable_events_are_kept_and_delivered_once_a_kitchen_binds() {
     let app = spawn_app().await;
     for n in 1..=3 {
-        let body = new_order(&format!("e{n}"), "store-new", &format!("o{n}"), "2025-03-14T18:00:00Z");
+        let body = new_order(
+            &format!("e{n}"),
+            "store-new",
+            &format!("o{n}"),
+            "2025-03-14T18:00:00Z",
+        );
         assert_eq!(app.post_signed(&body).await.status(), 200);
     }
     // Nothing is bound for the store: the first event is recorded as unroutable and holds back
     // the others, in order.
     let error: String = eventually("unroutable recorded", Duration::from_secs(10), || async {
-        sqlx::query_scalar("SELECT last_error FROM otter.outbox WHERE event_id = 'e1' AND last_error IS NOT NULL")
-            .fetch_optional(&app.db.pool)
-            .await
-            .ok()
-            .flatten()
+        sqlx::query_scalar(
+            "SELECT last_error FROM otter.outbox WHERE event_id = 'e1' AND last_error IS NOT NULL",
+        )
+        .fetch_optional(&app.db.pool)
+        .await
+        .ok()
+        .flatten()
     })
     .await;
-    assert_eq!(error, "unroutable: no kitchen queue is bound for store \"store-new\"");
-    assert_eq!(app.db.count("SELECT count(*) FROM otter.outbox WHERE published_at IS NULL").await, 3);
+    assert_eq!(
+        error,
+        "unroutable: no kitchen queue is bound for store \"store-new\""
+    );
+    assert_eq!(
+        app.db
+            .count("SELECT count(*) FROM otter.outbox WHERE published_at IS NULL")
+            .await,
+        3
+    );
 
     let queue = app.broker.kitchen_queue(&["store-new"]).await;
     app.wait_all_published(3).await;
@@ -68,5 +93,12 @@ async fn unroutable_events_are_kept_and_delivered_once_a_kitchen_binds() {
             (event.event_id, event.sequence)
         })
         .collect();
-    assert_eq!(delivered, [("e1".to_owned(), 1), ("e2".to_owned(), 2), ("e3".to_owned(), 3)]);
+    assert_eq!(
+        delivered,
+        [
+            ("e1".to_owned(), 1),
+            ("e2".to_owned(), 2),
+            ("e3".to_owned(), 3)
+        ]
+    );
 }

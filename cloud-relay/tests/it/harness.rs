@@ -33,7 +33,8 @@ pub fn admin_database_url() -> String {
 }
 
 pub fn amqp_url() -> String {
-    std::env::var("TEST_AMQP_URL").unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into())
+    std::env::var("TEST_AMQP_URL")
+        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into())
 }
 
 /// `host:port` of a URL like `scheme://user@host:port/...`, for pointing a proxy at it.
@@ -69,7 +70,10 @@ where
         if let Some(value) = check().await {
             return value;
         }
-        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
 }
@@ -85,7 +89,9 @@ impl TestDb {
     pub async fn create() -> Self {
         let name = unique("relay_test");
         let admin = admin_database_url();
-        let mut connection = PgConnection::connect(&admin).await.expect("postgres reachable");
+        let mut connection = PgConnection::connect(&admin)
+            .await
+            .expect("postgres reachable");
         sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
             .execute(&mut connection)
             .await
@@ -124,7 +130,10 @@ impl Drop for TestDb {
 /// Runs `future` to completion from a `Drop`, on a runtime of its own.
 fn run_blocking(future: impl Future<Output = ()> + Send + 'static) {
     let _ = std::thread::spawn(move || {
-        if let Ok(runtime) = tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        if let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        {
             runtime.block_on(future);
         }
     })
@@ -338,15 +347,19 @@ impl TestApp {
 
     /// Waits until the outbox holds `total` rows and all of them are published.
     pub async fn wait_all_published(&self, total: i64) {
-        eventually("all outbox rows published", Duration::from_secs(30), || async {
-            let (rows, pending): (i64, i64) = sqlx::query_as(
+        eventually(
+            "all outbox rows published",
+            Duration::from_secs(30),
+            || async {
+                let (rows, pending): (i64, i64) = sqlx::query_as(
                 "SELECT count(*), count(*) FILTER (WHERE published_at IS NULL) FROM otter.outbox",
             )
             .fetch_one(&self.db.pool)
             .await
             .ok()?;
-            (rows == total && pending == 0).then_some(())
-        })
+                (rows == total && pending == 0).then_some(())
+            },
+        )
         .await;
     }
 }
@@ -363,7 +376,15 @@ impl Drop for TestApp {
 /// An Otter `orders.new_order` body for `order_id` at `store_id`, with one line per
 /// `(name, quantity)` and the event time given.
 pub fn new_order(event_id: &str, store_id: &str, order_id: &str, event_time: &str) -> Vec<u8> {
-    order_event("orders.new_order", event_id, store_id, order_id, event_time, "NEW_ORDER", &[("Double Smash Burger", 2)])
+    order_event(
+        "orders.new_order",
+        event_id,
+        store_id,
+        order_id,
+        event_time,
+        "NEW_ORDER",
+        &[("Double Smash Burger", 2)],
+    )
 }
 
 pub fn order_event(
@@ -408,7 +429,13 @@ pub fn order_event(
 }
 
 /// A status event (`orders.confirm`, `orders.cancel_order`, ...) for `order_id`.
-pub fn status_event(event_type: &str, event_id: &str, store_id: &str, order_id: &str, event_time: &str) -> Vec<u8> {
+pub fn status_event(
+    event_type: &str,
+    event_id: &str,
+    store_id: &str,
+    order_id: &str,
+    event_time: &str,
+) -> Vec<u8> {
     serde_json::to_vec(&serde_json::json!({
         "eventId": event_id,
         "eventTime": event_time,

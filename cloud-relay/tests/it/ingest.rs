@@ -12,7 +12,9 @@ use super::harness::*;
 fn shuffle<T>(items: &mut [T]) {
     let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
     for i in (1..items.len()).rev() {
-        state = state.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+        state = state
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
         items.swap(i, (state >> 33) as usize % (i + 1));
     }
 }
@@ -26,7 +28,12 @@ async fn hundred_orders_sent_twice_concurrently_are_stored_and_delivered_once() 
         .flat_map(|n| {
             let store = stores[n % stores.len()];
             let event_id = format!("evt-{n:03}");
-            let body = new_order(&event_id, store, &format!("order-{n:03}"), "2025-03-14T18:42:07Z");
+            let body = new_order(
+                &event_id,
+                store,
+                &format!("order-{n:03}"),
+                "2025-03-14T18:42:07Z",
+            );
             [(event_id.clone(), body.clone()), (event_id, body)]
         })
         .collect();
@@ -38,9 +45,22 @@ async fn hundred_orders_sent_twice_concurrently_are_stored_and_delivered_once() 
     }
 
     assert_eq!(app.db.count("SELECT count(*) FROM otter.orders").await, 100);
-    assert_eq!(app.db.count("SELECT count(*) FROM otter.webhook_events").await, 100);
-    assert_eq!(app.db.count("SELECT count(*) FROM otter.order_items").await, 100);
-    assert_eq!(app.db.count("SELECT count(*) FROM otter.order_item_modifiers").await, 200);
+    assert_eq!(
+        app.db
+            .count("SELECT count(*) FROM otter.webhook_events")
+            .await,
+        100
+    );
+    assert_eq!(
+        app.db.count("SELECT count(*) FROM otter.order_items").await,
+        100
+    );
+    assert_eq!(
+        app.db
+            .count("SELECT count(*) FROM otter.order_item_modifiers")
+            .await,
+        200
+    );
     app.wait_all_published(100).await;
 
     let messages = app.broker.drain(&queue).await;
@@ -55,11 +75,22 @@ async fn hundred_orders_sent_twice_concurrently_are_stored_and_delivered_once() 
             Some(order_event.event_id.as_str())
         );
         assert_eq!(message.delivery.routing_key.as_str(), order_event.store_id);
-        assert!(event_ids.insert(order_event.event_id.clone()), "delivered twice: {}", order_event.event_id);
-        sequences.entry(order_event.store_id.clone()).or_default().push(order_event.sequence);
+        assert!(
+            event_ids.insert(order_event.event_id.clone()),
+            "delivered twice: {}",
+            order_event.event_id
+        );
+        sequences
+            .entry(order_event.store_id.clone())
+            .or_default()
+            .push(order_event.sequence);
     }
     for (store, seqs) in sequences {
-        assert_eq!(seqs, (1..=25).collect::<Vec<u64>>(), "store {store} delivered in sequence order");
+        assert_eq!(
+            seqs,
+            (1..=25).collect::<Vec<u64>>(),
+            "store {store} delivered in sequence order"
+        );
     }
 }
 
@@ -81,12 +112,39 @@ async fn updates_apply_only_when_newer_and_replace_the_lines() {
         .map(|(name, quantity)| format!("{quantity}x {name}"))
         .collect::<Vec<_>>()
     };
-    post(order_event("orders.new_order", "e1", "s1", "o1", "2025-03-14T18:00:00Z", "NEW_ORDER", &[("Burger", 1), ("Fries", 1)])).await;
+    post(order_event(
+        "orders.new_order",
+        "e1",
+        "s1",
+        "o1",
+        "2025-03-14T18:00:00Z",
+        "NEW_ORDER",
+        &[("Burger", 1), ("Fries", 1)],
+    ))
+    .await;
     // Newer: replaces the lines.
-    post(order_event("orders.update", "e2", "s1", "o1", "2025-03-14T18:05:00Z", "CONFIRMED", &[("Burger", 3)])).await;
+    post(order_event(
+        "orders.update",
+        "e2",
+        "s1",
+        "o1",
+        "2025-03-14T18:05:00Z",
+        "CONFIRMED",
+        &[("Burger", 3)],
+    ))
+    .await;
     assert_eq!(lines().await, ["3x Burger"]);
     // Older than what is held: stored, ignored, not sent to the kitchen.
-    post(order_event("orders.update", "e3", "s1", "o1", "2025-03-14T18:01:00Z", "CONFIRMED", &[("Salad", 9)])).await;
+    post(order_event(
+        "orders.update",
+        "e3",
+        "s1",
+        "o1",
+        "2025-03-14T18:01:00Z",
+        "CONFIRMED",
+        &[("Salad", 9)],
+    ))
+    .await;
     assert_eq!(lines().await, ["3x Burger"]);
     let outcomes: Vec<(String, String)> =
         sqlx::query_as("SELECT event_id, outcome FROM otter.webhook_events ORDER BY event_id")
@@ -95,7 +153,8 @@ async fn updates_apply_only_when_newer_and_replace_the_lines() {
             .expect("query");
     assert_eq!(
         outcomes,
-        [("e1", "applied"), ("e2", "applied"), ("e3", "stale")].map(|(a, b)| (a.to_owned(), b.to_owned()))
+        [("e1", "applied"), ("e2", "applied"), ("e3", "stale")]
+            .map(|(a, b)| (a.to_owned(), b.to_owned()))
     );
     let kitchen_sequences: Vec<(String, Option<i64>)> =
         sqlx::query_as("SELECT event_id, sequence FROM otter.outbox ORDER BY id")
@@ -125,13 +184,54 @@ async fn cancellations_in_both_forms_are_recorded() {
     post(NEW_ORDER.to_vec()).await;
     post(CANCEL_ORDER.to_vec()).await;
     // Form 2: orders.update whose status is CANCELED.
-    post(order_event("orders.new_order", "e1", "s1", "o2", "2025-03-14T18:00:00Z", "NEW_ORDER", &[("Burger", 1)])).await;
-    post(order_event("orders.update", "e2", "s1", "o2", "2025-03-14T18:03:00Z", "CANCELED", &[("Burger", 1)])).await;
+    post(order_event(
+        "orders.new_order",
+        "e1",
+        "s1",
+        "o2",
+        "2025-03-14T18:00:00Z",
+        "NEW_ORDER",
+        &[("Burger", 1)],
+    ))
+    .await;
+    post(order_event(
+        "orders.update",
+        "e2",
+        "s1",
+        "o2",
+        "2025-03-14T18:03:00Z",
+        "CANCELED",
+        &[("Burger", 1)],
+    ))
+    .await;
     // A cancellation that arrives before its order wins over the later-arriving snapshot.
-    post(status_event("orders.cancel_order", "e3", "s1", "o3", "2025-03-14T18:09:00Z")).await;
-    post(order_event("orders.new_order", "e4", "s1", "o3", "2025-03-14T18:00:00Z", "NEW_ORDER", &[("Burger", 1)])).await;
+    post(status_event(
+        "orders.cancel_order",
+        "e3",
+        "s1",
+        "o3",
+        "2025-03-14T18:09:00Z",
+    ))
+    .await;
+    post(order_event(
+        "orders.new_order",
+        "e4",
+        "s1",
+        "o3",
+        "2025-03-14T18:00:00Z",
+        "NEW_ORDER",
+        &[("Burger", 1)],
+    ))
+    .await;
     // And a status after a cancellation does not revive the order.
-    post(status_event("orders.confirm", "e5", "s1", "o2", "2025-03-14T18:10:00Z")).await;
+    post(status_event(
+        "orders.confirm",
+        "e5",
+        "s1",
+        "o2",
+        "2025-03-14T18:10:00Z",
+    ))
+    .await;
 
     let orders: Vec<(String, String, Option<String>)> = sqlx::query_as(
         "SELECT order_id, status, cancellation_reason FROM otter.orders ORDER BY order_id",
@@ -142,7 +242,11 @@ async fn cancellations_in_both_forms_are_recorded() {
     assert_eq!(
         orders,
         [
-            ("4f0c2a7e-1b9d-4e3a-8c61-2d7f5a9b0c13", "CANCELED", Some("CUSTOMER_CALLED_TO_CANCEL")),
+            (
+                "4f0c2a7e-1b9d-4e3a-8c61-2d7f5a9b0c13",
+                "CANCELED",
+                Some("CUSTOMER_CALLED_TO_CANCEL")
+            ),
             ("o2", "CANCELED", None),
             ("o3", "CANCELED", None),
         ]
@@ -158,17 +262,22 @@ async fn cancellations_in_both_forms_are_recorded() {
     assert_eq!(
         changes,
         [
-            ("4f0c2a7e-1b9d-4e3a-8c61-2d7f5a9b0c13", "orders.cancel_order", "CANCELED"),
+            (
+                "4f0c2a7e-1b9d-4e3a-8c61-2d7f5a9b0c13",
+                "orders.cancel_order",
+                "CANCELED"
+            ),
             ("o2", "orders.update", "CANCELED"),
             ("o3", "orders.cancel_order", "CANCELED"),
         ]
         .map(|(a, b, c)| (a.to_owned(), b.to_owned(), c.to_owned()))
     );
     // The kitchen is told o3 arrived already canceled.
-    let payload: Vec<u8> = sqlx::query_scalar("SELECT payload FROM otter.outbox WHERE event_id = 'e4'")
-        .fetch_one(&app.db.pool)
-        .await
-        .expect("query");
+    let payload: Vec<u8> =
+        sqlx::query_scalar("SELECT payload FROM otter.outbox WHERE event_id = 'e4'")
+            .fetch_one(&app.db.pool)
+            .await
+            .expect("query");
     let order_event = OrderEvent::decode(payload.as_slice()).expect("protobuf");
     assert_eq!(order_event.status(), kitchen_proto::OrderStatus::Canceled);
 }
@@ -177,7 +286,8 @@ async fn cancellations_in_both_forms_are_recorded() {
 async fn nested_modifiers_keep_their_parent_and_depth() {
     let app = spawn_app().await;
     assert_eq!(app.post_signed(NEW_ORDER).await.status(), 200);
-    let modifiers: Vec<(i32, i32, Option<i32>, i32, String, i32, Option<String>)> = sqlx::query_as(
+    type ModifierRow = (i32, i32, Option<i32>, i32, String, i32, Option<String>);
+    let modifiers: Vec<ModifierRow> = sqlx::query_as(
         "SELECT line_no, modifier_no, parent_modifier_no, depth, name, quantity, price::text
          FROM otter.order_item_modifiers ORDER BY line_no, modifier_no",
     )

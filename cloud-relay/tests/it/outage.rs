@@ -12,26 +12,48 @@ use super::{harness::*, proxy::Proxy};
 #[tokio::test]
 async fn events_accepted_while_the_broker_is_away_are_published_in_order_when_it_returns() {
     let broker_proxy = Proxy::start(socket_addr_of(&amqp_url())).await;
-    let proxied = amqp_url().replace(&socket_addr_of(&amqp_url()).to_string(), &broker_proxy.addr.to_string());
+    let proxied = amqp_url().replace(
+        &socket_addr_of(&amqp_url()).to_string(),
+        &broker_proxy.addr.to_string(),
+    );
     let app = spawn_app_with(|config| config.amqp_url = SecretString::from(proxied)).await;
     let queue = app.broker.kitchen_queue(&["s1"]).await;
 
     // Connected and delivering.
-    assert_eq!(app.post_signed(&new_order("e00", "s1", "o00", "2025-03-14T18:00:00Z")).await.status(), 200);
+    assert_eq!(
+        app.post_signed(&new_order("e00", "s1", "o00", "2025-03-14T18:00:00Z"))
+            .await
+            .status(),
+        200
+    );
     app.wait_all_published(1).await;
 
     broker_proxy.cut();
     for n in 1..=20 {
-        let body = new_order(&format!("e{n:02}"), "s1", &format!("o{n:02}"), "2025-03-14T18:00:00Z");
+        let body = new_order(
+            &format!("e{n:02}"),
+            "s1",
+            &format!("o{n:02}"),
+            "2025-03-14T18:00:00Z",
+        );
         assert_eq!(app.post_signed(&body).await.status(), 200);
     }
-    eventually("readyz reports the broker down", Duration::from_secs(15), || async {
-        let response = app.client.get(app.url("/readyz")).send().await.ok()?;
-        let body: serde_json::Value = response.json().await.ok()?;
-        (body["broker"] == "down").then_some(())
-    })
+    eventually(
+        "readyz reports the broker down",
+        Duration::from_secs(15),
+        || async {
+            let response = app.client.get(app.url("/readyz")).send().await.ok()?;
+            let body: serde_json::Value = response.json().await.ok()?;
+            (body["broker"] == "down").then_some(())
+        },
+    )
     .await;
-    assert_eq!(app.db.count("SELECT count(*) FROM otter.outbox WHERE published_at IS NULL").await, 20);
+    assert_eq!(
+        app.db
+            .count("SELECT count(*) FROM otter.outbox WHERE published_at IS NULL")
+            .await,
+        20
+    );
 
     broker_proxy.restore();
     app.wait_all_published(21).await;
@@ -70,12 +92,25 @@ async fn database_unreachable_answers_503_and_stores_nothing() {
     let response = app.post_signed(&body).await;
     assert_eq!(response.status(), 503);
     let error: serde_json::Value = response.json().await.expect("json");
-    assert_eq!(error, serde_json::json!({"error": "temporarily unable to store the event; retry later"}));
-    let ready = app.client.get(app.url("/readyz")).send().await.expect("answers");
+    assert_eq!(
+        error,
+        serde_json::json!({"error": "temporarily unable to store the event; retry later"})
+    );
+    let ready = app
+        .client
+        .get(app.url("/readyz"))
+        .send()
+        .await
+        .expect("answers");
     assert_eq!(ready.status(), 503);
     let ready: serde_json::Value = ready.json().await.expect("json");
     assert!(ready["database"]["down"].is_string(), "{ready}");
-    assert_eq!(app.db.count("SELECT count(*) FROM otter.webhook_events").await, 0);
+    assert_eq!(
+        app.db
+            .count("SELECT count(*) FROM otter.webhook_events")
+            .await,
+        0
+    );
 
     // Otter retries once PostgreSQL is back: stored once.
     db_proxy.restore();
@@ -85,6 +120,11 @@ async fn database_unreachable_answers_503_and_stores_nothing() {
     })
     .await;
     assert_eq!(response.text().await.expect("body"), "");
-    assert_eq!(app.db.count("SELECT count(*) FROM otter.webhook_events").await, 1);
+    assert_eq!(
+        app.db
+            .count("SELECT count(*) FROM otter.webhook_events")
+            .await,
+        1
+    );
     assert_eq!(app.db.count("SELECT count(*) FROM otter.orders").await, 1);
 }

@@ -19,8 +19,8 @@ async fn only_correctly_signed_webhooks_are_stored() {
     let mut tampered = CANCEL_ORDER.to_vec();
     let at = tampered.iter().position(|b| *b == b'C').expect("has a C");
     tampered[at] = b'D';
-    let wrong_secret =
-        cloud_relay::otter::WebhookSigner::new(secrecy::SecretString::from("other")).sign(CANCEL_ORDER);
+    let wrong_secret = cloud_relay::otter::WebhookSigner::new(secrecy::SecretString::from("other"))
+        .sign(CANCEL_ORDER);
     for (signature, body) in [
         (Some(app.signer.sign(CANCEL_ORDER)), tampered),
         (Some(wrong_secret), CANCEL_ORDER.to_vec()),
@@ -30,9 +30,19 @@ async fn only_correctly_signed_webhooks_are_stored() {
         let response = send(signature, body).await.expect("answers");
         assert_eq!(response.status(), 401);
         let body: serde_json::Value = response.json().await.expect("json error body");
-        assert!(body["error"].as_str().expect("message").starts_with("invalid signature"));
+        assert!(
+            body["error"]
+                .as_str()
+                .expect("message")
+                .starts_with("invalid signature")
+        );
     }
-    assert_eq!(app.db.count("SELECT count(*) FROM otter.webhook_events").await, 0);
+    assert_eq!(
+        app.db
+            .count("SELECT count(*) FROM otter.webhook_events")
+            .await,
+        0
+    );
 
     // The reference check value, sent exactly as Otter would.
     let response = send(
@@ -76,30 +86,56 @@ async fn bad_requests_get_a_clear_answer_and_the_relay_keeps_serving() {
             assert_eq!(body, serde_json::json!({ "error": error }));
         }
     };
-    check(400, "body is not valid JSON: EOF while parsing an object at line 1 column 10")(
-        post(b"{\"eventId\"".to_vec(), "application/json").await.expect("answers"),
+    check(
+        400,
+        "body is not valid JSON: EOF while parsing an object at line 1 column 10",
+    )(
+        post(b"{\"eventId\"".to_vec(), "application/json")
+            .await
+            .expect("answers"),
     )
     .await;
     check(400, "missing or empty eventType")(
-        post(br#"{"eventId":"e-1","metadata":{}}"#.to_vec(), "application/json").await.expect("answers"),
+        post(
+            br#"{"eventId":"e-1","metadata":{}}"#.to_vec(),
+            "application/json",
+        )
+        .await
+        .expect("answers"),
     )
     .await;
-    check(415, "unsupported content type \"text/plain\"; send application/json")(
-        post(NEW_ORDER.to_vec(), "text/plain").await.expect("answers"),
+    check(
+        415,
+        "unsupported content type \"text/plain\"; send application/json",
+    )(
+        post(NEW_ORDER.to_vec(), "text/plain")
+            .await
+            .expect("answers"),
     )
     .await;
     let mut oversized = br#"{"eventId":"big","eventType":"ping.ping","pad":""#.to_vec();
     oversized.resize(1024 * 1024 + 1, b'x');
     let response = post(oversized, "application/json").await.expect("answers");
     assert_eq!(response.status(), 413);
-    assert_eq!(app.db.count("SELECT count(*) FROM otter.webhook_events").await, 0);
+    assert_eq!(
+        app.db
+            .count("SELECT count(*) FROM otter.webhook_events")
+            .await,
+        0
+    );
 
     // Families the kitchen does not use are stored and acknowledged, not rejected.
-    for (event_id, event_type) in [("m-1", "menus.menu_publish"), ("p-1", "ping.ping"), ("x-1", "brand.new_family")] {
+    for (event_id, event_type) in [
+        ("m-1", "menus.menu_publish"),
+        ("p-1", "ping.ping"),
+        ("x-1", "brand.new_family"),
+    ] {
         let body = format!(
             r#"{{"eventId":"{event_id}","eventType":"{event_type}","metadata":{{"storeId":"s1","payload":{{}}}}}}"#
         );
-        let response = post(body.into_bytes(), "application/json; charset=utf-8").await.expect("answers");
+        let response = post(body.into_bytes(), "application/json; charset=utf-8")
+            .await
+            .expect("answers");
         assert_eq!(response.status(), 200, "{event_type}");
     }
     let outcomes: Vec<(String, String)> =
@@ -113,13 +149,36 @@ async fn bad_requests_get_a_clear_answer_and_the_relay_keeps_serving() {
             .map(|(a, b)| (a.to_owned(), b.to_owned()))
     );
     // None of them is for the kitchens: no sequence numbers were used.
-    assert_eq!(app.db.count("SELECT count(*) FROM otter.outbox WHERE sequence IS NOT NULL").await, 0);
+    assert_eq!(
+        app.db
+            .count("SELECT count(*) FROM otter.outbox WHERE sequence IS NOT NULL")
+            .await,
+        0
+    );
 
-    let health = app.client.get(app.url("/healthz")).send().await.expect("answers");
-    assert_eq!((health.status().as_u16(), health.text().await.expect("body")), (200, "ok".to_owned()));
-    let ping = app.client.get(app.url("/ping")).send().await.expect("answers");
+    let health = app
+        .client
+        .get(app.url("/healthz"))
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(
+        (health.status().as_u16(), health.text().await.expect("body")),
+        (200, "ok".to_owned())
+    );
+    let ping = app
+        .client
+        .get(app.url("/ping"))
+        .send()
+        .await
+        .expect("answers");
     assert_eq!(ping.text().await.expect("body"), "pong");
-    let metrics = app.client.get(app.url("/metrics")).send().await.expect("answers");
+    let metrics = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .expect("answers");
     let metrics = metrics.text().await.expect("body");
     for line in [
         "relay_webhooks_total{event_type=\"unknown\",outcome=\"invalid\"} 2",
@@ -127,20 +186,30 @@ async fn bad_requests_get_a_clear_answer_and_the_relay_keeps_serving() {
         "relay_webhooks_total{event_type=\"unknown\",outcome=\"too_large\"} 1",
         "relay_webhooks_total{event_type=\"ping.ping\",outcome=\"stored\"} 1",
     ] {
-        assert!(metrics.lines().any(|l| l == line), "missing {line} in\n{metrics}");
+        assert!(
+            metrics.lines().any(|l| l == line),
+            "missing {line} in\n{metrics}"
+        );
     }
 }
 
 #[tokio::test]
 async fn readyz_reports_database_and_broker() {
     let app = spawn_app().await;
-    let ready = eventually("relay ready", std::time::Duration::from_secs(10), || async {
-        let response = app.client.get(app.url("/readyz")).send().await.ok()?;
-        (response.status() == 200).then_some(response)
-    })
+    let ready = eventually(
+        "relay ready",
+        std::time::Duration::from_secs(10),
+        || async {
+            let response = app.client.get(app.url("/readyz")).send().await.ok()?;
+            (response.status() == 200).then_some(response)
+        },
+    )
     .await;
     let body: serde_json::Value = ready.json().await.expect("json");
-    assert_eq!(body, serde_json::json!({"ready": true, "database": "up", "broker": "up"}));
+    assert_eq!(
+        body,
+        serde_json::json!({"ready": true, "database": "up", "broker": "up"})
+    );
 }
 
 #[tokio::test]
