@@ -1,1 +1,289 @@
-fn main() {}
+//! Webhook ingest benchmark: N concurrent senders POST signed, realistic Otter orders to the
+//! real relay (real PostgreSQL, real RabbitMQ) and it prints throughput and latency, both for
+//! the answer (after the PostgreSQL commit) and end to end (through the broker confirm).
+//!
+//! `cargo bench -p cloud-relay --bench ingest`; tune with BENCH_EVENTS (default 20000),
+//! BENCH_CONCURRENCY (64), BENCH_STORES (16). Uses a database and exchanges of its own and
+//! removes them afterwards.
+
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use anyhow::Context;
+use cloud_relay::{App, Config, otter::WebhookSigner};
+use lapin::{
+    Connection, ConnectionProperties, ExchangeKind,
+    options::{
+        ExchangeDeclareOptions, ExchangeDeleteOptions, QueueBindOptions, QueueDeclareOptions,
+        QueueDeleteOptions,
+    },
+    types::FieldTable,
+};
+use secrecy::SecretString;
+use sqlx::{Connection as _, PgConnection};
+use tokio::sync::Mutex;
+
+const NEW_ORDER: &str = include_str!("../tests/fixtures/new_order.json");
+
+fn env_or(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[index]
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.2} ms", d.as_secs_f64() * 1e3)
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    cloud_relay::telemetry::init(false);
+    let events = env_or("BENCH_EVENTS", 20_000);
+    let concurrency = env_or("BENCH_CONCURRENCY", 64);
+    let stores = env_or("BENCH_STORES", 16);
+    let admin_url = std::env::var("TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+    let amqp_url = std::env::var("TEST_AMQP_URL")
+        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into());
+    let id = format!("relay_bench_{}", std::process::id());
+
+    let mut admin = PgConnection::connect(&admin_url)
+        .await
+        .context("postgres")?;
+    sqlx::query(&format!("CREATE DATABASE {id}"))
+        .execute(&mut admin)
+        .await?;
+    let database_url = format!("{}/{id}", admin_url.rsplit_once('/').context("db url")?.0);
+
+    let amqp = Connection::connect(&amqp_url, ConnectionProperties::default()).await?;
+    let channel = amqp.create_channel().await?;
+    let order_exchange = format!("{id}.structured_order_data");
+    let raw_exchange = format!("{id}.otter_events");
+    let queue = format!("{id}.kitchen");
+    let durable = ExchangeDeclareOptions {
+        durable: true,
+        ..Default::default()
+    };
+    channel
+        .exchange_declare(
+            order_exchange.as_str().into(),
+            ExchangeKind::Direct,
+            durable,
+            FieldTable::default(),
+        )
+        .await?;
+    channel
+        .queue_declare(
+            queue.as_str().into(),
+            QueueDeclareOptions {
+                durable: true,
+                ..Default::default()
+            },
+            FieldTable::default(),
+        )
+        .await?;
+    for store in 0..stores {
+        channel
+            .queue_bind(
+                queue.as_str().into(),
+                order_exchange.as_str().into(),
+                format!("bench-store-{store}").as_str().into(),
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
+            .await?;
+    }
+
+    let result = run(
+        &database_url,
+        &amqp_url,
+        &order_exchange,
+        &raw_exchange,
+        events,
+        concurrency,
+        stores,
+    )
+    .await;
+
+    let _ = channel
+        .queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
+        .await;
+    for exchange in [&order_exchange, &raw_exchange] {
+        let _ = channel
+            .exchange_delete(exchange.as_str().into(), ExchangeDeleteOptions::default())
+            .await;
+    }
+    let _ = amqp.close(200, "bench done".into()).await;
+    sqlx::query(&format!("DROP DATABASE IF EXISTS {id} WITH (FORCE)"))
+        .execute(&mut admin)
+        .await?;
+    result
+}
+
+async fn run(
+    database_url: &str,
+    amqp_url: &str,
+    order_exchange: &str,
+    raw_exchange: &str,
+    events: usize,
+    concurrency: usize,
+    stores: usize,
+) -> anyhow::Result<()> {
+    let secret = "bench-secret";
+    let config = Config {
+        listen: "127.0.0.1:0".parse()?,
+        database_url: SecretString::from(
+            std::env::var("BENCH_RELAY_DATABASE_URL")
+                .map(|u| {
+                    u.replace(
+                        "{db}",
+                        database_url.rsplit_once('/').map_or("", |(_, db)| db),
+                    )
+                })
+                .unwrap_or_else(|_| database_url.to_owned()),
+        ),
+        amqp_url: SecretString::from(amqp_url.to_owned()),
+        order_exchange: order_exchange.to_owned(),
+        raw_events_exchange: raw_exchange.to_owned(),
+        otter_webhook_secret: Some(SecretString::from(secret)),
+        ..Config::default()
+    };
+    let app = App::build(config).await?;
+    let url = format!("http://127.0.0.1:{}/webhooks/otter", app.port());
+    let token = app.shutdown_token();
+    let relay = tokio::spawn(app.run_until_stopped());
+
+    // Realistic bodies: the reference order (3 lines, 9 modifiers, 3 levels) with its own ids.
+    let template: serde_json::Value = serde_json::from_str(NEW_ORDER)?;
+    let signer = WebhookSigner::new(SecretString::from(secret));
+    let bodies: Vec<(Vec<u8>, String)> = (0..events)
+        .map(|n| {
+            let mut event = template.clone();
+            let order_id = format!("bench-order-{n}");
+            event["eventId"] = format!("bench-event-{n}").into();
+            event["metadata"]["storeId"] = format!("bench-store-{}", n % stores).into();
+            event["metadata"]["resourceId"] = order_id.clone().into();
+            event["metadata"]["payload"]["externalIdentifiers"]["id"] = order_id.into();
+            let body = serde_json::to_vec(&event).expect("serialises");
+            let signature = signer.sign(&body);
+            (body, signature)
+        })
+        .collect();
+    let body_bytes: usize = bodies.iter().map(|(b, _)| b.len()).sum();
+
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(concurrency)
+        .build()?;
+    let work = Arc::new(Mutex::new(bodies.into_iter()));
+    let started = Instant::now();
+    let senders: Vec<_> = (0..concurrency)
+        .map(|_| {
+            let work = work.clone();
+            let client = client.clone();
+            let url = url.clone();
+            tokio::spawn(async move {
+                let mut latencies = Vec::new();
+                let mut failures = 0usize;
+                loop {
+                    let Some((body, signature)) = work.lock().await.next() else {
+                        break;
+                    };
+                    let sent = Instant::now();
+                    let response = client
+                        .post(&url)
+                        .header("content-type", "application/json")
+                        .header("x-hmac-sha256", signature)
+                        .body(body)
+                        .send()
+                        .await;
+                    match response {
+                        Ok(r) if r.status() == 200 => latencies.push(sent.elapsed()),
+                        _ => failures += 1,
+                    }
+                }
+                (latencies, failures)
+            })
+        })
+        .collect();
+    let mut latencies = Vec::with_capacity(events);
+    let mut failures = 0;
+    for sender in senders {
+        let (l, f) = sender.await?;
+        latencies.extend(l);
+        failures += f;
+    }
+    let acked_in = started.elapsed();
+
+    // End to end: until every row is confirmed by the broker.
+    let pool = sqlx::PgPool::connect(database_url).await?;
+    loop {
+        let pending: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM otter.outbox WHERE published_at IS NULL")
+                .fetch_one(&pool)
+                .await?;
+        if pending == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let published_in = started.elapsed();
+    let (p50, p99): (f64, f64) = sqlx::query_as(
+        "SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM published_at - created_at)),
+                percentile_cont(0.99) WITHIN GROUP (ORDER BY extract(epoch FROM published_at - created_at))
+         FROM otter.outbox",
+    )
+    .fetch_one(&pool)
+    .await?;
+    let (batches, orders): (i64, i64) = sqlx::query_as(
+        "SELECT (SELECT count(DISTINCT xmin::text) FROM otter.webhook_events), (SELECT count(*) FROM otter.orders)",
+    )
+    .fetch_one(&pool)
+    .await?;
+    pool.close().await;
+    token.cancel();
+    relay.await??;
+
+    latencies.sort();
+    println!("cloud-relay ingest benchmark");
+    println!(
+        "  events {events} ({} KiB bodies, {} avg), senders {concurrency}, stores {stores}",
+        body_bytes / 1024,
+        body_bytes / events.max(1)
+    );
+    println!(
+        "  answered 200: {} (failures {failures}), orders stored {orders}, commits {batches} (avg {:.1} events/commit)",
+        latencies.len(),
+        orders as f64 / batches.max(1) as f64
+    );
+    println!(
+        "  ingest throughput (200 after commit): {:.0} webhooks/s over {:.2} s",
+        latencies.len() as f64 / acked_in.as_secs_f64(),
+        acked_in.as_secs_f64()
+    );
+    println!(
+        "  answer latency: p50 {}  p90 {}  p99 {}  max {}",
+        ms(percentile(&latencies, 0.50)),
+        ms(percentile(&latencies, 0.90)),
+        ms(percentile(&latencies, 0.99)),
+        ms(latencies.last().copied().unwrap_or_default())
+    );
+    println!(
+        "  end to end (stored + broker confirm): {:.0} events/s over {:.2} s; commit→confirm p50 {} p99 {}",
+        events as f64 / published_in.as_secs_f64(),
+        published_in.as_secs_f64(),
+        ms(Duration::from_secs_f64(p50.max(0.0))),
+        ms(Duration::from_secs_f64(p99.max(0.0)))
+    );
+    Ok(())
+}

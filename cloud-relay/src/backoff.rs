@@ -40,7 +40,8 @@ pub fn delay_for(initial: Duration, max: Duration, failures: u32) -> Duration {
 
 /// Scales `delay` by a random factor in [0.5, 1.0], so reconnecting clients spread out.
 pub fn jitter(delay: Duration) -> Duration {
-    delay.mul_f64(rand::random_range(0.5..=1.0))
+    use rand::Rng;
+    delay.mul_f64(rand::thread_rng().gen_range(0.5..=1.0))
 }
 
 #[cfg(test)]

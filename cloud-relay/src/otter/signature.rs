@@ -1,7 +1,7 @@
 //! `X-HMAC-SHA256` verification: base64 of HMAC-SHA256 over the raw body, compared in constant time.
 
 use base64::{Engine, engine::general_purpose::STANDARD};
-use hmac::{Hmac, KeyInit, Mac};
+use hmac::{Hmac, Mac};
 use secrecy::{ExposeSecret, SecretString};
 use sha2::Sha256;
 

@@ -92,7 +92,7 @@ impl TestDb {
         let mut connection = PgConnection::connect(&admin)
             .await
             .expect("postgres reachable");
-        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        sqlx::query(&format!("CREATE DATABASE {name}"))
             .execute(&mut connection)
             .await
             .expect("create test database");
@@ -103,7 +103,7 @@ impl TestDb {
     }
 
     pub async fn count(&self, sql: &str) -> i64 {
-        sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_owned()))
+        sqlx::query_scalar(sql)
             .fetch_one(&self.pool)
             .await
             .expect(sql)
@@ -117,11 +117,9 @@ impl Drop for TestDb {
         // The pool belongs to the test's runtime, blocked here: FORCE closes its connections.
         run_blocking(async move {
             if let Ok(mut connection) = PgConnection::connect(&admin).await {
-                let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
-                    "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
-                )))
-                .execute(&mut connection)
-                .await;
+                let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                    .execute(&mut connection)
+                    .await;
             }
         });
     }
