@@ -4,7 +4,8 @@
 //!
 //! `cargo bench -p cloud-relay --bench ingest`; tune with BENCH_EVENTS (default 20000),
 //! BENCH_CONCURRENCY (64), BENCH_STORES (16). Uses a database and exchanges of its own and
-//! removes them afterwards.
+//! removes them afterwards. Under `cargo test` (no `--bench` flag) it runs a 300-event smoke
+//! pass, so the benchmark cannot rot.
 
 use std::{
     sync::Arc,
@@ -49,7 +50,8 @@ fn ms(d: Duration) -> String {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     cloud_relay::telemetry::init(false);
-    let events = env_or("BENCH_EVENTS", 20_000);
+    let smoke = !std::env::args().any(|arg| arg == "--bench");
+    let events = env_or("BENCH_EVENTS", if smoke { 300 } else { 20_000 });
     let concurrency = env_or("BENCH_CONCURRENCY", 64);
     let stores = env_or("BENCH_STORES", 16);
     let admin_url = std::env::var("TEST_DATABASE_URL")
@@ -105,6 +107,7 @@ async fn main() -> anyhow::Result<()> {
             .await?;
     }
 
+    println!("cloud-relay ingest benchmark");
     let result = run(
         &database_url,
         &amqp_url,
@@ -159,6 +162,17 @@ async fn run(
         otter_webhook_secret: Some(SecretString::from(secret)),
         ..Config::default()
     };
+    // Tuning knobs (RELAY_INGEST_WRITERS, RELAY_INGEST_BATCH_MAX, RELAY_PUBLISH_BATCH_MAX) may
+    // come from the environment; where to connect never does.
+    let mut config = config;
+    config.apply_env(|name| {
+        let tuning = name.starts_with("RELAY_INGEST_") || name.starts_with("RELAY_PUBLISH_");
+        tuning.then(|| std::env::var(name).ok()).flatten()
+    })?;
+    println!(
+        "  relay: {} writers, batches up to {}, publish window {}",
+        config.ingest_writers, config.ingest_batch_max, config.publish_batch_max
+    );
     let app = App::build(config).await?;
     let url = format!("http://127.0.0.1:{}/webhooks/otter", app.port());
     let token = app.shutdown_token();
@@ -255,7 +269,6 @@ async fn run(
     relay.await??;
 
     latencies.sort();
-    println!("cloud-relay ingest benchmark");
     println!(
         "  events {events} ({} KiB bodies, {} avg), senders {concurrency}, stores {stores}",
         body_bytes / 1024,
@@ -284,6 +297,10 @@ async fn run(
         published_in.as_secs_f64(),
         ms(Duration::from_secs_f64(p50.max(0.0))),
         ms(Duration::from_secs_f64(p99.max(0.0)))
+    );
+    anyhow::ensure!(
+        failures == 0 && orders as usize == events,
+        "{failures} webhooks failed and {orders} of {events} orders were stored"
     );
     Ok(())
 }

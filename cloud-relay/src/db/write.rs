@@ -57,6 +57,7 @@ impl From<sqlx::Error> for WriteError {
 }
 
 /// An order as this batch sees it: what the database held, moved along by the batch's events.
+#[derive(Default)]
 struct OrderState {
     exists: bool,
     snapshot_time: Option<DateTime<Utc>>,
@@ -83,23 +84,18 @@ pub async fn write_batch(
     let mut outcomes = vec![Outcome::Duplicate; batch.len()];
 
     // Duplicates: already stored, or repeated inside this batch (the first one wins).
-    let ids: Vec<&str> = batch.iter().map(|i| i.event.event_id.as_str()).collect();
-    let stored: HashSet<String> =
-        sqlx::query_scalar("SELECT event_id FROM otter.webhook_events WHERE event_id = ANY($1)")
-            .bind(&ids)
-            .fetch_all(&mut **tx)
-            .await?
-            .into_iter()
-            .collect();
+    let held = load_held(tx, batch).await?;
     let mut seen = HashSet::new();
     let fresh: Vec<usize> = (0..batch.len())
-        .filter(|&i| !stored.contains(ids[i]) && seen.insert(ids[i]))
+        .filter(|&i| {
+            let event_id = batch[i].event.event_id.as_str();
+            !held.stored_events.contains(event_id) && seen.insert(event_id)
+        })
         .collect();
     if fresh.is_empty() {
         return Ok(outcomes);
     }
-
-    let mut orders = load_orders(tx, batch, &fresh).await?;
+    let mut orders = held.orders;
     let mut status_changes = Vec::new();
     for &index in &fresh {
         let event = &batch[index].event;
@@ -183,79 +179,85 @@ fn apply_status(
     changed
 }
 
-/// Locks and loads every order the batch touches, with the status history of orders not yet
-/// held (a status event may arrive before its order).
-async fn load_orders(
+/// What the database already holds for a batch: which of its events are stored, and the
+/// orders it touches (locked), with the status history of orders not yet held (a status event
+/// may arrive before its order). One statement, one round trip.
+struct Held {
+    stored_events: HashSet<String>,
+    orders: HashMap<String, OrderState>,
+}
+
+async fn load_held(
     tx: &mut Transaction<'_, Postgres>,
     batch: &[Incoming],
-    fresh: &[usize],
-) -> Result<HashMap<String, OrderState>, sqlx::Error> {
-    let order_ids: Vec<&str> = fresh
+) -> Result<Held, sqlx::Error> {
+    let event_ids: Vec<&str> = batch.iter().map(|i| i.event.event_id.as_str()).collect();
+    let order_ids: Vec<&str> = batch
         .iter()
-        .filter_map(|&i| batch[i].event.kind.order_id())
-        .collect::<HashSet<_>>()
+        .filter_map(|i| i.event.kind.order_id())
+        .collect::<std::collections::BTreeSet<_>>()
         .into_iter()
         .collect();
-    let mut orders: HashMap<String, OrderState> = HashMap::new();
-    if order_ids.is_empty() {
-        return Ok(orders);
-    }
-    type HeldOrder = (String, DateTime<Utc>, String, DateTime<Utc>, Option<String>);
-    let rows: Vec<HeldOrder> = sqlx::query_as(
-        "SELECT order_id, snapshot_event_time, status, status_event_time, cancellation_reason
-         FROM otter.orders WHERE order_id = ANY($1) ORDER BY order_id FOR UPDATE",
+    type Row = (
+        i32,
+        String,
+        Option<DateTime<Utc>>,
+        Option<String>,
+        Option<DateTime<Utc>>,
+        Option<String>,
+    );
+    let rows: Vec<Row> = sqlx::query_as(
+        "WITH locked AS (
+             SELECT order_id, snapshot_event_time, status, status_event_time, cancellation_reason
+             FROM otter.orders WHERE order_id = ANY($2) ORDER BY order_id FOR UPDATE)
+         SELECT 0 AS kind, event_id, NULL::timestamptz AS time_a, NULL::text AS status,
+                NULL::timestamptz AS time_b, NULL::text AS reason, 0::bigint AS seq
+         FROM otter.webhook_events WHERE event_id = ANY($1)
+         UNION ALL
+         SELECT 1, order_id, snapshot_event_time, status, status_event_time, cancellation_reason, 0
+         FROM locked
+         UNION ALL
+         SELECT 2, order_id, event_time, status, NULL, cancellation_reason, id
+         FROM otter.order_status_changes
+         WHERE order_id = ANY($2) AND order_id NOT IN (SELECT order_id FROM locked)
+         ORDER BY kind, time_a, seq",
     )
+    .bind(&event_ids)
     .bind(&order_ids)
     .fetch_all(&mut **tx)
     .await?;
-    for (order_id, snapshot_time, status, status_time, reason) in rows {
-        orders.insert(
-            order_id,
-            OrderState {
-                exists: true,
-                snapshot_time: Some(snapshot_time),
-                status: Some(OrderStatus::parse(&status)),
-                status_time: Some(status_time),
-                cancellation_reason: reason,
-                new_snapshot: None,
-                status_changed: false,
-            },
-        );
-    }
-    let missing: Vec<&str> = order_ids
-        .into_iter()
-        .filter(|id| !orders.contains_key(*id))
-        .collect();
-    for id in &missing {
-        orders.insert(
-            (*id).to_owned(),
-            OrderState {
-                exists: false,
-                snapshot_time: None,
-                status: None,
-                status_time: None,
-                cancellation_reason: None,
-                new_snapshot: None,
-                status_changed: false,
-            },
-        );
-    }
-    if !missing.is_empty() {
-        let history: Vec<(String, String, DateTime<Utc>, Option<String>)> = sqlx::query_as(
-            "SELECT order_id, status, event_time, cancellation_reason
-             FROM otter.order_status_changes WHERE order_id = ANY($1) ORDER BY event_time, id",
-        )
-        .bind(&missing)
-        .fetch_all(&mut **tx)
-        .await?;
-        for (order_id, status, time, reason) in history {
-            if let Some(state) = orders.get_mut(&order_id) {
-                apply_status(state, OrderStatus::parse(&status), time, reason);
-                state.status_changed = false;
+    let mut held = Held {
+        stored_events: HashSet::new(),
+        orders: order_ids
+            .iter()
+            .map(|id| ((*id).to_owned(), OrderState::default()))
+            .collect(),
+    };
+    for (kind, id, time_a, status, time_b, reason) in rows {
+        match kind {
+            0 => {
+                held.stored_events.insert(id);
+            }
+            1 => {
+                let state = held.orders.entry(id).or_default();
+                state.exists = true;
+                state.snapshot_time = time_a;
+                state.status = status.as_deref().map(OrderStatus::parse);
+                state.status_time = time_b;
+                state.cancellation_reason = reason;
+            }
+            _ => {
+                // History of an order not held yet, oldest first.
+                if let (Some(state), Some(status), Some(time)) =
+                    (held.orders.get_mut(&id), status, time_a)
+                {
+                    apply_status(state, OrderStatus::parse(&status), time, reason);
+                    state.status_changed = false;
+                }
             }
         }
     }
-    Ok(orders)
+    Ok(held)
 }
 
 async fn insert_webhook_events(
@@ -344,7 +346,8 @@ async fn write_orders(
     }
     if !replaced.is_empty() {
         sqlx::query(
-            "WITH lines AS (DELETE FROM otter.order_items WHERE order_id = ANY($1))
+            "WITH modifiers AS (DELETE FROM otter.order_item_modifiers WHERE order_id = ANY($1)),
+                  lines AS (DELETE FROM otter.order_items WHERE order_id = ANY($1))
              DELETE FROM otter.order_promotions WHERE order_id = ANY($1)",
         )
         .bind(&replaced)
