@@ -204,7 +204,7 @@ impl Publisher {
                 .with_message_id(row.event_id.as_str().into())
                 .with_type(row.event_type.as_str().into())
                 .with_timestamp(row.created_at.timestamp().max(0) as u64);
-            let kitchen = match &row.payload {
+            let kitchen = match kitchen_payload(row) {
                 Some(payload) => {
                     properties = properties
                         .with_content_type(kitchen_proto::ORDER_EVENT_CONTENT_TYPE.into());
@@ -218,7 +218,7 @@ impl Publisher {
                                 mandatory: true,
                                 ..Default::default()
                             },
-                            payload,
+                            &payload,
                             properties.clone(),
                         ),
                     )
@@ -334,6 +334,24 @@ impl Publisher {
                     "raw event publish nacked by the broker".into(),
                 ))
             }
+        }
+    }
+}
+
+/// The kitchen message of a row: its stored `OrderEvent` with the sequence number the row was
+/// given in the same transaction (the payload is encoded before that number is known).
+fn kitchen_payload(row: &OutboxRow) -> Option<Vec<u8>> {
+    use prost::Message;
+    let (payload, sequence) = (row.payload.as_ref()?, row.sequence?);
+    match kitchen_proto::OrderEvent::decode(payload.as_slice()) {
+        Ok(mut order_event) => {
+            order_event.sequence = sequence as u64;
+            Some(order_event.encode_to_vec())
+        }
+        Err(error) => {
+            // Written by this relay a moment ago; never expected. Send it as stored.
+            tracing::error!(event_id = %row.event_id, %error, "stored OrderEvent does not decode");
+            Some(payload.clone())
         }
     }
 }

@@ -2,6 +2,7 @@
 
 mod ingest;
 pub mod outbox;
+mod rows;
 mod write;
 
 use std::time::Duration;
