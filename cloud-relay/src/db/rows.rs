@@ -137,7 +137,8 @@ impl<'a> BatchRows<'a> {
         self.change_types.push(&event.otter_event_type);
         self.change_statuses.push(change.status.as_str());
         self.change_times.push(event.event_time);
-        self.change_reasons.push(change.cancellation_reason.as_deref());
+        self.change_reasons
+            .push(change.cancellation_reason.as_deref());
     }
 
     pub fn push_order(&mut self, event: &'a WebhookEvent, order: &'a Order, state: &OrderState) {
@@ -268,10 +269,26 @@ impl<'a> BatchRows<'a> {
         sorted.sort_unstable();
         (self.sequence_stores, self.sequence_counts) = sorted.into_iter().unzip();
         let [subtotal, discount, tax, tip, delivery_fee, total] = &self.money;
-        let [i_line_item_id, i_item_id, i_sku_id, i_name, i_note, i_price, i_category, i_station] =
-            &self.item_text;
-        let [m_line_item_id, m_modifier_id, m_sku_id, m_name, m_price, m_group_id, m_group_name, m_station] =
-            &self.mod_text;
+        let [
+            i_line_item_id,
+            i_item_id,
+            i_sku_id,
+            i_name,
+            i_note,
+            i_price,
+            i_category,
+            i_station,
+        ] = &self.item_text;
+        let [
+            m_line_item_id,
+            m_modifier_id,
+            m_sku_id,
+            m_name,
+            m_price,
+            m_group_id,
+            m_group_name,
+            m_station,
+        ] = &self.mod_text;
         let [p_external_id, p_name, p_value] = &self.promo_text;
         sqlx::query_scalar(WRITE_BATCH)
             // webhook_events $1..$8
