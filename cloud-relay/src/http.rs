@@ -15,6 +15,7 @@ use axum::{
 };
 use chrono::Utc;
 use serde_json::json;
+use tracing::Instrument;
 
 use crate::{
     db::{self, Incoming, Ingest, IngestError, Outcome},
@@ -161,9 +162,8 @@ async fn handle_webhook(
     let raw = String::from_utf8(body.to_vec())
         .map_err(|_| reject(ParseError::Json("body is not UTF-8".into()).into()))?;
     let event_type = event.otter_event_type.clone();
-    let span = tracing::debug_span!("webhook", event_id = %event.event_id,
+    let span = tracing::info_span!("webhook", event_id = %event.event_id,
         store_id = %event.store_id, order_id = event.kind.order_id().unwrap_or(""));
-    let _enter = span.enter();
     let outcome = state
         .ingest
         .store(Incoming {
@@ -171,9 +171,10 @@ async fn handle_webhook(
             raw,
             received_at,
         })
+        .instrument(span.clone())
         .await
         .map_err(|error| (Some(event_type.clone()), error.into()))?;
-    tracing::debug!(outcome = outcome.as_str(), "webhook stored");
+    span.in_scope(|| tracing::debug!(outcome = outcome.as_str(), "webhook stored"));
     Ok((event_type, outcome))
 }
 

@@ -58,7 +58,8 @@ impl Histogram {
 /// Everything the relay counts.
 #[derive(Debug, Default)]
 pub struct Metrics {
-    webhooks: Mutex<BTreeMap<(String, &'static str), u64>>,
+    /// event type → outcome → count
+    webhooks: Mutex<BTreeMap<String, BTreeMap<&'static str, u64>>>,
     pub webhook_latency: Histogram,
     pub commit_latency: Histogram,
     batches: AtomicU64,
@@ -75,18 +76,16 @@ impl Metrics {
     /// Counts one webhook answered with `outcome`.
     pub fn webhook(&self, event_type: &str, outcome: &'static str) {
         let mut webhooks = self.webhooks.lock().unwrap_or_else(|e| e.into_inner());
-        let known = webhooks.keys().any(|(t, _)| t == event_type);
-        let distinct = webhooks
-            .keys()
-            .map(|(t, _)| t)
-            .collect::<std::collections::BTreeSet<_>>()
-            .len();
-        let label = if known || distinct < MAX_EVENT_TYPE_LABELS {
-            event_type.to_owned()
+        let label = if webhooks.contains_key(event_type) || webhooks.len() < MAX_EVENT_TYPE_LABELS {
+            event_type
         } else {
-            "other".to_owned()
+            "other"
         };
-        *webhooks.entry((label, outcome)).or_default() += 1;
+        if let Some(outcomes) = webhooks.get_mut(label) {
+            *outcomes.entry(outcome).or_default() += 1;
+        } else {
+            webhooks.insert(label.to_owned(), BTreeMap::from([(outcome, 1)]));
+        }
     }
 
     pub fn observe_batch(&self, events: usize, took: Duration) {
@@ -105,12 +104,14 @@ impl Metrics {
              # TYPE relay_webhooks_total counter\n",
         );
         let webhooks = self.webhooks.lock().unwrap_or_else(|e| e.into_inner());
-        for ((event_type, outcome), count) in webhooks.iter() {
+        for (event_type, outcomes) in webhooks.iter() {
             let event_type = event_type.replace('\\', "\\\\").replace('"', "\\\"");
-            let _ = writeln!(
-                out,
-                "relay_webhooks_total{{event_type=\"{event_type}\",outcome=\"{outcome}\"}} {count}"
-            );
+            for (outcome, count) in outcomes {
+                let _ = writeln!(
+                    out,
+                    "relay_webhooks_total{{event_type=\"{event_type}\",outcome=\"{outcome}\"}} {count}"
+                );
+            }
         }
         drop(webhooks);
         self.webhook_latency.render(

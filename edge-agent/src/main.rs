@@ -1,4 +1,4 @@
-//! `edge-agent`: parse flags, init logging, run until SIGTERM / Ctrl-C.
+//! `edge-agent`: parse flags, init logging, run until SIGTERM or Ctrl-C.
 
 use std::net::SocketAddr;
 
@@ -8,7 +8,7 @@ use clap::Parser;
 #[command(version, about = "Kitchen box agent: orders in, station displays out")]
 struct Cli {
     /// Address of the LAN HTTP server.
-    #[arg(long, env = "EDGE_LISTEN", default_value = "0.0.0.0:8002")]
+    #[arg(long, env = "AGENT_LISTEN", default_value = "0.0.0.0:8080")]
     listen: SocketAddr,
 }
 
@@ -25,8 +25,14 @@ async fn main() -> anyhow::Result<()> {
     let app = edge_agent::App::build(cli.listen).await?;
     let token = app.shutdown_token();
     tokio::spawn(async move {
-        let _ = tokio::signal::ctrl_c().await;
+        let mut terminate =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = terminate.recv() => {}
+        }
         token.cancel();
+        Ok::<_, std::io::Error>(())
     });
     app.run_until_stopped().await
 }

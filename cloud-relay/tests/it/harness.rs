@@ -298,6 +298,8 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
         order_exchange: broker.order_exchange.clone(),
         raw_events_exchange: broker.raw_exchange.clone(),
         otter_webhook_secret: Some(SecretString::from(SECRET)),
+        // Tests run in parallel against one PostgreSQL (max_connections 100 by default).
+        database_pool_size: 8,
         amqp_timeout: Duration::from_secs(3),
         database_timeout: Duration::from_secs(2),
         ..Config::default()
