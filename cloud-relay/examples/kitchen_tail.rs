@@ -73,14 +73,18 @@ async fn main() -> anyhow::Result<()> {
         let delivery = delivery?;
         match OrderEvent::decode(delivery.data.as_slice()) {
             Ok(event) => {
+                let ticket = if event.friendly_id.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ticket {}", event.friendly_id)
+                };
                 println!(
-                    "store {} seq {:>3}  {:<26} order {} ({}) status {:?}",
+                    "store {} seq {:>3}  {:<20} order {}{ticket}  status {}",
                     event.store_id,
                     event.sequence,
                     event.otter_event_type,
                     event.order_id,
-                    event.friendly_id,
-                    event.status(),
+                    event.status().as_str_name(),
                 );
                 print_items(&event.items, 1);
                 if !event.cancellation_reason.is_empty() {
