@@ -2,7 +2,7 @@
 //! store, surviving broker outages. A row is marked published only after a positive confirm of
 //! a routed message; anything else leaves it to be published again.
 
-use std::{collections::HashMap, sync::Arc, sync::atomic::Ordering, time::Duration};
+use std::{collections::HashSet, sync::Arc, sync::atomic::Ordering, time::Duration};
 
 use chrono::Utc;
 use futures_util::future::join_all;
@@ -82,7 +82,11 @@ impl Publisher {
     pub async fn run(self) {
         let mut backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(60));
         while !self.token.is_cancelled() {
-            match self.connect().await {
+            let connected = tokio::select! {
+                connected = self.connect() => connected,
+                () = self.token.cancelled() => break,
+            };
+            match connected {
                 Ok((connection, channel)) => {
                     backoff.reset();
                     self.metrics.broker_connects.fetch_add(1, Ordering::Relaxed);
@@ -359,14 +363,14 @@ fn kitchen_payload(row: &OutboxRow) -> Option<Vec<u8>> {
 /// Keeps, per store, the rows up to (not including) the first one still waiting out a retry
 /// delay: a store's events are never published past one that has not gone out yet.
 fn ready_in_store_order(rows: Vec<OutboxRow>, now: chrono::DateTime<Utc>) -> Vec<OutboxRow> {
-    let mut blocked: HashMap<String, ()> = HashMap::new();
+    let mut blocked: HashSet<String> = HashSet::new();
     rows.into_iter()
         .filter(|row| {
-            if blocked.contains_key(&row.store_id) {
+            if blocked.contains(&row.store_id) {
                 return false;
             }
             if row.next_attempt_at.is_some_and(|at| at > now) {
-                blocked.insert(row.store_id.clone(), ());
+                blocked.insert(row.store_id.clone());
                 return false;
             }
             true

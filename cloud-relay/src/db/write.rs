@@ -156,7 +156,7 @@ pub async fn write_batch(
         rows.push_event(incoming, outcomes[index]);
         if kitchen_bound(incoming, outcomes[index]) {
             let status = event_status(&incoming.event, &orders);
-            let order_event = otter::order_event(&incoming.event, 0, status, incoming.received_at);
+            let order_event = otter::order_event(&incoming.event, status, incoming.received_at);
             rows.push_outbox(incoming, Some(order_event.encode_to_vec()));
         } else {
             rows.push_outbox(incoming, None);

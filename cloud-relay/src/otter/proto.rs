@@ -5,11 +5,11 @@ use kitchen_proto as pb;
 
 use super::event::{EventKind, KitchenEventType, Modifier, OrderLine, OrderStatus, WebhookEvent};
 
-/// The `OrderEvent` a kitchen receives for `event`, carrying its per-store `sequence`.
-/// `status` is the order's status after the event as the relay decided it.
+/// The `OrderEvent` a kitchen receives for `event`. `status` is the order's status after the
+/// event as the relay decided it. `sequence` is left 0: it is taken in the same statement that
+/// stores the event, and the publisher sets it from the outbox row.
 pub fn order_event(
     event: &WebhookEvent,
-    sequence: u64,
     status: OrderStatus,
     received_at: DateTime<Utc>,
 ) -> pb::OrderEvent {
@@ -18,7 +18,6 @@ pub fn order_event(
         otter_event_type: event.otter_event_type.clone(),
         event_time_ms: event.event_time.timestamp_millis(),
         store_id: event.store_id.clone(),
-        sequence,
         status: status_to_proto(status) as i32,
         received_at_ms: received_at.timestamp_millis(),
         ..Default::default()
@@ -155,7 +154,8 @@ mod tests {
     fn reference_order_round_trips_through_protobuf() {
         let received_at = DateTime::from_timestamp(1_741_977_730, 0).expect("valid");
         let event = WebhookEvent::parse(NEW_ORDER, received_at).expect("valid");
-        let order_event = order_event(&event, 7, OrderStatus::NewOrder, received_at);
+        let mut order_event = order_event(&event, OrderStatus::NewOrder, received_at);
+        order_event.sequence = 7;
         let bytes = order_event.encode_to_vec();
         let decoded = pb::OrderEvent::decode(bytes.as_slice()).expect("decodes");
         assert_eq!(decoded, order_event);
