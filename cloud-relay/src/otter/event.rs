@@ -198,6 +198,8 @@ pub enum ParseError {
     Json(String),
     #[error("body is not a JSON object")]
     NotObject,
+    #[error("strings must not contain NUL characters (\\u0000)")]
+    Nul,
     #[error("missing or empty {0}")]
     Missing(&'static str),
     #[error("{field} is longer than {MAX_ID_LEN} characters")]
@@ -338,6 +340,10 @@ impl WebhookEvent {
                 },
             );
         }
+        if contains_nul_escape(body) {
+            // PostgreSQL text cannot hold NUL: refuse it here rather than fail the commit.
+            return Err(ParseError::Nul);
+        }
         let envelope: WireEnvelope =
             serde_json::from_slice(body).map_err(|error| ParseError::Json(error.to_string()))?;
         let event_id = required_id(envelope.event_id, "eventId")?;
@@ -378,6 +384,15 @@ impl WebhookEvent {
             kind,
         })
     }
+}
+
+/// Whether a JSON text holds the escape `\u0000` (a NUL in a string), as opposed to an escaped
+/// backslash followed by `u0000`.
+fn contains_nul_escape(body: &[u8]) -> bool {
+    body.windows(6).enumerate().any(|(at, window)| {
+        window.eq_ignore_ascii_case(b"\\u0000")
+            && body[..at].iter().rev().take_while(|b| **b == b'\\').count() % 2 == 0
+    })
 }
 
 fn required_id(value: Option<String>, field: &'static str) -> Result<String, ParseError> {
@@ -726,6 +741,10 @@ mod tests {
         );
         check("[]", "body is not a JSON object");
         check(
+            r#"{"eventId":"e1","eventType":"ping.ping","x":"a\u0000b"}"#,
+            "strings must not contain NUL characters (\\u0000)",
+        );
+        check(
             "",
             "body is not valid JSON: EOF while parsing a value at line 1 column 0",
         );
@@ -765,6 +784,8 @@ mod tests {
         .expect("valid");
         assert_eq!(event.kind, EventKind::Other);
         assert_eq!(event.event_time, received());
+        // An escaped backslash before `u0000` is not a NUL.
+        parse(r#"{"eventId":"e2","eventType":"ping.ping","x":"a\\u0000b"}"#).expect("valid");
         let ping = parse(
             r#"{"eventId":"p1","eventType":"ping.ping","metadata":{"payload":{"message":"hi"}}}"#,
         )
