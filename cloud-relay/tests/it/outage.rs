@@ -128,3 +128,51 @@ async fn database_unreachable_answers_503_and_stores_nothing() {
     );
     assert_eq!(app.db.count("SELECT count(*) FROM otter.orders").await, 1);
 }
+
+#[tokio::test]
+async fn the_relay_starts_and_accepts_webhooks_while_the_broker_is_down() {
+    let broker_proxy = Proxy::start(socket_addr_of(&amqp_url())).await;
+    broker_proxy.cut();
+    let proxied = amqp_url().replace(
+        &socket_addr_of(&amqp_url()).to_string(),
+        &broker_proxy.addr.to_string(),
+    );
+    let app = spawn_app_with(|config| config.amqp_url = SecretString::from(proxied)).await;
+    let queue = app.broker.kitchen_queue(&["s1"]).await;
+    for n in 1..=3 {
+        let body = new_order(
+            &format!("e{n}"),
+            "s1",
+            &format!("o{n}"),
+            "2025-03-14T18:00:00Z",
+        );
+        assert_eq!(app.post_signed(&body).await.status(), 200);
+    }
+    let ready = app
+        .client
+        .get(app.url("/readyz"))
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(ready.status(), 503);
+    let ready: serde_json::Value = ready.json().await.expect("json");
+    assert_eq!(
+        (ready["database"].as_str(), ready["broker"].as_str()),
+        (Some("up"), Some("down"))
+    );
+
+    broker_proxy.restore();
+    app.wait_all_published(3).await;
+    let delivered: Vec<String> = app
+        .broker
+        .drain(&queue)
+        .await
+        .iter()
+        .map(|m| {
+            OrderEvent::decode(m.delivery.data.as_slice())
+                .expect("protobuf")
+                .event_id
+        })
+        .collect();
+    assert_eq!(delivered, ["e1", "e2", "e3"]);
+}
