@@ -168,10 +168,16 @@ impl Publisher {
             if !connection.status().connected() || !channel.status().connected() {
                 return Err(BrokerError::Disconnected);
             }
-            let rows = match outbox::pending(&self.pool, self.config.batch_max).await {
-                Ok(rows) => rows,
-                Err(error) => {
+            let pending = outbox::pending(&self.pool, self.config.batch_max);
+            let rows = match tokio::time::timeout(self.config.timeout, pending).await {
+                Ok(Ok(rows)) => rows,
+                Ok(Err(error)) => {
                     tracing::warn!(%error, "cannot read the outbox");
+                    self.idle().await;
+                    continue;
+                }
+                Err(_) => {
+                    tracing::warn!("timed out reading the outbox");
                     self.idle().await;
                     continue;
                 }
@@ -298,11 +304,15 @@ impl Publisher {
             .fetch_add(published.len() as u64, Ordering::Relaxed);
         // If PostgreSQL is away now, the rows stay unpublished and go out again later:
         // at-least-once, which consumers absorb by de-duplicating on the event id.
-        if let Err(error) = outbox::mark_published(&self.pool, &published).await {
-            tracing::warn!(%error, rows = published.len(), "cannot mark rows published");
-        }
-        if let Err(error) = outbox::mark_failed(&self.pool, &failures).await {
-            tracing::warn!(%error, rows = failures.len(), "cannot record failed publishes");
+        let marked = tokio::time::timeout(timeout, async {
+            outbox::mark_published(&self.pool, &published).await?;
+            outbox::mark_failed(&self.pool, &failures).await
+        })
+        .await;
+        match marked {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => tracing::warn!(%error, "cannot record publish results"),
+            Err(_) => tracing::warn!("timed out recording publish results"),
         }
         Ok(())
     }

@@ -59,6 +59,7 @@ impl Ingest {
                     pool.clone(),
                     receiver,
                     batch_max,
+                    timeout,
                     stored.clone(),
                     metrics.clone(),
                 ));
@@ -94,6 +95,7 @@ async fn writer(
     pool: sqlx::PgPool,
     mut receiver: mpsc::Receiver<Job>,
     batch_max: usize,
+    timeout: Duration,
     stored: Arc<Notify>,
     metrics: Arc<Metrics>,
 ) {
@@ -107,7 +109,17 @@ async fn writer(
         let (incomings, replies): (Vec<Incoming>, Vec<_>) =
             jobs.drain(..).map(|job| (job.incoming, job.reply)).unzip();
         let started = std::time::Instant::now();
-        let results = commit_with_fallback(&pool, &incomings).await;
+        // A hung connection must not stall this writer's stores forever: past the timeout the
+        // transaction is dropped (rolled back) and the senders are answered 503 to retry.
+        let results = tokio::time::timeout(timeout, commit_with_fallback(&pool, &incomings))
+            .await
+            .unwrap_or_else(|_| {
+                tracing::error!(events = incomings.len(), ?timeout, "batch commit timed out");
+                incomings
+                    .iter()
+                    .map(|_| Err(IngestError::Timeout))
+                    .collect()
+            });
         metrics.observe_batch(incomings.len(), started.elapsed());
         if results
             .iter()
