@@ -221,3 +221,55 @@ async fn stops_cleanly_when_told_to() {
     app.stop().await.expect("clean exit");
     assert!(started.elapsed() < std::time::Duration::from_secs(6));
 }
+
+/// The real binary: SIGTERM while serving → exits 0 within the 5 s grace.
+#[tokio::test]
+async fn the_binary_exits_cleanly_on_sigterm() {
+    let db = TestDb::create().await;
+    let broker = TestBroker::create().await;
+    let mut relay = tokio::process::Command::new(env!("CARGO_BIN_EXE_cloud-relay"))
+        .env("RELAY_LISTEN", "127.0.0.1:0")
+        .env("DATABASE_URL", &db.url)
+        .env("AMQP_URL", amqp_url())
+        .env("RELAY_ORDER_EXCHANGE", &broker.order_exchange)
+        .env("RELAY_RAW_EVENTS_EXCHANGE", &broker.raw_exchange)
+        .env("OTTER_WEBHOOK_SECRET", SECRET)
+        .env("RUST_LOG", "info")
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("relay binary starts");
+    // It logs its address once listening.
+    let stderr = relay.stderr.take().expect("stderr");
+    let mut lines = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(stderr));
+    let addr = tokio::time::timeout(std::time::Duration::from_secs(20), async {
+        loop {
+            let line = lines
+                .next_line()
+                .await
+                .expect("reads stderr")
+                .expect("relay exited early");
+            if let Some(at) = line.find("listen=") {
+                return line[at + "listen=".len()..].trim().to_owned();
+            }
+        }
+    })
+    .await
+    .expect("relay logs its address");
+    let health = reqwest::get(format!("http://{addr}/healthz"))
+        .await
+        .expect("answers");
+    assert_eq!(health.status(), 200);
+
+    let pid = relay.id().expect("running").to_string();
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill runs");
+    assert!(killed.success());
+    let status = tokio::time::timeout(std::time::Duration::from_secs(6), relay.wait())
+        .await
+        .expect("exits within the grace period")
+        .expect("waits");
+    assert_eq!(status.code(), Some(0));
+}
