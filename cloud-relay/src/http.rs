@@ -184,12 +184,19 @@ async fn readyz(State(state): State<AppState>) -> Response {
         Ok(_) => Ok(()),
         Err(error) => Err(error.to_string()),
     };
-    let broker = state.metrics.broker_connected.load(Ordering::Relaxed);
-    let ready = database.is_ok() && broker;
+    let broker = if state.metrics.broker_connected.load(Ordering::Relaxed) {
+        "up"
+    } else if state.metrics.publisher_standby.load(Ordering::Relaxed) {
+        // Another relay publishes; this one is ready to ingest.
+        "standby"
+    } else {
+        "down"
+    };
+    let ready = database.is_ok() && broker != "down";
     let body = json!({
         "ready": ready,
         "database": match &database { Ok(()) => json!("up"), Err(e) => json!({"down": e}) },
-        "broker": if broker { "up" } else { "down" },
+        "broker": broker,
     });
     let status = if ready {
         StatusCode::OK

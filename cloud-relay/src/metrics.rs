@@ -69,6 +69,8 @@ pub struct Metrics {
     pub unroutable: AtomicU64,
     pub nacked: AtomicU64,
     pub broker_connected: AtomicBool,
+    /// Another relay holds the publisher lock; this one only ingests.
+    pub publisher_standby: AtomicBool,
     pub broker_connects: AtomicU64,
 }
 
@@ -182,6 +184,12 @@ impl Metrics {
             "relay_broker_connected",
             "1 while the publisher is connected to RabbitMQ.",
             f64::from(u8::from(self.broker_connected.load(Ordering::Relaxed))),
+        );
+        gauge(
+            &mut out,
+            "relay_publisher_standby",
+            "1 while another relay holds the publisher lock and this one only ingests.",
+            f64::from(u8::from(self.publisher_standby.load(Ordering::Relaxed))),
         );
         if let Some((depth, oldest)) = outbox {
             gauge(

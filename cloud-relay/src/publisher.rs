@@ -2,7 +2,12 @@
 //! store, surviving broker outages. A row is marked published only after a positive confirm of
 //! a routed message; anything else leaves it to be published again.
 
-use std::{collections::HashSet, sync::Arc, sync::atomic::Ordering, time::Duration};
+use std::{
+    collections::HashSet,
+    sync::Arc,
+    sync::atomic::Ordering,
+    time::{Duration, Instant},
+};
 
 use chrono::Utc;
 use futures_util::future::join_all;
@@ -12,7 +17,7 @@ use lapin::{
     types::FieldTable,
 };
 use secrecy::{ExposeSecret, SecretString};
-use sqlx::PgPool;
+use sqlx::{Connection as _, PgConnection, PgPool};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
@@ -24,6 +29,11 @@ use crate::{
 
 /// How often the publisher looks at the outbox when nothing woke it (retries, other relays).
 const POLL_INTERVAL: Duration = Duration::from_millis(500);
+/// Advisory lock key held by the one relay that publishes a database's outbox.
+const PUBLISHER_LOCK: i64 = 0x6f74_7465_725f_6f62; // "otter_ob"
+/// How often a standby relay tries to take the lock, and the leader checks it still holds it.
+const LOCK_RETRY: Duration = Duration::from_secs(2);
+const LOCK_CHECK_INTERVAL: Duration = Duration::from_secs(5);
 
 /// Where and how to publish.
 #[derive(Clone)]
@@ -37,7 +47,9 @@ pub struct PublisherConfig {
 
 /// Why the broker connection is being dropped and made again.
 #[derive(Debug, thiserror::Error)]
-enum BrokerError {
+enum PublishError {
+    #[error("lost the publisher lock")]
+    LostLock,
     #[error("amqp: {0}")]
     Amqp(#[from] lapin::Error),
     #[error("timed out after {0:?} waiting for {1}")]
@@ -77,47 +89,95 @@ impl Publisher {
         }
     }
 
-    /// Runs until the token is cancelled: connect, drain, and on any broker trouble reconnect
-    /// with backoff (1 s → 60 s, jittered). Finishes the batch in flight before returning.
+    /// Runs until the token is cancelled: take the publisher lock (one publisher per database),
+    /// connect, drain, and on any broker trouble reconnect with backoff (1 s → 60 s, jittered).
+    /// Finishes the batch in flight before returning.
     pub async fn run(self) {
         let mut backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(60));
-        while !self.token.is_cancelled() {
-            let connected = tokio::select! {
-                connected = self.connect() => connected,
-                () = self.token.cancelled() => break,
-            };
-            match connected {
-                Ok((connection, channel)) => {
-                    backoff.reset();
-                    self.metrics.broker_connects.fetch_add(1, Ordering::Relaxed);
-                    self.metrics.broker_connected.store(true, Ordering::Relaxed);
-                    tracing::info!("connected to rabbitmq, draining the outbox");
-                    let result = self.drain(&connection, &channel).await;
-                    self.metrics
-                        .broker_connected
-                        .store(false, Ordering::Relaxed);
-                    let _ = tokio::time::timeout(
-                        self.config.timeout,
-                        connection.close(200, "relay publisher closing".into()),
-                    )
-                    .await;
-                    match result {
-                        Ok(()) => break,
-                        Err(error) => tracing::warn!(%error, "lost rabbitmq, reconnecting"),
+        'lead: while let Some(mut lock) = self.lead().await {
+            while !self.token.is_cancelled() {
+                let connected = tokio::select! {
+                    connected = self.connect() => connected,
+                    () = self.token.cancelled() => break 'lead,
+                };
+                match connected {
+                    Ok((connection, channel)) => {
+                        backoff.reset();
+                        self.metrics.broker_connects.fetch_add(1, Ordering::Relaxed);
+                        self.metrics.broker_connected.store(true, Ordering::Relaxed);
+                        tracing::info!("connected to rabbitmq, draining the outbox");
+                        let result = self.drain(&connection, &channel, &mut lock).await;
+                        self.metrics
+                            .broker_connected
+                            .store(false, Ordering::Relaxed);
+                        let _ = tokio::time::timeout(
+                            self.config.timeout,
+                            connection.close(200, "relay publisher closing".into()),
+                        )
+                        .await;
+                        match result {
+                            Ok(()) => break 'lead,
+                            Err(PublishError::LostLock) => {
+                                tracing::warn!("lost the publisher lock, taking it again");
+                                continue 'lead;
+                            }
+                            Err(error) => tracing::warn!(%error, "lost rabbitmq, reconnecting"),
+                        }
                     }
+                    Err(error) => tracing::warn!(%error, "cannot connect to rabbitmq"),
                 }
-                Err(error) => tracing::warn!(%error, "cannot connect to rabbitmq"),
+                let delay = backoff.next_delay();
+                tokio::select! {
+                    () = tokio::time::sleep(delay) => {}
+                    () = self.token.cancelled() => break 'lead,
+                }
             }
-            let delay = backoff.next_delay();
-            tokio::select! {
-                () = tokio::time::sleep(delay) => {}
-                () = self.token.cancelled() => break,
-            }
+            break;
         }
         tracing::info!("publisher stopped");
     }
 
-    async fn connect(&self) -> Result<(Connection, Channel), BrokerError> {
+    /// Takes the session-level advisory lock that makes this relay the database's only
+    /// publisher, waiting (as a standby) while another instance holds it. The lock lives as
+    /// long as the returned connection. `None` when shutting down.
+    async fn lead(&self) -> Option<PgConnection> {
+        let mut announced = false;
+        loop {
+            let attempt = async {
+                let mut connection = self.pool.acquire().await?.detach();
+                let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+                    .bind(PUBLISHER_LOCK)
+                    .fetch_one(&mut connection)
+                    .await?;
+                Ok::<_, sqlx::Error>(locked.then_some(connection))
+            };
+            match tokio::time::timeout(self.config.timeout, attempt).await {
+                Ok(Ok(Some(connection))) => {
+                    self.metrics
+                        .publisher_standby
+                        .store(false, Ordering::Relaxed);
+                    return Some(connection);
+                }
+                Ok(Ok(None)) => {
+                    self.metrics
+                        .publisher_standby
+                        .store(true, Ordering::Relaxed);
+                    if !announced {
+                        tracing::info!("another relay publishes the outbox; standing by");
+                        announced = true;
+                    }
+                }
+                Ok(Err(error)) => tracing::warn!(%error, "cannot take the publisher lock"),
+                Err(_) => tracing::warn!("timed out taking the publisher lock"),
+            }
+            tokio::select! {
+                () = tokio::time::sleep(LOCK_RETRY) => {}
+                () = self.token.cancelled() => return None,
+            }
+        }
+    }
+
+    async fn connect(&self) -> Result<(Connection, Channel), PublishError> {
         let timeout = self.config.timeout;
         let connection = with_timeout(
             timeout,
@@ -159,14 +219,28 @@ impl Publisher {
         Ok((connection, channel))
     }
 
-    /// Publishes until cancelled (Ok) or the broker fails (Err).
-    async fn drain(&self, connection: &Connection, channel: &Channel) -> Result<(), BrokerError> {
+    /// Publishes until cancelled (Ok), the broker fails or the lock is lost (Err).
+    async fn drain(
+        &self,
+        connection: &Connection,
+        channel: &Channel,
+        lock: &mut PgConnection,
+    ) -> Result<(), PublishError> {
+        let mut lock_checked = Instant::now();
         loop {
             if self.token.is_cancelled() {
                 return Ok(());
             }
             if !connection.status().connected() || !channel.status().connected() {
-                return Err(BrokerError::Disconnected);
+                return Err(PublishError::Disconnected);
+            }
+            if lock_checked.elapsed() >= LOCK_CHECK_INTERVAL {
+                // The lock is held by this session: if its connection died, so did the lock.
+                let alive = tokio::time::timeout(self.config.timeout, lock.ping()).await;
+                if !matches!(alive, Ok(Ok(()))) {
+                    return Err(PublishError::LostLock);
+                }
+                lock_checked = Instant::now();
             }
             let pending = outbox::pending(&self.pool, self.config.batch_max);
             let rows = match tokio::time::timeout(self.config.timeout, pending).await {
@@ -205,7 +279,7 @@ impl Publisher {
         &self,
         channel: &Channel,
         rows: Vec<OutboxRow>,
-    ) -> Result<(), BrokerError> {
+    ) -> Result<(), PublishError> {
         let timeout = self.config.timeout;
         let mut confirms = Vec::with_capacity(rows.len() * 2);
         for row in &rows {
@@ -323,7 +397,7 @@ impl Publisher {
         row: &OutboxRow,
         kitchen: Option<lapin::Result<Confirmation>>,
         raw: lapin::Result<Confirmation>,
-    ) -> Result<Fate, BrokerError> {
+    ) -> Result<Fate, PublishError> {
         if let Some(kitchen) = kitchen {
             match kitchen? {
                 Confirmation::Ack(None) => {}
@@ -392,10 +466,10 @@ async fn with_timeout<T>(
     timeout: Duration,
     what: &'static str,
     future: impl Future<Output = Result<T, lapin::Error>>,
-) -> Result<T, BrokerError> {
+) -> Result<T, PublishError> {
     match tokio::time::timeout(timeout, future).await {
         Ok(result) => Ok(result?),
-        Err(_) => Err(BrokerError::Timeout(timeout, what)),
+        Err(_) => Err(PublishError::Timeout(timeout, what)),
     }
 }
 

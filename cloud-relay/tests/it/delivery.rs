@@ -102,3 +102,92 @@ async fn unroutable_events_are_kept_and_delivered_once_a_kitchen_binds() {
         ]
     );
 }
+
+#[tokio::test]
+async fn a_second_relay_ingests_while_only_one_publishes_and_takes_over_when_it_stops() {
+    let mut first = spawn_app().await;
+    let queue = first.broker.kitchen_queue(&["s1"]).await;
+    let client = first.client.clone();
+    let ready = |addr: std::net::SocketAddr| {
+        let client = client.clone();
+        async move {
+            let response = client
+                .get(format!("http://{addr}/readyz"))
+                .send()
+                .await
+                .ok()?;
+            let status = response.status();
+            let body: serde_json::Value = response.json().await.ok()?;
+            Some((status.as_u16(), body["broker"].as_str()?.to_owned()))
+        }
+    };
+    eventually("first relay publishes", Duration::from_secs(10), || async {
+        (ready(first.addr).await? == (200, "up".to_owned())).then_some(())
+    })
+    .await;
+    let second = first.start_another_relay().await;
+    eventually(
+        "second relay stands by",
+        Duration::from_secs(10),
+        || async { (ready(second.addr).await? == (200, "standby".to_owned())).then_some(()) },
+    )
+    .await;
+
+    // Webhooks to either relay are stored once and published once, in order.
+    for n in 1..=4 {
+        let body = new_order(
+            &format!("e{n}"),
+            "s1",
+            &format!("o{n}"),
+            "2025-03-14T18:00:00Z",
+        );
+        let relay = if n % 2 == 0 { second.addr } else { first.addr };
+        let response = first
+            .client
+            .post(format!("http://{relay}/webhooks/otter"))
+            .header("content-type", "application/json")
+            .header("x-hmac-sha256", first.signer.sign(&body))
+            .body(body)
+            .send()
+            .await
+            .expect("answers");
+        assert_eq!(response.status(), 200);
+    }
+    first.wait_all_published(4).await;
+
+    // The first relay stops: the second takes the lock and publishes what comes next.
+    first.stop_relay().await;
+    let second_addr = second.addr;
+    eventually(
+        "second relay takes over",
+        Duration::from_secs(15),
+        || async { (ready(second_addr).await? == (200, "up".to_owned())).then_some(()) },
+    )
+    .await;
+    let body = new_order("e5", "s1", "o5", "2025-03-14T18:00:00Z");
+    let response = first
+        .client
+        .post(format!("http://{second_addr}/webhooks/otter"))
+        .header("content-type", "application/json")
+        .header("x-hmac-sha256", first.signer.sign(&body))
+        .body(body)
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(response.status(), 200);
+    first.wait_all_published(5).await;
+    let delivered: Vec<(String, u64)> = first
+        .broker
+        .drain(&queue)
+        .await
+        .iter()
+        .map(|m| {
+            let event = OrderEvent::decode(m.delivery.data.as_slice()).expect("protobuf");
+            (event.event_id, event.sequence)
+        })
+        .collect();
+    let expected: Vec<(String, u64)> = (1..=5).map(|n| (format!("e{n}"), n)).collect();
+    assert_eq!(delivered, expected);
+    second.token.cancel();
+    second.handle.await.expect("joins").expect("clean stop");
+}

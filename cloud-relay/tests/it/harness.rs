@@ -274,6 +274,7 @@ impl Drop for TestBroker {
 /// A running relay with its database and broker objects.
 pub struct TestApp {
     pub addr: SocketAddr,
+    pub config: Config,
     pub client: reqwest::Client,
     pub signer: WebhookSigner,
     token: CancellationToken,
@@ -306,12 +307,13 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
     };
     adjust(&mut config);
     config.validate().expect("test config is valid");
-    let app = App::build(config).await.expect("relay builds");
+    let app = App::build(config.clone()).await.expect("relay builds");
     let addr = SocketAddr::from(([127, 0, 0, 1], app.port()));
     let token = app.shutdown_token();
     let handle = tokio::spawn(app.run_until_stopped());
     TestApp {
         addr,
+        config,
         client: reqwest::Client::new(),
         signer: WebhookSigner::new(SecretString::from(SECRET)),
         token,
@@ -321,7 +323,26 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
     }
 }
 
+/// Another relay on the same database and broker (as a second instance would be deployed).
+pub struct OtherRelay {
+    pub addr: SocketAddr,
+    pub token: CancellationToken,
+    pub handle: JoinHandle<anyhow::Result<()>>,
+}
+
 impl TestApp {
+    pub async fn start_another_relay(&self) -> OtherRelay {
+        let app = App::build(self.config.clone()).await.expect("relay builds");
+        let addr = SocketAddr::from(([127, 0, 0, 1], app.port()));
+        let token = app.shutdown_token();
+        let handle = tokio::spawn(app.run_until_stopped());
+        OtherRelay {
+            addr,
+            token,
+            handle,
+        }
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
     }
@@ -336,6 +357,14 @@ impl TestApp {
             .send()
             .await
             .expect("relay answers")
+    }
+
+    /// Stops the relay (as SIGTERM would) but keeps its database and broker objects.
+    pub async fn stop_relay(&mut self) {
+        self.token.cancel();
+        if let Some(handle) = self.handle.take() {
+            handle.await.expect("relay task joins").expect("clean stop");
+        }
     }
 
     /// Stops the relay as SIGTERM would and returns how it ended.
