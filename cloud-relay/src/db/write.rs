@@ -322,15 +322,16 @@ fn kitchen_bound(incoming: &Incoming, outcome: Outcome) -> bool {
     outcome == Outcome::Applied && !incoming.event.store_id.is_empty()
 }
 
-/// The status a kitchen is told for an event: for a snapshot, the order's status after the
-/// batch (a cancellation that arrived first wins); for a status event, the status it carries.
+/// The status a kitchen is told for an event: the order's status once the relay applied the
+/// batch, so a late or out-of-order event never moves a kitchen's order backwards (and a
+/// cancellation that arrived first wins).
 fn event_status(event: &WebhookEvent, orders: &HashMap<String, OrderState>) -> OrderStatus {
+    let held = |order_id: &str| orders.get(order_id).and_then(|state| state.status);
     match &event.kind {
-        EventKind::Snapshot { order, .. } => orders
-            .get(&order.id)
-            .and_then(|state| state.status)
-            .unwrap_or(OrderStatus::NewOrder),
-        EventKind::Status { status, .. } => *status,
+        EventKind::Snapshot { order, .. } => held(&order.id).unwrap_or(OrderStatus::NewOrder),
+        EventKind::Status {
+            order_id, status, ..
+        } => held(order_id).unwrap_or(*status),
         EventKind::Other => OrderStatus::Unknown,
     }
 }

@@ -316,3 +316,57 @@ async fn nested_modifiers_keep_their_parent_and_depth() {
     .expect("query");
     assert_eq!((total.as_str(), promotions), ("67.46", 1));
 }
+
+#[tokio::test]
+async fn a_late_status_event_does_not_move_the_order_backwards() {
+    let app = spawn_app().await;
+    let app = &app;
+    let post = |body: Vec<u8>| async move {
+        assert_eq!(app.post_signed(&body).await.status(), 200);
+    };
+    post(new_order("e1", "s1", "o1", "2025-03-14T18:00:00Z")).await;
+    post(status_event(
+        "orders.order_ready",
+        "e2",
+        "s1",
+        "o1",
+        "2025-03-14T18:20:00Z",
+    ))
+    .await;
+    // Otter delivers out of order: the confirmation from before "ready" arrives last.
+    post(status_event(
+        "orders.confirm",
+        "e3",
+        "s1",
+        "o1",
+        "2025-03-14T18:05:00Z",
+    ))
+    .await;
+
+    let status: String =
+        sqlx::query_scalar("SELECT status FROM otter.orders WHERE order_id = 'o1'")
+            .fetch_one(&app.db.pool)
+            .await
+            .expect("query");
+    assert_eq!(status, "PREPARED");
+    let history: Vec<(String, String)> = sqlx::query_as(
+        "SELECT event_id, status FROM otter.order_status_changes ORDER BY event_time",
+    )
+    .fetch_all(&app.db.pool)
+    .await
+    .expect("query");
+    assert_eq!(
+        history,
+        [("e1", "NEW_ORDER"), ("e3", "CONFIRMED"), ("e2", "PREPARED")]
+            .map(|(a, b)| (a.to_owned(), b.to_owned()))
+    );
+    // The kitchen is told the order's status, which the late event did not change.
+    let payload: Vec<u8> =
+        sqlx::query_scalar("SELECT payload FROM otter.outbox WHERE event_id = 'e3'")
+            .fetch_one(&app.db.pool)
+            .await
+            .expect("query");
+    let order_event = OrderEvent::decode(payload.as_slice()).expect("protobuf");
+    assert_eq!(order_event.event_type(), kitchen_proto::EventType::Confirm);
+    assert_eq!(order_event.status(), kitchen_proto::OrderStatus::Prepared);
+}
