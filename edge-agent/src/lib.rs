@@ -1,5 +1,9 @@
-//! The edge agent on each kitchen box. For now it only answers `/healthz`; the kitchen feed,
-//! the SQLite store, batch items and the station displays come with the agent issue.
+//! The edge agent on each kitchen box. So far: `/healthz`, the reference data (`reference`)
+//! and the pure batch-item calculation (`batch`); the kitchen feed, the SQLite store and the
+//! station displays come with the rest of the agent issue.
+
+pub mod batch;
+pub mod reference;
 
 use std::net::SocketAddr;
 
