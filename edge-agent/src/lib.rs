@@ -1,9 +1,11 @@
-//! The edge agent on each kitchen box. So far: `/healthz`, the reference data (`reference`)
-//! and the pure batch-item calculation (`batch`); the kitchen feed, the SQLite store and the
-//! station displays come with the rest of the agent issue.
+//! The edge agent on each kitchen box. So far: `/healthz`, the reference data (`reference`),
+//! the pure batch-item calculation (`batch`) and the SQLite store that applies order events
+//! exactly once (`store`); the kitchen feed, HTTP API, SSE and the station displays come with
+//! the rest of the agent issue.
 
 pub mod batch;
 pub mod reference;
+pub mod store;
 
 use std::net::SocketAddr;
 

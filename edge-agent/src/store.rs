@@ -1,0 +1,771 @@
+//! The agent's SQLite store: orders and their lines, per-store sequence tracking, processed
+//! event ids and the append-only event log, in one file (WAL, `synchronous=FULL`). Applying an
+//! `OrderEvent` is one transaction that also records its event id, so an event applied once is
+//! never applied twice, whatever the broker redelivers. Synchronous: the agent drives it from a
+//! single writer task; readers open their own connections.
+
+use std::{collections::BTreeMap, path::Path};
+
+use kitchen_proto::{OrderEvent, OrderStatus, SchedulingType};
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use serde_json::json;
+
+use crate::batch::{self, Line, OrderState};
+
+/// Embedded migrations, applied in order; `PRAGMA user_version` counts those applied.
+const MIGRATIONS: &[&str] = &[include_str!("../migrations/0001_init.sql")];
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("sqlite: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("database schema version {found} is newer than this agent knows ({known})")]
+    TooNew { found: usize, known: usize },
+}
+
+/// What applying an event did to its order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    Created,
+    Updated,
+    Cancelled,
+    /// Status moved (confirmed, ready, handed off, ...) without new lines.
+    Status,
+    /// A snapshot not newer than the one held: recorded, lines untouched.
+    Stale,
+    /// A status for an order this kitchen never received: recorded only.
+    UnknownOrder,
+}
+
+impl Change {
+    /// The event-log kind (the SSE event name).
+    pub fn kind(self) -> &'static str {
+        match self {
+            Change::Created => "order.created",
+            Change::Updated => "order.updated",
+            Change::Cancelled => "order.cancelled",
+            Change::Status | Change::Stale | Change::UnknownOrder => "order.status",
+        }
+    }
+}
+
+/// The result of `Store::apply`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Applied {
+    /// The event id was applied before: nothing changed.
+    Duplicate,
+    Applied {
+        change: Change,
+        /// Sequence numbers of this store skipped by this event (inclusive), if any.
+        gap: Option<(u64, u64)>,
+        /// Event-log sequence of the entry written.
+        log_seq: i64,
+    },
+}
+
+/// A run of sequence numbers not received from a store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Gap {
+    pub store_id: String,
+    pub from: u64,
+    pub to: u64,
+}
+
+pub struct Store {
+    connection: Connection,
+}
+
+impl Store {
+    /// Opens (creating if needed) the store file and brings its schema up to date.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        Self::init(Connection::open(path)?)
+    }
+
+    /// A private in-memory store, for tests.
+    pub fn open_in_memory() -> Result<Self, StoreError> {
+        Self::init(Connection::open_in_memory()?)
+    }
+
+    fn init(connection: Connection) -> Result<Self, StoreError> {
+        // WAL lets readers work while the writer commits; FULL makes a commit survive power
+        // loss, which an ack to the broker relies on.
+        connection.pragma_update(None, "journal_mode", "WAL")?;
+        connection.pragma_update(None, "synchronous", "FULL")?;
+        connection.pragma_update(None, "foreign_keys", "ON")?;
+        connection.busy_timeout(std::time::Duration::from_secs(5))?;
+        let mut store = Self { connection };
+        store.migrate()?;
+        Ok(store)
+    }
+
+    fn migrate(&mut self) -> Result<(), StoreError> {
+        let applied: usize = self
+            .connection
+            .pragma_query_value(None, "user_version", |row| row.get(0))?;
+        if applied > MIGRATIONS.len() {
+            return Err(StoreError::TooNew {
+                found: applied,
+                known: MIGRATIONS.len(),
+            });
+        }
+        for (index, migration) in MIGRATIONS.iter().enumerate().skip(applied) {
+            let tx = self.connection.transaction()?;
+            tx.execute_batch(migration)?;
+            tx.pragma_update(None, "user_version", index + 1)?;
+            tx.commit()?;
+        }
+        Ok(())
+    }
+
+    /// Applies one event in one transaction: de-duplicates by event id, tracks the store's
+    /// sequence, updates the order and appends to the event log.
+    pub fn apply(&mut self, event: &OrderEvent, now_ms: i64) -> Result<Applied, StoreError> {
+        let tx = self.connection.transaction()?;
+        let fresh = tx.execute(
+            "INSERT OR IGNORE INTO processed_events (event_id, store_id, sequence, applied_at)
+             VALUES (?1, ?2, ?3, ?4)",
+            params![
+                event.event_id,
+                event.store_id,
+                (event.sequence > 0).then_some(event.sequence as i64),
+                now_ms
+            ],
+        )?;
+        if fresh == 0 {
+            return Ok(Applied::Duplicate);
+        }
+        let gap = track_sequence(&tx, &event.store_id, event.sequence, now_ms)?;
+        let change = apply_to_order(&tx, event, now_ms)?;
+        let data = json!({
+            "event_id": event.event_id,
+            "otter_event_type": event.otter_event_type,
+            "order_id": event.order_id,
+            "store_id": event.store_id,
+            "status": event.status().as_str_name(),
+            "change": format!("{change:?}").to_lowercase(),
+        });
+        tx.execute(
+            "INSERT INTO event_log (kind, order_id, data, created_at) VALUES (?1, ?2, ?3, ?4)",
+            params![change.kind(), event.order_id, data.to_string(), now_ms],
+        )?;
+        let log_seq = tx.last_insert_rowid();
+        tx.commit()?;
+        Ok(Applied::Applied {
+            change,
+            gap,
+            log_seq,
+        })
+    }
+
+    /// Open orders as the batch calculation takes them.
+    pub fn open_orders(&self) -> Result<Vec<batch::Order>, StoreError> {
+        let mut orders: BTreeMap<String, batch::Order> = BTreeMap::new();
+        let mut statement = self.connection.prepare(
+            "SELECT order_id, received_at, ordered_at, pickup_time, estimated_pickup_time,
+                    estimated_prep_seconds, scheduled
+             FROM orders WHERE state = 'open'",
+        )?;
+        let rows = statement.query_map([], |row| {
+            Ok(batch::Order {
+                order_id: row.get(0)?,
+                state: OrderState::Open,
+                received_at_ms: row.get(1)?,
+                ordered_at_ms: row.get(2)?,
+                pickup_time_ms: row.get(3)?,
+                estimated_pickup_time_ms: row.get(4)?,
+                estimated_prep_seconds: row.get(5)?,
+                scheduled: row.get(6)?,
+                ..batch::Order::default()
+            })
+        })?;
+        for order in rows {
+            let order = order?;
+            orders.insert(order.order_id.clone(), order);
+        }
+
+        let mut statement = self.connection.prepare(
+            "SELECT l.order_id, l.line_no, l.parent_no, l.item_id, l.sku_id, l.name, l.quantity
+             FROM order_lines l JOIN orders o USING (order_id)
+             WHERE o.state = 'open' ORDER BY l.order_id, l.line_no",
+        )?;
+        let mut flat: BTreeMap<String, Vec<(i64, Option<i64>, Line)>> = BTreeMap::new();
+        let rows = statement.query_map([], |row| {
+            let text = |index: usize| -> rusqlite::Result<Option<String>> {
+                let value: String = row.get(index)?;
+                Ok((!value.is_empty()).then_some(value))
+            };
+            Ok((
+                row.get::<_, String>(0)?,
+                row.get::<_, i64>(1)?,
+                row.get::<_, Option<i64>>(2)?,
+                Line {
+                    item_id: text(3)?,
+                    sku_id: text(4)?,
+                    name: text(5)?,
+                    quantity: row.get(6)?,
+                    modifiers: Vec::new(),
+                },
+            ))
+        })?;
+        for row in rows {
+            let (order_id, line_no, parent_no, line) = row?;
+            flat.entry(order_id)
+                .or_default()
+                .push((line_no, parent_no, line));
+        }
+        for (order_id, lines) in flat {
+            if let Some(order) = orders.get_mut(&order_id) {
+                order.lines = rebuild_tree(lines);
+            }
+        }
+
+        let mut statement = self.connection.prepare(
+            "SELECT b.order_id, b.station_id FROM order_bumps b JOIN orders o USING (order_id)
+             WHERE o.state = 'open'",
+        )?;
+        let rows = statement.query_map([], |row| Ok((row.get::<_, String>(0)?, row.get(1)?)))?;
+        for row in rows {
+            let (order_id, station_id) = row?;
+            if let Some(order) = orders.get_mut(&order_id) {
+                order.bumped_at.insert(station_id);
+            }
+        }
+        let mut statement = self.connection.prepare(
+            "SELECT d.order_id, d.station_id, d.item_id, d.units
+             FROM order_done d JOIN orders o USING (order_id) WHERE o.state = 'open'",
+        )?;
+        let rows = statement.query_map([], |row| {
+            Ok((
+                row.get::<_, String>(0)?,
+                row.get(1)?,
+                row.get(2)?,
+                row.get(3)?,
+            ))
+        })?;
+        for row in rows {
+            let (order_id, station_id, item_id, units) = row?;
+            if let Some(order) = orders.get_mut(&order_id) {
+                order.done.insert((station_id, item_id), units);
+            }
+        }
+        Ok(orders.into_values().collect())
+    }
+
+    /// Sequence numbers still missing, per store.
+    pub fn sequence_gaps(&self) -> Result<Vec<Gap>, StoreError> {
+        let mut statement = self.connection.prepare(
+            "SELECT store_id, from_sequence, to_sequence FROM sequence_gaps
+             ORDER BY store_id, from_sequence",
+        )?;
+        let gaps = statement
+            .query_map([], |row| {
+                Ok(Gap {
+                    store_id: row.get(0)?,
+                    from: row.get::<_, i64>(1)? as u64,
+                    to: row.get::<_, i64>(2)? as u64,
+                })
+            })?
+            .collect::<Result<_, _>>()?;
+        Ok(gaps)
+    }
+
+    /// The order's state and status, if held.
+    pub fn order_state(&self, order_id: &str) -> Result<Option<(String, String)>, StoreError> {
+        Ok(self
+            .connection
+            .query_row(
+                "SELECT state, status FROM orders WHERE order_id = ?1",
+                [order_id],
+                |row| Ok((row.get(0)?, row.get(1)?)),
+            )
+            .optional()?)
+    }
+}
+
+/// Rebuilds the modifier tree from pre-order rows with parent links.
+fn rebuild_tree(mut rows: Vec<(i64, Option<i64>, Line)>) -> Vec<Line> {
+    // Children come after their parent in pre-order: attach from the end.
+    let mut roots = Vec::new();
+    let mut children: BTreeMap<i64, Vec<Line>> = BTreeMap::new();
+    while let Some((line_no, parent_no, mut line)) = rows.pop() {
+        if let Some(mut own) = children.remove(&line_no) {
+            own.reverse();
+            line.modifiers = own;
+        }
+        match parent_no {
+            Some(parent) => children.entry(parent).or_default().push(line),
+            None => roots.push(line),
+        }
+    }
+    roots.reverse();
+    roots
+}
+
+/// Records the store's newest sequence number and any numbers it skipped; a late number fills
+/// its gap. Returns the gap this event opened.
+fn track_sequence(
+    tx: &Transaction<'_>,
+    store_id: &str,
+    sequence: u64,
+    now_ms: i64,
+) -> Result<Option<(u64, u64)>, StoreError> {
+    if sequence == 0 {
+        return Ok(None);
+    }
+    let sequence = sequence as i64;
+    let last: Option<i64> = tx
+        .query_row(
+            "SELECT last_sequence FROM store_sequences WHERE store_id = ?1",
+            [store_id],
+            |row| row.get(0),
+        )
+        .optional()?;
+    match last {
+        // The first event seen from a store is the baseline, not a gap.
+        None => {
+            tx.execute(
+                "INSERT INTO store_sequences (store_id, last_sequence) VALUES (?1, ?2)",
+                params![store_id, sequence],
+            )?;
+            Ok(None)
+        }
+        Some(last) if sequence > last => {
+            tx.execute(
+                "UPDATE store_sequences SET last_sequence = ?2 WHERE store_id = ?1",
+                params![store_id, sequence],
+            )?;
+            if sequence == last + 1 {
+                return Ok(None);
+            }
+            tx.execute(
+                "INSERT INTO sequence_gaps (store_id, from_sequence, to_sequence, detected_at)
+                 VALUES (?1, ?2, ?3, ?4)",
+                params![store_id, last + 1, sequence - 1, now_ms],
+            )?;
+            Ok(Some(((last + 1) as u64, (sequence - 1) as u64)))
+        }
+        Some(_) => {
+            // Late: it fills (part of) a gap.
+            let gap: Option<(i64, i64)> = tx
+                .query_row(
+                    "SELECT from_sequence, to_sequence FROM sequence_gaps
+                     WHERE store_id = ?1 AND from_sequence <= ?2 AND to_sequence >= ?2",
+                    params![store_id, sequence],
+                    |row| Ok((row.get(0)?, row.get(1)?)),
+                )
+                .optional()?;
+            if let Some((from, to)) = gap {
+                tx.execute(
+                    "DELETE FROM sequence_gaps WHERE store_id = ?1 AND from_sequence = ?2",
+                    params![store_id, from],
+                )?;
+                for (a, b) in [(from, sequence - 1), (sequence + 1, to)] {
+                    if a <= b {
+                        tx.execute(
+                            "INSERT INTO sequence_gaps
+                                 (store_id, from_sequence, to_sequence, detected_at)
+                             VALUES (?1, ?2, ?3, ?4)",
+                            params![store_id, a, b, now_ms],
+                        )?;
+                    }
+                }
+            }
+            Ok(None)
+        }
+    }
+}
+
+fn state_of(status: OrderStatus) -> &'static str {
+    match status {
+        OrderStatus::Canceled | OrderStatus::Rejected => "cancelled",
+        OrderStatus::Prepared | OrderStatus::PickedUp | OrderStatus::Fulfilled => "closed",
+        _ => "open",
+    }
+}
+
+fn apply_to_order(
+    tx: &Transaction<'_>,
+    event: &OrderEvent,
+    now_ms: i64,
+) -> Result<Change, StoreError> {
+    let held: Option<(Option<i64>, String)> = tx
+        .query_row(
+            "SELECT snapshot_event_time, state FROM orders WHERE order_id = ?1",
+            [&event.order_id],
+            |row| Ok((row.get(0)?, row.get(1)?)),
+        )
+        .optional()?;
+    let was_cancelled = held.as_ref().is_some_and(|(_, state)| state == "cancelled");
+    let mut state = state_of(event.status());
+    if was_cancelled {
+        state = "cancelled";
+    }
+    let cancelled_now = state == "cancelled" && !was_cancelled;
+
+    if !event.has_snapshot {
+        if held.is_none() {
+            return Ok(Change::UnknownOrder);
+        }
+        tx.execute(
+            "UPDATE orders SET state = ?2, status = ?3, updated_at = ?4,
+                 cancellation_reason = CASE WHEN ?5 = '' THEN cancellation_reason ELSE ?5 END
+             WHERE order_id = ?1",
+            params![
+                event.order_id,
+                state,
+                event.status().as_str_name(),
+                now_ms,
+                event.cancellation_reason
+            ],
+        )?;
+        return Ok(if cancelled_now {
+            Change::Cancelled
+        } else {
+            Change::Status
+        });
+    }
+
+    if let Some((Some(held_time), _)) = &held
+        && event.event_time_ms <= *held_time
+    {
+        return Ok(Change::Stale);
+    }
+    let fulfillment = event.fulfillment.clone().unwrap_or_default();
+    tx.execute(
+        "INSERT INTO orders (order_id, store_id, source, friendly_id, state, status,
+             snapshot_event_time, received_at, ordered_at, pickup_time, estimated_pickup_time,
+             estimated_prep_seconds, scheduled, customer_name, customer_note,
+             cancellation_reason, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)
+         ON CONFLICT (order_id) DO UPDATE SET
+             store_id = excluded.store_id, source = excluded.source,
+             friendly_id = excluded.friendly_id, state = excluded.state,
+             status = excluded.status, snapshot_event_time = excluded.snapshot_event_time,
+             ordered_at = excluded.ordered_at, pickup_time = excluded.pickup_time,
+             estimated_pickup_time = excluded.estimated_pickup_time,
+             estimated_prep_seconds = excluded.estimated_prep_seconds,
+             scheduled = excluded.scheduled, customer_name = excluded.customer_name,
+             customer_note = excluded.customer_note,
+             cancellation_reason = excluded.cancellation_reason,
+             updated_at = excluded.updated_at",
+        params![
+            event.order_id,
+            event.store_id,
+            event.source,
+            event.friendly_id,
+            state,
+            event.status().as_str_name(),
+            event.event_time_ms,
+            if event.received_at_ms > 0 {
+                event.received_at_ms
+            } else {
+                now_ms
+            },
+            event.ordered_at_ms,
+            fulfillment.pickup_time_ms,
+            fulfillment.estimated_pickup_time_ms,
+            event.estimated_prep_seconds,
+            fulfillment.scheduling_type() == SchedulingType::FixedTime,
+            event.customer_name,
+            event.customer_note,
+            event.cancellation_reason,
+            now_ms,
+        ],
+    )?;
+    tx.execute(
+        "DELETE FROM order_lines WHERE order_id = ?1",
+        [&event.order_id],
+    )?;
+    let mut insert = tx.prepare(
+        "INSERT INTO order_lines (order_id, line_no, parent_no, depth, item_id, sku_id, name,
+                                  quantity, note, price)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+    )?;
+    let mut next_no = 0i64;
+    let mut stack: Vec<(&kitchen_proto::LineItem, Option<i64>, i64)> = event
+        .items
+        .iter()
+        .rev()
+        .map(|item| (item, None, 0))
+        .collect();
+    while let Some((item, parent_no, depth)) = stack.pop() {
+        let line_no = next_no;
+        next_no += 1;
+        insert.execute(params![
+            event.order_id,
+            line_no,
+            parent_no,
+            depth,
+            item.item_id,
+            item.sku_id,
+            item.name,
+            item.quantity,
+            item.note,
+            item.price
+        ])?;
+        for modifier in item.modifiers.iter().rev() {
+            stack.push((modifier, Some(line_no), depth + 1));
+        }
+    }
+    Ok(match (held.is_some(), cancelled_now) {
+        (_, true) => Change::Cancelled,
+        (false, false) => Change::Created,
+        (true, false) => Change::Updated,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use kitchen_proto::{EventType, Fulfillment, LineItem};
+
+    use super::*;
+    use crate::{batch::board, reference::Reference};
+
+    const MINUTE: i64 = 60_000;
+    const NOW: i64 = 1_741_977_600_000;
+
+    fn item(name: &str, quantity: u32, modifiers: Vec<LineItem>) -> LineItem {
+        LineItem {
+            name: name.into(),
+            quantity,
+            modifiers,
+            ..LineItem::default()
+        }
+    }
+
+    fn snapshot(
+        event_id: &str,
+        seq: u64,
+        order_id: &str,
+        at_min: i64,
+        items: Vec<LineItem>,
+    ) -> OrderEvent {
+        OrderEvent {
+            event_id: event_id.into(),
+            event_type: EventType::NewOrder as i32,
+            otter_event_type: "orders.new_order".into(),
+            event_time_ms: NOW + at_min * MINUTE,
+            store_id: "s1".into(),
+            sequence: seq,
+            order_id: order_id.into(),
+            status: OrderStatus::NewOrder as i32,
+            fulfillment: Some(Fulfillment {
+                pickup_time_ms: Some(NOW + 20 * MINUTE),
+                ..Fulfillment::default()
+            }),
+            items,
+            has_snapshot: true,
+            received_at_ms: NOW,
+            ..OrderEvent::default()
+        }
+    }
+
+    fn status(event_id: &str, seq: u64, order_id: &str, status: OrderStatus) -> OrderEvent {
+        OrderEvent {
+            event_id: event_id.into(),
+            otter_event_type: "orders.status".into(),
+            store_id: "s1".into(),
+            sequence: seq,
+            order_id: order_id.into(),
+            status: status as i32,
+            ..OrderEvent::default()
+        }
+    }
+
+    fn reference() -> Reference {
+        Reference::parse(
+            "[[stations]]\nid = \"fry\"\nname = \"Fryer\"\n[[items]]\nid = \"fries\"\nname = \"Fries\"\nstation = \"fry\"\nprep_seconds = 180\nmatch = [\"Fries\"]",
+        )
+        .expect("valid")
+    }
+
+    /// (item, quantity, orders) of the fry station.
+    fn fries(store: &Store) -> Vec<(String, u32, Vec<String>)> {
+        let orders = store.open_orders().expect("loads");
+        board(&orders, &reference(), NOW, 20 * MINUTE)
+            .items
+            .into_iter()
+            .filter(|i| i.station_id == "fry")
+            .map(|i| (i.item_id, i.quantity, i.order_ids))
+            .collect()
+    }
+
+    fn change(applied: Applied) -> Change {
+        match applied {
+            Applied::Applied { change, .. } => change,
+            Applied::Duplicate => panic!("unexpected duplicate"),
+        }
+    }
+
+    #[test]
+    fn events_apply_once_and_in_time_order() {
+        let mut store = Store::open_in_memory().expect("opens");
+        let meal = || {
+            vec![item(
+                "Burger",
+                2,
+                vec![item("Meal", 1, vec![item("Fries", 1, vec![])])],
+            )]
+        };
+        let first = snapshot("e1", 1, "o1", 0, meal());
+        assert_eq!(
+            change(store.apply(&first, NOW).expect("applies")),
+            Change::Created
+        );
+        // The broker redelivers: nothing changes.
+        assert_eq!(
+            store.apply(&first, NOW).expect("applies"),
+            Applied::Duplicate
+        );
+        assert_eq!(fries(&store), [("fries".into(), 2, vec!["o1".to_owned()])]);
+
+        // A newer update replaces the lines; an older one is ignored.
+        let newer = snapshot("e2", 2, "o1", 5, vec![item("Fries", 5, vec![])]);
+        assert_eq!(
+            change(store.apply(&newer, NOW).expect("applies")),
+            Change::Updated
+        );
+        let older = snapshot("e3", 3, "o1", 2, vec![item("Fries", 9, vec![])]);
+        assert_eq!(
+            change(store.apply(&older, NOW).expect("applies")),
+            Change::Stale
+        );
+        assert_eq!(fries(&store), [("fries".into(), 5, vec!["o1".to_owned()])]);
+
+        // Cancelled (either relay form arrives as status CANCELED) is final.
+        let cancel = status("e4", 4, "o1", OrderStatus::Canceled);
+        assert_eq!(
+            change(store.apply(&cancel, NOW).expect("applies")),
+            Change::Cancelled
+        );
+        let confirm = status("e5", 5, "o1", OrderStatus::Confirmed);
+        assert_eq!(
+            change(store.apply(&confirm, NOW).expect("applies")),
+            Change::Status
+        );
+        assert_eq!(
+            store.order_state("o1").expect("reads"),
+            Some(("cancelled".into(), "ORDER_STATUS_CONFIRMED".into()))
+        );
+        assert!(fries(&store).is_empty());
+    }
+
+    #[test]
+    fn ready_closes_an_order_and_unknown_orders_are_only_recorded() {
+        let mut store = Store::open_in_memory().expect("opens");
+        store
+            .apply(
+                &snapshot("e1", 1, "o1", 0, vec![item("Fries", 1, vec![])]),
+                NOW,
+            )
+            .expect("applies");
+        store
+            .apply(
+                &snapshot("e2", 2, "o2", 0, vec![item("Fries", 2, vec![])]),
+                NOW,
+            )
+            .expect("applies");
+        let ready = status("e3", 3, "o1", OrderStatus::Prepared);
+        assert_eq!(
+            change(store.apply(&ready, NOW).expect("applies")),
+            Change::Status
+        );
+        assert_eq!(fries(&store), [("fries".into(), 2, vec!["o2".to_owned()])]);
+        let stray = status("e4", 4, "o9", OrderStatus::Confirmed);
+        assert_eq!(
+            change(store.apply(&stray, NOW).expect("applies")),
+            Change::UnknownOrder
+        );
+        assert_eq!(store.order_state("o9").expect("reads"), None);
+    }
+
+    #[test]
+    fn skipped_sequence_numbers_are_gaps_until_they_arrive() {
+        let mut store = Store::open_in_memory().expect("opens");
+        let at = |seq: u64| status(&format!("e{seq}"), seq, "o1", OrderStatus::Confirmed);
+        let gap = |applied: Applied| match applied {
+            Applied::Applied { gap, .. } => gap,
+            Applied::Duplicate => panic!("duplicate"),
+        };
+        assert_eq!(
+            gap(store.apply(&at(7), NOW).expect("applies")),
+            None,
+            "baseline"
+        );
+        assert_eq!(gap(store.apply(&at(8), NOW).expect("applies")), None);
+        assert_eq!(
+            gap(store.apply(&at(12), NOW).expect("applies")),
+            Some((9, 11))
+        );
+        store.apply(&at(10), NOW).expect("applies");
+        let remaining: Vec<(u64, u64)> = store
+            .sequence_gaps()
+            .expect("reads")
+            .into_iter()
+            .map(|g| (g.from, g.to))
+            .collect();
+        assert_eq!(remaining, [(9, 9), (11, 11)]);
+    }
+
+    #[test]
+    fn the_modifier_tree_survives_the_store() {
+        let mut store = Store::open_in_memory().expect("opens");
+        let items = vec![
+            item(
+                "Burger",
+                2,
+                vec![
+                    item("Cheese", 1, vec![]),
+                    item(
+                        "Meal",
+                        1,
+                        vec![
+                            item("Fries", 1, vec![item("Large", 1, vec![])]),
+                            item("Cola", 1, vec![]),
+                        ],
+                    ),
+                ],
+            ),
+            item("Fries", 1, vec![]),
+        ];
+        store
+            .apply(&snapshot("e1", 1, "o1", 0, items), NOW)
+            .expect("applies");
+        let orders = store.open_orders().expect("loads");
+        let names = |lines: &[Line]| -> Vec<String> {
+            lines
+                .iter()
+                .map(|l| l.name.clone().unwrap_or_default())
+                .collect()
+        };
+        let lines = &orders[0].lines;
+        assert_eq!(names(lines), ["Burger", "Fries"]);
+        assert_eq!(names(&lines[0].modifiers), ["Cheese", "Meal"]);
+        assert_eq!(names(&lines[0].modifiers[1].modifiers), ["Fries", "Cola"]);
+        assert_eq!(
+            names(&lines[0].modifiers[1].modifiers[0].modifiers),
+            ["Large"]
+        );
+        assert_eq!(fries(&store), [("fries".into(), 3, vec!["o1".to_owned()])]);
+    }
+
+    #[test]
+    fn a_store_file_reopens_with_its_data() {
+        let path = std::env::temp_dir().join(format!("edge-store-test-{}.db", std::process::id()));
+        {
+            let mut store = Store::open(&path).expect("opens");
+            store
+                .apply(
+                    &snapshot("e1", 1, "o1", 0, vec![item("Fries", 4, vec![])]),
+                    NOW,
+                )
+                .expect("applies");
+        }
+        let store = Store::open(&path).expect("reopens");
+        assert_eq!(fries(&store), [("fries".into(), 4, vec!["o1".to_owned()])]);
+        drop(store);
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+        }
+    }
+}
