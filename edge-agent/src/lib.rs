@@ -4,8 +4,10 @@
 //! the rest of the agent issue.
 
 pub mod batch;
+pub mod feed;
 pub mod reference;
 pub mod store;
+pub mod writer;
 
 use std::net::SocketAddr;
 

@@ -1,0 +1,397 @@
+//! The kitchen feed: consumes this kitchen's durable quorum queue `edge.<KITCHEN_ID>` (bound to
+//! the order exchange once per store), applies each `OrderEvent` through the store writer and
+//! acks only after its SQLite transaction committed. Undecodable or invalid messages are rejected
+//! to the dead-letter queue. Reconnects with backoff 1 s → 60 s, jittered; every network await
+//! has a timeout.
+
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicBool, AtomicU64, Ordering},
+    },
+    time::Duration,
+};
+
+use futures_util::StreamExt;
+use kitchen_proto::OrderEvent;
+use lapin::{
+    Channel, Connection, ConnectionProperties, ExchangeKind,
+    message::Delivery,
+    options::{
+        BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions,
+        BasicRejectOptions, ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
+    },
+    types::{AMQPValue, FieldTable},
+};
+use prost::Message;
+use tokio_util::sync::CancellationToken;
+
+use crate::{store::Applied, writer::StoreWriter};
+
+/// Where and how to consume.
+#[derive(Debug, Clone)]
+pub struct FeedConfig {
+    pub amqp_url: String,
+    pub kitchen_id: String,
+    pub store_ids: Vec<String>,
+    /// The relay's direct exchange (`structured_order_data`).
+    pub exchange: String,
+    /// Unacknowledged deliveries in flight.
+    pub prefetch: u16,
+    /// Bound on each connect, declare and ack.
+    pub timeout: Duration,
+    /// Deliveries of one message before it is dead-lettered (quorum `x-delivery-limit`).
+    pub delivery_limit: i64,
+}
+
+impl FeedConfig {
+    pub fn queue(&self) -> String {
+        format!("edge.{}", self.kitchen_id)
+    }
+
+    pub fn dead_letter_exchange(&self) -> String {
+        format!("edge.{}.dlx", self.kitchen_id)
+    }
+
+    pub fn dead_letter_queue(&self) -> String {
+        format!("edge.{}.dead", self.kitchen_id)
+    }
+}
+
+/// What the feed has done, for `/readyz` and `/metrics`.
+#[derive(Debug, Default)]
+pub struct FeedStats {
+    pub connected: AtomicBool,
+    pub applied: AtomicU64,
+    pub duplicates: AtomicU64,
+    pub rejected: AtomicU64,
+    pub gaps: AtomicU64,
+}
+
+#[derive(Debug, thiserror::Error)]
+enum FeedError {
+    #[error("amqp: {0}")]
+    Amqp(#[from] lapin::Error),
+    #[error("timed out waiting for {0}")]
+    Timeout(&'static str),
+    #[error("the consumer ended")]
+    ConsumerEnded,
+    #[error("ack refused: the channel is gone")]
+    AckRefused,
+    #[error("the store writer stopped")]
+    StoreGone,
+}
+
+pub struct Feed {
+    config: FeedConfig,
+    writer: StoreWriter,
+    stats: Arc<FeedStats>,
+    token: CancellationToken,
+}
+
+impl Feed {
+    pub fn new(
+        config: FeedConfig,
+        writer: StoreWriter,
+        stats: Arc<FeedStats>,
+        token: CancellationToken,
+    ) -> Self {
+        Self {
+            config,
+            writer,
+            stats,
+            token,
+        }
+    }
+
+    /// Consumes until cancelled; on any broker trouble reconnects with backoff. The kitchen
+    /// keeps working from SQLite meanwhile.
+    pub async fn run(self) {
+        let mut failures: u32 = 0;
+        while !self.token.is_cancelled() {
+            let connected = tokio::select! {
+                connected = self.connect() => connected,
+                () = self.token.cancelled() => break,
+            };
+            match connected {
+                Ok((connection, channel)) => {
+                    failures = 0;
+                    self.stats.connected.store(true, Ordering::Relaxed);
+                    tracing::info!(queue = %self.config.queue(), "kitchen feed connected");
+                    let result = self.consume(&channel).await;
+                    self.stats.connected.store(false, Ordering::Relaxed);
+                    let _ = tokio::time::timeout(
+                        self.config.timeout,
+                        connection.close(200, "edge agent closing".into()),
+                    )
+                    .await;
+                    match result {
+                        Ok(()) => break,
+                        Err(error) => tracing::warn!(%error, "kitchen feed lost, reconnecting"),
+                    }
+                }
+                Err(error) => tracing::warn!(%error, "cannot reach the kitchen feed"),
+            }
+            let base = Duration::from_secs(1)
+                .saturating_mul(2u32.saturating_pow(failures.min(6)))
+                .min(Duration::from_secs(60));
+            failures = failures.saturating_add(1);
+            let delay = base.mul_f64(0.5 + 0.5 * jitter_fraction());
+            tokio::select! {
+                () = tokio::time::sleep(delay) => {}
+                () = self.token.cancelled() => break,
+            }
+        }
+        tracing::info!("kitchen feed stopped");
+    }
+
+    async fn connect(&self) -> Result<(Connection, Channel), FeedError> {
+        let timeout = self.config.timeout;
+        let connection = with_timeout(
+            timeout,
+            "connect",
+            Connection::connect(
+                &self.config.amqp_url,
+                ConnectionProperties::default()
+                    .with_connection_name(format!("edge-agent {}", self.config.kitchen_id).into()),
+            ),
+        )
+        .await?;
+        let channel = with_timeout(timeout, "channel", connection.create_channel()).await?;
+        declare(&channel, &self.config).await?;
+        with_timeout(
+            timeout,
+            "basic.qos",
+            channel.basic_qos(self.config.prefetch, BasicQosOptions::default()),
+        )
+        .await?;
+        Ok((connection, channel))
+    }
+
+    async fn consume(&self, channel: &Channel) -> Result<(), FeedError> {
+        let mut consumer = with_timeout(
+            self.config.timeout,
+            "basic.consume",
+            channel.basic_consume(
+                self.config.queue().as_str().into(),
+                format!("edge-agent-{}", self.config.kitchen_id)
+                    .as_str()
+                    .into(),
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            ),
+        )
+        .await?;
+        loop {
+            let delivery = tokio::select! {
+                delivery = consumer.next() => delivery,
+                () = self.token.cancelled() => return Ok(()),
+            };
+            let delivery = delivery.ok_or(FeedError::ConsumerEnded)??;
+            self.handle(delivery).await?;
+        }
+    }
+
+    /// Applies one delivery and settles it: ack after commit, reject invalid to the DLQ.
+    async fn handle(&self, delivery: Delivery) -> Result<(), FeedError> {
+        let timeout = self.config.timeout;
+        let order_event = match decode(&delivery.data) {
+            Ok(order_event) => order_event,
+            Err(reason) => {
+                self.stats.rejected.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(%reason, routing_key = %delivery.routing_key,
+                    "invalid message, dead-lettering it");
+                let settled = with_timeout(
+                    timeout,
+                    "basic.reject",
+                    delivery.reject(BasicRejectOptions { requeue: false }),
+                )
+                .await?;
+                return if settled {
+                    Ok(())
+                } else {
+                    Err(FeedError::AckRefused)
+                };
+            }
+        };
+        match self.writer.apply(order_event.clone()).await {
+            Ok(applied) => {
+                match &applied {
+                    Applied::Duplicate => {
+                        self.stats.duplicates.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Applied::Applied { gap, .. } => {
+                        self.stats.applied.fetch_add(1, Ordering::Relaxed);
+                        if let Some((from, to)) = gap {
+                            self.stats.gaps.fetch_add(1, Ordering::Relaxed);
+                            tracing::warn!(store_id = %order_event.store_id, from, to,
+                                "sequence gap: events missed from this store");
+                        }
+                    }
+                }
+                // Committed: now, and only now, the broker may forget it.
+                let acked = with_timeout(
+                    timeout,
+                    "basic.ack",
+                    delivery.ack(BasicAckOptions::default()),
+                )
+                .await?;
+                if acked {
+                    Ok(())
+                } else {
+                    // Stored already; the redelivery will be a duplicate.
+                    Err(FeedError::AckRefused)
+                }
+            }
+            Err(Some(error)) => {
+                tracing::error!(%error, event_id = %order_event.event_id,
+                    "cannot store event, returning it to the queue");
+                let _ = with_timeout(
+                    timeout,
+                    "basic.nack",
+                    delivery.nack(BasicNackOptions {
+                        requeue: true,
+                        ..Default::default()
+                    }),
+                )
+                .await;
+                Ok(())
+            }
+            Err(None) => Err(FeedError::StoreGone),
+        }
+    }
+}
+
+/// Declares the dead-letter exchange and queue, the kitchen's quorum queue and its bindings.
+pub async fn declare(channel: &Channel, config: &FeedConfig) -> Result<(), lapin::Error> {
+    let durable_exchange = ExchangeDeclareOptions {
+        durable: true,
+        ..Default::default()
+    };
+    let durable_queue = QueueDeclareOptions {
+        durable: true,
+        ..Default::default()
+    };
+    channel
+        .exchange_declare(
+            config.exchange.as_str().into(),
+            ExchangeKind::Direct,
+            durable_exchange,
+            FieldTable::default(),
+        )
+        .await?;
+    let dlx = config.dead_letter_exchange();
+    channel
+        .exchange_declare(
+            dlx.as_str().into(),
+            ExchangeKind::Fanout,
+            durable_exchange,
+            FieldTable::default(),
+        )
+        .await?;
+    let dead = config.dead_letter_queue();
+    channel
+        .queue_declare(dead.as_str().into(), durable_queue, FieldTable::default())
+        .await?;
+    channel
+        .queue_bind(
+            dead.as_str().into(),
+            dlx.as_str().into(),
+            "".into(),
+            QueueBindOptions::default(),
+            FieldTable::default(),
+        )
+        .await?;
+    let mut arguments = FieldTable::default();
+    arguments.insert(
+        "x-queue-type".into(),
+        AMQPValue::LongString("quorum".into()),
+    );
+    arguments.insert(
+        "x-dead-letter-exchange".into(),
+        AMQPValue::LongString(dlx.as_str().into()),
+    );
+    arguments.insert(
+        "x-delivery-limit".into(),
+        AMQPValue::LongLongInt(config.delivery_limit),
+    );
+    let queue = config.queue();
+    channel
+        .queue_declare(queue.as_str().into(), durable_queue, arguments)
+        .await?;
+    for store_id in &config.store_ids {
+        channel
+            .queue_bind(
+                queue.as_str().into(),
+                config.exchange.as_str().into(),
+                store_id.as_str().into(),
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
+            .await?;
+    }
+    Ok(())
+}
+
+/// A message the agent can apply, or why not.
+fn decode(data: &[u8]) -> Result<OrderEvent, String> {
+    let order_event = OrderEvent::decode(data)
+        .map_err(|error| format!("not a kitchen.v1.OrderEvent: {error}"))?;
+    if order_event.event_id.is_empty() {
+        return Err("OrderEvent without event_id".into());
+    }
+    if order_event.order_id.is_empty() {
+        return Err(format!(
+            "OrderEvent {} without order_id",
+            order_event.event_id
+        ));
+    }
+    Ok(order_event)
+}
+
+/// A number in [0, 1) that differs between calls and processes, for backoff jitter.
+fn jitter_fraction() -> f64 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    f64::from(nanos % 1000) / 1000.0
+}
+
+async fn with_timeout<T>(
+    timeout: Duration,
+    what: &'static str,
+    future: impl Future<Output = Result<T, lapin::Error>>,
+) -> Result<T, FeedError> {
+    match tokio::time::timeout(timeout, future).await {
+        Ok(result) => Ok(result?),
+        Err(_) => Err(FeedError::Timeout(what)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_complete_order_events_are_accepted() {
+        let valid = OrderEvent {
+            event_id: "e1".into(),
+            order_id: "o1".into(),
+            ..OrderEvent::default()
+        };
+        assert_eq!(decode(&valid.encode_to_vec()), Ok(valid));
+        assert!(
+            decode(b"\xff\xff\xff")
+                .expect_err("garbage")
+                .starts_with("not a kitchen.v1.OrderEvent")
+        );
+        let no_id = OrderEvent {
+            order_id: "o1".into(),
+            ..OrderEvent::default()
+        };
+        assert_eq!(
+            decode(&no_id.encode_to_vec()),
+            Err("OrderEvent without event_id".into())
+        );
+    }
+}
