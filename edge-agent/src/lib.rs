@@ -1,34 +1,66 @@
-//! The edge agent on each kitchen box. So far: `/healthz`, the reference data (`reference`),
-//! the pure batch-item calculation (`batch`) and the SQLite store that applies order events
-//! exactly once (`store`); the kitchen feed, HTTP API, SSE and the station displays come with
-//! the rest of the agent issue.
+//! The edge agent on each kitchen box: consumes its kitchen's orders into SQLite and serves the
+//! kitchen LAN. So far: the feed (`feed`, `writer`, `store`), the batch-item calculation
+//! (`batch`, `reference`) and the HTTP endpoints in `http`; SSE and the station display come
+//! with the rest of the agent issue.
 
 pub mod batch;
+pub mod config;
 pub mod feed;
+mod http;
 pub mod reference;
 pub mod store;
 pub mod writer;
 
-use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
 
 use anyhow::Context;
-use axum::{Router, routing::get};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-/// A bound agent, ready to run.
+pub use config::Config;
+
+/// File name of the store inside the data directory.
+pub const STORE_FILE: &str = "edge-agent.db";
+
+/// A bound agent, ready to run: store open, reference loaded, listener bound.
 pub struct App {
+    config: Config,
     listener: TcpListener,
+    writer: writer::StoreWriter,
+    state: http::AppState,
     token: CancellationToken,
 }
 
 impl App {
-    pub async fn build(listen: SocketAddr) -> anyhow::Result<Self> {
-        let listener = TcpListener::bind(listen)
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(&config.data_dir)
+            .with_context(|| format!("cannot create {}", config.data_dir.display()))?;
+        let path = config.data_dir.join(STORE_FILE);
+        let store = store::Store::open(&path)
+            .with_context(|| format!("cannot open the store {}", path.display()))?;
+        let writer = writer::StoreWriter::spawn(store).context("cannot start the store writer")?;
+        let reader = store::Store::open(&path).context("cannot open a store reader")?;
+        let reference = match &config.reference_file {
+            Some(file) => reference::Reference::load(file)?,
+            None => {
+                tracing::warn!("no REFERENCE_FILE: every order line counts as unassigned");
+                reference::Reference::default()
+            }
+        };
+        let listener = TcpListener::bind(config.listen)
             .await
-            .with_context(|| format!("cannot listen on {listen}"))?;
+            .with_context(|| format!("cannot listen on {}", config.listen))?;
+        let state = http::AppState {
+            reader: Arc::new(Mutex::new(reader)),
+            reference: Arc::new(reference),
+            feed: Arc::new(feed::FeedStats::default()),
+            provisioned: config.provisioned(),
+        };
         Ok(Self {
+            config,
             listener,
+            writer,
+            state,
             token: CancellationToken::new(),
         })
     }
@@ -42,35 +74,42 @@ impl App {
     }
 
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
-        let router = Router::new().route("/healthz", get(|| async { "ok" }));
-        tracing::info!(listen = %self.listener.local_addr()?, "edge agent listening");
-        axum::serve(self.listener, router)
-            .with_graceful_shutdown(self.token.cancelled_owned())
+        let Self {
+            config,
+            listener,
+            writer,
+            state,
+            token,
+        } = self;
+        let feed = if config.provisioned() {
+            let feed_config = feed::FeedConfig {
+                amqp_url: config.amqp_url.clone(),
+                kitchen_id: config.kitchen_id.clone(),
+                store_ids: config.store_ids.clone(),
+                exchange: config.order_exchange.clone(),
+                prefetch: config.prefetch,
+                timeout: config.amqp_timeout(),
+                delivery_limit: 20,
+            };
+            let feed = feed::Feed::new(feed_config, writer, state.feed.clone(), token.clone());
+            Some(tokio::spawn(feed.run()))
+        } else {
+            tracing::warn!(
+                "not provisioned (KITCHEN_ID and STORE_IDS unset): serving the LAN from SQLite only"
+            );
+            drop(writer);
+            None
+        };
+        tracing::info!(listen = %listener.local_addr()?, kitchen_id = %config.kitchen_id,
+            "edge agent listening");
+        axum::serve(listener, http::router(state))
+            .with_graceful_shutdown(token.clone().cancelled_owned())
             .await
-            .context("http server failed")
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[tokio::test]
-    async fn answers_healthz() {
-        let app = App::build(SocketAddr::from(([127, 0, 0, 1], 0)))
-            .await
-            .expect("binds");
-        let port = app.port();
-        let token = app.shutdown_token();
-        let server = tokio::spawn(app.run_until_stopped());
-        let body = reqwest::get(format!("http://127.0.0.1:{port}/healthz"))
-            .await
-            .expect("answers")
-            .text()
-            .await
-            .expect("body");
-        assert_eq!(body, "ok");
+            .context("http server failed")?;
         token.cancel();
-        server.await.expect("joins").expect("stops cleanly");
+        if let Some(feed) = feed {
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(5), feed).await;
+        }
+        Ok(())
     }
 }

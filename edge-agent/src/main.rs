@@ -1,15 +1,15 @@
-//! `edge-agent`: parse flags, init logging, run until SIGTERM or Ctrl-C.
+//! `edge-agent`: parse flags, init logging, load config, run until SIGTERM or Ctrl-C.
 
-use std::net::SocketAddr;
+use std::path::PathBuf;
 
 use clap::Parser;
 
 #[derive(Parser)]
 #[command(version, about = "Kitchen box agent: orders in, station displays out")]
 struct Cli {
-    /// Address of the LAN HTTP server.
-    #[arg(long, env = "AGENT_LISTEN", default_value = "0.0.0.0:8080")]
-    listen: SocketAddr,
+    /// TOML config file; every key can be overridden from the environment (docs/agent.md).
+    #[arg(long, env = "AGENT_CONFIG")]
+    config: Option<PathBuf>,
 }
 
 #[tokio::main]
@@ -21,8 +21,10 @@ async fn main() -> anyhow::Result<()> {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
-    let app = edge_agent::App::build(cli.listen).await?;
+    let config = edge_agent::Config::load(cli.config.as_deref())?;
+    let app = edge_agent::App::build(config).await?;
     let token = app.shutdown_token();
     tokio::spawn(async move {
         let mut terminate =

@@ -1,0 +1,158 @@
+//! Agent configuration: defaults in code, then an optional TOML file, then the environment.
+
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
+
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// LAN HTTP address (`AGENT_LISTEN`).
+    pub listen: SocketAddr,
+    /// Directory of the SQLite file `edge-agent.db` (`AGENT_DATA_DIR`).
+    pub data_dir: PathBuf,
+    /// RabbitMQ URL (`AMQP_URL`).
+    pub amqp_url: String,
+    /// This kitchen's id; names its queue `edge.<KITCHEN_ID>` (`KITCHEN_ID`).
+    pub kitchen_id: String,
+    /// Otter store ids this kitchen serves (`STORE_IDS`, comma-separated).
+    pub store_ids: Vec<String>,
+    /// Reference data TOML (`REFERENCE_FILE`); without it every line is `unassigned`.
+    pub reference_file: Option<PathBuf>,
+    /// The relay's order exchange (`AGENT_ORDER_EXCHANGE`).
+    pub order_exchange: String,
+    /// Unacknowledged deliveries in flight (`AGENT_PREFETCH`).
+    pub prefetch: u16,
+    /// Bound on each broker operation, in milliseconds (`AGENT_AMQP_TIMEOUT_MS`).
+    pub amqp_timeout_ms: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([0, 0, 0, 0], 8080)),
+            data_dir: PathBuf::from("/var/lib/edge-agent"),
+            amqp_url: "amqp://guest:guest@127.0.0.1:5672/%2f".into(),
+            kitchen_id: String::new(),
+            store_ids: Vec::new(),
+            reference_file: None,
+            order_exchange: kitchen_proto::ORDER_EXCHANGE.into(),
+            prefetch: 64,
+            amqp_timeout_ms: 10_000,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {reason}")]
+    Read { path: String, reason: String },
+    #[error("invalid config file {path}: {reason}")]
+    Parse { path: String, reason: String },
+    #[error("invalid value for environment variable {name}: {reason}")]
+    Env { name: &'static str, reason: String },
+}
+
+impl Config {
+    /// Defaults, overlaid with `path` (if given), overlaid with the environment.
+    pub fn load(path: Option<&std::path::Path>) -> Result<Self, ConfigError> {
+        let mut config = match path {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read {
+                    path: path.display().to_string(),
+                    reason: e.to_string(),
+                })?;
+                toml::from_str(&text).map_err(|e| ConfigError::Parse {
+                    path: path.display().to_string(),
+                    reason: e.to_string(),
+                })?
+            }
+            None => Self::default(),
+        };
+        config.apply_env(|name| std::env::var(name).ok())?;
+        Ok(config)
+    }
+
+    pub fn apply_env(
+        &mut self,
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> Result<(), ConfigError> {
+        fn parsed<T: std::str::FromStr>(name: &'static str, value: &str) -> Result<T, ConfigError>
+        where
+            T::Err: std::fmt::Display,
+        {
+            value.trim().parse().map_err(|e: T::Err| ConfigError::Env {
+                name,
+                reason: e.to_string(),
+            })
+        }
+        if let Some(value) = lookup("AGENT_LISTEN") {
+            self.listen = parsed("AGENT_LISTEN", &value)?;
+        }
+        if let Some(value) = lookup("AGENT_DATA_DIR") {
+            self.data_dir = PathBuf::from(value);
+        }
+        if let Some(value) = lookup("AMQP_URL") {
+            self.amqp_url = value;
+        }
+        if let Some(value) = lookup("KITCHEN_ID") {
+            self.kitchen_id = value.trim().to_owned();
+        }
+        if let Some(value) = lookup("STORE_IDS") {
+            self.store_ids = value
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect();
+        }
+        if let Some(value) = lookup("REFERENCE_FILE") {
+            self.reference_file = Some(PathBuf::from(value)).filter(|p| !p.as_os_str().is_empty());
+        }
+        if let Some(value) = lookup("AGENT_ORDER_EXCHANGE") {
+            self.order_exchange = value;
+        }
+        if let Some(value) = lookup("AGENT_PREFETCH") {
+            self.prefetch = parsed("AGENT_PREFETCH", &value)?;
+        }
+        if let Some(value) = lookup("AGENT_AMQP_TIMEOUT_MS") {
+            self.amqp_timeout_ms = parsed("AGENT_AMQP_TIMEOUT_MS", &value)?;
+        }
+        Ok(())
+    }
+
+    /// Whether the agent knows which kitchen it is; without that it serves the LAN only.
+    pub fn provisioned(&self) -> bool {
+        !self.kitchen_id.is_empty() && !self.store_ids.is_empty()
+    }
+
+    pub fn amqp_timeout(&self) -> Duration {
+        Duration::from_millis(self.amqp_timeout_ms)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn environment_overrides_and_store_ids_split() {
+        let mut config = Config::default();
+        let env = |name: &str| match name {
+            "KITCHEN_ID" => Some(" bk-01 ".to_owned()),
+            "STORE_IDS" => Some("kitchen-bk-01, kitchen-bk-02,,".to_owned()),
+            "AGENT_LISTEN" => Some("127.0.0.1:9090".to_owned()),
+            _ => None,
+        };
+        config.apply_env(env).expect("valid");
+        assert_eq!(config.kitchen_id, "bk-01");
+        assert_eq!(config.store_ids, ["kitchen-bk-01", "kitchen-bk-02"]);
+        assert_eq!(config.listen.port(), 9090);
+        assert!(config.provisioned());
+        assert!(!Config::default().provisioned());
+        let error = config
+            .apply_env(|name| (name == "AGENT_PREFETCH").then(|| "lots".to_owned()))
+            .expect_err("not a number");
+        assert!(error.to_string().contains("AGENT_PREFETCH"), "{error}");
+    }
+}
