@@ -1,18 +1,35 @@
-//! The agent's LAN HTTP endpoints: health, readiness and the batch items of each station.
+//! The agent's LAN HTTP endpoints: health, readiness, the batch items of each station and the
+//! live event stream (Server-Sent Events).
 
-use std::sync::{Arc, Mutex, atomic::Ordering};
+use std::{
+    collections::VecDeque,
+    convert::Infallible,
+    sync::{Arc, Mutex, atomic::Ordering},
+    time::Duration,
+};
 
 use axum::{
     Json, Router,
     extract::{Query, State},
-    http::StatusCode,
-    response::{IntoResponse, Response},
+    http::{HeaderMap, StatusCode},
+    response::{
+        IntoResponse, Response,
+        sse::{Event, KeepAlive, Sse},
+    },
     routing::get,
 };
+use futures_util::{Stream, StreamExt};
 use serde::Deserialize;
 use serde_json::json;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 
 use crate::{batch, feed::FeedStats, reference::Reference, store::Store};
+
+/// Event-log entries read per query while a client catches up.
+const REPLAY_CHUNK: i64 = 256;
+/// SSE keep-alive comment interval.
+const KEEP_ALIVE: Duration = Duration::from_secs(15);
 
 /// How far ahead a scheduled order's fire time may be before it is counted.
 const SCHEDULE_HORIZON_MS: i64 = 20 * 60 * 1000;
@@ -24,6 +41,10 @@ pub struct AppState {
     pub reference: Arc<Reference>,
     pub feed: Arc<FeedStats>,
     pub provisioned: bool,
+    /// The newest event-log sequence, moved by the writer after each commit.
+    pub log_updates: watch::Receiver<i64>,
+    /// Cancelled on shutdown: open event streams end with it.
+    pub token: CancellationToken,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -31,6 +52,7 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/api/batches", get(batches))
+        .route("/orders/events", get(events))
         .with_state(state)
 }
 
@@ -85,20 +107,26 @@ struct BatchQuery {
 
 /// The batch items of every station, or of `?station=<id>`.
 async fn batches(State(state): State<AppState>, Query(query): Query<BatchQuery>) -> Response {
+    match batch_items(&state, query.station.as_deref()) {
+        Ok(items) => Json(json!({ "items": items })).into_response(),
+        Err(error) => internal(error),
+    }
+}
+
+fn batch_items(
+    state: &AppState,
+    station: Option<&str>,
+) -> Result<Vec<serde_json::Value>, crate::store::StoreError> {
     let orders = {
         let reader = state.reader.lock().unwrap_or_else(|e| e.into_inner());
-        reader.open_orders()
-    };
-    let orders = match orders {
-        Ok(orders) => orders,
-        Err(error) => return internal(error),
+        reader.open_orders()?
     };
     let now_ms = chrono::Utc::now().timestamp_millis();
     let board = batch::board(&orders, &state.reference, now_ms, SCHEDULE_HORIZON_MS);
     let items: Vec<serde_json::Value> = board
         .items
         .iter()
-        .filter(|item| query.station.as_ref().is_none_or(|s| *s == item.station_id))
+        .filter(|item| station.is_none_or(|s| s == item.station_id))
         .map(|item| {
             let station_name = state
                 .reference
@@ -117,5 +145,95 @@ async fn batches(State(state): State<AppState>, Query(query): Query<BatchQuery>)
             })
         })
         .collect();
-    Json(json!({ "items": items })).into_response()
+    Ok(items)
+}
+
+#[derive(Deserialize)]
+struct EventsQuery {
+    last_event_id: Option<i64>,
+}
+
+/// `GET /orders/events`: the event log as Server-Sent Events. With `Last-Event-ID` (header, or
+/// `?last_event_id=`) it replays everything after that id, then continues live — no gap, no
+/// duplicate, because live delivery is the same log read from where the client is. Without
+/// it, a `snapshot` of the current batch items comes first. Each client reads at its own pace,
+/// so a slow tablet never holds up another or the feed.
+async fn events(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(query): Query<EventsQuery>,
+) -> Response {
+    let last_event_id = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<i64>().ok())
+        .or(query.last_event_id);
+    let mut updates = state.log_updates.clone();
+    // Everything committed up to here is in the log; later commits move `updates`.
+    let newest = *updates.borrow_and_update();
+    let mut queue = VecDeque::new();
+    let cursor = match last_event_id {
+        Some(id) => id,
+        None => {
+            let items = match batch_items(&state, None) {
+                Ok(items) => items,
+                Err(error) => return internal(error),
+            };
+            let data = json!({ "batches": items }).to_string();
+            queue.push_back(
+                Event::default()
+                    .id(newest.to_string())
+                    .event("snapshot")
+                    .data(data),
+            );
+            newest
+        }
+    };
+    let reader = state.reader.clone();
+    let stream = futures_util::stream::unfold(
+        (cursor, updates, queue),
+        move |(mut cursor, mut updates, mut queue)| {
+            let reader = reader.clone();
+            async move {
+                loop {
+                    if let Some(event) = queue.pop_front() {
+                        return Some((event, (cursor, updates, queue)));
+                    }
+                    let logged = {
+                        let reader = reader.lock().unwrap_or_else(|e| e.into_inner());
+                        reader.events_after(cursor, REPLAY_CHUNK)
+                    };
+                    match logged {
+                        Ok(logged) if !logged.is_empty() => {
+                            for entry in logged {
+                                cursor = entry.seq;
+                                queue.push_back(
+                                    Event::default()
+                                        .id(entry.seq.to_string())
+                                        .event(entry.kind)
+                                        .data(entry.data),
+                                );
+                            }
+                        }
+                        Ok(_) => {
+                            // Caught up: wait for the next commit (or the writer to stop).
+                            updates.changed().await.ok()?;
+                        }
+                        Err(error) => {
+                            tracing::error!(%error, "event stream cannot read the log");
+                            return None;
+                        }
+                    }
+                }
+            }
+        },
+    );
+    let stream: std::pin::Pin<Box<dyn Stream<Item = Result<Event, Infallible>> + Send>> = Box::pin(
+        stream
+            .map(Ok)
+            .take_until(state.token.clone().cancelled_owned()),
+    );
+    Sse::new(stream)
+        .keep_alive(KeepAlive::new().interval(KEEP_ALIVE))
+        .into_response()
 }

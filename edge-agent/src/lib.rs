@@ -38,7 +38,10 @@ impl App {
         let path = config.data_dir.join(STORE_FILE);
         let store = store::Store::open(&path)
             .with_context(|| format!("cannot open the store {}", path.display()))?;
-        let writer = writer::StoreWriter::spawn(store).context("cannot start the store writer")?;
+        let last_seq = store.last_event_seq()?;
+        let (log_seq, log_updates) = tokio::sync::watch::channel(last_seq);
+        let writer =
+            writer::StoreWriter::spawn(store, log_seq).context("cannot start the store writer")?;
         let reader = store::Store::open(&path).context("cannot open a store reader")?;
         let reference = match &config.reference_file {
             Some(file) => reference::Reference::load(file)?,
@@ -50,8 +53,11 @@ impl App {
         let listener = TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("cannot listen on {}", config.listen))?;
+        let token = CancellationToken::new();
         let state = http::AppState {
             reader: Arc::new(Mutex::new(reader)),
+            log_updates,
+            token: token.clone(),
             reference: Arc::new(reference),
             feed: Arc::new(feed::FeedStats::default()),
             provisioned: config.provisioned(),
@@ -61,7 +67,7 @@ impl App {
             listener,
             writer,
             state,
-            token: CancellationToken::new(),
+            token,
         })
     }
 

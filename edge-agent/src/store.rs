@@ -63,6 +63,15 @@ pub enum Applied {
     },
 }
 
+/// One entry of the event log: its sequence is the SSE event id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoggedEvent {
+    pub seq: i64,
+    pub kind: String,
+    /// One-line JSON.
+    pub data: String,
+}
+
 /// A run of sequence numbers not received from a store.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Gap {
@@ -267,6 +276,32 @@ impl Store {
             })?
             .collect::<Result<_, _>>()?;
         Ok(gaps)
+    }
+
+    /// Event-log entries after `seq`, oldest first, at most `limit`.
+    pub fn events_after(&self, seq: i64, limit: i64) -> Result<Vec<LoggedEvent>, StoreError> {
+        let mut statement = self.connection.prepare_cached(
+            "SELECT seq, kind, data FROM event_log WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+        )?;
+        let events = statement
+            .query_map(params![seq, limit], |row| {
+                Ok(LoggedEvent {
+                    seq: row.get(0)?,
+                    kind: row.get(1)?,
+                    data: row.get(2)?,
+                })
+            })?
+            .collect::<Result<_, _>>()?;
+        Ok(events)
+    }
+
+    /// The newest event-log sequence (0 when empty).
+    pub fn last_event_seq(&self) -> Result<i64, StoreError> {
+        Ok(self
+            .connection
+            .query_row("SELECT coalesce(max(seq), 0) FROM event_log", [], |row| {
+                row.get(0)
+            })?)
     }
 
     /// The order's state and status, if held.

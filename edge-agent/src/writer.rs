@@ -2,7 +2,7 @@
 //! the order they are handed in; async callers wait for their commit.
 
 use kitchen_proto::OrderEvent;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::store::{Applied, Store, StoreError};
 
@@ -15,8 +15,9 @@ pub struct StoreWriter {
 }
 
 impl StoreWriter {
-    /// Moves `store` onto its own thread.
-    pub fn spawn(mut store: Store) -> std::io::Result<Self> {
+    /// Moves `store` onto its own thread. `log_seq` is told the newest event-log sequence after
+    /// every commit that appended to the log.
+    pub fn spawn(mut store: Store, log_seq: watch::Sender<i64>) -> std::io::Result<Self> {
         let (sender, mut receiver) = mpsc::channel::<(OrderEvent, Reply)>(256);
         std::thread::Builder::new()
             .name("store-writer".into())
@@ -25,7 +26,11 @@ impl StoreWriter {
                     let now_ms = std::time::SystemTime::now()
                         .duration_since(std::time::UNIX_EPOCH)
                         .map_or(0, |d| d.as_millis() as i64);
-                    let _ = reply.send(store.apply(&order_event, now_ms));
+                    let applied = store.apply(&order_event, now_ms);
+                    if let Ok(Applied::Applied { log_seq: seq, .. }) = &applied {
+                        log_seq.send_replace(*seq);
+                    }
+                    let _ = reply.send(applied);
                 }
             })?;
         Ok(Self { sender })

@@ -244,3 +244,199 @@ async fn an_unprovisioned_agent_still_serves_the_lan() {
     agent.await.expect("joins").expect("clean stop");
     let _ = std::fs::remove_dir_all(&data_dir);
 }
+
+/// Reads SSE frames `(id, event, data)` from a streaming response.
+struct SseReader {
+    stream:
+        std::pin::Pin<Box<dyn futures_util::Stream<Item = reqwest::Result<bytes::Bytes>> + Send>>,
+    buffer: String,
+}
+
+impl SseReader {
+    async fn open(url: &str, last_event_id: Option<&str>) -> Self {
+        let mut request = reqwest::Client::new().get(url);
+        if let Some(id) = last_event_id {
+            request = request.header("Last-Event-ID", id);
+        }
+        let response = request.send().await.expect("sse answers");
+        assert_eq!(response.status(), 200);
+        assert_eq!(
+            response.headers()["content-type"].to_str().expect("ascii"),
+            "text/event-stream"
+        );
+        Self {
+            stream: Box::pin(response.bytes_stream()),
+            buffer: String::new(),
+        }
+    }
+
+    /// The next event (keep-alive comments skipped), within 10 s.
+    async fn next(&mut self) -> (String, String, serde_json::Value) {
+        use futures_util::StreamExt;
+        tokio::time::timeout(Duration::from_secs(10), async {
+            loop {
+                if let Some(end) = self.buffer.find("\n\n") {
+                    let frame: String = self.buffer.drain(..end + 2).collect();
+                    let field = |name: &str| {
+                        frame
+                            .lines()
+                            .find_map(|l| l.strip_prefix(&format!("{name}:")))
+                            .map(|v| v.trim_start().to_owned())
+                    };
+                    let Some(data) = field("data") else { continue };
+                    return (
+                        field("id").unwrap_or_default(),
+                        field("event").unwrap_or_default(),
+                        serde_json::from_str(&data).expect("json data"),
+                    );
+                }
+                let chunk = self
+                    .stream
+                    .next()
+                    .await
+                    .expect("stream open")
+                    .expect("bytes");
+                self.buffer.push_str(&String::from_utf8_lossy(&chunk));
+            }
+        })
+        .await
+        .expect("an event within 10 s")
+    }
+}
+
+#[tokio::test]
+async fn a_tablet_that_reconnects_with_last_event_id_misses_nothing_and_sees_nothing_twice() {
+    let kitchen_id = unique("test-sse");
+    let data_dir = std::env::temp_dir().join(&kitchen_id);
+    let exchange = format!("{kitchen_id}.structured_order_data");
+    let config = Config {
+        listen: "127.0.0.1:0".parse().expect("addr"),
+        data_dir: data_dir.clone(),
+        amqp_url: amqp_url(),
+        kitchen_id: kitchen_id.clone(),
+        store_ids: vec!["kitchen-bk-01".into()],
+        order_exchange: exchange.clone(),
+        ..Config::default()
+    };
+    let app = App::build(config).await.expect("agent builds");
+    let base = format!("http://127.0.0.1:{}", app.port());
+    let token = app.shutdown_token();
+    let agent = tokio::spawn(app.run_until_stopped());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while reqwest::get(format!("{base}/readyz"))
+        .await
+        .expect("answers")
+        .status()
+        != 200
+    {
+        assert!(Instant::now() < deadline, "agent never became ready");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let connection = Connection::connect(&amqp_url(), ConnectionProperties::default())
+        .await
+        .expect("rabbitmq");
+    let channel = connection.create_channel().await.expect("channel");
+    let publish = |order_event: OrderEvent| {
+        let channel = channel.clone();
+        let exchange = exchange.clone();
+        async move {
+            channel
+                .basic_publish(
+                    exchange.as_str().into(),
+                    "kitchen-bk-01".into(),
+                    BasicPublishOptions::default(),
+                    &order_event.encode_to_vec(),
+                    BasicProperties::default().with_delivery_mode(2),
+                )
+                .await
+                .expect("publish");
+        }
+    };
+    let url = format!("{base}/orders/events");
+
+    let mut tablet = SseReader::open(&url, None).await;
+    let (id, event, data) = tablet.next().await;
+    assert_eq!((id.as_str(), event.as_str()), ("0", "snapshot"));
+    assert_eq!(data, serde_json::json!({"batches": []}));
+
+    publish(burger_meal("e1", 1, "o1", 1)).await;
+    publish(burger_meal("e2", 2, "o2", 1)).await;
+    publish(burger_meal("e1", 1, "o1", 1)).await; // redelivered: no event
+    let seen: Vec<(String, String, String)> = [tablet.next().await, tablet.next().await]
+        .into_iter()
+        .map(|(id, event, data)| {
+            (
+                id,
+                event,
+                data["order_id"].as_str().unwrap_or("").to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("1".to_owned(), "order.created".to_owned(), "o1".to_owned()),
+            ("2".to_owned(), "order.created".to_owned(), "o2".to_owned()),
+        ]
+    );
+    drop(tablet); // the tablet drops off the Wi-Fi
+
+    publish(burger_meal("e3", 3, "o3", 1)).await;
+    let mut cancel = burger_meal("e4", 4, "o1", 1);
+    cancel.has_snapshot = false;
+    cancel.items.clear();
+    cancel.status = OrderStatus::Canceled as i32;
+    publish(cancel).await;
+    // Wait until the agent has applied both (visible in the batch counts: o2 and o3 remain).
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let body: serde_json::Value = reqwest::get(format!("{base}/api/batches"))
+            .await
+            .expect("answers")
+            .json()
+            .await
+            .expect("json");
+        if body["items"][0]["order_ids"] == serde_json::json!(["o2", "o3"]) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "events not applied: {body}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    let mut tablet = SseReader::open(&url, Some("2")).await;
+    let (id, event, data) = tablet.next().await;
+    assert_eq!(
+        (id.as_str(), event.as_str(), data["order_id"].as_str()),
+        ("3", "order.created", Some("o3"))
+    );
+    let (id, event, data) = tablet.next().await;
+    assert_eq!(
+        (id.as_str(), event.as_str(), data["order_id"].as_str()),
+        ("4", "order.cancelled", Some("o1"))
+    );
+    // Live again after the replay.
+    publish(burger_meal("e5", 5, "o5", 1)).await;
+    let (id, event, _) = tablet.next().await;
+    assert_eq!((id.as_str(), event.as_str()), ("5", "order.created"));
+
+    token.cancel();
+    agent
+        .await
+        .expect("joins")
+        .expect("clean stop, open streams included");
+    for queue in [
+        format!("edge.{kitchen_id}"),
+        format!("edge.{kitchen_id}.dead"),
+    ] {
+        let _ = channel
+            .queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
+            .await;
+    }
+    for exchange in [exchange, format!("edge.{kitchen_id}.dlx")] {
+        let _ = channel
+            .exchange_delete(exchange.as_str().into(), ExchangeDeleteOptions::default())
+            .await;
+    }
+    let _ = connection.close(200, "test done".into()).await;
+    let _ = std::fs::remove_dir_all(&data_dir);
+}

@@ -74,7 +74,9 @@ async fn events_are_applied_once_and_poison_is_dead_lettered() {
         timeout: Duration::from_secs(5),
         delivery_limit: 5,
     };
-    let writer = StoreWriter::spawn(Store::open(&path).expect("store opens")).expect("writer");
+    let (log_seq, _log_updates) = tokio::sync::watch::channel(0);
+    let writer =
+        StoreWriter::spawn(Store::open(&path).expect("store opens"), log_seq).expect("writer");
     let stats = Arc::new(FeedStats::default());
     let token = CancellationToken::new();
     let feed = tokio::spawn(Feed::new(config.clone(), writer, stats.clone(), token.clone()).run());
