@@ -24,7 +24,13 @@ use serde_json::json;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use crate::{batch, feed::FeedStats, reference::Reference, store::Store};
+use crate::{
+    batch,
+    feed::FeedStats,
+    reference::{Reference, UNASSIGNED_STATION},
+    store::{Bumped, Store},
+    writer::StoreWriter,
+};
 
 /// Event-log entries read per query while a client catches up.
 const REPLAY_CHUNK: i64 = 256;
@@ -45,6 +51,7 @@ pub struct AppState {
     pub log_updates: watch::Receiver<i64>,
     /// Cancelled on shutdown: open event streams end with it.
     pub token: CancellationToken,
+    pub writer: StoreWriter,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -53,6 +60,7 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(readyz))
         .route("/api/batches", get(batches))
         .route("/orders/events", get(events))
+        .route("/api/orders/{order_id}/bump", axum::routing::post(bump))
         .with_state(state)
 }
 
@@ -146,6 +154,50 @@ fn batch_items(
         })
         .collect();
     Ok(items)
+}
+
+#[derive(Deserialize)]
+struct BumpQuery {
+    station: Option<String>,
+}
+
+/// `POST /api/orders/{order_id}/bump[?station=<id>]`: the order is done at that station (all
+/// stations without `station`). Idempotent.
+async fn bump(
+    State(state): State<AppState>,
+    axum::extract::Path(order_id): axum::extract::Path<String>,
+    Query(query): Query<BumpQuery>,
+) -> Response {
+    let stations: Vec<String> = match query.station {
+        Some(station) => {
+            let known =
+                station == UNASSIGNED_STATION || state.reference.station(&station).is_some();
+            if !known {
+                let error = format!("unknown station {station:?}");
+                return (StatusCode::BAD_REQUEST, Json(json!({ "error": error }))).into_response();
+            }
+            vec![station]
+        }
+        None => state
+            .reference
+            .stations
+            .iter()
+            .map(|s| s.id.clone())
+            .chain([UNASSIGNED_STATION.to_owned()])
+            .collect(),
+    };
+    match state.writer.bump(order_id.clone(), stations).await {
+        Ok(Bumped::Bumped { stations, .. }) => {
+            Json(json!({ "order_id": order_id, "bumped_at": stations })).into_response()
+        }
+        Ok(Bumped::UnknownOrder) => (
+            StatusCode::NOT_FOUND,
+            Json(json!({ "error": format!("no order {order_id:?}") })),
+        )
+            .into_response(),
+        Err(Some(error)) => internal(error),
+        Err(None) => internal("the store writer stopped"),
+    }
 }
 
 #[derive(Deserialize)]

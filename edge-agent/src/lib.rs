@@ -58,6 +58,7 @@ impl App {
             reader: Arc::new(Mutex::new(reader)),
             log_updates,
             token: token.clone(),
+            writer: writer.clone(),
             reference: Arc::new(reference),
             feed: Arc::new(feed::FeedStats::default()),
             provisioned: config.provisioned(),
@@ -103,7 +104,6 @@ impl App {
             tracing::warn!(
                 "not provisioned (KITCHEN_ID and STORE_IDS unset): serving the LAN from SQLite only"
             );
-            drop(writer);
             None
         };
         tracing::info!(listen = %listener.local_addr()?, kitchen_id = %config.kitchen_id,

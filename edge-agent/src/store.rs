@@ -63,6 +63,18 @@ pub enum Applied {
     },
 }
 
+/// The result of `Store::bump`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Bumped {
+    /// No such order.
+    UnknownOrder,
+    /// Bumped (or already bumped) at these stations; `log_seq` is set when something changed.
+    Bumped {
+        stations: Vec<String>,
+        log_seq: Option<i64>,
+    },
+}
+
 /// One entry of the event log: its sequence is the SSE event id.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LoggedEvent {
@@ -276,6 +288,54 @@ impl Store {
             })?
             .collect::<Result<_, _>>()?;
         Ok(gaps)
+    }
+
+    /// Marks `order_id` done at `stations` (idempotent: bumping twice changes nothing the second
+    /// time) and logs `order.bumped` when anything changed.
+    pub fn bump(
+        &mut self,
+        order_id: &str,
+        stations: &[String],
+        now_ms: i64,
+    ) -> Result<Bumped, StoreError> {
+        let tx = self.connection.transaction()?;
+        let known: Option<String> = tx
+            .query_row(
+                "SELECT state FROM orders WHERE order_id = ?1",
+                [order_id],
+                |row| row.get(0),
+            )
+            .optional()?;
+        if known.is_none() {
+            return Ok(Bumped::UnknownOrder);
+        }
+        let mut changed = Vec::new();
+        for station in stations {
+            let inserted = tx.execute(
+                "INSERT OR IGNORE INTO order_bumps (order_id, station_id, bumped_at)
+                 VALUES (?1, ?2, ?3)",
+                params![order_id, station, now_ms],
+            )?;
+            if inserted > 0 {
+                changed.push(station.clone());
+            }
+        }
+        let log_seq = if changed.is_empty() {
+            None
+        } else {
+            let data = json!({ "order_id": order_id, "stations": changed });
+            tx.execute(
+                "INSERT INTO event_log (kind, order_id, data, created_at)
+                 VALUES ('order.bumped', ?1, ?2, ?3)",
+                params![order_id, data.to_string(), now_ms],
+            )?;
+            Some(tx.last_insert_rowid())
+        };
+        tx.commit()?;
+        Ok(Bumped::Bumped {
+            stations: stations.to_vec(),
+            log_seq,
+        })
     }
 
     /// Event-log entries after `seq`, oldest first, at most `limit`.

@@ -192,6 +192,58 @@ async fn a_provisioned_agent_serves_the_batch_items_of_what_it_consumed() {
         .collect();
     assert_eq!(grill, [("double-smash".to_owned(), 3)]);
 
+    // A cook bumps o1 at the fryer (twice: a double tap changes nothing more).
+    for _ in 0..2 {
+        let bumped = client
+            .post(format!("{base}/api/orders/o1/bump?station=fry"))
+            .send()
+            .await
+            .expect("answers");
+        assert_eq!(bumped.status(), 200);
+        let body: serde_json::Value = bumped.json().await.expect("json");
+        assert_eq!(
+            body,
+            serde_json::json!({"order_id": "o1", "bumped_at": ["fry"]})
+        );
+    }
+    let quantities = |body: serde_json::Value| -> Vec<(String, u64)> {
+        body["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .map(|i| {
+                (
+                    i["item_id"].as_str().unwrap_or("").to_owned(),
+                    i["quantity"].as_u64().unwrap_or(0),
+                )
+            })
+            .collect()
+    };
+    let after: serde_json::Value = client
+        .get(format!("{base}/api/batches"))
+        .send()
+        .await
+        .expect("answers")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(
+        quantities(after),
+        [("fries".to_owned(), 1), ("double-smash".to_owned(), 3)]
+    );
+    let unknown = client
+        .post(format!("{base}/api/orders/nope/bump"))
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(unknown.status(), 404);
+    let bad_station = client
+        .post(format!("{base}/api/orders/o1/bump?station=pastry"))
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(bad_station.status(), 400);
+
     token.cancel();
     agent.await.expect("joins").expect("clean stop");
     for queue in [
