@@ -58,9 +58,13 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
+        .route("/", get(display))
+        .route("/api/stations", get(stations))
+        .route("/api/orders", get(orders))
         .route("/api/batches", get(batches))
         .route("/orders/events", get(events))
         .route("/api/orders/{order_id}/bump", axum::routing::post(bump))
+        .route("/api/orders/{order_id}/recall", axum::routing::post(recall))
         .with_state(state)
 }
 
@@ -106,6 +110,73 @@ async fn readyz(State(state): State<AppState>) -> Response {
         StatusCode::SERVICE_UNAVAILABLE
     };
     (status, Json(body)).into_response()
+}
+
+/// The station display: one page, embedded in the binary, no CDN (works with the internet down).
+async fn display() -> Response {
+    (
+        [
+            (axum::http::header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (axum::http::header::CACHE_CONTROL, "no-cache"),
+        ],
+        include_str!("../static/index.html"),
+    )
+        .into_response()
+}
+
+/// The kitchen's stations, plus `unassigned`.
+async fn stations(State(state): State<AppState>) -> Response {
+    let mut stations: Vec<serde_json::Value> = state
+        .reference
+        .stations
+        .iter()
+        .map(|s| json!({"id": s.id, "name": s.name}))
+        .collect();
+    stations.push(json!({"id": UNASSIGNED_STATION, "name": "Unassigned"}));
+    Json(json!({ "stations": stations })).into_response()
+}
+
+#[derive(Deserialize)]
+struct OrdersQuery {
+    state: Option<String>,
+}
+
+/// `GET /api/orders?state=open`: open tickets, each with the stations it needs and where it
+/// was bumped.
+async fn orders(State(state): State<AppState>, Query(query): Query<OrdersQuery>) -> Response {
+    if query.state.as_deref().is_some_and(|s| s != "open") {
+        let error = "only state=open is served";
+        return (StatusCode::BAD_REQUEST, Json(json!({ "error": error }))).into_response();
+    }
+    let read = {
+        let reader = state.reader.lock().unwrap_or_else(|e| e.into_inner());
+        reader
+            .open_tickets()
+            .and_then(|tickets| Ok((tickets, reader.open_orders()?)))
+    };
+    let (tickets, orders) = match read {
+        Ok(read) => read,
+        Err(error) => return internal(error),
+    };
+    let tickets: Vec<serde_json::Value> = tickets
+        .into_iter()
+        .map(|ticket| {
+            let stations: std::collections::BTreeSet<String> = orders
+                .iter()
+                .find(|o| o.order_id == ticket.order_id)
+                .map(|order| {
+                    batch::contributions(order, &state.reference)
+                        .into_iter()
+                        .map(|c| c.station_id)
+                        .collect()
+                })
+                .unwrap_or_default();
+            let mut value = serde_json::to_value(&ticket).unwrap_or_default();
+            value["stations"] = json!(stations);
+            value
+        })
+        .collect();
+    Json(json!({ "orders": tickets })).into_response()
 }
 
 #[derive(Deserialize)]
@@ -161,34 +232,35 @@ struct BumpQuery {
     station: Option<String>,
 }
 
-/// `POST /api/orders/{order_id}/bump[?station=<id>]`: the order is done at that station (all
-/// stations without `station`). Idempotent.
-async fn bump(
-    State(state): State<AppState>,
-    axum::extract::Path(order_id): axum::extract::Path<String>,
-    Query(query): Query<BumpQuery>,
-) -> Response {
-    let stations: Vec<String> = match query.station {
+/// The stations a bump or recall names: `?station=<id>` (which must exist), or all of them.
+fn named_stations(state: &AppState, station: Option<String>) -> Result<Vec<String>, String> {
+    match station {
         Some(station) => {
             let known =
                 station == UNASSIGNED_STATION || state.reference.station(&station).is_some();
             if !known {
-                let error = format!("unknown station {station:?}");
-                return (StatusCode::BAD_REQUEST, Json(json!({ "error": error }))).into_response();
+                return Err(format!("unknown station {station:?}"));
             }
-            vec![station]
+            Ok(vec![station])
         }
-        None => state
+        None => Ok(state
             .reference
             .stations
             .iter()
             .map(|s| s.id.clone())
             .chain([UNASSIGNED_STATION.to_owned()])
-            .collect(),
-    };
-    match state.writer.bump(order_id.clone(), stations).await {
+            .collect()),
+    }
+}
+
+fn bump_answer(
+    order_id: &str,
+    field: &str,
+    result: Result<Bumped, Option<crate::store::StoreError>>,
+) -> Response {
+    match result {
         Ok(Bumped::Bumped { stations, .. }) => {
-            Json(json!({ "order_id": order_id, "bumped_at": stations })).into_response()
+            Json(json!({ "order_id": order_id, field: stations })).into_response()
         }
         Ok(Bumped::UnknownOrder) => (
             StatusCode::NOT_FOUND,
@@ -198,6 +270,39 @@ async fn bump(
         Err(Some(error)) => internal(error),
         Err(None) => internal("the store writer stopped"),
     }
+}
+
+/// `POST /api/orders/{order_id}/bump[?station=<id>]`: the order is done at that station (all
+/// stations without `station`). Idempotent.
+async fn bump(
+    State(state): State<AppState>,
+    axum::extract::Path(order_id): axum::extract::Path<String>,
+    Query(query): Query<BumpQuery>,
+) -> Response {
+    let stations = match named_stations(&state, query.station) {
+        Ok(stations) => stations,
+        Err(error) => {
+            return (StatusCode::BAD_REQUEST, Json(json!({ "error": error }))).into_response();
+        }
+    };
+    let result = state.writer.bump(order_id.clone(), stations).await;
+    bump_answer(&order_id, "bumped_at", result)
+}
+
+/// `POST /api/orders/{order_id}/recall[?station=<id>]`: undoes a bump. Idempotent.
+async fn recall(
+    State(state): State<AppState>,
+    axum::extract::Path(order_id): axum::extract::Path<String>,
+    Query(query): Query<BumpQuery>,
+) -> Response {
+    let stations = match named_stations(&state, query.station) {
+        Ok(stations) => stations,
+        Err(error) => {
+            return (StatusCode::BAD_REQUEST, Json(json!({ "error": error }))).into_response();
+        }
+    };
+    let result = state.writer.recall(order_id.clone(), stations).await;
+    bump_answer(&order_id, "recalled_at", result)
 }
 
 #[derive(Deserialize)]

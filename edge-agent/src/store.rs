@@ -63,6 +63,29 @@ pub enum Applied {
     },
 }
 
+/// An open order as a ticket on a display.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Ticket {
+    pub order_id: String,
+    pub store_id: String,
+    pub friendly_id: String,
+    pub status: String,
+    pub customer_name: String,
+    pub customer_note: String,
+    pub received_at_ms: i64,
+    pub lines: Vec<TicketLine>,
+    /// Stations where it was bumped.
+    pub bumped_at: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct TicketLine {
+    pub name: String,
+    pub quantity: u32,
+    pub note: String,
+    pub modifiers: Vec<TicketLine>,
+}
+
 /// The result of `Store::bump`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Bumped {
@@ -236,7 +259,7 @@ impl Store {
         }
         for (order_id, lines) in flat {
             if let Some(order) = orders.get_mut(&order_id) {
-                order.lines = rebuild_tree(lines);
+                order.lines = rebuild(lines, |line, modifiers| line.modifiers = modifiers);
             }
         }
 
@@ -338,6 +361,105 @@ impl Store {
         })
     }
 
+    /// Open orders with their lines and notes, oldest first, for the displays.
+    pub fn open_tickets(&self) -> Result<Vec<Ticket>, StoreError> {
+        let mut statement = self.connection.prepare(
+            "SELECT order_id, store_id, friendly_id, status, customer_name, customer_note,
+                    received_at
+             FROM orders WHERE state = 'open' ORDER BY received_at, order_id",
+        )?;
+        let mut tickets: Vec<Ticket> = statement
+            .query_map([], |row| {
+                Ok(Ticket {
+                    order_id: row.get(0)?,
+                    store_id: row.get(1)?,
+                    friendly_id: row.get(2)?,
+                    status: row.get(3)?,
+                    customer_name: row.get(4)?,
+                    customer_note: row.get(5)?,
+                    received_at_ms: row.get(6)?,
+                    lines: Vec::new(),
+                    bumped_at: Vec::new(),
+                })
+            })?
+            .collect::<Result<_, _>>()?;
+        let mut lines = self.connection.prepare_cached(
+            "SELECT line_no, parent_no, name, quantity, note FROM order_lines
+             WHERE order_id = ?1 ORDER BY line_no",
+        )?;
+        let mut bumps = self.connection.prepare_cached(
+            "SELECT station_id FROM order_bumps WHERE order_id = ?1 ORDER BY station_id",
+        )?;
+        for ticket in &mut tickets {
+            let rows: Vec<(i64, Option<i64>, TicketLine)> = lines
+                .query_map([&ticket.order_id], |row| {
+                    Ok((
+                        row.get(0)?,
+                        row.get(1)?,
+                        TicketLine {
+                            name: row.get(2)?,
+                            quantity: row.get(3)?,
+                            note: row.get(4)?,
+                            modifiers: Vec::new(),
+                        },
+                    ))
+                })?
+                .collect::<Result<_, _>>()?;
+            ticket.lines = rebuild(rows, |line, modifiers| line.modifiers = modifiers);
+            ticket.bumped_at = bumps
+                .query_map([&ticket.order_id], |row| row.get(0))?
+                .collect::<Result<_, _>>()?;
+        }
+        Ok(tickets)
+    }
+
+    /// Undoes bumps of `order_id` at `stations` (idempotent) and logs `order.recalled` when
+    /// anything changed.
+    pub fn recall(
+        &mut self,
+        order_id: &str,
+        stations: &[String],
+        now_ms: i64,
+    ) -> Result<Bumped, StoreError> {
+        let tx = self.connection.transaction()?;
+        let known: Option<String> = tx
+            .query_row(
+                "SELECT state FROM orders WHERE order_id = ?1",
+                [order_id],
+                |row| row.get(0),
+            )
+            .optional()?;
+        if known.is_none() {
+            return Ok(Bumped::UnknownOrder);
+        }
+        let mut changed = Vec::new();
+        for station in stations {
+            let deleted = tx.execute(
+                "DELETE FROM order_bumps WHERE order_id = ?1 AND station_id = ?2",
+                params![order_id, station],
+            )?;
+            if deleted > 0 {
+                changed.push(station.clone());
+            }
+        }
+        let log_seq = if changed.is_empty() {
+            None
+        } else {
+            let data = json!({ "order_id": order_id, "stations": changed });
+            tx.execute(
+                "INSERT INTO event_log (kind, order_id, data, created_at)
+                 VALUES ('order.recalled', ?1, ?2, ?3)",
+                params![order_id, data.to_string(), now_ms],
+            )?;
+            Some(tx.last_insert_rowid())
+        };
+        tx.commit()?;
+        Ok(Bumped::Bumped {
+            stations: changed,
+            log_seq,
+        })
+    }
+
     /// Event-log entries after `seq`, oldest first, at most `limit`.
     pub fn events_after(&self, seq: i64, limit: i64) -> Result<Vec<LoggedEvent>, StoreError> {
         let mut statement = self.connection.prepare_cached(
@@ -377,19 +499,20 @@ impl Store {
     }
 }
 
-/// Rebuilds the modifier tree from pre-order rows with parent links.
-fn rebuild_tree(mut rows: Vec<(i64, Option<i64>, Line)>) -> Vec<Line> {
+/// Rebuilds a modifier tree from pre-order rows with parent links; `attach` sets a node's
+/// children.
+fn rebuild<T>(mut rows: Vec<(i64, Option<i64>, T)>, attach: impl Fn(&mut T, Vec<T>)) -> Vec<T> {
     // Children come after their parent in pre-order: attach from the end.
     let mut roots = Vec::new();
-    let mut children: BTreeMap<i64, Vec<Line>> = BTreeMap::new();
-    while let Some((line_no, parent_no, mut line)) = rows.pop() {
+    let mut children: BTreeMap<i64, Vec<T>> = BTreeMap::new();
+    while let Some((line_no, parent_no, mut node)) = rows.pop() {
         if let Some(mut own) = children.remove(&line_no) {
             own.reverse();
-            line.modifiers = own;
+            attach(&mut node, own);
         }
         match parent_no {
-            Some(parent) => children.entry(parent).or_default().push(line),
-            None => roots.push(line),
+            Some(parent) => children.entry(parent).or_default().push(node),
+            None => roots.push(node),
         }
     }
     roots.reverse();

@@ -69,4 +69,14 @@ impl StoreWriter {
         self.run(move |store, now_ms| store.bump(&order_id, &stations, now_ms))
             .await
     }
+
+    /// Undoes bumps (see `Store::recall`).
+    pub async fn recall(
+        &self,
+        order_id: String,
+        stations: Vec<String>,
+    ) -> Result<Bumped, Option<StoreError>> {
+        self.run(move |store, now_ms| store.recall(&order_id, &stations, now_ms))
+            .await
+    }
 }

@@ -231,6 +231,93 @@ async fn a_provisioned_agent_serves_the_batch_items_of_what_it_consumed() {
         quantities(after),
         [("fries".to_owned(), 1), ("double-smash".to_owned(), 3)]
     );
+    let orders: serde_json::Value = client
+        .get(format!("{base}/api/orders?state=open"))
+        .send()
+        .await
+        .expect("answers")
+        .json()
+        .await
+        .expect("json");
+    let tickets: Vec<(String, serde_json::Value, serde_json::Value)> = orders["orders"]
+        .as_array()
+        .expect("orders")
+        .iter()
+        .map(|o| {
+            (
+                o["order_id"].as_str().unwrap_or("").to_owned(),
+                o["stations"].clone(),
+                o["bumped_at"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        tickets,
+        [
+            (
+                "o1".to_owned(),
+                serde_json::json!(["fry", "grill"]),
+                serde_json::json!(["fry"])
+            ),
+            (
+                "o2".to_owned(),
+                serde_json::json!(["fry", "grill"]),
+                serde_json::json!([])
+            ),
+        ]
+    );
+    assert_eq!(
+        orders["orders"][0]["lines"],
+        serde_json::json!([{"name": "Double Smash Burger", "quantity": 2, "note": "", "modifiers": [
+            {"name": "Make it a Meal", "quantity": 1, "note": "", "modifiers": [
+                {"name": "Fries", "quantity": 1, "note": "", "modifiers": []}]}]}])
+    );
+    // Recall undoes the bump.
+    let recalled: serde_json::Value = client
+        .post(format!("{base}/api/orders/o1/recall?station=fry"))
+        .send()
+        .await
+        .expect("answers")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(
+        recalled,
+        serde_json::json!({"order_id": "o1", "recalled_at": ["fry"]})
+    );
+    let after_recall: serde_json::Value = client
+        .get(format!("{base}/api/batches?station=fry"))
+        .send()
+        .await
+        .expect("answers")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(quantities(after_recall), [("fries".to_owned(), 3)]);
+    let page = client
+        .get(format!("{base}/"))
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(page.headers()["content-type"], "text/html; charset=utf-8");
+    assert!(
+        page.text()
+            .await
+            .expect("body")
+            .contains("new EventSource(\"/orders/events\")")
+    );
+    let stations: serde_json::Value = client
+        .get(format!("{base}/api/stations"))
+        .send()
+        .await
+        .expect("answers")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(
+        stations,
+        serde_json::json!({"stations": [{"id": "grill", "name": "Grill"}, {"id": "fry", "name": "Fryer"}, {"id": "unassigned", "name": "Unassigned"}]})
+    );
     let unknown = client
         .post(format!("{base}/api/orders/nope/bump"))
         .send()
