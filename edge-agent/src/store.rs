@@ -321,6 +321,47 @@ impl Store {
         stations: &[String],
         now_ms: i64,
     ) -> Result<Bumped, StoreError> {
+        self.change_bumps(order_id, stations, now_ms, "order.bumped", |tx, station| {
+            tx.execute(
+                "INSERT OR IGNORE INTO order_bumps (order_id, station_id, bumped_at)
+                 VALUES (?1, ?2, ?3)",
+                params![order_id, station, now_ms],
+            )
+        })
+    }
+
+    /// Undoes bumps of `order_id` at `stations` (idempotent) and logs `order.recalled` when
+    /// anything changed.
+    pub fn recall(
+        &mut self,
+        order_id: &str,
+        stations: &[String],
+        now_ms: i64,
+    ) -> Result<Bumped, StoreError> {
+        self.change_bumps(
+            order_id,
+            stations,
+            now_ms,
+            "order.recalled",
+            |tx, station| {
+                tx.execute(
+                    "DELETE FROM order_bumps WHERE order_id = ?1 AND station_id = ?2",
+                    params![order_id, station],
+                )
+            },
+        )
+    }
+
+    /// Runs `change` for each station in one transaction (it returns the rows it changed) and
+    /// logs `kind` with the stations that changed.
+    fn change_bumps(
+        &mut self,
+        order_id: &str,
+        stations: &[String],
+        now_ms: i64,
+        kind: &str,
+        change: impl Fn(&Transaction<'_>, &str) -> rusqlite::Result<usize>,
+    ) -> Result<Bumped, StoreError> {
         let tx = self.connection.transaction()?;
         let known: Option<String> = tx
             .query_row(
@@ -334,12 +375,7 @@ impl Store {
         }
         let mut changed = Vec::new();
         for station in stations {
-            let inserted = tx.execute(
-                "INSERT OR IGNORE INTO order_bumps (order_id, station_id, bumped_at)
-                 VALUES (?1, ?2, ?3)",
-                params![order_id, station, now_ms],
-            )?;
-            if inserted > 0 {
+            if change(&tx, station)? > 0 {
                 changed.push(station.clone());
             }
         }
@@ -348,9 +384,8 @@ impl Store {
         } else {
             let data = json!({ "order_id": order_id, "stations": changed });
             tx.execute(
-                "INSERT INTO event_log (kind, order_id, data, created_at)
-                 VALUES ('order.bumped', ?1, ?2, ?3)",
-                params![order_id, data.to_string(), now_ms],
+                "INSERT INTO event_log (kind, order_id, data, created_at) VALUES (?1, ?2, ?3, ?4)",
+                params![kind, order_id, data.to_string(), now_ms],
             )?;
             Some(tx.last_insert_rowid())
         };
@@ -411,53 +446,6 @@ impl Store {
                 .collect::<Result<_, _>>()?;
         }
         Ok(tickets)
-    }
-
-    /// Undoes bumps of `order_id` at `stations` (idempotent) and logs `order.recalled` when
-    /// anything changed.
-    pub fn recall(
-        &mut self,
-        order_id: &str,
-        stations: &[String],
-        now_ms: i64,
-    ) -> Result<Bumped, StoreError> {
-        let tx = self.connection.transaction()?;
-        let known: Option<String> = tx
-            .query_row(
-                "SELECT state FROM orders WHERE order_id = ?1",
-                [order_id],
-                |row| row.get(0),
-            )
-            .optional()?;
-        if known.is_none() {
-            return Ok(Bumped::UnknownOrder);
-        }
-        let mut changed = Vec::new();
-        for station in stations {
-            let deleted = tx.execute(
-                "DELETE FROM order_bumps WHERE order_id = ?1 AND station_id = ?2",
-                params![order_id, station],
-            )?;
-            if deleted > 0 {
-                changed.push(station.clone());
-            }
-        }
-        let log_seq = if changed.is_empty() {
-            None
-        } else {
-            let data = json!({ "order_id": order_id, "stations": changed });
-            tx.execute(
-                "INSERT INTO event_log (kind, order_id, data, created_at)
-                 VALUES ('order.recalled', ?1, ?2, ?3)",
-                params![order_id, data.to_string(), now_ms],
-            )?;
-            Some(tx.last_insert_rowid())
-        };
-        tx.commit()?;
-        Ok(Bumped::Bumped {
-            stations: changed,
-            log_seq,
-        })
     }
 
     /// Event-log entries after `seq`, oldest first, at most `limit`.
