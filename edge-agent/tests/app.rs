@@ -27,6 +27,20 @@ fn unique(prefix: &str) -> String {
     )
 }
 
+async fn get_json(url: &str) -> serde_json::Value {
+    let response = reqwest::get(url).await.expect("answers");
+    response.json().await.expect("json")
+}
+
+async fn post_json(url: &str) -> serde_json::Value {
+    let response = reqwest::Client::new()
+        .post(url)
+        .send()
+        .await
+        .expect("answers");
+    response.json().await.expect("json")
+}
+
 const REFERENCE: &str = r#"
 [[stations]]
 id = "grill"
@@ -83,61 +97,76 @@ fn burger_meal(event_id: &str, sequence: u64, order_id: &str, burgers: u32) -> O
     }
 }
 
-#[tokio::test]
-async fn a_provisioned_agent_serves_the_batch_items_of_what_it_consumed() {
-    let kitchen_id = unique("test-kitchen");
-    let data_dir = std::env::temp_dir().join(&kitchen_id);
-    std::fs::create_dir_all(&data_dir).expect("data dir");
-    let reference_file = data_dir.join("reference.toml");
-    std::fs::write(&reference_file, REFERENCE).expect("reference written");
-    let exchange = format!("{kitchen_id}.structured_order_data");
-    let config = Config {
-        listen: "127.0.0.1:0".parse().expect("addr"),
-        data_dir: data_dir.clone(),
-        amqp_url: amqp_url(),
-        kitchen_id: kitchen_id.clone(),
-        store_ids: vec!["kitchen-bk-01".into()],
-        reference_file: Some(reference_file),
-        order_exchange: exchange.clone(),
-        ..Config::default()
-    };
-    let app = App::build(config).await.expect("agent builds");
-    let base = format!("http://127.0.0.1:{}", app.port());
-    let token = app.shutdown_token();
-    let agent = tokio::spawn(app.run_until_stopped());
-    let client = reqwest::Client::new();
+/// A provisioned agent on port 0 with its own kitchen id (so its own queues), exchange and
+/// data directory; `stop` removes them.
+struct TestAgent {
+    base: String,
+    kitchen_id: String,
+    exchange: String,
+    data_dir: std::path::PathBuf,
+    token: tokio_util::sync::CancellationToken,
+    handle: tokio::task::JoinHandle<anyhow::Result<()>>,
+    connection: Connection,
+    channel: lapin::Channel,
+}
 
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let ready = client
-            .get(format!("{base}/readyz"))
-            .send()
+impl TestAgent {
+    /// Starts the agent and waits until its feed is connected.
+    async fn start(reference: Option<&str>) -> Self {
+        let kitchen_id = unique("test-kitchen");
+        let data_dir = std::env::temp_dir().join(&kitchen_id);
+        std::fs::create_dir_all(&data_dir).expect("data dir");
+        let reference_file = reference.map(|text| {
+            let file = data_dir.join("reference.toml");
+            std::fs::write(&file, text).expect("reference written");
+            file
+        });
+        let exchange = format!("{kitchen_id}.structured_order_data");
+        let config = Config {
+            listen: "127.0.0.1:0".parse().expect("addr"),
+            data_dir: data_dir.clone(),
+            amqp_url: amqp_url(),
+            kitchen_id: kitchen_id.clone(),
+            store_ids: vec!["kitchen-bk-01".into()],
+            reference_file,
+            order_exchange: exchange.clone(),
+            ..Config::default()
+        };
+        let app = App::build(config).await.expect("agent builds");
+        let base = format!("http://127.0.0.1:{}", app.port());
+        let token = app.shutdown_token();
+        let handle = tokio::spawn(app.run_until_stopped());
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while reqwest::get(format!("{base}/readyz"))
             .await
-            .expect("answers");
-        if ready.status() == 200 {
-            let body: serde_json::Value = ready.json().await.expect("json");
-            assert_eq!(
-                body,
-                serde_json::json!({"ready": true, "store": "up", "feed": "connected", "sequence_gaps": []})
-            );
-            break;
+            .expect("answers")
+            .status()
+            != 200
+        {
+            assert!(Instant::now() < deadline, "agent never became ready");
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        assert!(Instant::now() < deadline, "agent never became ready");
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        let connection = Connection::connect(&amqp_url(), ConnectionProperties::default())
+            .await
+            .expect("rabbitmq");
+        let channel = connection.create_channel().await.expect("channel");
+        Self {
+            base,
+            kitchen_id,
+            exchange,
+            data_dir,
+            token,
+            handle,
+            connection,
+            channel,
+        }
     }
 
-    let connection = Connection::connect(&amqp_url(), ConnectionProperties::default())
-        .await
-        .expect("rabbitmq");
-    let channel = connection.create_channel().await.expect("channel");
-    for order_event in [
-        burger_meal("e1", 1, "o1", 2),
-        burger_meal("e2", 2, "o2", 1),
-        burger_meal("e1", 1, "o1", 2), // a redelivery
-    ] {
-        channel
+    /// Publishes as the relay does, to the sample store.
+    async fn publish(&self, order_event: &OrderEvent) {
+        self.channel
             .basic_publish(
-                exchange.as_str().into(),
+                self.exchange.as_str().into(),
                 "kitchen-bk-01".into(),
                 BasicPublishOptions::default(),
                 &order_event.encode_to_vec(),
@@ -147,20 +176,56 @@ async fn a_provisioned_agent_serves_the_batch_items_of_what_it_consumed() {
             .expect("publish");
     }
 
+    /// Stops the agent (open streams included) and removes what the test created.
+    async fn stop(self) {
+        self.token.cancel();
+        self.handle.await.expect("joins").expect("clean stop");
+        let kitchen_id = &self.kitchen_id;
+        for queue in [
+            format!("edge.{kitchen_id}"),
+            format!("edge.{kitchen_id}.dead"),
+        ] {
+            let _ = self
+                .channel
+                .queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
+                .await;
+        }
+        for exchange in [self.exchange.clone(), format!("edge.{kitchen_id}.dlx")] {
+            let _ = self
+                .channel
+                .exchange_delete(exchange.as_str().into(), ExchangeDeleteOptions::default())
+                .await;
+        }
+        let _ = self.connection.close(200, "test done".into()).await;
+        let _ = std::fs::remove_dir_all(&self.data_dir);
+    }
+}
+
+#[tokio::test]
+async fn a_provisioned_agent_serves_the_batch_items_of_what_it_consumed() {
+    let kitchen = TestAgent::start(Some(REFERENCE)).await;
+    let base = kitchen.base.clone();
+    let client = reqwest::Client::new();
+    let ready: serde_json::Value = get_json(&format!("{base}/readyz")).await;
+    assert_eq!(
+        ready,
+        serde_json::json!({"ready": true, "store": "up", "feed": "connected", "sequence_gaps": []})
+    );
+    for order_event in [
+        burger_meal("e1", 1, "o1", 2),
+        burger_meal("e2", 2, "o2", 1),
+        burger_meal("e1", 1, "o1", 2), // a redelivery
+    ] {
+        kitchen.publish(&order_event).await;
+    }
+
     let expected = serde_json::json!([
         {"station_id": "fry", "station_name": "Fryer", "item_id": "fries", "item_name": "Fries",
          "quantity": 3, "prep_seconds": 180, "due_at": "2025-03-14T18:37:00Z", "order_ids": ["o1", "o2"]},
     ]);
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let body: serde_json::Value = client
-            .get(format!("{base}/api/batches?station=fry"))
-            .send()
-            .await
-            .expect("answers")
-            .json()
-            .await
-            .expect("json");
+        let body: serde_json::Value = get_json(&format!("{base}/api/batches?station=fry")).await;
         if body["items"] == expected {
             break;
         }
@@ -170,14 +235,7 @@ async fn a_provisioned_agent_serves_the_batch_items_of_what_it_consumed() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let all: serde_json::Value = client
-        .get(format!("{base}/api/batches"))
-        .send()
-        .await
-        .expect("answers")
-        .json()
-        .await
-        .expect("json");
+    let all: serde_json::Value = get_json(&format!("{base}/api/batches")).await;
     let grill: Vec<(String, u64)> = all["items"]
         .as_array()
         .expect("items")
@@ -219,26 +277,12 @@ async fn a_provisioned_agent_serves_the_batch_items_of_what_it_consumed() {
             })
             .collect()
     };
-    let after: serde_json::Value = client
-        .get(format!("{base}/api/batches"))
-        .send()
-        .await
-        .expect("answers")
-        .json()
-        .await
-        .expect("json");
+    let after: serde_json::Value = get_json(&format!("{base}/api/batches")).await;
     assert_eq!(
         quantities(after),
         [("fries".to_owned(), 1), ("double-smash".to_owned(), 3)]
     );
-    let orders: serde_json::Value = client
-        .get(format!("{base}/api/orders?state=open"))
-        .send()
-        .await
-        .expect("answers")
-        .json()
-        .await
-        .expect("json");
+    let orders: serde_json::Value = get_json(&format!("{base}/api/orders?state=open")).await;
     let tickets: Vec<(String, serde_json::Value, serde_json::Value)> = orders["orders"]
         .as_array()
         .expect("orders")
@@ -273,26 +317,14 @@ async fn a_provisioned_agent_serves_the_batch_items_of_what_it_consumed() {
                 {"name": "Fries", "quantity": 1, "note": "", "modifiers": []}]}]}])
     );
     // Recall undoes the bump.
-    let recalled: serde_json::Value = client
-        .post(format!("{base}/api/orders/o1/recall?station=fry"))
-        .send()
-        .await
-        .expect("answers")
-        .json()
-        .await
-        .expect("json");
+    let recalled: serde_json::Value =
+        post_json(&format!("{base}/api/orders/o1/recall?station=fry")).await;
     assert_eq!(
         recalled,
         serde_json::json!({"order_id": "o1", "recalled_at": ["fry"]})
     );
-    let after_recall: serde_json::Value = client
-        .get(format!("{base}/api/batches?station=fry"))
-        .send()
-        .await
-        .expect("answers")
-        .json()
-        .await
-        .expect("json");
+    let after_recall: serde_json::Value =
+        get_json(&format!("{base}/api/batches?station=fry")).await;
     assert_eq!(quantities(after_recall), [("fries".to_owned(), 3)]);
     let page = client
         .get(format!("{base}/"))
@@ -306,14 +338,7 @@ async fn a_provisioned_agent_serves_the_batch_items_of_what_it_consumed() {
             .expect("body")
             .contains("new EventSource(\"/orders/events\")")
     );
-    let stations: serde_json::Value = client
-        .get(format!("{base}/api/stations"))
-        .send()
-        .await
-        .expect("answers")
-        .json()
-        .await
-        .expect("json");
+    let stations: serde_json::Value = get_json(&format!("{base}/api/stations")).await;
     assert_eq!(
         stations,
         serde_json::json!({"stations": [{"id": "grill", "name": "Grill"}, {"id": "fry", "name": "Fryer"}, {"id": "unassigned", "name": "Unassigned"}]})
@@ -331,23 +356,7 @@ async fn a_provisioned_agent_serves_the_batch_items_of_what_it_consumed() {
         .expect("answers");
     assert_eq!(bad_station.status(), 400);
 
-    token.cancel();
-    agent.await.expect("joins").expect("clean stop");
-    for queue in [
-        format!("edge.{kitchen_id}"),
-        format!("edge.{kitchen_id}.dead"),
-    ] {
-        let _ = channel
-            .queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
-            .await;
-    }
-    for exchange in [exchange, format!("edge.{kitchen_id}.dlx")] {
-        let _ = channel
-            .exchange_delete(exchange.as_str().into(), ExchangeDeleteOptions::default())
-            .await;
-    }
-    let _ = connection.close(200, "test done".into()).await;
-    let _ = std::fs::remove_dir_all(&data_dir);
+    kitchen.stop().await;
 }
 
 #[tokio::test]
@@ -372,12 +381,7 @@ async fn an_unprovisioned_agent_still_serves_the_lan() {
     assert_eq!(ready.status(), 503);
     let body: serde_json::Value = ready.json().await.expect("json");
     assert_eq!(body["feed"], "not provisioned");
-    let batches: serde_json::Value = reqwest::get(format!("{base}/api/batches"))
-        .await
-        .expect("answers")
-        .json()
-        .await
-        .expect("json");
+    let batches: serde_json::Value = get_json(&format!("{base}/api/batches")).await;
     assert_eq!(batches, serde_json::json!({"items": []}));
     token.cancel();
     agent.await.expect("joins").expect("clean stop");
@@ -445,51 +449,11 @@ impl SseReader {
 
 #[tokio::test]
 async fn a_tablet_that_reconnects_with_last_event_id_misses_nothing_and_sees_nothing_twice() {
-    let kitchen_id = unique("test-sse");
-    let data_dir = std::env::temp_dir().join(&kitchen_id);
-    let exchange = format!("{kitchen_id}.structured_order_data");
-    let config = Config {
-        listen: "127.0.0.1:0".parse().expect("addr"),
-        data_dir: data_dir.clone(),
-        amqp_url: amqp_url(),
-        kitchen_id: kitchen_id.clone(),
-        store_ids: vec!["kitchen-bk-01".into()],
-        order_exchange: exchange.clone(),
-        ..Config::default()
-    };
-    let app = App::build(config).await.expect("agent builds");
-    let base = format!("http://127.0.0.1:{}", app.port());
-    let token = app.shutdown_token();
-    let agent = tokio::spawn(app.run_until_stopped());
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while reqwest::get(format!("{base}/readyz"))
-        .await
-        .expect("answers")
-        .status()
-        != 200
-    {
-        assert!(Instant::now() < deadline, "agent never became ready");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let connection = Connection::connect(&amqp_url(), ConnectionProperties::default())
-        .await
-        .expect("rabbitmq");
-    let channel = connection.create_channel().await.expect("channel");
+    let kitchen = TestAgent::start(None).await;
+    let base = kitchen.base.clone();
     let publish = |order_event: OrderEvent| {
-        let channel = channel.clone();
-        let exchange = exchange.clone();
-        async move {
-            channel
-                .basic_publish(
-                    exchange.as_str().into(),
-                    "kitchen-bk-01".into(),
-                    BasicPublishOptions::default(),
-                    &order_event.encode_to_vec(),
-                    BasicProperties::default().with_delivery_mode(2),
-                )
-                .await
-                .expect("publish");
-        }
+        let kitchen = &kitchen;
+        async move { kitchen.publish(&order_event).await }
     };
     let url = format!("{base}/orders/events");
 
@@ -529,12 +493,7 @@ async fn a_tablet_that_reconnects_with_last_event_id_misses_nothing_and_sees_not
     // Wait until the agent has applied both (visible in the batch counts: o2 and o3 remain).
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let body: serde_json::Value = reqwest::get(format!("{base}/api/batches"))
-            .await
-            .expect("answers")
-            .json()
-            .await
-            .expect("json");
+        let body: serde_json::Value = get_json(&format!("{base}/api/batches")).await;
         if body["items"][0]["order_ids"] == serde_json::json!(["o2", "o3"]) {
             break;
         }
@@ -558,24 +517,5 @@ async fn a_tablet_that_reconnects_with_last_event_id_misses_nothing_and_sees_not
     let (id, event, _) = tablet.next().await;
     assert_eq!((id.as_str(), event.as_str()), ("5", "order.created"));
 
-    token.cancel();
-    agent
-        .await
-        .expect("joins")
-        .expect("clean stop, open streams included");
-    for queue in [
-        format!("edge.{kitchen_id}"),
-        format!("edge.{kitchen_id}.dead"),
-    ] {
-        let _ = channel
-            .queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
-            .await;
-    }
-    for exchange in [exchange, format!("edge.{kitchen_id}.dlx")] {
-        let _ = channel
-            .exchange_delete(exchange.as_str().into(), ExchangeDeleteOptions::default())
-            .await;
-    }
-    let _ = connection.close(200, "test done".into()).await;
-    let _ = std::fs::remove_dir_all(&data_dir);
+    kitchen.stop().await;
 }
