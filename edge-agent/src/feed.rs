@@ -255,6 +255,12 @@ impl Feed {
                     }),
                 )
                 .await;
+                // Give a failing disk a moment instead of spinning on redeliveries; the
+                // quorum queue's delivery limit dead-letters a message that never fits.
+                tokio::select! {
+                    () = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    () = self.token.cancelled() => {}
+                }
                 Ok(())
             }
             Err(None) => Err(FeedError::StoreGone),
