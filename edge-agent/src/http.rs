@@ -279,14 +279,7 @@ async fn bump(
     axum::extract::Path(order_id): axum::extract::Path<String>,
     Query(query): Query<BumpQuery>,
 ) -> Response {
-    let stations = match named_stations(&state, query.station) {
-        Ok(stations) => stations,
-        Err(error) => {
-            return (StatusCode::BAD_REQUEST, Json(json!({ "error": error }))).into_response();
-        }
-    };
-    let result = state.writer.bump(order_id.clone(), stations).await;
-    bump_answer(&order_id, "bumped_at", result)
+    change_bumps(&state, order_id, query.station, false).await
 }
 
 /// `POST /api/orders/{order_id}/recall[?station=<id>]`: undoes a bump. Idempotent.
@@ -295,14 +288,31 @@ async fn recall(
     axum::extract::Path(order_id): axum::extract::Path<String>,
     Query(query): Query<BumpQuery>,
 ) -> Response {
-    let stations = match named_stations(&state, query.station) {
+    change_bumps(&state, order_id, query.station, true).await
+}
+
+async fn change_bumps(
+    state: &AppState,
+    order_id: String,
+    station: Option<String>,
+    recall: bool,
+) -> Response {
+    let stations = match named_stations(state, station) {
         Ok(stations) => stations,
         Err(error) => {
             return (StatusCode::BAD_REQUEST, Json(json!({ "error": error }))).into_response();
         }
     };
-    let result = state.writer.recall(order_id.clone(), stations).await;
-    bump_answer(&order_id, "recalled_at", result)
+    let (result, field) = if recall {
+        let result = state.writer.recall(order_id.clone(), stations).await;
+        (result, "recalled_at")
+    } else {
+        (
+            state.writer.bump(order_id.clone(), stations).await,
+            "bumped_at",
+        )
+    };
+    bump_answer(&order_id, field, result)
 }
 
 #[derive(Deserialize)]

@@ -85,14 +85,7 @@ async fn unroutable_events_are_kept_and_delivered_once_a_kitchen_binds() {
 
     let queue = app.broker.kitchen_queue(&["store-new"]).await;
     app.wait_all_published(3).await;
-    let messages = app.broker.drain(&queue).await;
-    let delivered: Vec<(String, u64)> = messages
-        .iter()
-        .map(|m| {
-            let event = OrderEvent::decode(m.delivery.data.as_slice()).expect("protobuf");
-            (event.event_id, event.sequence)
-        })
-        .collect();
+    let delivered = app.broker.delivered(&queue).await;
     assert_eq!(
         delivered,
         [
@@ -176,16 +169,7 @@ async fn a_second_relay_ingests_while_only_one_publishes_and_takes_over_when_it_
         .expect("answers");
     assert_eq!(response.status(), 200);
     first.wait_all_published(5).await;
-    let delivered: Vec<(String, u64)> = first
-        .broker
-        .drain(&queue)
-        .await
-        .iter()
-        .map(|m| {
-            let event = OrderEvent::decode(m.delivery.data.as_slice()).expect("protobuf");
-            (event.event_id, event.sequence)
-        })
-        .collect();
+    let delivered = first.broker.delivered(&queue).await;
     let expected: Vec<(String, u64)> = (1..=5).map(|n| (format!("e{n}"), n)).collect();
     assert_eq!(delivered, expected);
     second.token.cancel();

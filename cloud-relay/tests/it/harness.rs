@@ -224,6 +224,20 @@ impl TestBroker {
             .expect("bind queue");
     }
 
+    /// Takes everything in a kitchen queue and returns `(event_id, sequence)` of each, in order.
+    pub async fn delivered(&self, queue: &str) -> Vec<(String, u64)> {
+        use prost::Message;
+        self.drain(queue)
+            .await
+            .iter()
+            .map(|m| {
+                let event = kitchen_proto::OrderEvent::decode(m.delivery.data.as_slice())
+                    .expect("protobuf");
+                (event.event_id, event.sequence)
+            })
+            .collect()
+    }
+
     /// Takes (and acks) everything currently in `queue`.
     pub async fn drain(&self, queue: &str) -> Vec<BasicGetMessage> {
         let mut messages = Vec::new();
