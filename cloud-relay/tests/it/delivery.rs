@@ -135,16 +135,7 @@ async fn a_second_relay_ingests_while_only_one_publishes_and_takes_over_when_it_
             "2025-03-14T18:00:00Z",
         );
         let relay = if n % 2 == 0 { second.addr } else { first.addr };
-        let response = first
-            .client
-            .post(format!("http://{relay}/webhooks/otter"))
-            .header("content-type", "application/json")
-            .header("x-hmac-sha256", first.signer.sign(&body))
-            .body(body)
-            .send()
-            .await
-            .expect("answers");
-        assert_eq!(response.status(), 200);
+        assert_eq!(first.post_signed_to(relay, &body).await.status(), 200);
     }
     first.wait_all_published(4).await;
 
@@ -158,16 +149,7 @@ async fn a_second_relay_ingests_while_only_one_publishes_and_takes_over_when_it_
     )
     .await;
     let body = new_order("e5", "s1", "o5", "2025-03-14T18:00:00Z");
-    let response = first
-        .client
-        .post(format!("http://{second_addr}/webhooks/otter"))
-        .header("content-type", "application/json")
-        .header("x-hmac-sha256", first.signer.sign(&body))
-        .body(body)
-        .send()
-        .await
-        .expect("answers");
-    assert_eq!(response.status(), 200);
+    assert_eq!(first.post_signed_to(second_addr, &body).await.status(), 200);
     first.wait_all_published(5).await;
     let delivered = first.broker.delivered(&queue).await;
     let expected: Vec<(String, u64)> = (1..=5).map(|n| (format!("e{n}"), n)).collect();

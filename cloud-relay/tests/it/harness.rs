@@ -45,6 +45,11 @@ pub fn socket_addr_of(url: &str) -> SocketAddr {
     host_port.parse().expect("url host is an ip:port")
 }
 
+/// `url` with its `host:port` replaced by `proxy`'s address.
+pub fn through(url: &str, proxy: SocketAddr) -> String {
+    url.replace(&socket_addr_of(url).to_string(), &proxy.to_string())
+}
+
 /// A name no other test (or test run) uses.
 pub fn unique(prefix: &str) -> String {
     static COUNTER: AtomicU32 = AtomicU32::new(0);
@@ -363,8 +368,13 @@ impl TestApp {
 
     /// POSTs `body` to the webhook endpoint, signed with the test secret.
     pub async fn post_signed(&self, body: &[u8]) -> reqwest::Response {
+        self.post_signed_to(self.addr, body).await
+    }
+
+    /// As `post_signed`, to the relay at `addr` (another instance on the same database).
+    pub async fn post_signed_to(&self, addr: SocketAddr, body: &[u8]) -> reqwest::Response {
         self.client
-            .post(self.url("/webhooks/otter"))
+            .post(format!("http://{addr}/webhooks/otter"))
             .header("content-type", "application/json")
             .header("X-HMAC-SHA256", self.signer.sign(body))
             .body(body.to_vec())

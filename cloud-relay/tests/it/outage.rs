@@ -10,10 +10,7 @@ use super::{harness::*, proxy::Proxy};
 #[tokio::test]
 async fn events_accepted_while_the_broker_is_away_are_published_in_order_when_it_returns() {
     let broker_proxy = Proxy::start(socket_addr_of(&amqp_url())).await;
-    let proxied = amqp_url().replace(
-        &socket_addr_of(&amqp_url()).to_string(),
-        &broker_proxy.addr.to_string(),
-    );
+    let proxied = through(&amqp_url(), broker_proxy.addr);
     let app = spawn_app_with(|config| config.amqp_url = SecretString::from(proxied)).await;
     let queue = app.broker.kitchen_queue(&["s1"]).await;
 
@@ -67,10 +64,7 @@ async fn database_unreachable_answers_503_and_stores_nothing() {
     let app = spawn_app_with(|config| {
         use secrecy::ExposeSecret;
         let direct = config.database_url.expose_secret().to_owned();
-        proxied_url = direct.replace(
-            &socket_addr_of(&admin_database_url()).to_string(),
-            &db_proxy.addr.to_string(),
-        );
+        proxied_url = through(&direct, db_proxy.addr);
         config.database_url = SecretString::from(proxied_url.clone());
         config.ingest_timeout = Duration::from_secs(5);
     })
@@ -122,10 +116,7 @@ async fn database_unreachable_answers_503_and_stores_nothing() {
 async fn the_relay_starts_and_accepts_webhooks_while_the_broker_is_down() {
     let broker_proxy = Proxy::start(socket_addr_of(&amqp_url())).await;
     broker_proxy.cut();
-    let proxied = amqp_url().replace(
-        &socket_addr_of(&amqp_url()).to_string(),
-        &broker_proxy.addr.to_string(),
-    );
+    let proxied = through(&amqp_url(), broker_proxy.addr);
     let app = spawn_app_with(|config| config.amqp_url = SecretString::from(proxied)).await;
     let queue = app.broker.kitchen_queue(&["s1"]).await;
     for n in 1..=3 {
