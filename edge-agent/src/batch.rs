@@ -202,9 +202,12 @@ pub fn outstanding(order: &Order, reference: &Reference) -> Vec<Contribution> {
         .collect()
 }
 
-/// An open order whose every unit at every station is done (bumped or batched) is ready.
+/// An open order with something to make, whose every unit at every station is done (bumped
+/// or batched), is ready.
 pub fn is_ready(order: &Order, reference: &Reference) -> bool {
-    order.state == OrderState::Open && outstanding(order, reference).is_empty()
+    order.state == OrderState::Open
+        && !order.lines.is_empty()
+        && outstanding(order, reference).is_empty()
 }
 
 /// When a scheduled order enters the count: its earliest due time.
@@ -219,15 +222,31 @@ fn fire_at_ms(order: &Order, outstanding: &[Contribution]) -> i64 {
 /// The batch items of every station. Scheduled orders whose fire time is more than
 /// `horizon_ms` after `now_ms` are listed as upcoming instead of counted.
 pub fn board(orders: &[Order], reference: &Reference, now_ms: i64, horizon_ms: i64) -> Board {
+    let outstanding: Vec<(&Order, Vec<Contribution>)> = orders
+        .iter()
+        .map(|order| (order, outstanding(order, reference)))
+        .collect();
+    aggregate(
+        outstanding.iter().map(|(order, c)| (*order, c.as_slice())),
+        now_ms,
+        horizon_ms,
+    )
+}
+
+/// `board` over orders whose outstanding units are already known (the writer keeps them).
+pub fn aggregate<'a>(
+    orders: impl IntoIterator<Item = (&'a Order, &'a [Contribution])>,
+    now_ms: i64,
+    horizon_ms: i64,
+) -> Board {
     let mut rows: BTreeMap<(String, String), BatchItem> = BTreeMap::new();
     let mut upcoming = Vec::new();
-    for order in orders {
-        let outstanding = outstanding(order, reference);
-        if outstanding.is_empty() {
+    for (order, outstanding) in orders {
+        if outstanding.is_empty() || order.state != OrderState::Open {
             continue;
         }
         if order.scheduled {
-            let fire_at_ms = fire_at_ms(order, &outstanding);
+            let fire_at_ms = fire_at_ms(order, outstanding);
             if fire_at_ms > now_ms + horizon_ms {
                 upcoming.push(Upcoming {
                     order_id: order.order_id.clone(),
@@ -268,6 +287,18 @@ pub fn board(orders: &[Order], reference: &Reference, now_ms: i64, horizon_ms: i
     Board { items, upcoming }
 }
 
+/// Whether a scheduled order is still held back at `now_ms` (its fire time beyond the horizon).
+pub fn is_upcoming(
+    order: &Order,
+    outstanding: &[Contribution],
+    now_ms: i64,
+    horizon_ms: i64,
+) -> bool {
+    order.scheduled
+        && !outstanding.is_empty()
+        && fire_at_ms(order, outstanding) > now_ms + horizon_ms
+}
+
 /// Completing a batch of `units` of `item_id` at `station_id`: which orders those units go to,
 /// most urgent (earliest due) first, each getting at most what it still needs. Units beyond
 /// what open orders need are not assigned (the cook made extra).
@@ -278,11 +309,30 @@ pub fn allocate_batch(
     item_id: &str,
     units: u32,
 ) -> Vec<(String, u32)> {
-    let mut needs: Vec<(i64, &str, u32)> = orders
+    let outstanding: Vec<(&Order, Vec<Contribution>)> = orders
         .iter()
-        .filter_map(|order| {
-            let need = outstanding(order, reference)
-                .into_iter()
+        .map(|order| (order, outstanding(order, reference)))
+        .collect();
+    allocate(
+        outstanding.iter().map(|(order, c)| (*order, c.as_slice())),
+        station_id,
+        item_id,
+        units,
+    )
+}
+
+/// `allocate_batch` over orders whose outstanding units are already known.
+pub fn allocate<'a>(
+    orders: impl IntoIterator<Item = (&'a Order, &'a [Contribution])>,
+    station_id: &str,
+    item_id: &str,
+    units: u32,
+) -> Vec<(String, u32)> {
+    let mut needs: Vec<(i64, &str, u32)> = orders
+        .into_iter()
+        .filter_map(|(order, outstanding)| {
+            let need = outstanding
+                .iter()
                 .find(|c| c.station_id == station_id && c.item_id == item_id)?;
             Some((need.due_at_ms(order), order.order_id.as_str(), need.units))
         })

@@ -25,6 +25,15 @@ pub struct Config {
     pub prefetch: u16,
     /// Bound on each broker operation, in milliseconds (`AGENT_AMQP_TIMEOUT_MS`).
     pub amqp_timeout_ms: u64,
+    /// Scheduled orders firing further ahead than this are upcoming, not counted, in minutes
+    /// (`AGENT_SCHEDULE_HORIZON_MINUTES`).
+    pub schedule_horizon_minutes: u32,
+    /// Event-log entries kept for reconnecting displays (`AGENT_EVENT_LOG_KEEP`); an older
+    /// `Last-Event-ID` gets a snapshot first.
+    pub event_log_keep: u32,
+    /// Live events a display may fall behind before it is disconnected to replay
+    /// (`AGENT_SSE_LAG_LIMIT`).
+    pub sse_lag_limit: u32,
 }
 
 impl Default for Config {
@@ -39,6 +48,9 @@ impl Default for Config {
             order_exchange: kitchen_proto::ORDER_EXCHANGE.into(),
             prefetch: 64,
             amqp_timeout_ms: 10_000,
+            schedule_horizon_minutes: 20,
+            event_log_keep: 100_000,
+            sse_lag_limit: 4096,
         }
     }
 }
@@ -118,12 +130,25 @@ impl Config {
         if let Some(value) = lookup("AGENT_AMQP_TIMEOUT_MS") {
             self.amqp_timeout_ms = parsed("AGENT_AMQP_TIMEOUT_MS", &value)?;
         }
+        if let Some(value) = lookup("AGENT_SCHEDULE_HORIZON_MINUTES") {
+            self.schedule_horizon_minutes = parsed("AGENT_SCHEDULE_HORIZON_MINUTES", &value)?;
+        }
+        if let Some(value) = lookup("AGENT_EVENT_LOG_KEEP") {
+            self.event_log_keep = parsed("AGENT_EVENT_LOG_KEEP", &value)?;
+        }
+        if let Some(value) = lookup("AGENT_SSE_LAG_LIMIT") {
+            self.sse_lag_limit = parsed("AGENT_SSE_LAG_LIMIT", &value)?;
+        }
         Ok(())
     }
 
     /// Whether the agent knows which kitchen it is; without that it serves the LAN only.
     pub fn provisioned(&self) -> bool {
         !self.kitchen_id.is_empty() && !self.store_ids.is_empty()
+    }
+
+    pub fn schedule_horizon_ms(&self) -> i64 {
+        i64::from(self.schedule_horizon_minutes) * 60_000
     }
 
     pub fn amqp_timeout(&self) -> Duration {

@@ -26,7 +26,10 @@ use lapin::{
 use prost::Message;
 use tokio_util::sync::CancellationToken;
 
-use crate::{store::Applied, writer::StoreWriter};
+use crate::{
+    store::Applied,
+    writer::{StoreWriter, WriteError},
+};
 
 /// Where and how to consume.
 #[derive(Debug, Clone)]
@@ -243,7 +246,7 @@ impl Feed {
                     Err(FeedError::AckRefused)
                 }
             }
-            Err(Some(error)) => {
+            Err(WriteError::Store(error)) => {
                 tracing::error!(%error, event_id = %order_event.event_id,
                     "cannot store event, returning it to the queue");
                 let _ = with_timeout(
@@ -263,7 +266,7 @@ impl Feed {
                 }
                 Ok(())
             }
-            Err(None) => Err(FeedError::StoreGone),
+            Err(WriteError::Gone) => Err(FeedError::StoreGone),
         }
     }
 }

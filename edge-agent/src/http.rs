@@ -1,108 +1,182 @@
-//! The agent's LAN HTTP endpoints: health, readiness, the batch items of each station and the
-//! live event stream (Server-Sent Events).
+//! The agent's LAN HTTP endpoints: health, readiness, metrics, the station display, the REST
+//! API of stations, tickets, batch items and batch sessions, and the live event stream
+//! (Server-Sent Events). docs/agent.md lists them all.
 
 use std::{
     collections::VecDeque,
     convert::Infallible,
-    sync::{Arc, Mutex, atomic::Ordering},
+    fmt::Write as _,
+    path::PathBuf,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicI64, AtomicU64, Ordering},
+    },
     time::Duration,
 };
 
 use axum::{
     Json, Router,
-    extract::{Query, State},
-    http::{HeaderMap, StatusCode},
+    body::Bytes,
+    extract::{Path, Query, State},
+    http::{HeaderMap, StatusCode, header},
     response::{
         IntoResponse, Response,
         sse::{Event, KeepAlive, Sse},
     },
-    routing::get,
+    routing::{get, post},
 };
 use futures_util::{Stream, StreamExt};
 use serde::Deserialize;
-use serde_json::json;
-use tokio::sync::watch;
+use serde_json::{Value, json};
+use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
     batch,
     feed::FeedStats,
+    kitchen::{BatchError, batch_items_json},
     reference::{Reference, UNASSIGNED_STATION},
-    store::{Bumped, Store},
-    writer::StoreWriter,
+    store::{LoggedEvent, StateSnapshot, Store, StoreError},
+    writer::{StoreWriter, WriteError, now_ms},
 };
 
 /// Event-log entries read per query while a client catches up.
 const REPLAY_CHUNK: i64 = 256;
 /// SSE keep-alive comment interval.
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
+/// Idle reader connections kept open.
+const IDLE_READERS: usize = 8;
 
-/// How far ahead a scheduled order's fire time may be before it is counted.
-const SCHEDULE_HORIZON_MS: i64 = 20 * 60 * 1000;
+/// Read connections to the store, reused; the writer thread has its own.
+pub struct Readers {
+    path: PathBuf,
+    idle: Mutex<Vec<Store>>,
+}
+
+impl Readers {
+    pub fn new(path: PathBuf) -> Self {
+        Self {
+            path,
+            idle: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Runs `read` on an idle connection (opening one when none is idle).
+    pub fn with<T>(
+        &self,
+        read: impl FnOnce(&Store) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let idle = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        let store = match idle {
+            Some(store) => store,
+            None => Store::open(&self.path)?,
+        };
+        let result = read(&store);
+        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        if idle.len() < IDLE_READERS {
+            idle.push(store);
+        }
+        result
+    }
+}
+
+/// Counters of the live streams, for `/metrics`.
+#[derive(Debug, Default)]
+pub struct StreamStats {
+    pub clients: AtomicI64,
+    pub lagging_disconnects: AtomicU64,
+}
 
 #[derive(Clone)]
 pub struct AppState {
-    /// A read connection to the store (the writer thread has its own).
-    pub reader: Arc<Mutex<Store>>,
+    pub readers: Arc<Readers>,
     pub reference: Arc<Reference>,
     pub feed: Arc<FeedStats>,
+    pub kitchen_id: String,
     pub provisioned: bool,
-    /// The newest event-log sequence, moved by the writer after each commit.
-    pub log_updates: watch::Receiver<i64>,
+    /// Log entries as the writer commits them.
+    pub events: broadcast::Sender<Arc<LoggedEvent>>,
+    pub streams: Arc<StreamStats>,
     /// Cancelled on shutdown: open event streams end with it.
     pub token: CancellationToken,
     pub writer: StoreWriter,
+    pub horizon_ms: i64,
 }
 
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
         .route("/", get(display))
+        .route("/api/status", get(status))
         .route("/api/stations", get(stations))
         .route("/api/orders", get(orders))
         .route("/api/batches", get(batches))
+        .route(
+            "/api/batches/{station_id}/{item_id}/start",
+            post(start_batch),
+        )
+        .route("/api/batch-sessions/{session_id}", get(session))
+        .route(
+            "/api/batch-sessions/{session_id}/complete",
+            post(complete_batch),
+        )
+        .route("/api/orders/{order_id}/bump", post(bump))
+        .route("/api/orders/{order_id}/recall", post(recall))
         .route("/orders/events", get(events))
-        .route("/api/orders/{order_id}/bump", axum::routing::post(bump))
-        .route("/api/orders/{order_id}/recall", axum::routing::post(recall))
         .with_state(state)
 }
 
-fn internal(error: impl std::fmt::Display) -> Response {
-    tracing::error!(%error, "store read failed");
-    (
-        StatusCode::INTERNAL_SERVER_ERROR,
-        Json(json!({"error": "internal error"})),
-    )
-        .into_response()
+fn error(status: StatusCode, message: impl std::fmt::Display) -> Response {
+    (status, Json(json!({ "error": message.to_string() }))).into_response()
 }
 
-/// Ready when the store answers and the kitchen feed is connected; lists sequence gaps.
-async fn readyz(State(state): State<AppState>) -> Response {
-    let gaps = {
-        let reader = state.reader.lock().unwrap_or_else(|e| e.into_inner());
-        reader.sequence_gaps()
-    };
-    let gaps = match gaps {
-        Ok(gaps) => gaps,
-        Err(error) => return internal(error),
-    };
-    let feed = if !state.provisioned {
+fn internal(error: impl std::fmt::Display) -> Response {
+    tracing::error!(%error, "store failed");
+    self::error(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
+}
+
+fn write_failed(error: WriteError) -> Response {
+    internal(error)
+}
+
+fn feed_state(state: &AppState) -> &'static str {
+    if !state.provisioned {
         "not provisioned"
     } else if state.feed.connected.load(Ordering::Relaxed) {
         "connected"
     } else {
         "disconnected"
+    }
+}
+
+fn gaps_json(state: &AppState) -> Result<Vec<Value>, StoreError> {
+    Ok(state
+        .readers
+        .with(Store::sequence_gaps)?
+        .iter()
+        .map(|g| json!({"store_id": g.store_id, "from": g.from, "to": g.to}))
+        .collect())
+}
+
+/// Ready when the store answers and the kitchen feed is connected; lists sequence gaps.
+async fn readyz(State(state): State<AppState>) -> Response {
+    let gaps = match gaps_json(&state) {
+        Ok(gaps) => gaps,
+        Err(error) => {
+            tracing::error!(%error, "store does not answer");
+            let body = json!({"ready": false, "store": "down", "feed": feed_state(&state)});
+            return (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response();
+        }
     };
+    let feed = feed_state(&state);
     let ready = feed == "connected";
     let body = json!({
         "ready": ready,
         "store": "up",
         "feed": feed,
-        "sequence_gaps": gaps
-            .iter()
-            .map(|g| json!({"store_id": g.store_id, "from": g.from, "to": g.to}))
-            .collect::<Vec<_>>(),
+        "sequence_gaps": gaps,
     });
     let status = if ready {
         StatusCode::OK
@@ -112,12 +186,117 @@ async fn readyz(State(state): State<AppState>) -> Response {
     (status, Json(body)).into_response()
 }
 
+/// What the displays show in their status bar: who this box is and how its links are.
+async fn status(State(state): State<AppState>) -> Response {
+    match gaps_json(&state) {
+        Ok(gaps) => Json(json!({
+            "kitchen_id": state.kitchen_id,
+            "provisioned": state.provisioned,
+            "feed": feed_state(&state),
+            "sequence_gaps": gaps,
+            "version": env!("CARGO_PKG_VERSION"),
+        }))
+        .into_response(),
+        Err(error) => internal(error),
+    }
+}
+
+/// Prometheus text exposition.
+async fn metrics(State(state): State<AppState>) -> Response {
+    let (counts, gaps, last_seq) = match state.readers.with(|store| {
+        Ok((
+            store.counts()?,
+            store.sequence_gaps()?.len(),
+            store.last_event_seq()?,
+        ))
+    }) {
+        Ok(read) => read,
+        Err(error) => return internal(error),
+    };
+    let feed = &state.feed;
+    let mut body = String::new();
+    let mut metric = |name: &str, kind: &str, help: &str, value: String| {
+        let _ = writeln!(
+            body,
+            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
+        );
+    };
+    let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed).to_string();
+    metric(
+        "edge_agent_feed_connected",
+        "gauge",
+        "1 while the kitchen feed is consuming from RabbitMQ.",
+        u8::from(feed.connected.load(Ordering::Relaxed)).to_string(),
+    );
+    metric(
+        "edge_agent_events_applied_total",
+        "counter",
+        "Order events applied to the store.",
+        load(&feed.applied),
+    );
+    metric(
+        "edge_agent_events_duplicate_total",
+        "counter",
+        "Order events received again and ignored.",
+        load(&feed.duplicates),
+    );
+    metric(
+        "edge_agent_events_rejected_total",
+        "counter",
+        "Undecodable or invalid messages dead-lettered.",
+        load(&feed.rejected),
+    );
+    metric(
+        "edge_agent_sequence_gaps_total",
+        "counter",
+        "Sequence gaps detected since start.",
+        load(&feed.gaps),
+    );
+    metric(
+        "edge_agent_sequence_gaps_open",
+        "gauge",
+        "Runs of store sequence numbers still missing.",
+        gaps.to_string(),
+    );
+    metric(
+        "edge_agent_open_orders",
+        "gauge",
+        "Open orders.",
+        counts.0.to_string(),
+    );
+    metric(
+        "edge_agent_batch_sessions_open",
+        "gauge",
+        "Batch sessions started and not completed.",
+        counts.1.to_string(),
+    );
+    metric(
+        "edge_agent_event_log_last_seq",
+        "gauge",
+        "Newest event-log sequence (the SSE id).",
+        last_seq.to_string(),
+    );
+    metric(
+        "edge_agent_sse_clients",
+        "gauge",
+        "Open event streams.",
+        state.streams.clients.load(Ordering::Relaxed).to_string(),
+    );
+    metric(
+        "edge_agent_sse_lagging_disconnects_total",
+        "counter",
+        "Event streams ended because the client fell too far behind.",
+        load(&state.streams.lagging_disconnects),
+    );
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
+}
+
 /// The station display: one page, embedded in the binary, no CDN (works with the internet down).
 async fn display() -> Response {
     (
         [
-            (axum::http::header::CONTENT_TYPE, "text/html; charset=utf-8"),
-            (axum::http::header::CACHE_CONTROL, "no-cache"),
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-cache"),
         ],
         include_str!("../static/index.html"),
     )
@@ -126,7 +305,7 @@ async fn display() -> Response {
 
 /// The kitchen's stations, plus `unassigned`.
 async fn stations(State(state): State<AppState>) -> Response {
-    let mut stations: Vec<serde_json::Value> = state
+    let mut stations: Vec<Value> = state
         .reference
         .stations
         .iter()
@@ -136,95 +315,161 @@ async fn stations(State(state): State<AppState>) -> Response {
     Json(json!({ "stations": stations })).into_response()
 }
 
+/// The display state as of one event-log sequence, for `station` or all stations.
+struct View {
+    seq: i64,
+    batches: Vec<Value>,
+    orders: Vec<Value>,
+    upcoming: Vec<Value>,
+}
+
+fn view(state: &AppState, station: Option<&str>) -> Result<View, StoreError> {
+    let StateSnapshot {
+        seq,
+        orders,
+        tickets,
+        open_sessions,
+    } = state.readers.with(Store::state_snapshot)?;
+    let board = batch::board(&orders, &state.reference, now_ms(), state.horizon_ms);
+    let items: Vec<batch::BatchItem> = board
+        .items
+        .into_iter()
+        .filter(|item| station.is_none_or(|s| s == item.station_id))
+        .collect();
+    let batches = batch_items_json(&state.reference, &items, &open_sessions);
+    let orders: Vec<Value> = tickets
+        .into_iter()
+        .filter_map(|mut ticket| {
+            let order = orders.iter().find(|o| o.order_id == ticket.order_id)?;
+            let needs: std::collections::BTreeSet<String> =
+                batch::contributions(order, &state.reference)
+                    .into_iter()
+                    .map(|c| c.station_id)
+                    .collect();
+            ticket.stations = needs.into_iter().collect();
+            ticket.promised_at_ms = order.promised_at_ms();
+            station
+                .is_none_or(|s| ticket.stations.iter().any(|t| t == s))
+                .then(|| serde_json::to_value(ticket).unwrap_or_default())
+        })
+        .collect();
+    let upcoming = board
+        .upcoming
+        .iter()
+        .map(|u| json!({"order_id": u.order_id, "fire_at_ms": u.fire_at_ms}))
+        .collect();
+    Ok(View {
+        seq,
+        batches,
+        orders,
+        upcoming,
+    })
+}
+
 #[derive(Deserialize)]
-struct OrdersQuery {
+struct StationQuery {
+    station: Option<String>,
     state: Option<String>,
 }
 
-/// `GET /api/orders?state=open`: open tickets, each with the stations it needs and where it
-/// was bumped.
-async fn orders(State(state): State<AppState>, Query(query): Query<OrdersQuery>) -> Response {
-    if query.state.as_deref().is_some_and(|s| s != "open") {
-        let error = "only state=open is served";
-        return (StatusCode::BAD_REQUEST, Json(json!({ "error": error }))).into_response();
+fn known_station(state: &AppState, station: &str) -> bool {
+    station == UNASSIGNED_STATION || state.reference.station(station).is_some()
+}
+
+/// `?station=` must name a station when given; otherwise the reason.
+fn station_filter(state: &AppState, station: Option<String>) -> Result<Option<String>, String> {
+    match station {
+        Some(station) if !known_station(state, &station) => {
+            Err(format!("unknown station {station:?}"))
+        }
+        station => Ok(station),
     }
-    let read = {
-        let reader = state.reader.lock().unwrap_or_else(|e| e.into_inner());
-        reader
-            .open_tickets()
-            .and_then(|tickets| Ok((tickets, reader.open_orders()?)))
-    };
-    let (tickets, orders) = match read {
-        Ok(read) => read,
-        Err(error) => return internal(error),
-    };
-    let tickets: Vec<serde_json::Value> = tickets
-        .into_iter()
-        .map(|ticket| {
-            let stations: std::collections::BTreeSet<String> = orders
-                .iter()
-                .find(|o| o.order_id == ticket.order_id)
-                .map(|order| {
-                    batch::contributions(order, &state.reference)
-                        .into_iter()
-                        .map(|c| c.station_id)
-                        .collect()
-                })
-                .unwrap_or_default();
-            let mut value = serde_json::to_value(&ticket).unwrap_or_default();
-            value["stations"] = json!(stations);
-            value
-        })
-        .collect();
-    Json(json!({ "orders": tickets })).into_response()
 }
 
-#[derive(Deserialize)]
-struct BatchQuery {
-    station: Option<String>,
-}
-
-/// The batch items of every station, or of `?station=<id>`.
-async fn batches(State(state): State<AppState>, Query(query): Query<BatchQuery>) -> Response {
-    match batch_items(&state, query.station.as_deref()) {
-        Ok(items) => Json(json!({ "items": items })).into_response(),
+/// `GET /api/orders?state=open[&station=<id>]`: open tickets, each with the stations it needs,
+/// where it was bumped and whether it is ready.
+async fn orders(State(state): State<AppState>, Query(query): Query<StationQuery>) -> Response {
+    if query.state.as_deref().is_some_and(|s| s != "open") {
+        return error(StatusCode::BAD_REQUEST, "only state=open is served");
+    }
+    let station = match station_filter(&state, query.station) {
+        Ok(station) => station,
+        Err(reason) => return error(StatusCode::NOT_FOUND, reason),
+    };
+    match view(&state, station.as_deref()) {
+        Ok(view) => Json(json!({ "orders": view.orders })).into_response(),
         Err(error) => internal(error),
     }
 }
 
-fn batch_items(
-    state: &AppState,
-    station: Option<&str>,
-) -> Result<Vec<serde_json::Value>, crate::store::StoreError> {
-    let orders = {
-        let reader = state.reader.lock().unwrap_or_else(|e| e.into_inner());
-        reader.open_orders()?
+/// `GET /api/batches[?station=<id>]`: the batch items, and the scheduled orders not counted yet.
+async fn batches(State(state): State<AppState>, Query(query): Query<StationQuery>) -> Response {
+    let station = match station_filter(&state, query.station) {
+        Ok(station) => station,
+        Err(reason) => return error(StatusCode::NOT_FOUND, reason),
     };
-    let now_ms = chrono::Utc::now().timestamp_millis();
-    let board = batch::board(&orders, &state.reference, now_ms, SCHEDULE_HORIZON_MS);
-    let items: Vec<serde_json::Value> = board
-        .items
-        .iter()
-        .filter(|item| station.is_none_or(|s| s == item.station_id))
-        .map(|item| {
-            let station_name = state
-                .reference
-                .station(&item.station_id)
-                .map_or(item.station_id.as_str(), |s| s.name.as_str());
-            json!({
-                "station_id": item.station_id,
-                "station_name": station_name,
-                "item_id": item.item_id,
-                "item_name": item.item_name,
-                "quantity": item.quantity,
-                "prep_seconds": item.prep_seconds,
-                "due_at": chrono::DateTime::from_timestamp_millis(item.due_at_ms)
-                    .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
-                "order_ids": item.order_ids,
-            })
-        })
-        .collect();
-    Ok(items)
+    match view(&state, station.as_deref()) {
+        Ok(view) => {
+            Json(json!({ "items": view.batches, "upcoming": view.upcoming })).into_response()
+        }
+        Err(error) => internal(error),
+    }
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct StartBody {
+    quantity: Option<u32>,
+    #[serde(default)]
+    device: String,
+}
+
+/// `POST /api/batches/{station_id}/{item_id}/start` with `{"quantity": N, "device": "..."}`
+/// (both optional; N defaults to the current count): a session id.
+async fn start_batch(
+    State(state): State<AppState>,
+    Path((station_id, item_id)): Path<(String, String)>,
+    body: Bytes,
+) -> Response {
+    let body: StartBody = if body.iter().all(u8::is_ascii_whitespace) {
+        StartBody::default()
+    } else {
+        match serde_json::from_slice(&body) {
+            Ok(body) => body,
+            Err(e) => return error(StatusCode::BAD_REQUEST, format!("invalid body: {e}")),
+        }
+    };
+    let started = state
+        .writer
+        .start_batch(station_id, item_id, body.quantity, body.device)
+        .await;
+    match started {
+        Ok(Ok(session)) => (StatusCode::CREATED, Json(json!(session))).into_response(),
+        Ok(Err(reason @ (BatchError::UnknownStation(_) | BatchError::UnknownItem { .. }))) => {
+            error(StatusCode::NOT_FOUND, reason)
+        }
+        Ok(Err(reason)) => error(StatusCode::UNPROCESSABLE_ENTITY, reason),
+        Err(error) => write_failed(error),
+    }
+}
+
+/// `GET /api/batch-sessions/{session_id}`.
+async fn session(State(state): State<AppState>, Path(session_id): Path<String>) -> Response {
+    match state.readers.with(|store| store.session(&session_id)) {
+        Ok(Some(session)) => Json(json!(session)).into_response(),
+        Ok(None) => error(StatusCode::NOT_FOUND, format!("no session {session_id:?}")),
+        Err(error) => internal(error),
+    }
+}
+
+/// `POST /api/batch-sessions/{session_id}/complete`: its units go to the most urgent orders.
+/// Idempotent: completing again answers the same session.
+async fn complete_batch(State(state): State<AppState>, Path(session_id): Path<String>) -> Response {
+    match state.writer.complete_batch(session_id.clone()).await {
+        Ok(Some(session)) => Json(json!(session)).into_response(),
+        Ok(None) => error(StatusCode::NOT_FOUND, format!("no session {session_id:?}")),
+        Err(error) => write_failed(error),
+    }
 }
 
 #[derive(Deserialize)]
@@ -232,169 +477,235 @@ struct BumpQuery {
     station: Option<String>,
 }
 
-/// The stations a bump or recall names: `?station=<id>` (which must exist), or all of them.
-fn named_stations(state: &AppState, station: Option<String>) -> Result<Vec<String>, String> {
-    match station {
-        Some(station) => {
-            let known =
-                station == UNASSIGNED_STATION || state.reference.station(&station).is_some();
-            if !known {
-                return Err(format!("unknown station {station:?}"));
-            }
-            Ok(vec![station])
-        }
-        None => Ok(state
-            .reference
-            .stations
-            .iter()
-            .map(|s| s.id.clone())
-            .chain([UNASSIGNED_STATION.to_owned()])
-            .collect()),
-    }
-}
-
-fn bump_answer(
-    order_id: &str,
-    field: &str,
-    result: Result<Bumped, Option<crate::store::StoreError>>,
-) -> Response {
-    match result {
-        Ok(Bumped::Bumped { stations, .. }) => {
-            Json(json!({ "order_id": order_id, field: stations })).into_response()
-        }
-        Ok(Bumped::UnknownOrder) => (
-            StatusCode::NOT_FOUND,
-            Json(json!({ "error": format!("no order {order_id:?}") })),
-        )
-            .into_response(),
-        Err(Some(error)) => internal(error),
-        Err(None) => internal("the store writer stopped"),
-    }
-}
-
 /// `POST /api/orders/{order_id}/bump[?station=<id>]`: the order is done at that station (all
 /// stations without `station`). Idempotent.
 async fn bump(
     State(state): State<AppState>,
-    axum::extract::Path(order_id): axum::extract::Path<String>,
+    Path(order_id): Path<String>,
     Query(query): Query<BumpQuery>,
 ) -> Response {
-    change_bumps(&state, order_id, query.station, false).await
+    change_bumps(&state, order_id, query.station, true).await
 }
 
 /// `POST /api/orders/{order_id}/recall[?station=<id>]`: undoes a bump. Idempotent.
 async fn recall(
     State(state): State<AppState>,
-    axum::extract::Path(order_id): axum::extract::Path<String>,
+    Path(order_id): Path<String>,
     Query(query): Query<BumpQuery>,
 ) -> Response {
-    change_bumps(&state, order_id, query.station, true).await
+    change_bumps(&state, order_id, query.station, false).await
 }
 
 async fn change_bumps(
     state: &AppState,
     order_id: String,
     station: Option<String>,
-    recall: bool,
+    bumped: bool,
 ) -> Response {
-    let stations = match named_stations(state, station) {
-        Ok(stations) => stations,
-        Err(error) => {
-            return (StatusCode::BAD_REQUEST, Json(json!({ "error": error }))).into_response();
+    let stations = match station {
+        Some(station) if !known_station(state, &station) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!("unknown station {station:?}"),
+            );
         }
+        Some(station) => vec![station],
+        None => state
+            .reference
+            .stations
+            .iter()
+            .map(|s| s.id.clone())
+            .chain([UNASSIGNED_STATION.to_owned()])
+            .collect(),
     };
-    let (result, field) = if recall {
-        let result = state.writer.recall(order_id.clone(), stations).await;
-        (result, "recalled_at")
-    } else {
-        (
-            state.writer.bump(order_id.clone(), stations).await,
-            "bumped_at",
-        )
-    };
-    bump_answer(&order_id, field, result)
+    let field = if bumped { "bumped_at" } else { "recalled_at" };
+    match state
+        .writer
+        .bump(order_id.clone(), stations.clone(), bumped)
+        .await
+    {
+        Ok(Some(_)) => Json(json!({ "order_id": order_id, field: stations })).into_response(),
+        Ok(None) => error(StatusCode::NOT_FOUND, format!("no order {order_id:?}")),
+        Err(error) => write_failed(error),
+    }
 }
 
 #[derive(Deserialize)]
 struct EventsQuery {
     last_event_id: Option<i64>,
+    station: Option<String>,
 }
 
-/// `GET /orders/events`: the event log as Server-Sent Events. With `Last-Event-ID` (header, or
-/// `?last_event_id=`) it replays everything after that id, then continues live — no gap, no
-/// duplicate, because live delivery is the same log read from where the client is. Without
-/// it, a `snapshot` of the current batch items comes first. Each client reads at its own pace,
-/// so a slow tablet never holds up another or the feed.
+/// Where an event stream is: replaying the log, or following the live broadcast.
+struct Cursor {
+    /// The last log sequence examined.
+    seq: i64,
+    station: Option<String>,
+    queue: VecDeque<Event>,
+    /// Subscribed once the replay reached the end of the log.
+    live: Option<broadcast::Receiver<Arc<LoggedEvent>>>,
+    replaying: bool,
+    state: AppState,
+    _client: ClientGuard,
+}
+
+/// Counts an open stream for `/metrics` while it lives.
+struct ClientGuard(Arc<StreamStats>);
+
+impl ClientGuard {
+    fn new(stats: Arc<StreamStats>) -> Self {
+        stats.clients.fetch_add(1, Ordering::Relaxed);
+        Self(stats)
+    }
+}
+
+impl Drop for ClientGuard {
+    fn drop(&mut self) {
+        self.0.clients.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+fn sse_event(entry: &LoggedEvent) -> Event {
+    Event::default()
+        .id(entry.seq.to_string())
+        .event(entry.kind.as_str())
+        .data(entry.data.as_str())
+}
+
+impl Cursor {
+    fn take(&mut self, entry: &LoggedEvent) {
+        self.seq = entry.seq;
+        if entry.concerns(self.station.as_deref()) {
+            self.queue.push_back(sse_event(entry));
+        }
+    }
+
+    /// The next event for the client; `None` ends the stream.
+    async fn next(mut self) -> Option<(Event, Self)> {
+        loop {
+            if let Some(event) = self.queue.pop_front() {
+                return Some((event, self));
+            }
+            if self.replaying {
+                let logged = self
+                    .state
+                    .readers
+                    .with(|store| store.events_after(self.seq, REPLAY_CHUNK));
+                let logged = match logged {
+                    Ok(logged) => logged,
+                    Err(error) => {
+                        tracing::error!(%error, "event stream cannot read the log");
+                        return None;
+                    }
+                };
+                if logged.is_empty() {
+                    // At the end of the log: subscribe, then read once more for what was
+                    // committed in between (anything seen twice is skipped by sequence).
+                    if self.live.is_none() {
+                        self.live = Some(self.state.events.subscribe());
+                    } else {
+                        self.replaying = false;
+                    }
+                    continue;
+                }
+                for entry in &logged {
+                    self.take(entry);
+                }
+                continue;
+            }
+            let live = self.live.as_mut()?;
+            match live.recv().await {
+                Ok(entry) if entry.seq <= self.seq => {}
+                Ok(entry) if entry.seq == self.seq + 1 => self.take(&entry),
+                // Something between: read it from the log.
+                Ok(_) => self.replaying = true,
+                Err(broadcast::error::RecvError::Lagged(missed)) => {
+                    self.state
+                        .streams
+                        .lagging_disconnects
+                        .fetch_add(1, Ordering::Relaxed);
+                    tracing::info!(
+                        missed,
+                        seq = self.seq,
+                        "event stream fell behind, disconnecting it so it resumes from the log"
+                    );
+                    return None;
+                }
+                Err(broadcast::error::RecvError::Closed) => return None,
+            }
+        }
+    }
+}
+
+/// `GET /orders/events[?station=<id>]`: the event log as Server-Sent Events. With
+/// `Last-Event-ID` (header, or `?last_event_id=`) it replays everything after that id, then
+/// continues live — no gap, no duplicate. Without it, or with an id older than the log keeps
+/// (or unknown to this box), a `snapshot` of the full state comes first. A client that falls
+/// behind the live broadcast is disconnected; it reconnects and replays from the log.
 async fn events(
     State(state): State<AppState>,
     headers: HeaderMap,
     Query(query): Query<EventsQuery>,
 ) -> Response {
+    let station = match station_filter(&state, query.station) {
+        Ok(station) => station,
+        Err(reason) => return error(StatusCode::NOT_FOUND, reason),
+    };
     let last_event_id = headers
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<i64>().ok())
         .or(query.last_event_id);
-    let mut updates = state.log_updates.clone();
-    // Everything committed up to here is in the log; later commits move `updates`.
-    let newest = *updates.borrow_and_update();
-    let mut queue = VecDeque::new();
-    let cursor = match last_event_id {
-        Some(id) => id,
-        None => {
-            let items = match batch_items(&state, None) {
-                Ok(items) => items,
+    let resumable = match last_event_id {
+        None => None,
+        Some(id) => {
+            let bounds = state
+                .readers
+                .with(|store| Ok((store.event_log_bounds()?, store.last_event_seq()?)));
+            let ((oldest, _), newest) = match bounds {
+                Ok(bounds) => bounds,
                 Err(error) => return internal(error),
             };
-            let data = json!({ "batches": items }).to_string();
-            queue.push_back(
-                Event::default()
-                    .id(newest.to_string())
-                    .event("snapshot")
-                    .data(data),
-            );
-            newest
+            let missed = if oldest == 0 {
+                id < newest
+            } else {
+                id < oldest - 1
+            };
+            (id >= 0 && !missed && id <= newest).then_some(id)
         }
     };
-    let reader = state.reader.clone();
-    let stream = futures_util::stream::unfold(
-        (cursor, updates, queue),
-        move |(mut cursor, mut updates, mut queue)| {
-            let reader = reader.clone();
-            async move {
-                loop {
-                    if let Some(event) = queue.pop_front() {
-                        return Some((event, (cursor, updates, queue)));
-                    }
-                    let logged = {
-                        let reader = reader.lock().unwrap_or_else(|e| e.into_inner());
-                        reader.events_after(cursor, REPLAY_CHUNK)
-                    };
-                    match logged {
-                        Ok(logged) if !logged.is_empty() => {
-                            for entry in logged {
-                                cursor = entry.seq;
-                                queue.push_back(
-                                    Event::default()
-                                        .id(entry.seq.to_string())
-                                        .event(entry.kind)
-                                        .data(entry.data),
-                                );
-                            }
-                        }
-                        Ok(_) => {
-                            // Caught up: wait for the next commit (or the writer to stop).
-                            updates.changed().await.ok()?;
-                        }
-                        Err(error) => {
-                            tracing::error!(%error, "event stream cannot read the log");
-                            return None;
-                        }
-                    }
-                }
-            }
-        },
-    );
+    let mut queue = VecDeque::new();
+    let seq = match resumable {
+        Some(id) => id,
+        None => {
+            let view = match view(&state, station.as_deref()) {
+                Ok(view) => view,
+                Err(error) => return internal(error),
+            };
+            let data = json!({
+                "batches": view.batches,
+                "orders": view.orders,
+                "upcoming": view.upcoming,
+            });
+            queue.push_back(
+                Event::default()
+                    .id(view.seq.to_string())
+                    .event("snapshot")
+                    .data(data.to_string()),
+            );
+            view.seq
+        }
+    };
+    let cursor = Cursor {
+        seq,
+        station,
+        queue,
+        live: None,
+        replaying: true,
+        _client: ClientGuard::new(state.streams.clone()),
+        state: state.clone(),
+    };
+    let stream = futures_util::stream::unfold(cursor, Cursor::next);
     let stream: std::pin::Pin<Box<dyn Stream<Item = Result<Event, Infallible>> + Send>> = Box::pin(
         stream
             .map(Ok)

@@ -1,17 +1,18 @@
-//! The edge agent on each kitchen box: consumes its kitchen's orders into SQLite and serves the
-//! kitchen LAN. So far: the feed (`feed`, `writer`, `store`), the batch-item calculation
-//! (`batch`, `reference`) and the HTTP endpoints in `http`; SSE and the station display come
-//! with the rest of the agent issue.
+//! The edge agent on each kitchen box: consumes its kitchen's orders into SQLite (`feed`,
+//! `writer`, `kitchen`, `store`), calculates what each station must make (`batch`, against
+//! `reference`) and serves the kitchen LAN: the REST API, the live event stream and the station
+//! display (`http`). docs/architecture.md has the map.
 
 pub mod batch;
 pub mod config;
 pub mod feed;
 mod http;
+pub mod kitchen;
 pub mod reference;
 pub mod store;
 pub mod writer;
 
-use std::sync::{Arc, Mutex};
+use std::{sync::Arc, time::Duration};
 
 use anyhow::Context;
 use tokio::net::TcpListener;
@@ -38,30 +39,42 @@ impl App {
         let path = config.data_dir.join(STORE_FILE);
         let store = store::Store::open(&path)
             .with_context(|| format!("cannot open the store {}", path.display()))?;
-        let last_seq = store.last_event_seq()?;
-        let (log_seq, log_updates) = tokio::sync::watch::channel(last_seq);
-        let writer =
-            writer::StoreWriter::spawn(store, log_seq).context("cannot start the store writer")?;
-        let reader = store::Store::open(&path).context("cannot open a store reader")?;
-        let reference = match &config.reference_file {
+        let reference = Arc::new(match &config.reference_file {
             Some(file) => reference::Reference::load(file)?,
             None => {
                 tracing::warn!("no REFERENCE_FILE: every order line counts as unassigned");
                 reference::Reference::default()
             }
-        };
+        });
+        let kitchen = kitchen::Kitchen::open(
+            store,
+            reference.clone(),
+            config.schedule_horizon_ms(),
+            writer::now_ms(),
+        )
+        .context("cannot load the open orders")?;
+        let (events, _) = tokio::sync::broadcast::channel(config.sse_lag_limit.max(16) as usize);
+        let writer = writer::StoreWriter::spawn(kitchen, events.clone())
+            .context("cannot start the store writer")?;
+        let readers = http::Readers::new(path.clone());
+        readers
+            .with(|_| Ok(()))
+            .context("cannot open a store reader")?;
         let listener = TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("cannot listen on {}", config.listen))?;
         let token = CancellationToken::new();
         let state = http::AppState {
-            reader: Arc::new(Mutex::new(reader)),
-            log_updates,
+            readers: Arc::new(readers),
+            reference,
+            feed: Arc::new(feed::FeedStats::default()),
+            kitchen_id: config.kitchen_id.clone(),
+            provisioned: config.provisioned(),
+            events,
+            streams: Arc::default(),
             token: token.clone(),
             writer: writer.clone(),
-            reference: Arc::new(reference),
-            feed: Arc::new(feed::FeedStats::default()),
-            provisioned: config.provisioned(),
+            horizon_ms: config.schedule_horizon_ms(),
         };
         Ok(Self {
             config,
@@ -98,7 +111,12 @@ impl App {
                 timeout: config.amqp_timeout(),
                 delivery_limit: 20,
             };
-            let feed = feed::Feed::new(feed_config, writer, state.feed.clone(), token.clone());
+            let feed = feed::Feed::new(
+                feed_config,
+                writer.clone(),
+                state.feed.clone(),
+                token.clone(),
+            );
             Some(tokio::spawn(feed.run()))
         } else {
             tracing::warn!(
@@ -106,6 +124,11 @@ impl App {
             );
             None
         };
+        let housekeeping = tokio::spawn(housekeeping(
+            writer.clone(),
+            i64::from(config.event_log_keep),
+            token.clone(),
+        ));
         tracing::info!(listen = %listener.local_addr()?, kitchen_id = %config.kitchen_id,
             "edge agent listening");
         axum::serve(listener, http::router(state))
@@ -114,8 +137,40 @@ impl App {
             .context("http server failed")?;
         token.cancel();
         if let Some(feed) = feed {
-            let _ = tokio::time::timeout(std::time::Duration::from_secs(5), feed).await;
+            let _ = tokio::time::timeout(Duration::from_secs(5), feed).await;
         }
+        let _ = housekeeping.await;
         Ok(())
+    }
+}
+
+/// How often the clock is checked for scheduled orders entering the count.
+const TICK: Duration = Duration::from_secs(5);
+/// How often the event log and the de-duplication record are trimmed.
+const PRUNE_EVERY: Duration = Duration::from_secs(600);
+/// How long processed event ids are kept: far longer than any redelivery.
+const PROCESSED_KEEP_MS: i64 = 30 * 24 * 3600 * 1000;
+
+/// Moves scheduled orders into the count when their time comes, and trims the log.
+async fn housekeeping(writer: writer::StoreWriter, log_keep: i64, token: CancellationToken) {
+    let mut tick = tokio::time::interval(TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_prune = tokio::time::Instant::now();
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            () = token.cancelled() => return,
+        }
+        if let Err(error) = writer.tick().await {
+            tracing::error!(%error, "cannot recalculate scheduled orders");
+        }
+        if last_prune.elapsed() >= PRUNE_EVERY {
+            last_prune = tokio::time::Instant::now();
+            match writer.prune(log_keep, PROCESSED_KEEP_MS).await {
+                Ok(0) => {}
+                Ok(removed) => tracing::info!(removed, "event log trimmed"),
+                Err(error) => tracing::error!(%error, "cannot trim the event log"),
+            }
+        }
     }
 }

@@ -1,19 +1,23 @@
 //! The agent's SQLite store: orders and their lines, per-store sequence tracking, processed
-//! event ids and the append-only event log, in one file (WAL, `synchronous=FULL`). Applying an
-//! `OrderEvent` is one transaction that also records its event id, so an event applied once is
-//! never applied twice, whatever the broker redelivers. Synchronous: the agent drives it from a
-//! single writer task; readers open their own connections.
+//! event ids, batch sessions and the append-only event log, in one file (WAL,
+//! `synchronous=FULL`). Writes are functions over one `Transaction`, so the writer (`kitchen`)
+//! can apply an event, record its event id, and log what changed — the order event and the
+//! batch items it moved — in one commit: an event applied once is never applied twice, whatever
+//! the broker redelivers, and the log never disagrees with the data. Readers open their own
+//! connections.
 
 use std::{collections::BTreeMap, path::Path};
 
 use kitchen_proto::{OrderEvent, OrderStatus, SchedulingType};
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
-use serde_json::json;
 
 use crate::batch::{self, Line, OrderState};
 
 /// Embedded migrations, applied in order; `PRAGMA user_version` counts those applied.
-const MIGRATIONS: &[&str] = &[include_str!("../migrations/0001_init.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../migrations/0001_init.sql"),
+    include_str!("../migrations/0002_batches_ready_stations.sql"),
+];
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -47,9 +51,20 @@ impl Change {
             Change::Status | Change::Stale | Change::UnknownOrder => "order.status",
         }
     }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Change::Created => "created",
+            Change::Updated => "updated",
+            Change::Cancelled => "cancelled",
+            Change::Status => "status",
+            Change::Stale => "stale",
+            Change::UnknownOrder => "unknown_order",
+        }
+    }
 }
 
-/// The result of `Store::apply`.
+/// The result of applying an event.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Applied {
     /// The event id was applied before: nothing changed.
@@ -58,8 +73,6 @@ pub enum Applied {
         change: Change,
         /// Sequence numbers of this store skipped by this event (inclusive), if any.
         gap: Option<(u64, u64)>,
-        /// Event-log sequence of the entry written.
-        log_seq: i64,
     },
 }
 
@@ -68,6 +81,7 @@ pub enum Applied {
 pub struct Ticket {
     pub order_id: String,
     pub store_id: String,
+    pub source: String,
     pub friendly_id: String,
     pub status: String,
     pub customer_name: String,
@@ -76,6 +90,12 @@ pub struct Ticket {
     pub lines: Vec<TicketLine>,
     /// Stations where it was bumped.
     pub bumped_at: Vec<String>,
+    /// Every unit done at every station (bumps and completed batches).
+    pub ready: bool,
+    /// Stations it needs (filled by the caller, which knows the reference data).
+    pub stations: Vec<String>,
+    /// When it is promised (filled by the caller).
+    pub promised_at_ms: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -86,18 +106,6 @@ pub struct TicketLine {
     pub modifiers: Vec<TicketLine>,
 }
 
-/// The result of `Store::bump`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Bumped {
-    /// No such order.
-    UnknownOrder,
-    /// Bumped (or already bumped) at these stations; `log_seq` is set when something changed.
-    Bumped {
-        stations: Vec<String>,
-        log_seq: Option<i64>,
-    },
-}
-
 /// One entry of the event log: its sequence is the SSE event id.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LoggedEvent {
@@ -105,6 +113,18 @@ pub struct LoggedEvent {
     pub kind: String,
     /// One-line JSON.
     pub data: String,
+    /// The stations it concerns; `None`: every station.
+    pub stations: Option<Vec<String>>,
+}
+
+impl LoggedEvent {
+    /// Whether a display of `station` (`None`: all stations) should see it.
+    pub fn concerns(&self, station: Option<&str>) -> bool {
+        match (station, &self.stations) {
+            (None, _) | (_, None) => true,
+            (Some(station), Some(stations)) => stations.iter().any(|s| s == station),
+        }
+    }
 }
 
 /// A run of sequence numbers not received from a store.
@@ -113,6 +133,37 @@ pub struct Gap {
     pub store_id: String,
     pub from: u64,
     pub to: u64,
+}
+
+/// A batch a cook started (and maybe completed) on a batch item.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Session {
+    pub session_id: String,
+    pub station_id: String,
+    pub item_id: String,
+    pub item_name: String,
+    pub quantity: u32,
+    pub device: String,
+    pub started_at_ms: i64,
+    pub completed_at_ms: Option<i64>,
+    /// Units given to each order on completion, most urgent first.
+    pub allocations: Vec<Allocation>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Allocation {
+    pub order_id: String,
+    pub units: u32,
+}
+
+/// Everything a display needs, read in one read transaction so it matches `seq`.
+#[derive(Debug, Clone, Default)]
+pub struct StateSnapshot {
+    /// The newest event-log sequence the state includes.
+    pub seq: i64,
+    pub orders: Vec<batch::Order>,
+    pub tickets: Vec<Ticket>,
+    pub open_sessions: Vec<Session>,
 }
 
 pub struct Store {
@@ -161,143 +212,47 @@ impl Store {
         Ok(())
     }
 
-    /// Applies one event in one transaction: de-duplicates by event id, tracks the store's
-    /// sequence, updates the order and appends to the event log.
+    /// Starts a write transaction (IMMEDIATE: it takes the write lock at once).
+    pub fn transaction(&mut self) -> Result<Transaction<'_>, StoreError> {
+        Ok(self
+            .connection
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?)
+    }
+
+    /// Applies one event in its own transaction (without logging it); see `apply_event`.
     pub fn apply(&mut self, event: &OrderEvent, now_ms: i64) -> Result<Applied, StoreError> {
-        let tx = self.connection.transaction()?;
-        let fresh = tx.execute(
-            "INSERT OR IGNORE INTO processed_events (event_id, store_id, sequence, applied_at)
-             VALUES (?1, ?2, ?3, ?4)",
-            params![
-                event.event_id,
-                event.store_id,
-                (event.sequence > 0).then_some(event.sequence as i64),
-                now_ms
-            ],
-        )?;
-        if fresh == 0 {
-            return Ok(Applied::Duplicate);
-        }
-        let gap = track_sequence(&tx, &event.store_id, event.sequence, now_ms)?;
-        let change = apply_to_order(&tx, event, now_ms)?;
-        let data = json!({
-            "event_id": event.event_id,
-            "otter_event_type": event.otter_event_type,
-            "order_id": event.order_id,
-            "store_id": event.store_id,
-            "status": event.status().as_str_name(),
-            "change": format!("{change:?}").to_lowercase(),
-        });
-        tx.execute(
-            "INSERT INTO event_log (kind, order_id, data, created_at) VALUES (?1, ?2, ?3, ?4)",
-            params![change.kind(), event.order_id, data.to_string(), now_ms],
-        )?;
-        let log_seq = tx.last_insert_rowid();
+        let tx = self.transaction()?;
+        let applied = apply_event(&tx, event, now_ms)?;
         tx.commit()?;
-        Ok(Applied::Applied {
-            change,
-            gap,
-            log_seq,
-        })
+        Ok(applied)
     }
 
     /// Open orders as the batch calculation takes them.
     pub fn open_orders(&self) -> Result<Vec<batch::Order>, StoreError> {
-        let mut orders: BTreeMap<String, batch::Order> = BTreeMap::new();
-        let mut statement = self.connection.prepare(
-            "SELECT order_id, received_at, ordered_at, pickup_time, estimated_pickup_time,
-                    estimated_prep_seconds, scheduled
-             FROM orders WHERE state = 'open'",
-        )?;
-        let rows = statement.query_map([], |row| {
-            Ok(batch::Order {
-                order_id: row.get(0)?,
-                state: OrderState::Open,
-                received_at_ms: row.get(1)?,
-                ordered_at_ms: row.get(2)?,
-                pickup_time_ms: row.get(3)?,
-                estimated_pickup_time_ms: row.get(4)?,
-                estimated_prep_seconds: row.get(5)?,
-                scheduled: row.get(6)?,
-                ..batch::Order::default()
-            })
-        })?;
-        for order in rows {
-            let order = order?;
-            orders.insert(order.order_id.clone(), order);
-        }
+        load_orders(&self.connection, None)
+    }
 
-        let mut statement = self.connection.prepare(
-            "SELECT l.order_id, l.line_no, l.parent_no, l.item_id, l.sku_id, l.name, l.quantity
-             FROM order_lines l JOIN orders o USING (order_id)
-             WHERE o.state = 'open' ORDER BY l.order_id, l.line_no",
-        )?;
-        let mut flat: BTreeMap<String, Vec<(i64, Option<i64>, Line)>> = BTreeMap::new();
-        let rows = statement.query_map([], |row| {
-            let text = |index: usize| -> rusqlite::Result<Option<String>> {
-                let value: String = row.get(index)?;
-                Ok((!value.is_empty()).then_some(value))
-            };
-            Ok((
-                row.get::<_, String>(0)?,
-                row.get::<_, i64>(1)?,
-                row.get::<_, Option<i64>>(2)?,
-                Line {
-                    item_id: text(3)?,
-                    sku_id: text(4)?,
-                    name: text(5)?,
-                    quantity: row.get(6)?,
-                    modifiers: Vec::new(),
-                },
-            ))
-        })?;
-        for row in rows {
-            let (order_id, line_no, parent_no, line) = row?;
-            flat.entry(order_id)
-                .or_default()
-                .push((line_no, parent_no, line));
-        }
-        for (order_id, lines) in flat {
-            if let Some(order) = orders.get_mut(&order_id) {
-                order.lines = rebuild(lines, |line, modifiers| line.modifiers = modifiers);
-            }
-        }
+    /// Open orders with their lines and notes, oldest first, for the displays.
+    pub fn open_tickets(&self) -> Result<Vec<Ticket>, StoreError> {
+        load_tickets(&self.connection, None)
+    }
 
-        let mut statement = self.connection.prepare(
-            "SELECT b.order_id, b.station_id FROM order_bumps b JOIN orders o USING (order_id)
-             WHERE o.state = 'open'",
-        )?;
-        let rows = statement.query_map([], |row| Ok((row.get::<_, String>(0)?, row.get(1)?)))?;
-        for row in rows {
-            let (order_id, station_id) = row?;
-            if let Some(order) = orders.get_mut(&order_id) {
-                order.bumped_at.insert(station_id);
-            }
-        }
-        let mut statement = self.connection.prepare(
-            "SELECT d.order_id, d.station_id, d.item_id, d.units
-             FROM order_done d JOIN orders o USING (order_id) WHERE o.state = 'open'",
-        )?;
-        let rows = statement.query_map([], |row| {
-            Ok((
-                row.get::<_, String>(0)?,
-                row.get(1)?,
-                row.get(2)?,
-                row.get(3)?,
-            ))
-        })?;
-        for row in rows {
-            let (order_id, station_id, item_id, units) = row?;
-            if let Some(order) = orders.get_mut(&order_id) {
-                order.done.insert((station_id, item_id), units);
-            }
-        }
-        Ok(orders.into_values().collect())
+    /// Orders, tickets and open sessions as of one event-log sequence.
+    pub fn state_snapshot(&self) -> Result<StateSnapshot, StoreError> {
+        let tx = self.connection.unchecked_transaction()?;
+        let snapshot = StateSnapshot {
+            seq: last_event_seq(&tx)?,
+            orders: load_orders(&tx, None)?,
+            tickets: load_tickets(&tx, None)?,
+            open_sessions: open_sessions(&tx)?,
+        };
+        tx.finish()?;
+        Ok(snapshot)
     }
 
     /// Sequence numbers still missing, per store.
     pub fn sequence_gaps(&self) -> Result<Vec<Gap>, StoreError> {
-        let mut statement = self.connection.prepare(
+        let mut statement = self.connection.prepare_cached(
             "SELECT store_id, from_sequence, to_sequence FROM sequence_gaps
              ORDER BY store_id, from_sequence",
         )?;
@@ -313,165 +268,42 @@ impl Store {
         Ok(gaps)
     }
 
-    /// Marks `order_id` done at `stations` (idempotent: bumping twice changes nothing the second
-    /// time) and logs `order.bumped` when anything changed.
-    pub fn bump(
-        &mut self,
-        order_id: &str,
-        stations: &[String],
-        now_ms: i64,
-    ) -> Result<Bumped, StoreError> {
-        self.change_bumps(order_id, stations, now_ms, "order.bumped", |tx, station| {
-            tx.execute(
-                "INSERT OR IGNORE INTO order_bumps (order_id, station_id, bumped_at)
-                 VALUES (?1, ?2, ?3)",
-                params![order_id, station, now_ms],
-            )
-        })
-    }
-
-    /// Undoes bumps of `order_id` at `stations` (idempotent) and logs `order.recalled` when
-    /// anything changed.
-    pub fn recall(
-        &mut self,
-        order_id: &str,
-        stations: &[String],
-        now_ms: i64,
-    ) -> Result<Bumped, StoreError> {
-        self.change_bumps(
-            order_id,
-            stations,
-            now_ms,
-            "order.recalled",
-            |tx, station| {
-                tx.execute(
-                    "DELETE FROM order_bumps WHERE order_id = ?1 AND station_id = ?2",
-                    params![order_id, station],
-                )
-            },
-        )
-    }
-
-    /// Runs `change` for each station in one transaction (it returns the rows it changed) and
-    /// logs `kind` with the stations that changed.
-    fn change_bumps(
-        &mut self,
-        order_id: &str,
-        stations: &[String],
-        now_ms: i64,
-        kind: &str,
-        change: impl Fn(&Transaction<'_>, &str) -> rusqlite::Result<usize>,
-    ) -> Result<Bumped, StoreError> {
-        let tx = self.connection.transaction()?;
-        let known: Option<String> = tx
-            .query_row(
-                "SELECT state FROM orders WHERE order_id = ?1",
-                [order_id],
-                |row| row.get(0),
-            )
-            .optional()?;
-        if known.is_none() {
-            return Ok(Bumped::UnknownOrder);
-        }
-        let mut changed = Vec::new();
-        for station in stations {
-            if change(&tx, station)? > 0 {
-                changed.push(station.clone());
-            }
-        }
-        let log_seq = if changed.is_empty() {
-            None
-        } else {
-            let data = json!({ "order_id": order_id, "stations": changed });
-            tx.execute(
-                "INSERT INTO event_log (kind, order_id, data, created_at) VALUES (?1, ?2, ?3, ?4)",
-                params![kind, order_id, data.to_string(), now_ms],
-            )?;
-            Some(tx.last_insert_rowid())
-        };
-        tx.commit()?;
-        Ok(Bumped::Bumped {
-            stations: stations.to_vec(),
-            log_seq,
-        })
-    }
-
-    /// Open orders with their lines and notes, oldest first, for the displays.
-    pub fn open_tickets(&self) -> Result<Vec<Ticket>, StoreError> {
-        let mut statement = self.connection.prepare(
-            "SELECT order_id, store_id, friendly_id, status, customer_name, customer_note,
-                    received_at
-             FROM orders WHERE state = 'open' ORDER BY received_at, order_id",
-        )?;
-        let mut tickets: Vec<Ticket> = statement
-            .query_map([], |row| {
-                Ok(Ticket {
-                    order_id: row.get(0)?,
-                    store_id: row.get(1)?,
-                    friendly_id: row.get(2)?,
-                    status: row.get(3)?,
-                    customer_name: row.get(4)?,
-                    customer_note: row.get(5)?,
-                    received_at_ms: row.get(6)?,
-                    lines: Vec::new(),
-                    bumped_at: Vec::new(),
-                })
-            })?
-            .collect::<Result<_, _>>()?;
-        let mut lines = self.connection.prepare_cached(
-            "SELECT line_no, parent_no, name, quantity, note FROM order_lines
-             WHERE order_id = ?1 ORDER BY line_no",
-        )?;
-        let mut bumps = self.connection.prepare_cached(
-            "SELECT station_id FROM order_bumps WHERE order_id = ?1 ORDER BY station_id",
-        )?;
-        for ticket in &mut tickets {
-            let rows: Vec<(i64, Option<i64>, TicketLine)> = lines
-                .query_map([&ticket.order_id], |row| {
-                    Ok((
-                        row.get(0)?,
-                        row.get(1)?,
-                        TicketLine {
-                            name: row.get(2)?,
-                            quantity: row.get(3)?,
-                            note: row.get(4)?,
-                            modifiers: Vec::new(),
-                        },
-                    ))
-                })?
-                .collect::<Result<_, _>>()?;
-            ticket.lines = rebuild(rows, |line, modifiers| line.modifiers = modifiers);
-            ticket.bumped_at = bumps
-                .query_map([&ticket.order_id], |row| row.get(0))?
-                .collect::<Result<_, _>>()?;
-        }
-        Ok(tickets)
-    }
-
     /// Event-log entries after `seq`, oldest first, at most `limit`.
     pub fn events_after(&self, seq: i64, limit: i64) -> Result<Vec<LoggedEvent>, StoreError> {
         let mut statement = self.connection.prepare_cached(
-            "SELECT seq, kind, data FROM event_log WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+            "SELECT seq, kind, data, stations FROM event_log WHERE seq > ?1 ORDER BY seq LIMIT ?2",
         )?;
         let events = statement
             .query_map(params![seq, limit], |row| {
+                let stations: Option<String> = row.get(3)?;
                 Ok(LoggedEvent {
                     seq: row.get(0)?,
                     kind: row.get(1)?,
                     data: row.get(2)?,
+                    stations: stations.map(|s| {
+                        s.split(',')
+                            .filter(|s| !s.is_empty())
+                            .map(str::to_owned)
+                            .collect()
+                    }),
                 })
             })?
             .collect::<Result<_, _>>()?;
         Ok(events)
     }
 
-    /// The newest event-log sequence (0 when empty).
+    /// The oldest and newest event-log sequences held (0 when empty).
+    pub fn event_log_bounds(&self) -> Result<(i64, i64), StoreError> {
+        Ok(self.connection.query_row(
+            "SELECT coalesce(min(seq), 0), coalesce(max(seq), 0) FROM event_log",
+            [],
+            |row| Ok((row.get(0)?, row.get(1)?)),
+        )?)
+    }
+
+    /// The newest event-log sequence ever written (0 when none): survives pruning.
     pub fn last_event_seq(&self) -> Result<i64, StoreError> {
-        Ok(self
-            .connection
-            .query_row("SELECT coalesce(max(seq), 0) FROM event_log", [], |row| {
-                row.get(0)
-            })?)
+        last_event_seq(&self.connection)
     }
 
     /// The order's state and status, if held.
@@ -485,6 +317,420 @@ impl Store {
             )
             .optional()?)
     }
+
+    /// A batch session by id.
+    pub fn session(&self, session_id: &str) -> Result<Option<Session>, StoreError> {
+        session(&self.connection, session_id)
+    }
+
+    /// Counts for `/metrics`: open orders, open batch sessions.
+    pub fn counts(&self) -> Result<(i64, i64), StoreError> {
+        Ok(self.connection.query_row(
+            "SELECT (SELECT count(*) FROM orders WHERE state = 'open'),
+                    (SELECT count(*) FROM batch_sessions WHERE completed_at IS NULL)",
+            [],
+            |row| Ok((row.get(0)?, row.get(1)?)),
+        )?)
+    }
+
+    /// Keeps the newest `keep` event-log entries and `keep_ms` of processed event ids.
+    /// Returns the log entries removed.
+    pub fn prune(&mut self, keep: i64, keep_ms: i64, now_ms: i64) -> Result<usize, StoreError> {
+        let tx = self.transaction()?;
+        let removed = tx.execute(
+            "DELETE FROM event_log WHERE seq <= (SELECT max(seq) FROM event_log) - ?1",
+            [keep],
+        )?;
+        tx.execute(
+            "DELETE FROM processed_events WHERE applied_at < ?1",
+            [now_ms - keep_ms],
+        )?;
+        tx.commit()?;
+        Ok(removed)
+    }
+}
+
+fn last_event_seq(connection: &Connection) -> Result<i64, StoreError> {
+    // AUTOINCREMENT keeps the high-water mark in sqlite_sequence, even after pruning.
+    Ok(connection
+        .query_row(
+            "SELECT seq FROM sqlite_sequence WHERE name = 'event_log'",
+            [],
+            |row| row.get(0),
+        )
+        .optional()?
+        .unwrap_or(0))
+}
+
+/// Appends to the event log; `stations` `None` means it concerns every station.
+pub fn append_log(
+    tx: &Transaction<'_>,
+    kind: &str,
+    order_id: Option<&str>,
+    stations: Option<&[String]>,
+    data: &serde_json::Value,
+    now_ms: i64,
+) -> Result<LoggedEvent, StoreError> {
+    let data = data.to_string();
+    let tags = stations.map(|s| format!(",{},", s.join(",")));
+    tx.prepare_cached(
+        "INSERT INTO event_log (kind, order_id, data, created_at, stations)
+         VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?
+    .execute(params![kind, order_id, data, now_ms, tags])?;
+    Ok(LoggedEvent {
+        seq: tx.last_insert_rowid(),
+        kind: kind.to_owned(),
+        data,
+        stations: stations.map(<[String]>::to_vec),
+    })
+}
+
+/// Applies one event: de-duplicates by event id, tracks the store's sequence and updates the
+/// order. The caller logs what changed, in the same transaction.
+pub fn apply_event(
+    tx: &Transaction<'_>,
+    event: &OrderEvent,
+    now_ms: i64,
+) -> Result<Applied, StoreError> {
+    let fresh = tx
+        .prepare_cached(
+            "INSERT OR IGNORE INTO processed_events (event_id, store_id, sequence, applied_at)
+             VALUES (?1, ?2, ?3, ?4)",
+        )?
+        .execute(params![
+            event.event_id,
+            event.store_id,
+            (event.sequence > 0).then_some(event.sequence as i64),
+            now_ms
+        ])?;
+    if fresh == 0 {
+        return Ok(Applied::Duplicate);
+    }
+    let gap = track_sequence(tx, &event.store_id, event.sequence, now_ms)?;
+    let change = apply_to_order(tx, event, now_ms)?;
+    Ok(Applied::Applied { change, gap })
+}
+
+/// Marks `order_id` bumped (or, `bumped` false, recalled) at `stations`. Returns the stations
+/// that changed, or `None` for an order not held. Idempotent.
+pub fn set_bumps(
+    tx: &Transaction<'_>,
+    order_id: &str,
+    stations: &[String],
+    bumped: bool,
+    now_ms: i64,
+) -> Result<Option<Vec<String>>, StoreError> {
+    let known = tx
+        .query_row(
+            "SELECT 1 FROM orders WHERE order_id = ?1",
+            [order_id],
+            |_| Ok(()),
+        )
+        .optional()?;
+    if known.is_none() {
+        return Ok(None);
+    }
+    let mut changed = Vec::new();
+    for station in stations {
+        let rows = if bumped {
+            tx.execute(
+                "INSERT OR IGNORE INTO order_bumps (order_id, station_id, bumped_at)
+                 VALUES (?1, ?2, ?3)",
+                params![order_id, station, now_ms],
+            )?
+        } else {
+            tx.execute(
+                "DELETE FROM order_bumps WHERE order_id = ?1 AND station_id = ?2",
+                params![order_id, station],
+            )?
+        };
+        if rows > 0 {
+            changed.push(station.clone());
+        }
+    }
+    Ok(Some(changed))
+}
+
+/// Sets or clears the order's ready time. Returns whether it changed.
+pub fn set_ready(
+    tx: &Transaction<'_>,
+    order_id: &str,
+    ready_at_ms: Option<i64>,
+) -> Result<bool, StoreError> {
+    let changed = match ready_at_ms {
+        Some(at) => tx.execute(
+            "UPDATE orders SET ready_at = ?2 WHERE order_id = ?1 AND ready_at IS NULL",
+            params![order_id, at],
+        )?,
+        None => tx.execute(
+            "UPDATE orders SET ready_at = NULL WHERE order_id = ?1 AND ready_at IS NOT NULL",
+            [order_id],
+        )?,
+    };
+    Ok(changed > 0)
+}
+
+/// Records a started batch session.
+pub fn insert_session(tx: &Transaction<'_>, session: &Session) -> Result<(), StoreError> {
+    tx.execute(
+        "INSERT INTO batch_sessions (session_id, station_id, item_id, item_name, quantity,
+                                     device, started_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        params![
+            session.session_id,
+            session.station_id,
+            session.item_id,
+            session.item_name,
+            session.quantity,
+            session.device,
+            session.started_at_ms
+        ],
+    )?;
+    Ok(())
+}
+
+/// Completes a session: its units go to `allocations`' orders.
+pub fn complete_session(
+    tx: &Transaction<'_>,
+    session: &Session,
+    completed_at_ms: i64,
+    allocations: &[Allocation],
+) -> Result<(), StoreError> {
+    tx.execute(
+        "UPDATE batch_sessions SET completed_at = ?2, allocations = ?3 WHERE session_id = ?1",
+        params![
+            session.session_id,
+            completed_at_ms,
+            serde_json::to_string(allocations).unwrap_or_default()
+        ],
+    )?;
+    for allocation in allocations {
+        tx.execute(
+            "INSERT INTO order_done (order_id, station_id, item_id, units) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (order_id, station_id, item_id) DO UPDATE SET units = units + excluded.units",
+            params![
+                allocation.order_id,
+                session.station_id,
+                session.item_id,
+                allocation.units
+            ],
+        )?;
+    }
+    Ok(())
+}
+
+const SESSION_COLUMNS: &str = "session_id, station_id, item_id, item_name, quantity, device,
+                               started_at, completed_at, allocations";
+
+fn session_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Session> {
+    let allocations: Option<String> = row.get(8)?;
+    Ok(Session {
+        session_id: row.get(0)?,
+        station_id: row.get(1)?,
+        item_id: row.get(2)?,
+        item_name: row.get(3)?,
+        quantity: row.get(4)?,
+        device: row.get(5)?,
+        started_at_ms: row.get(6)?,
+        completed_at_ms: row.get(7)?,
+        allocations: allocations
+            .and_then(|a| serde_json::from_str(&a).ok())
+            .unwrap_or_default(),
+    })
+}
+
+pub fn session(connection: &Connection, session_id: &str) -> Result<Option<Session>, StoreError> {
+    Ok(connection
+        .query_row(
+            &format!("SELECT {SESSION_COLUMNS} FROM batch_sessions WHERE session_id = ?1"),
+            [session_id],
+            session_from_row,
+        )
+        .optional()?)
+}
+
+/// Sessions started and not completed, oldest first.
+pub fn open_sessions(connection: &Connection) -> Result<Vec<Session>, StoreError> {
+    let mut statement = connection.prepare_cached(&format!(
+        "SELECT {SESSION_COLUMNS} FROM batch_sessions WHERE completed_at IS NULL
+         ORDER BY started_at, session_id"
+    ))?;
+    let sessions = statement
+        .query_map([], session_from_row)?
+        .collect::<Result<_, _>>()?;
+    Ok(sessions)
+}
+
+/// The condition selecting one order (`?1`) or all: one statement text per case, so a single
+/// order is looked up by its key rather than by scanning every open order.
+fn only_filter(only: Option<&str>) -> &'static str {
+    if only.is_some() {
+        "o.order_id = ?1"
+    } else {
+        "?1 IS NULL"
+    }
+}
+
+/// Open orders (all, or only `only`) as the batch calculation takes them.
+pub fn load_orders(
+    connection: &Connection,
+    only: Option<&str>,
+) -> Result<Vec<batch::Order>, StoreError> {
+    let only_filter = only_filter(only);
+    let mut orders: BTreeMap<String, batch::Order> = BTreeMap::new();
+    let mut statement = connection.prepare_cached(&format!(
+        "SELECT order_id, received_at, ordered_at, pickup_time, estimated_pickup_time,
+                estimated_prep_seconds, scheduled
+         FROM orders o WHERE state = 'open' AND {only_filter}"
+    ))?;
+    let rows = statement.query_map([only], |row| {
+        Ok(batch::Order {
+            order_id: row.get(0)?,
+            state: OrderState::Open,
+            received_at_ms: row.get(1)?,
+            ordered_at_ms: row.get(2)?,
+            pickup_time_ms: row.get(3)?,
+            estimated_pickup_time_ms: row.get(4)?,
+            estimated_prep_seconds: row.get(5)?,
+            scheduled: row.get(6)?,
+            ..batch::Order::default()
+        })
+    })?;
+    for order in rows {
+        let order = order?;
+        orders.insert(order.order_id.clone(), order);
+    }
+
+    let mut statement = connection.prepare_cached(&format!(
+        "SELECT l.order_id, l.line_no, l.parent_no, l.item_id, l.sku_id, l.name, l.quantity
+         FROM order_lines l JOIN orders o USING (order_id)
+         WHERE o.state = 'open' AND {only_filter}
+         ORDER BY l.order_id, l.line_no"
+    ))?;
+    let mut flat: BTreeMap<String, Vec<(i64, Option<i64>, Line)>> = BTreeMap::new();
+    let rows = statement.query_map([only], |row| {
+        let text = |index: usize| -> rusqlite::Result<Option<String>> {
+            let value: String = row.get(index)?;
+            Ok((!value.is_empty()).then_some(value))
+        };
+        Ok((
+            row.get::<_, String>(0)?,
+            row.get::<_, i64>(1)?,
+            row.get::<_, Option<i64>>(2)?,
+            Line {
+                item_id: text(3)?,
+                sku_id: text(4)?,
+                name: text(5)?,
+                quantity: row.get(6)?,
+                modifiers: Vec::new(),
+            },
+        ))
+    })?;
+    for row in rows {
+        let (order_id, line_no, parent_no, line) = row?;
+        flat.entry(order_id)
+            .or_default()
+            .push((line_no, parent_no, line));
+    }
+    for (order_id, lines) in flat {
+        if let Some(order) = orders.get_mut(&order_id) {
+            order.lines = rebuild(lines, |line, modifiers| line.modifiers = modifiers);
+        }
+    }
+
+    let mut statement = connection.prepare_cached(&format!(
+        "SELECT b.order_id, b.station_id FROM order_bumps b JOIN orders o USING (order_id)
+         WHERE o.state = 'open' AND {only_filter}"
+    ))?;
+    let rows = statement.query_map([only], |row| Ok((row.get::<_, String>(0)?, row.get(1)?)))?;
+    for row in rows {
+        let (order_id, station_id) = row?;
+        if let Some(order) = orders.get_mut(&order_id) {
+            order.bumped_at.insert(station_id);
+        }
+    }
+    let mut statement = connection.prepare_cached(&format!(
+        "SELECT d.order_id, d.station_id, d.item_id, d.units
+         FROM order_done d JOIN orders o USING (order_id)
+         WHERE o.state = 'open' AND {only_filter}"
+    ))?;
+    let rows = statement.query_map([only], |row| {
+        Ok((
+            row.get::<_, String>(0)?,
+            row.get(1)?,
+            row.get(2)?,
+            row.get(3)?,
+        ))
+    })?;
+    for row in rows {
+        let (order_id, station_id, item_id, units) = row?;
+        if let Some(order) = orders.get_mut(&order_id) {
+            order.done.insert((station_id, item_id), units);
+        }
+    }
+    Ok(orders.into_values().collect())
+}
+
+/// Open orders (all, or only `only`) with their lines and notes, oldest first.
+pub fn load_tickets(
+    connection: &Connection,
+    only: Option<&str>,
+) -> Result<Vec<Ticket>, StoreError> {
+    let only_filter = only_filter(only);
+    let mut statement = connection.prepare_cached(&format!(
+        "SELECT order_id, store_id, source, friendly_id, status, customer_name, customer_note,
+                received_at, ready_at IS NOT NULL
+         FROM orders o WHERE state = 'open' AND {only_filter}
+         ORDER BY received_at, order_id"
+    ))?;
+    let mut tickets: Vec<Ticket> = statement
+        .query_map([only], |row| {
+            Ok(Ticket {
+                order_id: row.get(0)?,
+                store_id: row.get(1)?,
+                source: row.get(2)?,
+                friendly_id: row.get(3)?,
+                status: row.get(4)?,
+                customer_name: row.get(5)?,
+                customer_note: row.get(6)?,
+                received_at_ms: row.get(7)?,
+                ready: row.get(8)?,
+                lines: Vec::new(),
+                bumped_at: Vec::new(),
+                stations: Vec::new(),
+                promised_at_ms: 0,
+            })
+        })?
+        .collect::<Result<_, _>>()?;
+    let mut lines = connection.prepare_cached(
+        "SELECT line_no, parent_no, name, quantity, note FROM order_lines
+         WHERE order_id = ?1 ORDER BY line_no",
+    )?;
+    let mut bumps = connection.prepare_cached(
+        "SELECT station_id FROM order_bumps WHERE order_id = ?1 ORDER BY station_id",
+    )?;
+    for ticket in &mut tickets {
+        let rows: Vec<(i64, Option<i64>, TicketLine)> = lines
+            .query_map([&ticket.order_id], |row| {
+                Ok((
+                    row.get(0)?,
+                    row.get(1)?,
+                    TicketLine {
+                        name: row.get(2)?,
+                        quantity: row.get(3)?,
+                        note: row.get(4)?,
+                        modifiers: Vec::new(),
+                    },
+                ))
+            })?
+            .collect::<Result<_, _>>()?;
+        ticket.lines = rebuild(rows, |line, modifiers| line.modifiers = modifiers);
+        ticket.bumped_at = bumps
+            .query_map([&ticket.order_id], |row| row.get(0))?
+            .collect::<Result<_, _>>()?;
+    }
+    Ok(tickets)
 }
 
 /// Rebuilds a modifier tree from pre-order rows with parent links; `attach` sets a node's

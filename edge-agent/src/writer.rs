@@ -1,82 +1,120 @@
-//! The store's one writer: a dedicated thread owns the SQLite connection and runs write jobs in
-//! the order they are handed in; async callers wait for their commit. After each job the
-//! event-log watch is moved if the job appended to the log, which wakes the SSE streams.
+//! The store's one writer: a dedicated thread owns the `Kitchen` (and with it the SQLite write
+//! connection) and runs write jobs in the order they are handed in; async callers wait for
+//! their commit. After each job the log entries it committed are broadcast to the live event
+//! streams.
+
+use std::sync::Arc;
 
 use kitchen_proto::OrderEvent;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{broadcast, oneshot};
 
-use crate::store::{Applied, Bumped, Store, StoreError};
+use crate::{
+    kitchen::{BatchError, Kitchen},
+    store::{Applied, LoggedEvent, Session, StoreError},
+};
 
-type Job = Box<dyn FnOnce(&mut Store, i64) + Send>;
+type Job = Box<dyn FnOnce(&mut Kitchen, i64) + Send>;
+
+/// Why a write did not happen.
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("the store writer stopped")]
+    Gone,
+}
 
 /// Handle to the writer thread; the thread ends when every handle is dropped.
 #[derive(Clone)]
 pub struct StoreWriter {
-    sender: mpsc::Sender<Job>,
+    sender: tokio::sync::mpsc::Sender<Job>,
 }
 
 impl StoreWriter {
-    /// Moves `store` onto its own thread. `log_seq` is told the newest event-log sequence
-    /// after every job that appended to the log.
-    pub fn spawn(mut store: Store, log_seq: watch::Sender<i64>) -> std::io::Result<Self> {
-        let (sender, mut receiver) = mpsc::channel::<Job>(256);
+    /// Moves `kitchen` onto its own thread; committed log entries go to `events`.
+    pub fn spawn(
+        mut kitchen: Kitchen,
+        events: broadcast::Sender<Arc<LoggedEvent>>,
+    ) -> std::io::Result<Self> {
+        let (sender, mut receiver) = tokio::sync::mpsc::channel::<Job>(256);
         std::thread::Builder::new()
             .name("store-writer".into())
             .spawn(move || {
                 while let Some(job) = receiver.blocking_recv() {
-                    let now_ms = std::time::SystemTime::now()
-                        .duration_since(std::time::UNIX_EPOCH)
-                        .map_or(0, |d| d.as_millis() as i64);
-                    job(&mut store, now_ms);
-                    if let Ok(newest) = store.last_event_seq() {
-                        log_seq.send_if_modified(|seq| {
-                            let moved = *seq != newest;
-                            *seq = newest;
-                            moved
-                        });
+                    job(&mut kitchen, now_ms());
+                    for entry in kitchen.take_committed() {
+                        // No live stream listening is fine: they replay from the log.
+                        let _ = events.send(Arc::new(entry));
                     }
                 }
             })?;
         Ok(Self { sender })
     }
 
-    /// Runs `job` on the writer thread and returns its result once committed. `Err(None)`
-    /// means the writer thread is gone.
+    /// Runs `job` on the writer thread and returns its result once committed.
     async fn run<T: Send + 'static>(
         &self,
-        job: impl FnOnce(&mut Store, i64) -> Result<T, StoreError> + Send + 'static,
-    ) -> Result<T, Option<StoreError>> {
+        job: impl FnOnce(&mut Kitchen, i64) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, WriteError> {
         let (reply, answer) = oneshot::channel();
-        let job: Job = Box::new(move |store, now_ms| {
-            let _ = reply.send(job(store, now_ms));
+        let job: Job = Box::new(move |kitchen, now_ms| {
+            let _ = reply.send(job(kitchen, now_ms));
         });
-        self.sender.send(job).await.map_err(|_| None)?;
-        answer.await.map_err(|_| None)?.map_err(Some)
+        self.sender.send(job).await.map_err(|_| WriteError::Gone)?;
+        Ok(answer.await.map_err(|_| WriteError::Gone)??)
     }
 
-    /// Applies `order_event` (see `Store::apply`).
-    pub async fn apply(&self, order_event: OrderEvent) -> Result<Applied, Option<StoreError>> {
-        self.run(move |store, now_ms| store.apply(&order_event, now_ms))
+    /// Applies an order event (see `Kitchen::apply`).
+    pub async fn apply(&self, order_event: OrderEvent) -> Result<Applied, WriteError> {
+        self.run(move |kitchen, now_ms| kitchen.apply(&order_event, now_ms))
             .await
     }
 
-    /// Bumps an order at stations (see `Store::bump`).
+    /// Bumps (`bumped`) or recalls an order at stations; `None`: no such order.
     pub async fn bump(
         &self,
         order_id: String,
         stations: Vec<String>,
-    ) -> Result<Bumped, Option<StoreError>> {
-        self.run(move |store, now_ms| store.bump(&order_id, &stations, now_ms))
+        bumped: bool,
+    ) -> Result<Option<Vec<String>>, WriteError> {
+        self.run(move |kitchen, now_ms| kitchen.bump(&order_id, &stations, bumped, now_ms))
             .await
     }
 
-    /// Undoes bumps (see `Store::recall`).
-    pub async fn recall(
+    /// Starts a batch session (see `Kitchen::start_batch`).
+    pub async fn start_batch(
         &self,
-        order_id: String,
-        stations: Vec<String>,
-    ) -> Result<Bumped, Option<StoreError>> {
-        self.run(move |store, now_ms| store.recall(&order_id, &stations, now_ms))
+        station_id: String,
+        item_id: String,
+        quantity: Option<u32>,
+        device: String,
+    ) -> Result<Result<Session, BatchError>, WriteError> {
+        self.run(move |kitchen, now_ms| {
+            kitchen.start_batch(&station_id, &item_id, quantity, &device, now_ms)
+        })
+        .await
+    }
+
+    /// Completes a batch session; `None`: no such session.
+    pub async fn complete_batch(&self, session_id: String) -> Result<Option<Session>, WriteError> {
+        self.run(move |kitchen, now_ms| kitchen.complete_batch(&session_id, now_ms))
             .await
     }
+
+    /// Lets the clock move scheduled orders into the count.
+    pub async fn tick(&self) -> Result<(), WriteError> {
+        self.run(|kitchen, now_ms| kitchen.tick(now_ms)).await
+    }
+
+    /// Trims the event log to `keep` entries and processed ids to `keep_ms`.
+    pub async fn prune(&self, keep: i64, keep_ms: i64) -> Result<usize, WriteError> {
+        self.run(move |kitchen, now_ms| kitchen.prune(keep, keep_ms, now_ms))
+            .await
+    }
+}
+
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
 }

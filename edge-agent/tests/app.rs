@@ -221,7 +221,8 @@ async fn a_provisioned_agent_serves_the_batch_items_of_what_it_consumed() {
 
     let expected = serde_json::json!([
         {"station_id": "fry", "station_name": "Fryer", "item_id": "fries", "item_name": "Fries",
-         "quantity": 3, "prep_seconds": 180, "due_at": "2025-03-14T18:37:00Z", "order_ids": ["o1", "o2"]},
+         "quantity": 3, "prep_seconds": 180, "due_at": "2025-03-14T18:37:00Z",
+         "due_at_ms": 1_741_977_420_000_i64, "order_ids": ["o1", "o2"], "sessions": []},
     ]);
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
@@ -326,6 +327,79 @@ async fn a_provisioned_agent_serves_the_batch_items_of_what_it_consumed() {
     let after_recall: serde_json::Value =
         get_json(&format!("{base}/api/batches?station=fry")).await;
     assert_eq!(quantities(after_recall), [("fries".to_owned(), 3)]);
+
+    // A cook drops 2 fries and completes the batch: they go to the most urgent order (both
+    // are due together, so the first by id), o1, whose fries are then done.
+    let started = client
+        .post(format!("{base}/api/batches/fry/fries/start"))
+        .json(&serde_json::json!({"quantity": 2, "device": "fry-tablet"}))
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(started.status(), 201);
+    let session: serde_json::Value = started.json().await.expect("json");
+    let session_id = session["session_id"].as_str().expect("id").to_owned();
+    assert_eq!(
+        (
+            &session["quantity"],
+            &session["device"],
+            &session["completed_at_ms"]
+        ),
+        (
+            &serde_json::json!(2),
+            &serde_json::json!("fry-tablet"),
+            &serde_json::Value::Null
+        )
+    );
+    let running: serde_json::Value = get_json(&format!("{base}/api/batches?station=fry")).await;
+    assert_eq!(
+        running["items"][0]["sessions"][0]["session_id"],
+        session_id.as_str()
+    );
+    for _ in 0..2 {
+        // Completing twice (a retry from a flaky tablet) changes nothing more.
+        let completed: serde_json::Value =
+            post_json(&format!("{base}/api/batch-sessions/{session_id}/complete")).await;
+        assert_eq!(
+            completed["allocations"],
+            serde_json::json!([{"order_id": "o1", "units": 2}])
+        );
+    }
+    let after_batch: serde_json::Value = get_json(&format!("{base}/api/batches?station=fry")).await;
+    assert_eq!(quantities(after_batch.clone()), [("fries".to_owned(), 1)]);
+    assert_eq!(
+        after_batch["items"][0]["order_ids"],
+        serde_json::json!(["o2"])
+    );
+    assert_eq!(after_batch["items"][0]["sessions"], serde_json::json!([]));
+    // With the grill bumped too, o1 is ready.
+    post_json(&format!("{base}/api/orders/o1/bump?station=grill")).await;
+    let orders: serde_json::Value = get_json(&format!("{base}/api/orders?state=open")).await;
+    let ready: Vec<(String, bool)> = orders["orders"]
+        .as_array()
+        .expect("orders")
+        .iter()
+        .map(|o| {
+            (
+                o["order_id"].as_str().unwrap_or("").to_owned(),
+                o["ready"].as_bool().unwrap_or(false),
+            )
+        })
+        .collect();
+    assert_eq!(ready, [("o1".to_owned(), true), ("o2".to_owned(), false)]);
+    let refused = client
+        .post(format!("{base}/api/batches/fry/double-smash/start"))
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(refused.status(), 404, "the burger is not a fryer item");
+    let too_many = client
+        .post(format!("{base}/api/batches/fry/fries/start"))
+        .json(&serde_json::json!({"quantity": 0}))
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(too_many.status(), 422);
     let page = client
         .get(format!("{base}/"))
         .send()
@@ -382,7 +456,7 @@ async fn an_unprovisioned_agent_still_serves_the_lan() {
     let body: serde_json::Value = ready.json().await.expect("json");
     assert_eq!(body["feed"], "not provisioned");
     let batches: serde_json::Value = get_json(&format!("{base}/api/batches")).await;
-    assert_eq!(batches, serde_json::json!({"items": []}));
+    assert_eq!(batches, serde_json::json!({"items": [], "upcoming": []}));
     token.cancel();
     agent.await.expect("joins").expect("clean stop");
     let _ = std::fs::remove_dir_all(&data_dir);
@@ -457,30 +531,45 @@ async fn a_tablet_that_reconnects_with_last_event_id_misses_nothing_and_sees_not
     };
     let url = format!("{base}/orders/events");
 
+    // (id, event, the order or station it is about)
+    let key = |(id, event, data): (String, String, serde_json::Value)| {
+        let about = data["order_id"]
+            .as_str()
+            .or(data["station_id"].as_str())
+            .unwrap_or("")
+            .to_owned();
+        (id, event, about)
+    };
+    let expect = |rows: &[(&str, &str, &str)]| -> Vec<(String, String, String)> {
+        rows.iter()
+            .map(|(a, b, c)| ((*a).to_owned(), (*b).to_owned(), (*c).to_owned()))
+            .collect()
+    };
+
     let mut tablet = SseReader::open(&url, None).await;
     let (id, event, data) = tablet.next().await;
     assert_eq!((id.as_str(), event.as_str()), ("0", "snapshot"));
-    assert_eq!(data, serde_json::json!({"batches": []}));
+    assert_eq!(
+        data,
+        serde_json::json!({"batches": [], "orders": [], "upcoming": []})
+    );
 
     publish(burger_meal("e1", 1, "o1", 1)).await;
     publish(burger_meal("e2", 2, "o2", 1)).await;
     publish(burger_meal("e1", 1, "o1", 1)).await; // redelivered: no event
-    let seen: Vec<(String, String, String)> = [tablet.next().await, tablet.next().await]
-        .into_iter()
-        .map(|(id, event, data)| {
-            (
-                id,
-                event,
-                data["order_id"].as_str().unwrap_or("").to_owned(),
-            )
-        })
-        .collect();
+    let mut seen = Vec::new();
+    for _ in 0..4 {
+        seen.push(key(tablet.next().await));
+    }
+    // Without reference data everything is counted at `unassigned`.
     assert_eq!(
         seen,
-        [
-            ("1".to_owned(), "order.created".to_owned(), "o1".to_owned()),
-            ("2".to_owned(), "order.created".to_owned(), "o2".to_owned()),
-        ]
+        expect(&[
+            ("1", "order.created", "o1"),
+            ("2", "batch.updated", "unassigned"),
+            ("3", "order.created", "o2"),
+            ("4", "batch.updated", "unassigned"),
+        ])
     );
     drop(tablet); // the tablet drops off the Wi-Fi
 
@@ -501,21 +590,34 @@ async fn a_tablet_that_reconnects_with_last_event_id_misses_nothing_and_sees_not
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 
-    let mut tablet = SseReader::open(&url, Some("2")).await;
-    let (id, event, data) = tablet.next().await;
+    let mut tablet = SseReader::open(&url, Some("4")).await;
+    let mut seen = Vec::new();
+    for _ in 0..4 {
+        seen.push(key(tablet.next().await));
+    }
     assert_eq!(
-        (id.as_str(), event.as_str(), data["order_id"].as_str()),
-        ("3", "order.created", Some("o3"))
-    );
-    let (id, event, data) = tablet.next().await;
-    assert_eq!(
-        (id.as_str(), event.as_str(), data["order_id"].as_str()),
-        ("4", "order.cancelled", Some("o1"))
+        seen,
+        expect(&[
+            ("5", "order.created", "o3"),
+            ("6", "batch.updated", "unassigned"),
+            ("7", "order.cancelled", "o1"),
+            ("8", "batch.updated", "unassigned"),
+        ])
     );
     // Live again after the replay.
     publish(burger_meal("e5", 5, "o5", 1)).await;
-    let (id, event, _) = tablet.next().await;
-    assert_eq!((id.as_str(), event.as_str()), ("5", "order.created"));
+    assert_eq!(
+        key(tablet.next().await),
+        ("9".to_owned(), "order.created".to_owned(), "o5".to_owned())
+    );
+    // An id this box never gave out (its store was replaced) gets a snapshot first.
+    let mut stranger = SseReader::open(&url, Some("999")).await;
+    let (id, event, data) = stranger.next().await;
+    assert_eq!((id.as_str(), event.as_str()), ("10", "snapshot"));
+    assert_eq!(
+        data["batches"][0]["order_ids"],
+        serde_json::json!(["o2", "o3", "o5"])
+    );
 
     kitchen.stop().await;
 }

@@ -9,6 +9,8 @@ use std::{
 
 use edge_agent::{
     feed::{Feed, FeedConfig, FeedStats},
+    kitchen::Kitchen,
+    reference::Reference,
     store::Store,
     writer::StoreWriter,
 };
@@ -74,9 +76,15 @@ async fn events_are_applied_once_and_poison_is_dead_lettered() {
         timeout: Duration::from_secs(5),
         delivery_limit: 5,
     };
-    let (log_seq, _log_updates) = tokio::sync::watch::channel(0);
-    let writer =
-        StoreWriter::spawn(Store::open(&path).expect("store opens"), log_seq).expect("writer");
+    let (events, _) = tokio::sync::broadcast::channel(64);
+    let kitchen = Kitchen::open(
+        Store::open(&path).expect("store opens"),
+        Arc::new(Reference::default()),
+        20 * 60_000,
+        0,
+    )
+    .expect("kitchen");
+    let writer = StoreWriter::spawn(kitchen, events).expect("writer");
     let stats = Arc::new(FeedStats::default());
     let token = CancellationToken::new();
     let feed = tokio::spawn(Feed::new(config.clone(), writer, stats.clone(), token.clone()).run());

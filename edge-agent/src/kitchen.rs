@@ -1,0 +1,594 @@
+//! The kitchen's live state, owned by the store writer's thread. Every change — an order event,
+//! a bump or recall, a batch session, the clock moving a scheduled order into the count — is
+//! one SQLite transaction that also appends what it changed to the event log: the order event,
+//! `order.ready` for orders it finished, and `batch.updated` for every station whose batch
+//! items moved. The log therefore always agrees with the data, and a display that replays it
+//! ends exactly where a fresh snapshot would.
+//!
+//! The open orders and what is outstanding of each are kept in memory in step with the store,
+//! so a change recomputes only the orders it touched.
+
+use std::{
+    collections::{BTreeMap, BTreeSet, HashSet},
+    sync::Arc,
+};
+
+use kitchen_proto::OrderEvent;
+use rusqlite::Transaction;
+use serde_json::{Value, json};
+
+use crate::{
+    batch::{self, BatchItem, Contribution},
+    reference::{Reference, UNASSIGNED_STATION},
+    store::{self, Allocation, Applied, Change, LoggedEvent, Session, Store, StoreError},
+};
+
+/// Largest batch a cook can start: guards against a fat-fingered 10000.
+pub const MAX_BATCH: u32 = 999;
+
+/// An open order and what is left of it.
+#[derive(Debug, Clone)]
+struct Held {
+    order: batch::Order,
+    outstanding: Vec<Contribution>,
+    /// Every station the order needs (done or not).
+    stations: Vec<String>,
+}
+
+/// Why a batch could not be started.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BatchError {
+    #[error("unknown station {0:?}")]
+    UnknownStation(String),
+    #[error("no item {item:?} at station {station:?}")]
+    UnknownItem { station: String, item: String },
+    #[error("nothing of {0:?} is outstanding; give a quantity")]
+    NothingOutstanding(String),
+    #[error("quantity must be between 1 and {MAX_BATCH}")]
+    BadQuantity,
+}
+
+/// Changes made inside a transaction, applied to memory only once it commits.
+#[derive(Default)]
+struct Pending {
+    log: Vec<LoggedEvent>,
+    /// Orders reloaded: `None` when no longer open.
+    orders: BTreeMap<String, Option<Held>>,
+    published: Option<BTreeMap<String, Vec<BatchItem>>>,
+}
+
+pub struct Kitchen {
+    store: Store,
+    state: State,
+    /// Committed log entries not yet handed to the live streams.
+    committed: Vec<LoggedEvent>,
+}
+
+/// What the kitchen holds in memory, in step with the store.
+struct State {
+    reference: Arc<Reference>,
+    horizon_ms: i64,
+    orders: BTreeMap<String, Held>,
+    /// The batch items last logged, per station.
+    published: BTreeMap<String, Vec<BatchItem>>,
+    /// Unknown items already warned about (logged once each).
+    unassigned_seen: HashSet<String>,
+}
+
+impl Kitchen {
+    pub fn open(
+        store: Store,
+        reference: Arc<Reference>,
+        horizon_ms: i64,
+        now_ms: i64,
+    ) -> Result<Self, StoreError> {
+        let mut state = State {
+            reference,
+            horizon_ms,
+            orders: BTreeMap::new(),
+            published: BTreeMap::new(),
+            unassigned_seen: HashSet::new(),
+        };
+        state.orders = store
+            .open_orders()?
+            .into_iter()
+            .map(|order| (order.order_id.clone(), state.held(order)))
+            .collect();
+        state.published = state.board(&BTreeMap::new(), now_ms).0;
+        Ok(Self {
+            store,
+            state,
+            committed: Vec::new(),
+        })
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Log entries committed since the last call, oldest first.
+    pub fn take_committed(&mut self) -> Vec<LoggedEvent> {
+        std::mem::take(&mut self.committed)
+    }
+
+    /// Runs `change` in one transaction, then (same transaction) reloads the orders it names,
+    /// logs `order.ready` for those now finished and `batch.updated` for each station whose
+    /// items moved (and those in `force`), and commits. Memory follows only after the commit.
+    fn write<T>(
+        &mut self,
+        now_ms: i64,
+        change: impl FnOnce(&State, &Transaction<'_>, &mut Pending) -> Result<(T, Touched), StoreError>,
+    ) -> Result<T, StoreError> {
+        let mut pending = Pending::default();
+        let tx = self.store.transaction()?;
+        let (value, touched) = change(&self.state, &tx, &mut pending)?;
+        self.state.settle(&tx, &touched, now_ms, &mut pending)?;
+        tx.commit()?;
+        for (order_id, held) in pending.orders {
+            match held {
+                Some(held) => self.state.orders.insert(order_id, held),
+                None => self.state.orders.remove(&order_id),
+            };
+        }
+        if let Some(published) = pending.published {
+            self.state.published = published;
+        }
+        self.committed.extend(pending.log);
+        Ok(value)
+    }
+
+    /// Applies an order event (see `store::apply_event`) and logs it with what it moved.
+    pub fn apply(&mut self, event: &OrderEvent, now_ms: i64) -> Result<Applied, StoreError> {
+        let applied = self.write(now_ms, |kitchen, tx, pending| {
+            let applied = store::apply_event(tx, event, now_ms)?;
+            let Applied::Applied { change, .. } = applied else {
+                return Ok((applied, Touched::default()));
+            };
+            let order_id = event.order_id.as_str();
+            let before = kitchen.orders.get(order_id).map(|h| h.stations.clone());
+            let after = store::load_orders(tx, Some(order_id))?
+                .pop()
+                .map(|order| kitchen.held(order));
+            let mut stations: BTreeSet<String> = before.into_iter().flatten().collect();
+            stations.extend(after.iter().flat_map(|h| h.stations.iter().cloned()));
+            let stations: Vec<String> = stations.into_iter().collect();
+            let state = kitchen
+                .store_state(tx, order_id)?
+                .unwrap_or_else(|| "unknown".into());
+            let mut data = json!({
+                "event_id": event.event_id,
+                "otter_event_type": event.otter_event_type,
+                "order_id": order_id,
+                "store_id": event.store_id,
+                "status": event.status().as_str_name(),
+                "state": state,
+                "change": change.name(),
+            });
+            if matches!(change, Change::Created | Change::Updated)
+                && let Some(ticket) = kitchen.ticket(tx, order_id, after.as_ref())?
+            {
+                data["order"] = serde_json::to_value(ticket).unwrap_or_default();
+            }
+            pending.log.push(store::append_log(
+                tx,
+                change.kind(),
+                Some(order_id),
+                Some(&stations),
+                &data,
+                now_ms,
+            )?);
+            Ok((applied, Touched::orders([order_id.to_owned()])))
+        })?;
+        if let Applied::Applied {
+            change: Change::Created,
+            ..
+        } = applied
+        {
+            self.announce(event);
+        }
+        Ok(applied)
+    }
+
+    /// The console block for a new order: what each station must make for it.
+    fn announce(&mut self, event: &OrderEvent) {
+        let state = &mut self.state;
+        let Some(held) = state.orders.get(&event.order_id) else {
+            return;
+        };
+        let mut block = String::new();
+        let contributions = batch::contributions(&held.order, &state.reference);
+        for station in &held.stations {
+            let name = state
+                .reference
+                .station(station)
+                .map_or(station.as_str(), |s| s.name.as_str());
+            block.push_str(&format!("\n  {name}:"));
+            for c in contributions.iter().filter(|c| &c.station_id == station) {
+                block.push_str(&format!(" {}× {};", c.units, c.item_name));
+            }
+        }
+        let promised = chrono::DateTime::from_timestamp_millis(held.order.promised_at_ms())
+            .map(|t| t.format("%H:%M UTC").to_string())
+            .unwrap_or_default();
+        tracing::info!(
+            order_id = %event.order_id,
+            store_id = %event.store_id,
+            source = %event.source,
+            "new order #{} due {promised}{block}",
+            event.friendly_id
+        );
+        let unknown: Vec<String> = contributions
+            .into_iter()
+            .filter(|c| c.station_id == UNASSIGNED_STATION)
+            .map(|c| c.item_name)
+            .filter(|name| state.unassigned_seen.insert(name.clone()))
+            .collect();
+        for item in unknown {
+            tracing::warn!(%item, "order line matches no reference item: counted at station unassigned");
+        }
+    }
+
+    /// Bumps (or recalls) an order at stations. `None`: no such order.
+    pub fn bump(
+        &mut self,
+        order_id: &str,
+        stations: &[String],
+        bumped: bool,
+        now_ms: i64,
+    ) -> Result<Option<Vec<String>>, StoreError> {
+        self.write(now_ms, |kitchen, tx, pending| {
+            let Some(changed) = store::set_bumps(tx, order_id, stations, bumped, now_ms)? else {
+                return Ok((None, Touched::default()));
+            };
+            if changed.is_empty() {
+                return Ok((Some(changed), Touched::default()));
+            }
+            let kind = if bumped {
+                "order.bumped"
+            } else {
+                "order.recalled"
+            };
+            let data = json!({ "order_id": order_id, "stations": changed });
+            let mut tags: BTreeSet<String> = changed.iter().cloned().collect();
+            if let Some(held) = kitchen.orders.get(order_id) {
+                tags.extend(held.stations.iter().cloned());
+            }
+            let tags: Vec<String> = tags.into_iter().collect();
+            pending.log.push(store::append_log(
+                tx,
+                kind,
+                Some(order_id),
+                Some(&tags),
+                &data,
+                now_ms,
+            )?);
+            Ok((Some(changed), Touched::orders([order_id.to_owned()])))
+        })
+    }
+
+    /// Starts a batch of `quantity` (default: the current count) of an item at a station.
+    pub fn start_batch(
+        &mut self,
+        station_id: &str,
+        item_id: &str,
+        quantity: Option<u32>,
+        device: &str,
+        now_ms: i64,
+    ) -> Result<Result<Session, BatchError>, StoreError> {
+        let current = self
+            .state
+            .published
+            .get(station_id)
+            .and_then(|items| items.iter().find(|i| i.item_id == item_id));
+        let item_name = if station_id == UNASSIGNED_STATION {
+            current.map(|i| i.item_name.clone())
+        } else if self.state.reference.station(station_id).is_none() {
+            return Ok(Err(BatchError::UnknownStation(station_id.to_owned())));
+        } else {
+            self.state
+                .reference
+                .items
+                .iter()
+                .find(|i| i.id == item_id && i.station == station_id)
+                .map(|i| i.name.clone())
+        };
+        let Some(item_name) = item_name else {
+            return Ok(Err(BatchError::UnknownItem {
+                station: station_id.to_owned(),
+                item: item_id.to_owned(),
+            }));
+        };
+        let quantity = match quantity {
+            Some(q) if (1..=MAX_BATCH).contains(&q) => q,
+            Some(_) => return Ok(Err(BatchError::BadQuantity)),
+            None => match current {
+                Some(item) => item.quantity.min(MAX_BATCH),
+                None => return Ok(Err(BatchError::NothingOutstanding(item_id.to_owned()))),
+            },
+        };
+        let session = Session {
+            session_id: uuid::Uuid::now_v7().to_string(),
+            station_id: station_id.to_owned(),
+            item_id: item_id.to_owned(),
+            item_name,
+            quantity,
+            device: device.to_owned(),
+            started_at_ms: now_ms,
+            completed_at_ms: None,
+            allocations: Vec::new(),
+        };
+        self.write(now_ms, |_, tx, pending| {
+            store::insert_session(tx, &session)?;
+            let station = [session.station_id.clone()];
+            pending.log.push(store::append_log(
+                tx,
+                "batch.started",
+                None,
+                Some(&station),
+                &json!(session),
+                now_ms,
+            )?);
+            Ok((Ok(session.clone()), Touched::stations(station)))
+        })
+    }
+
+    /// Completes a session: its units go to the most urgent orders needing the item at the
+    /// station. Completing twice changes nothing. `None`: no such session.
+    pub fn complete_batch(
+        &mut self,
+        session_id: &str,
+        now_ms: i64,
+    ) -> Result<Option<Session>, StoreError> {
+        self.write(now_ms, |kitchen, tx, pending| {
+            let Some(mut session) = store::session(tx, session_id)? else {
+                return Ok((None, Touched::default()));
+            };
+            if session.completed_at_ms.is_some() {
+                return Ok((Some(session), Touched::default()));
+            }
+            // Only orders in the count now: an upcoming scheduled order waits its turn.
+            let counted = kitchen.orders.values().filter(|h| {
+                !batch::is_upcoming(&h.order, &h.outstanding, now_ms, kitchen.horizon_ms)
+            });
+            let allocations: Vec<Allocation> = batch::allocate(
+                counted.map(|h| (&h.order, h.outstanding.as_slice())),
+                &session.station_id,
+                &session.item_id,
+                session.quantity,
+            )
+            .into_iter()
+            .map(|(order_id, units)| Allocation { order_id, units })
+            .collect();
+            store::complete_session(tx, &session, now_ms, &allocations)?;
+            session.completed_at_ms = Some(now_ms);
+            session.allocations = allocations;
+            let station = [session.station_id.clone()];
+            pending.log.push(store::append_log(
+                tx,
+                "batch.completed",
+                None,
+                Some(&station),
+                &json!(session),
+                now_ms,
+            )?);
+            let touched = Touched {
+                orders: session
+                    .allocations
+                    .iter()
+                    .map(|a| a.order_id.clone())
+                    .collect(),
+                force: station.into_iter().collect(),
+            };
+            Ok((Some(session), touched))
+        })
+    }
+
+    /// The clock moved: scheduled orders whose fire time came enter the count.
+    pub fn tick(&mut self, now_ms: i64) -> Result<(), StoreError> {
+        let (published, _) = self.state.board(&BTreeMap::new(), now_ms);
+        if published == self.state.published {
+            return Ok(());
+        }
+        self.write(now_ms, |_, _, _| Ok(((), Touched::default())))
+    }
+
+    /// Trims the event log and the de-duplication record (see `Store::prune`).
+    pub fn prune(&mut self, keep: i64, keep_ms: i64, now_ms: i64) -> Result<usize, StoreError> {
+        self.store.prune(keep, keep_ms, now_ms)
+    }
+}
+
+impl State {
+    fn held(&self, order: batch::Order) -> Held {
+        let stations: BTreeSet<String> = batch::contributions(&order, &self.reference)
+            .into_iter()
+            .map(|c| c.station_id)
+            .collect();
+        Held {
+            outstanding: batch::outstanding(&order, &self.reference),
+            stations: stations.into_iter().collect(),
+            order,
+        }
+    }
+
+    fn settle(
+        &self,
+        tx: &Transaction<'_>,
+        touched: &Touched,
+        now_ms: i64,
+        pending: &mut Pending,
+    ) -> Result<(), StoreError> {
+        for order_id in &touched.orders {
+            let held = store::load_orders(tx, Some(order_id))?
+                .pop()
+                .map(|order| self.held(order));
+            if let Some(held) = &held {
+                let ready = batch::is_ready(&held.order, &self.reference);
+                if store::set_ready(tx, order_id, ready.then_some(now_ms))? && ready {
+                    let friendly_id = store::load_tickets(tx, Some(order_id))?
+                        .pop()
+                        .map(|t| t.friendly_id)
+                        .unwrap_or_default();
+                    let data = json!({ "order_id": order_id, "friendly_id": friendly_id });
+                    pending.log.push(store::append_log(
+                        tx,
+                        "order.ready",
+                        Some(order_id),
+                        Some(&held.stations),
+                        &data,
+                        now_ms,
+                    )?);
+                }
+            }
+            pending.orders.insert(order_id.clone(), held);
+        }
+        let (published, _) = self.board(&pending.orders, now_ms);
+        let stations: BTreeSet<&String> = published.keys().chain(self.published.keys()).collect();
+        let moved: Vec<&String> = stations
+            .into_iter()
+            .filter(|s| touched.force.contains(*s) || published.get(*s) != self.published.get(*s))
+            .collect();
+        if !moved.is_empty() {
+            let sessions = store::open_sessions(tx)?;
+            for station in moved {
+                let items = published.get(station).map_or(&[][..], Vec::as_slice);
+                let data = json!({
+                    "station_id": station,
+                    "items": batch_items_json(&self.reference, items, &sessions),
+                });
+                pending.log.push(store::append_log(
+                    tx,
+                    "batch.updated",
+                    None,
+                    Some(std::slice::from_ref(station)),
+                    &data,
+                    now_ms,
+                )?);
+            }
+        }
+        pending.published = Some(published);
+        Ok(())
+    }
+
+    /// The board over the held orders, with `changed` overriding them; per station, plus the
+    /// upcoming scheduled orders.
+    fn board(
+        &self,
+        changed: &BTreeMap<String, Option<Held>>,
+        now_ms: i64,
+    ) -> (BTreeMap<String, Vec<BatchItem>>, Vec<batch::Upcoming>) {
+        let held = self
+            .orders
+            .iter()
+            .filter(|(id, _)| !changed.contains_key(*id))
+            .map(|(_, held)| held)
+            .chain(changed.values().flatten());
+        let board = batch::aggregate(
+            held.map(|h| (&h.order, h.outstanding.as_slice())),
+            now_ms,
+            self.horizon_ms,
+        );
+        let mut stations: BTreeMap<String, Vec<BatchItem>> = BTreeMap::new();
+        for item in board.items {
+            stations
+                .entry(item.station_id.clone())
+                .or_default()
+                .push(item);
+        }
+        (stations, board.upcoming)
+    }
+
+    fn store_state(
+        &self,
+        tx: &Transaction<'_>,
+        order_id: &str,
+    ) -> Result<Option<String>, StoreError> {
+        Ok(rusqlite::OptionalExtension::optional(tx.query_row(
+            "SELECT state FROM orders WHERE order_id = ?1",
+            [order_id],
+            |row| row.get(0),
+        ))?)
+    }
+
+    /// The order's ticket with the stations it needs and when it is promised.
+    fn ticket(
+        &self,
+        tx: &Transaction<'_>,
+        order_id: &str,
+        held: Option<&Held>,
+    ) -> Result<Option<store::Ticket>, StoreError> {
+        Ok(store::load_tickets(tx, Some(order_id))?
+            .pop()
+            .map(|mut ticket| {
+                if let Some(held) = held {
+                    ticket.stations = held.stations.clone();
+                    ticket.promised_at_ms = held.order.promised_at_ms();
+                }
+                ticket
+            }))
+    }
+}
+
+/// What a change touched: orders to reload, stations whose items to log regardless.
+#[derive(Default)]
+struct Touched {
+    orders: Vec<String>,
+    force: BTreeSet<String>,
+}
+
+impl Touched {
+    fn orders(orders: impl IntoIterator<Item = String>) -> Self {
+        Self {
+            orders: orders.into_iter().collect(),
+            force: BTreeSet::new(),
+        }
+    }
+
+    fn stations(stations: impl IntoIterator<Item = String>) -> Self {
+        Self {
+            orders: Vec::new(),
+            force: stations.into_iter().collect(),
+        }
+    }
+}
+
+/// Batch items as the API and the SSE events show them, with the sessions running on each.
+pub fn batch_items_json(
+    reference: &Reference,
+    items: &[BatchItem],
+    sessions: &[Session],
+) -> Vec<Value> {
+    items
+        .iter()
+        .map(|item| {
+            let station_name = reference
+                .station(&item.station_id)
+                .map_or(item.station_id.as_str(), |s| s.name.as_str());
+            let running: Vec<Value> = sessions
+                .iter()
+                .filter(|s| s.station_id == item.station_id && s.item_id == item.item_id)
+                .map(|s| {
+                    json!({
+                        "session_id": s.session_id,
+                        "quantity": s.quantity,
+                        "device": s.device,
+                        "started_at_ms": s.started_at_ms,
+                    })
+                })
+                .collect();
+            json!({
+                "station_id": item.station_id,
+                "station_name": station_name,
+                "item_id": item.item_id,
+                "item_name": item.item_name,
+                "quantity": item.quantity,
+                "prep_seconds": item.prep_seconds,
+                "due_at": chrono::DateTime::from_timestamp_millis(item.due_at_ms)
+                    .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+                "due_at_ms": item.due_at_ms,
+                "order_ids": item.order_ids,
+                "sessions": running,
+            })
+        })
+        .collect()
+}
