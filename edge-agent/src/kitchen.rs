@@ -688,6 +688,7 @@ match = ["Fries"]
         }
     }
 
+    #[allow(clippy::large_enum_variant)] // a test table
     enum Step {
         Event(OrderEvent),
         Bump(&'static str, &'static str),

@@ -1,45 +1,13 @@
 //! The running agent: provisioned for a kitchen, it consumes orders from the real RabbitMQ and
 //! serves their batch items; unprovisioned, it still serves the LAN.
 
+mod common;
+
 use std::time::{Duration, Instant};
 
+use common::{SseReader, TestAgent, get_json, post_json, unique};
 use edge_agent::{App, Config};
 use kitchen_proto::{EventType, LineItem, OrderEvent, OrderStatus};
-use lapin::{
-    BasicProperties, Connection, ConnectionProperties,
-    options::{BasicPublishOptions, ExchangeDeleteOptions, QueueDeleteOptions},
-};
-use prost::Message;
-
-fn amqp_url() -> String {
-    std::env::var("TEST_AMQP_URL")
-        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into())
-}
-
-fn unique(prefix: &str) -> String {
-    format!(
-        "{prefix}-{}-{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .expect("clock")
-            .subsec_nanos()
-    )
-}
-
-async fn get_json(url: &str) -> serde_json::Value {
-    let response = reqwest::get(url).await.expect("answers");
-    response.json().await.expect("json")
-}
-
-async fn post_json(url: &str) -> serde_json::Value {
-    let response = reqwest::Client::new()
-        .post(url)
-        .send()
-        .await
-        .expect("answers");
-    response.json().await.expect("json")
-}
 
 const REFERENCE: &str = r#"
 [[stations]]
@@ -94,110 +62,6 @@ fn burger_meal(event_id: &str, sequence: u64, order_id: &str, burgers: u32) -> O
         has_snapshot: true,
         received_at_ms: 1_741_977_600_000,
         ..OrderEvent::default()
-    }
-}
-
-/// A provisioned agent on port 0 with its own kitchen id (so its own queues), exchange and
-/// data directory; `stop` removes them.
-struct TestAgent {
-    base: String,
-    kitchen_id: String,
-    exchange: String,
-    data_dir: std::path::PathBuf,
-    token: tokio_util::sync::CancellationToken,
-    handle: tokio::task::JoinHandle<anyhow::Result<()>>,
-    connection: Connection,
-    channel: lapin::Channel,
-}
-
-impl TestAgent {
-    /// Starts the agent and waits until its feed is connected.
-    async fn start(reference: Option<&str>) -> Self {
-        let kitchen_id = unique("test-kitchen");
-        let data_dir = std::env::temp_dir().join(&kitchen_id);
-        std::fs::create_dir_all(&data_dir).expect("data dir");
-        let reference_file = reference.map(|text| {
-            let file = data_dir.join("reference.toml");
-            std::fs::write(&file, text).expect("reference written");
-            file
-        });
-        let exchange = format!("{kitchen_id}.structured_order_data");
-        let config = Config {
-            listen: "127.0.0.1:0".parse().expect("addr"),
-            data_dir: data_dir.clone(),
-            amqp_url: amqp_url(),
-            kitchen_id: kitchen_id.clone(),
-            store_ids: vec!["kitchen-bk-01".into()],
-            reference_file,
-            order_exchange: exchange.clone(),
-            ..Config::default()
-        };
-        let app = App::build(config).await.expect("agent builds");
-        let base = format!("http://127.0.0.1:{}", app.port());
-        let token = app.shutdown_token();
-        let handle = tokio::spawn(app.run_until_stopped());
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while reqwest::get(format!("{base}/readyz"))
-            .await
-            .expect("answers")
-            .status()
-            != 200
-        {
-            assert!(Instant::now() < deadline, "agent never became ready");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        let connection = Connection::connect(&amqp_url(), ConnectionProperties::default())
-            .await
-            .expect("rabbitmq");
-        let channel = connection.create_channel().await.expect("channel");
-        Self {
-            base,
-            kitchen_id,
-            exchange,
-            data_dir,
-            token,
-            handle,
-            connection,
-            channel,
-        }
-    }
-
-    /// Publishes as the relay does, to the sample store.
-    async fn publish(&self, order_event: &OrderEvent) {
-        self.channel
-            .basic_publish(
-                self.exchange.as_str().into(),
-                "kitchen-bk-01".into(),
-                BasicPublishOptions::default(),
-                &order_event.encode_to_vec(),
-                BasicProperties::default().with_delivery_mode(2),
-            )
-            .await
-            .expect("publish");
-    }
-
-    /// Stops the agent (open streams included) and removes what the test created.
-    async fn stop(self) {
-        self.token.cancel();
-        self.handle.await.expect("joins").expect("clean stop");
-        let kitchen_id = &self.kitchen_id;
-        for queue in [
-            format!("edge.{kitchen_id}"),
-            format!("edge.{kitchen_id}.dead"),
-        ] {
-            let _ = self
-                .channel
-                .queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
-                .await;
-        }
-        for exchange in [self.exchange.clone(), format!("edge.{kitchen_id}.dlx")] {
-            let _ = self
-                .channel
-                .exchange_delete(exchange.as_str().into(), ExchangeDeleteOptions::default())
-                .await;
-        }
-        let _ = self.connection.close(200, "test done".into()).await;
-        let _ = std::fs::remove_dir_all(&self.data_dir);
     }
 }
 
@@ -460,65 +324,6 @@ async fn an_unprovisioned_agent_still_serves_the_lan() {
     token.cancel();
     agent.await.expect("joins").expect("clean stop");
     let _ = std::fs::remove_dir_all(&data_dir);
-}
-
-/// Reads SSE frames `(id, event, data)` from a streaming response.
-struct SseReader {
-    stream:
-        std::pin::Pin<Box<dyn futures_util::Stream<Item = reqwest::Result<bytes::Bytes>> + Send>>,
-    buffer: String,
-}
-
-impl SseReader {
-    async fn open(url: &str, last_event_id: Option<&str>) -> Self {
-        let mut request = reqwest::Client::new().get(url);
-        if let Some(id) = last_event_id {
-            request = request.header("Last-Event-ID", id);
-        }
-        let response = request.send().await.expect("sse answers");
-        assert_eq!(response.status(), 200);
-        assert_eq!(
-            response.headers()["content-type"].to_str().expect("ascii"),
-            "text/event-stream"
-        );
-        Self {
-            stream: Box::pin(response.bytes_stream()),
-            buffer: String::new(),
-        }
-    }
-
-    /// The next event (keep-alive comments skipped), within 10 s.
-    async fn next(&mut self) -> (String, String, serde_json::Value) {
-        use futures_util::StreamExt;
-        tokio::time::timeout(Duration::from_secs(10), async {
-            loop {
-                if let Some(end) = self.buffer.find("\n\n") {
-                    let frame: String = self.buffer.drain(..end + 2).collect();
-                    let field = |name: &str| {
-                        frame
-                            .lines()
-                            .find_map(|l| l.strip_prefix(&format!("{name}:")))
-                            .map(|v| v.trim_start().to_owned())
-                    };
-                    let Some(data) = field("data") else { continue };
-                    return (
-                        field("id").unwrap_or_default(),
-                        field("event").unwrap_or_default(),
-                        serde_json::from_str(&data).expect("json data"),
-                    );
-                }
-                let chunk = self
-                    .stream
-                    .next()
-                    .await
-                    .expect("stream open")
-                    .expect("bytes");
-                self.buffer.push_str(&String::from_utf8_lossy(&chunk));
-            }
-        })
-        .await
-        .expect("an event within 10 s")
-    }
 }
 
 #[tokio::test]

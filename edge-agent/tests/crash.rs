@@ -1,0 +1,226 @@
+//! The real agent binary killed with SIGKILL while consuming 1,000 orders, then restarted:
+//! every order is present once and the batch counts are exact — acknowledged means stored,
+//! and a redelivery of what was stored but not acknowledged changes nothing.
+
+mod common;
+
+use std::{
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use common::{amqp_url, get_json, unique};
+use kitchen_proto::{EventType, LineItem, OrderEvent, OrderStatus};
+use lapin::{
+    BasicProperties, Connection, ConnectionProperties,
+    options::{BasicPublishOptions, ExchangeDeleteOptions, QueueDeleteOptions},
+};
+use prost::Message;
+
+const ORDERS: u64 = 1000;
+const REFERENCE: &str = r#"
+[[stations]]
+id = "fry"
+name = "Fryer"
+[[items]]
+id = "fries"
+name = "Fries"
+station = "fry"
+prep_seconds = 180
+match = ["Fries"]
+"#;
+
+fn order_event(n: u64) -> OrderEvent {
+    OrderEvent {
+        event_id: format!("ev-{n}"),
+        event_type: EventType::NewOrder as i32,
+        otter_event_type: "orders.new_order".into(),
+        event_time_ms: 1_741_977_600_000,
+        store_id: "s1".into(),
+        sequence: n + 1,
+        order_id: format!("order-{n:04}"),
+        status: OrderStatus::NewOrder as i32,
+        items: vec![LineItem {
+            name: "Fries".into(),
+            quantity: (n % 3) as u32 + 1,
+            ..LineItem::default()
+        }],
+        has_snapshot: true,
+        received_at_ms: 1_741_977_600_000,
+        ..OrderEvent::default()
+    }
+}
+
+/// The agent process; killed when dropped.
+struct Agent(Child);
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+struct Setup {
+    kitchen_id: String,
+    exchange: String,
+    data_dir: std::path::PathBuf,
+    port: u16,
+}
+
+impl Setup {
+    fn base(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    async fn start(&self) -> Agent {
+        let child = Command::new(env!("CARGO_BIN_EXE_edge-agent"))
+            .env("AGENT_LISTEN", format!("127.0.0.1:{}", self.port))
+            .env("AGENT_DATA_DIR", &self.data_dir)
+            .env("AMQP_URL", amqp_url())
+            .env("KITCHEN_ID", &self.kitchen_id)
+            .env("STORE_IDS", "s1")
+            .env("REFERENCE_FILE", self.data_dir.join("reference.toml"))
+            .env("AGENT_ORDER_EXCHANGE", &self.exchange)
+            .env("AGENT_PREFETCH", "64")
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("agent binary starts");
+        let agent = Agent(child);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let ready = reqwest::get(format!("{}/readyz", self.base())).await;
+            if ready.is_ok_and(|r| r.status() == 200) {
+                return agent;
+            }
+            assert!(Instant::now() < deadline, "agent never became ready");
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
+    async fn applied(&self) -> u64 {
+        let Ok(response) = reqwest::get(format!("{}/metrics", self.base())).await else {
+            return 0;
+        };
+        response
+            .text()
+            .await
+            .unwrap_or_default()
+            .lines()
+            .find_map(|l| l.strip_prefix("edge_agent_events_applied_total "))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    }
+}
+
+#[tokio::test]
+async fn sigkill_mid_consumption_loses_and_doubles_nothing() {
+    let kitchen_id = unique("test-crash");
+    let data_dir = std::env::temp_dir().join(&kitchen_id);
+    std::fs::create_dir_all(&data_dir).expect("data dir");
+    std::fs::write(data_dir.join("reference.toml"), REFERENCE).expect("reference");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    let setup = Setup {
+        exchange: format!("{kitchen_id}.structured_order_data"),
+        kitchen_id,
+        data_dir,
+        port,
+    };
+
+    // A first start declares the queue; stopped, the orders pile up in it.
+    drop(setup.start().await);
+    let connection = Connection::connect(&amqp_url(), ConnectionProperties::default())
+        .await
+        .expect("rabbitmq");
+    let channel = connection.create_channel().await.expect("channel");
+    for n in 0..ORDERS {
+        channel
+            .basic_publish(
+                setup.exchange.as_str().into(),
+                "s1".into(),
+                BasicPublishOptions::default(),
+                &order_event(n).encode_to_vec(),
+                BasicProperties::default().with_delivery_mode(2),
+            )
+            .await
+            .expect("publish");
+    }
+
+    let agent = setup.start().await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while setup.applied().await < 200 {
+        assert!(Instant::now() < deadline, "the agent never got going");
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    drop(agent); // SIGKILL
+    let applied_before = {
+        let store = edge_agent::store::Store::open(&setup.data_dir.join(edge_agent::STORE_FILE))
+            .expect("store opens after the kill");
+        store.open_orders().expect("reads").len()
+    };
+    assert!(
+        (200..ORDERS as usize).contains(&applied_before),
+        "killed mid-way: {applied_before} of {ORDERS} stored"
+    );
+
+    let _agent = setup.start().await;
+    let expected_fries: u64 = (0..ORDERS).map(|n| n % 3 + 1).sum();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let body = get_json(&format!("{}/api/batches?station=fry", setup.base())).await;
+        let quantity = body["items"][0]["quantity"].as_u64().unwrap_or(0);
+        let orders = body["items"][0]["order_ids"].as_array().map_or(0, Vec::len);
+        if quantity == expected_fries && orders == ORDERS as usize {
+            break;
+        }
+        assert!(
+            quantity <= expected_fries,
+            "counted twice: {quantity} > {expected_fries}"
+        );
+        assert!(
+            Instant::now() < deadline,
+            "never complete: {quantity} fries over {orders} orders"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    let db = rusqlite::Connection::open(setup.data_dir.join(edge_agent::STORE_FILE))
+        .expect("store opens");
+    let count = |sql: &str| -> i64 { db.query_row(sql, [], |row| row.get(0)).expect(sql) };
+    assert_eq!(count("SELECT count(*) FROM processed_events"), 1000);
+    assert_eq!(count("SELECT count(*) FROM orders"), 1000);
+    assert_eq!(
+        count("SELECT count(DISTINCT order_id) FROM order_lines"),
+        1000
+    );
+    assert_eq!(
+        count("SELECT count(*) FROM event_log WHERE kind = 'order.created'"),
+        1000,
+        "each order announced once"
+    );
+    assert_eq!(count("SELECT count(*) FROM sequence_gaps"), 0);
+
+    drop(_agent);
+    let kitchen_id = &setup.kitchen_id;
+    for queue in [
+        format!("edge.{kitchen_id}"),
+        format!("edge.{kitchen_id}.dead"),
+    ] {
+        let _ = channel
+            .queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
+            .await;
+    }
+    for exchange in [setup.exchange.clone(), format!("edge.{kitchen_id}.dlx")] {
+        let _ = channel
+            .exchange_delete(exchange.as_str().into(), ExchangeDeleteOptions::default())
+            .await;
+    }
+    let _ = connection.close(200, "test done".into()).await;
+    drop(db);
+    let _ = std::fs::remove_dir_all(&setup.data_dir);
+}
