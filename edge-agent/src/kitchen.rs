@@ -202,20 +202,27 @@ impl Kitchen {
                 .reference
                 .station(station)
                 .map_or(station.as_str(), |s| s.name.as_str());
-            block.push_str(&format!("\n  {name}:"));
-            for c in contributions.iter().filter(|c| &c.station_id == station) {
-                block.push_str(&format!(" {}× {};", c.units, c.item_name));
-            }
+            let items: Vec<String> = contributions
+                .iter()
+                .filter(|c| &c.station_id == station)
+                .map(|c| format!("{}× {}", c.units, c.item_name))
+                .collect();
+            block.push_str(&format!("\n  {name}: {}", items.join(", ")));
         }
         let promised = chrono::DateTime::from_timestamp_millis(held.order.promised_at_ms())
             .map(|t| t.format("%H:%M UTC").to_string())
             .unwrap_or_default();
+        let ticket = if event.friendly_id.is_empty() {
+            &event.order_id
+        } else {
+            &event.friendly_id
+        };
+        // One block: the header, a line per station, then the structured fields.
         tracing::info!(
             order_id = %event.order_id,
             store_id = %event.store_id,
             source = %event.source,
-            "new order #{} due {promised}{block}",
-            event.friendly_id
+            "new order #{ticket} due {promised}{block}\n "
         );
         let unknown: Vec<String> = contributions
             .into_iter()
