@@ -5,6 +5,8 @@
 //! Each test has its own database, exchanges, kitchen id (so queues) and data directory, all
 //! removed when the test ends, passed or failed.
 
+mod browser;
+
 use std::{
     future::Future,
     path::PathBuf,
@@ -12,6 +14,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+use browser::Browser;
 use cloud_relay::otter::WebhookSigner;
 use futures_util::StreamExt;
 use lapin::{
@@ -381,6 +384,18 @@ fn order_body(change: impl FnOnce(&mut Value)) -> Vec<u8> {
     serde_json::to_vec(&event).expect("serialises")
 }
 
+/// One more order like the fixture, with its own ids, burger count and pickup time.
+fn another_order(event_id: &str, order_id: &str, friendly_id: &str, burgers: u32) -> Vec<u8> {
+    order_body(|event| {
+        event["eventId"] = json!(event_id);
+        event["metadata"]["resourceId"] = json!(order_id);
+        let payload = &mut event["metadata"]["payload"];
+        payload["externalIdentifiers"]["id"] = json!(order_id);
+        payload["externalIdentifiers"]["friendlyId"] = json!(friendly_id);
+        payload["items"][0]["quantity"] = json!(burgers);
+    })
+}
+
 /// `(station, item, quantity, due_at, order_ids)` of each batch item: the fields this test
 /// pins, so fields the agent adds later do not break it.
 fn batch_rows(body: &Value) -> Vec<(String, String, u64, String, Vec<String>)> {
@@ -572,5 +587,178 @@ async fn a_signed_webhook_reaches_the_tablet_stream_and_the_batch_counts() {
     );
 
     drop(tablet);
+    kitchen.stop().await;
+}
+
+/// What a cook sees, read through the page's stable hooks: the visible tickets (order id and
+/// friendly id) and count rows (station, item, the number).
+const DISPLAY_STATE: &str = r##"(() => {
+    const visible = (e) => e.offsetParent !== null;
+    return {
+        tickets: [...document.querySelectorAll("#tickets [data-order-id]")].filter(visible)
+            .map((t) => [t.dataset.orderId, t.querySelector(".friendly").textContent.trim()]),
+        counts: [...document.querySelectorAll("[data-item-id][data-station-id]")].filter(visible)
+            .map((r) => [r.dataset.stationId, r.dataset.itemId, r.querySelector(".qty").textContent.trim()]),
+    };
+})()"##;
+
+const UI_TIMEOUT: Duration = Duration::from_secs(20);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_fryer_tablet_shows_a_new_ticket_and_its_counts_and_a_tap_on_bump_clears_them() {
+    let kitchen = Kitchen::start().await;
+    let mut tablet = Browser::launch(1280, 800).await;
+    tablet.navigate(&kitchen.agent("/?station=fry")).await;
+    tablet
+        .wait_for(
+            "the fryer picked and the stream open",
+            UI_TIMEOUT,
+            r##"document.querySelector("#station").value === "fry"
+                && document.querySelector("#link").classList.contains("ok")
+                && document.querySelector("#title").textContent === "Fryer""##,
+        )
+        .await;
+    let nothing = json!({"tickets": [], "counts": []});
+    tablet
+        .wait_for_value("an empty fryer", UI_TIMEOUT, DISPLAY_STATE, &nothing)
+        .await;
+
+    kitchen.post_webhook(&order_body(|_| {})).await;
+    let shown = json!({
+        "tickets": [[ORDER_ID, FRIENDLY_ID]],
+        "counts": [["fry", "tenders", "1"], ["fry", "fries", "2"]],
+    });
+    tablet
+        .wait_for_value(
+            "the ticket and the fryer's counts",
+            UI_TIMEOUT,
+            DISPLAY_STATE,
+            &shown,
+        )
+        .await;
+    // The ticket shows the nested modifiers and the notes.
+    let ticket_text = tablet
+        .eval(&format!(
+            r#"document.querySelector('[data-order-id="{ORDER_ID}"]').innerText"#
+        ))
+        .await;
+    let ticket_text = ticket_text.as_str().unwrap_or_default();
+    for expected in [
+        "Double Smash Burger",
+        "No pickles please",
+        "Make it a Meal",
+        "Fries",
+        "Garlic Mayo",
+        "Ring the bell, baby sleeping - knock softly",
+    ] {
+        assert!(
+            ticket_text.contains(expected),
+            "{expected:?} not in {ticket_text:?}"
+        );
+    }
+
+    tablet
+        .tap(&format!(r#"[data-order-id="{ORDER_ID}"] button.bump"#))
+        .await;
+    tablet
+        .wait_for_value(
+            "the ticket and counts gone",
+            UI_TIMEOUT,
+            DISPLAY_STATE,
+            &nothing,
+        )
+        .await;
+    // The agent agrees: bumped at the fryer only, so the grill still has its burgers.
+    let fry = get_json(&kitchen.agent("/api/batches?station=fry")).await;
+    assert_eq!(fry["items"], json!([]), "{fry}");
+    let mut batches = batch_rows(&get_json(&kitchen.agent("/api/batches")).await);
+    batches.sort();
+    assert_eq!(
+        batches,
+        vec![
+            row("grill", "double-smash", 2, "2025-03-14T18:51:00Z"),
+            row("unassigned", PHO_ID, 1, "2025-03-14T18:58:00Z"),
+        ]
+    );
+    let orders = get_json(&kitchen.agent("/api/orders?state=open")).await;
+    assert_eq!(orders["orders"][0]["bumped_at"], json!(["fry"]), "{orders}");
+
+    // Recall brings it back, on the page and in the counts.
+    tablet.tap("#recall").await;
+    tablet
+        .wait_for_value(
+            "the recalled ticket back",
+            UI_TIMEOUT,
+            DISPLAY_STATE,
+            &shown,
+        )
+        .await;
+    let fry = batch_rows(&get_json(&kitchen.agent("/api/batches?station=fry")).await);
+    assert_eq!(fry.len(), 2, "{fry:?}");
+
+    tablet.close().await;
+    kitchen.stop().await;
+}
+
+/// Not a check: saves the picture of the display the docs show (`docs/images/`). Run with
+/// `cargo test -p edge-agent --test e2e -- --ignored screenshot`; `SCREENSHOT` names the file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "makes docs/images/station-display.png"]
+async fn screenshot_of_the_station_display() {
+    let path = std::env::var_os("SCREENSHOT").map_or_else(
+        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../docs/images/station-display.png"),
+        PathBuf::from,
+    );
+    let station = std::env::var("SCREENSHOT_STATION").unwrap_or_else(|_| "all".into());
+    let kitchen = Kitchen::start().await;
+    let now = chrono::Utc::now();
+    let at = |minutes: i64| (now + chrono::Duration::minutes(minutes)).to_rfc3339();
+    for (event_id, order_id, friendly_id, burgers, pickup_in, name) in [
+        ("ev-1", "order-1", "7K2QX", 2, 6, "Alex M."),
+        ("ev-2", "order-2", "Q9R4T", 1, 4, "Sam K."),
+        ("ev-3", "order-3", "B3M8L", 3, 12, "Jordan P."),
+    ] {
+        let mut body: Value =
+            serde_json::from_slice(&another_order(event_id, order_id, friendly_id, burgers))
+                .expect("json");
+        let payload = &mut body["metadata"]["payload"];
+        payload["fulfillmentInfo"]["pickupTime"] = json!(at(pickup_in));
+        payload["orderedAt"] = json!(at(-(20 - pickup_in).max(1)));
+        payload["customer"]["name"] = json!(name);
+        kitchen
+            .post_webhook(&serde_json::to_vec(&body).expect("json"))
+            .await;
+    }
+    // The first order is done everywhere (ready), the second at the grill.
+    let client = reqwest::Client::new();
+    for path in ["order-1/bump", "order-2/bump?station=grill"] {
+        eventually("the order to arrive", UI_TIMEOUT, || {
+            let url = kitchen.agent(&format!("/api/orders/{path}"));
+            let client = client.clone();
+            async move {
+                let response = client.post(&url).send().await.map_err(|e| e.to_string())?;
+                match response.status().as_u16() {
+                    200 => Ok(()),
+                    status => Err(status.to_string()),
+                }
+            }
+        })
+        .await;
+    }
+    let mut tablet = Browser::launch(1280, 800).await;
+    tablet
+        .navigate(&kitchen.agent(&format!("/?station={station}")))
+        .await;
+    tablet
+        .wait_for(
+            "the tickets",
+            UI_TIMEOUT,
+            r##"document.querySelectorAll("[data-order-id]").length > 0
+                && document.querySelectorAll("[data-item-id]").length > 0"##,
+        )
+        .await;
+    tokio::time::sleep(Duration::from_secs(4)).await; // let the new-ticket flash end
+    tablet.screenshot(&path).await;
+    tablet.close().await;
     kitchen.stop().await;
 }
