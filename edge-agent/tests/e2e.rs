@@ -636,6 +636,13 @@ async fn the_fryer_tablet_shows_a_new_ticket_and_its_counts_and_a_tap_on_bump_cl
             &shown,
         )
         .await;
+    // It arrived after the page had loaded: flagged new (flash, and the chime once tapped).
+    let flagged = tablet
+        .eval(&format!(
+            r#"document.querySelector('[data-order-id="{ORDER_ID}"]').classList.contains("new")"#
+        ))
+        .await;
+    assert_eq!(flagged, json!(true));
     // The ticket shows the nested modifiers and the notes.
     let ticket_text = tablet
         .eval(&format!(
