@@ -1,0 +1,354 @@
+//! Headless Chromium for the display tests, driven over the DevTools protocol on a pipe
+//! (`--remote-debugging-pipe`: JSON messages separated by NUL on file descriptors 3 and 4), so
+//! no debugging port and no websocket client are needed. Killed, its profile removed, on drop.
+//!
+//! Chromium is `$CHROMIUM` if set, else the first of `chromium`, `chromium-browser`,
+//! `google-chrome` on `PATH` (`scripts/services` installs Debian's `chromium`).
+
+use std::{
+    path::{Path, PathBuf},
+    process::Stdio,
+    time::{Duration, Instant},
+};
+
+use base64::Engine as _;
+use serde_json::{Value, json};
+use tokio::{
+    io::{AsyncBufReadExt, AsyncWriteExt, BufReader},
+    process::{Child, ChildStdin, Command},
+    sync::mpsc,
+};
+
+/// Bound on one DevTools command.
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// Where Chromium is: `$CHROMIUM`, else the first known name found on `PATH`.
+pub fn find_chromium() -> PathBuf {
+    if let Some(path) = std::env::var_os("CHROMIUM").filter(|p| !p.is_empty()) {
+        return PathBuf::from(path);
+    }
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    ["chromium", "chromium-browser", "google-chrome"]
+        .iter()
+        .flat_map(|name| std::env::split_paths(&path).map(move |dir| dir.join(name)))
+        .find(|candidate| candidate.is_file())
+        .unwrap_or_else(|| {
+            panic!(
+                "no Chromium found (tried $CHROMIUM, then chromium, chromium-browser and \
+                 google-chrome on PATH): run scripts/services, or apt-get install chromium"
+            )
+        })
+}
+
+/// One headless Chromium with one page open.
+pub struct Browser {
+    child: Child,
+    commands: ChildStdin,
+    messages: mpsc::Receiver<Value>,
+    next_id: u64,
+    /// The DevTools session of the page.
+    session: String,
+    profile: PathBuf,
+}
+
+impl Browser {
+    /// Starts Chromium with a fresh profile and opens a blank page of `width`×`height`.
+    pub async fn launch(width: u32, height: u32) -> Self {
+        let chromium = find_chromium();
+        let profile = std::env::temp_dir().join(format!(
+            "e2e-chromium-{}-{}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .expect("clock after 1970")
+                .as_nanos()
+        ));
+        std::fs::create_dir_all(&profile).expect("profile dir");
+        let log = std::fs::File::create(profile.join("chromium.log")).expect("log file");
+        // The pipe is fds 3 (commands in) and 4 (messages out): the shell moves our stdin and
+        // stdout there, then becomes Chromium.
+        let mut child = Command::new("sh")
+            .arg("-c")
+            .arg(r#"exec "$0" "$@" 3<&0 4>&1 0</dev/null 1>/dev/null"#)
+            .arg(&chromium)
+            .args([
+                "--headless=new",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-dev-shm-usage",
+                "--remote-debugging-pipe",
+                "--no-first-run",
+                "--no-default-browser-check",
+                "--disable-extensions",
+                "--disable-background-networking",
+                "--disable-sync",
+                "--mute-audio",
+                "--hide-scrollbars",
+                &format!("--window-size={width},{height}"),
+                &format!("--user-data-dir={}", profile.display()),
+                "about:blank",
+            ])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(log))
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", chromium.display()));
+        let commands = child.stdin.take().expect("stdin piped");
+        let stdout = child.stdout.take().expect("stdout piped");
+        let (sender, messages) = mpsc::channel(256);
+        tokio::spawn(async move {
+            let mut reader = BufReader::new(stdout);
+            let mut message = Vec::new();
+            loop {
+                message.clear();
+                match reader.read_until(0, &mut message).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(_) => {}
+                }
+                if message.last() == Some(&0) {
+                    message.pop();
+                }
+                let Ok(value) = serde_json::from_slice::<Value>(&message) else {
+                    continue;
+                };
+                if sender.send(value).await.is_err() {
+                    return;
+                }
+            }
+        });
+        let mut browser = Self {
+            child,
+            commands,
+            messages,
+            next_id: 0,
+            session: String::new(),
+            profile,
+        };
+        let target = browser
+            .command(None, "Target.createTarget", json!({"url": "about:blank"}))
+            .await;
+        let target_id = target["targetId"].as_str().expect("target id").to_owned();
+        let attached = browser
+            .command(
+                None,
+                "Target.attachToTarget",
+                json!({"targetId": target_id, "flatten": true}),
+            )
+            .await;
+        browser.session = attached["sessionId"]
+            .as_str()
+            .expect("session id")
+            .to_owned();
+        browser
+            .page(
+                "Emulation.setDeviceMetricsOverride",
+                json!({"width": width, "height": height, "deviceScaleFactor": 1, "mobile": false}),
+            )
+            .await;
+        browser
+    }
+
+    /// Sends one DevTools command (to the page's session, or the browser's with `None`) and
+    /// returns its result; panics on an error answer or after `COMMAND_TIMEOUT`.
+    async fn command(&mut self, session: Option<&str>, method: &str, params: Value) -> Value {
+        self.next_id += 1;
+        let id = self.next_id;
+        let mut message = json!({"id": id, "method": method, "params": params});
+        if let Some(session) = session {
+            message["sessionId"] = json!(session);
+        }
+        let mut bytes = serde_json::to_vec(&message).expect("serialises");
+        bytes.push(0);
+        let sent = async {
+            self.commands.write_all(&bytes).await?;
+            self.commands.flush().await
+        };
+        if let Err(error) = tokio::time::timeout(COMMAND_TIMEOUT, sent).await {
+            panic!(
+                "{method}: cannot write to Chromium ({error}); {}",
+                self.log()
+            );
+        }
+        let answer = tokio::time::timeout(COMMAND_TIMEOUT, async {
+            // Events (messages without our id) are not used: skip them.
+            while let Some(message) = self.messages.recv().await {
+                if message["id"] == id {
+                    return Some(message);
+                }
+            }
+            None
+        })
+        .await;
+        let answer = match answer {
+            Ok(Some(answer)) => answer,
+            Ok(None) => panic!("{method}: Chromium went away; {}", self.log()),
+            Err(_) => panic!(
+                "{method}: no answer within {COMMAND_TIMEOUT:?}; {}",
+                self.log()
+            ),
+        };
+        if let Some(error) = answer.get("error") {
+            panic!("{method} failed: {error}");
+        }
+        answer["result"].clone()
+    }
+
+    /// The end of Chromium's own log, for failure messages.
+    fn log(&self) -> String {
+        let text = std::fs::read_to_string(self.profile.join("chromium.log")).unwrap_or_default();
+        let tail: Vec<&str> = text.lines().rev().take(20).collect();
+        let tail: Vec<&str> = tail.into_iter().rev().collect();
+        format!("chromium log:\n{}", tail.join("\n"))
+    }
+
+    async fn page(&mut self, method: &str, params: Value) -> Value {
+        let session = self.session.clone();
+        self.command(Some(&session), method, params).await
+    }
+
+    /// Opens `url` and waits until the document has loaded.
+    pub async fn navigate(&mut self, url: &str) {
+        let answer = self.page("Page.navigate", json!({ "url": url })).await;
+        if let Some(error) = answer.get("errorText").and_then(Value::as_str) {
+            panic!("cannot open {url}: {error}");
+        }
+        self.wait_for(
+            "the page to load",
+            Duration::from_secs(10),
+            "document.readyState === 'complete'",
+        )
+        .await;
+    }
+
+    /// Evaluates `expression` in the page (awaiting a promise) and returns its value as JSON;
+    /// panics if it throws.
+    pub async fn eval(&mut self, expression: &str) -> Value {
+        let answer = self
+            .page(
+                "Runtime.evaluate",
+                json!({"expression": expression, "returnByValue": true, "awaitPromise": true}),
+            )
+            .await;
+        if let Some(exception) = answer.get("exceptionDetails") {
+            panic!("{expression} threw: {exception}");
+        }
+        answer["result"]["value"].clone()
+    }
+
+    /// Polls `expression` until it is truthy; panics after `timeout` with the last value.
+    pub async fn wait_for(&mut self, what: &str, timeout: Duration, expression: &str) -> Value {
+        self.wait_until(what, timeout, expression, |value| {
+            !matches!(value, Value::Null | Value::Bool(false))
+        })
+        .await
+    }
+
+    /// Polls `expression` until its value equals `expected`; panics after `timeout` with the
+    /// last value.
+    pub async fn wait_for_value(
+        &mut self,
+        what: &str,
+        timeout: Duration,
+        expression: &str,
+        expected: &Value,
+    ) {
+        self.wait_until(what, timeout, expression, |value| value == expected)
+            .await;
+    }
+
+    async fn wait_until(
+        &mut self,
+        what: &str,
+        timeout: Duration,
+        expression: &str,
+        done: impl Fn(&Value) -> bool,
+    ) -> Value {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let value = self.eval(expression).await;
+            if done(&value) {
+                return value;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out after {timeout:?} waiting for {what}; last value: {value}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Taps the element `selector` names as a finger would: a real mouse press and release at
+    /// its centre (after scrolling it into view). Panics if it is not there or not on top.
+    pub async fn tap(&mut self, selector: &str) {
+        let selector_json = json!(selector);
+        let point = self
+            .eval(&format!(
+                "(() => {{
+                    const element = document.querySelector({selector_json});
+                    if (!element) return null;
+                    element.scrollIntoView({{ block: 'center' }});
+                    const r = element.getBoundingClientRect();
+                    const x = r.left + r.width / 2, y = r.top + r.height / 2;
+                    const hit = document.elementFromPoint(x, y);
+                    return {{ x, y, onTop: !!hit && (hit === element || element.contains(hit)) }};
+                }})()"
+            ))
+            .await;
+        assert!(
+            point["onTop"] == true,
+            "{selector} is not there or is covered: {point}"
+        );
+        for kind in ["mouseMoved", "mousePressed", "mouseReleased"] {
+            self.page(
+                "Input.dispatchMouseEvent",
+                json!({"type": kind, "x": point["x"], "y": point["y"], "button": "left",
+                       "clickCount": 1}),
+            )
+            .await;
+        }
+    }
+
+    /// Saves a PNG of the page as it is now.
+    pub async fn screenshot(&mut self, path: &Path) {
+        let shot = self
+            .page("Page.captureScreenshot", json!({"format": "png"}))
+            .await;
+        let png = base64::engine::general_purpose::STANDARD
+            .decode(shot["data"].as_str().expect("png data"))
+            .expect("base64 png");
+        std::fs::write(path, png).expect("screenshot written");
+    }
+
+    /// Closes Chromium and waits (bounded) for it to exit.
+    pub async fn close(mut self) {
+        self.next_id += 1;
+        let mut bytes = serde_json::to_vec(&json!({"id": self.next_id, "method": "Browser.close"}))
+            .expect("serialises");
+        bytes.push(0);
+        let _ = self.commands.write_all(&bytes).await;
+        if tokio::time::timeout(Duration::from_secs(5), self.child.wait())
+            .await
+            .is_err()
+        {
+            let _ = self.child.kill().await;
+        }
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        // Chromium writes to its profile until it is gone: wait (bounded) before removing it.
+        let _ = self.child.start_kill();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while matches!(self.child.try_wait(), Ok(None)) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        for _ in 0..3 {
+            if std::fs::remove_dir_all(&self.profile).is_ok() || !self.profile.exists() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
