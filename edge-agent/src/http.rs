@@ -311,7 +311,9 @@ async fn stations(State(state): State<AppState>) -> Response {
         .iter()
         .map(|s| json!({"id": s.id, "name": s.name}))
         .collect();
-    stations.push(json!({"id": UNASSIGNED_STATION, "name": "Unassigned"}));
+    stations.push(
+        json!({"id": UNASSIGNED_STATION, "name": state.reference.station_name(UNASSIGNED_STATION)}),
+    );
     Json(json!({ "stations": stations })).into_response()
 }
 
@@ -341,13 +343,7 @@ fn view(state: &AppState, station: Option<&str>) -> Result<View, StoreError> {
         .into_iter()
         .filter_map(|mut ticket| {
             let order = orders.iter().find(|o| o.order_id == ticket.order_id)?;
-            let needs: std::collections::BTreeSet<String> =
-                batch::contributions(order, &state.reference)
-                    .into_iter()
-                    .map(|c| c.station_id)
-                    .collect();
-            ticket.stations = needs.into_iter().collect();
-            ticket.promised_at_ms = order.promised_at_ms();
+            ticket.annotate(order, &state.reference);
             station
                 .is_none_or(|s| ticket.stations.iter().any(|t| t == s))
                 .then(|| serde_json::to_value(ticket).unwrap_or_default())

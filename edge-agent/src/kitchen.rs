@@ -198,10 +198,7 @@ impl Kitchen {
         let mut block = String::new();
         let contributions = batch::contributions(&held.order, &state.reference);
         for station in &held.stations {
-            let name = state
-                .reference
-                .station(station)
-                .map_or(station.as_str(), |s| s.name.as_str());
+            let name = state.reference.station_name(station);
             let items: Vec<String> = contributions
                 .iter()
                 .filter(|c| &c.station_id == station)
@@ -528,8 +525,7 @@ impl State {
             .pop()
             .map(|mut ticket| {
                 if let Some(held) = held {
-                    ticket.stations = held.stations.clone();
-                    ticket.promised_at_ms = held.order.promised_at_ms();
+                    ticket.annotate(&held.order, &self.reference);
                 }
                 ticket
             }))
@@ -568,9 +564,7 @@ pub fn batch_items_json(
     items
         .iter()
         .map(|item| {
-            let station_name = reference
-                .station(&item.station_id)
-                .map_or(item.station_id.as_str(), |s| s.name.as_str());
+            let station_name = reference.station_name(&item.station_id);
             let running: Vec<Value> = sessions
                 .iter()
                 .filter(|s| s.station_id == item.station_id && s.item_id == item.item_id)

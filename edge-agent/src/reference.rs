@@ -179,6 +179,14 @@ impl Reference {
             .map(|&index| &self.items[index])
     }
 
+    /// A station's display name (`Unassigned` for the reserved station, the id if unknown).
+    pub fn station_name<'a>(&'a self, id: &'a str) -> &'a str {
+        if id == UNASSIGNED_STATION {
+            return "Unassigned";
+        }
+        self.station(id).map_or(id, |s| s.name.as_str())
+    }
+
     pub fn station(&self, id: &str) -> Option<&Station> {
         self.stations.iter().find(|station| station.id == id)
     }

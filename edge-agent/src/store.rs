@@ -104,6 +104,48 @@ pub struct TicketLine {
     pub quantity: u32,
     pub note: String,
     pub modifiers: Vec<TicketLine>,
+    /// The reference item and its station this line or modifier resolves to (a top-level line
+    /// that resolves to nothing: station `unassigned`); filled by `Ticket::annotate`.
+    pub item_id: Option<String>,
+    pub station_id: Option<String>,
+    /// Otter's item id and SKU, to resolve it.
+    #[serde(skip)]
+    pub otter_ids: (String, String),
+}
+
+impl Ticket {
+    /// Fills what needs the reference data: the stations the order needs, when it is
+    /// promised, and the item and station of each line and modifier.
+    pub fn annotate(&mut self, order: &batch::Order, reference: &crate::reference::Reference) {
+        fn walk(lines: &mut [TicketLine], reference: &crate::reference::Reference, top: bool) {
+            for line in lines {
+                let (otter_id, sku) = &line.otter_ids;
+                let resolved = reference.resolve(
+                    Some(otter_id.as_str()),
+                    Some(sku.as_str()),
+                    Some(&line.name),
+                );
+                match resolved {
+                    Some(item) => {
+                        line.item_id = Some(item.id.clone());
+                        line.station_id = Some(item.station.clone());
+                    }
+                    None if top => {
+                        line.station_id = Some(crate::reference::UNASSIGNED_STATION.to_owned());
+                    }
+                    None => {}
+                }
+                walk(&mut line.modifiers, reference, false);
+            }
+        }
+        let stations: std::collections::BTreeSet<String> = batch::contributions(order, reference)
+            .into_iter()
+            .map(|c| c.station_id)
+            .collect();
+        self.stations = stations.into_iter().collect();
+        self.promised_at_ms = order.promised_at_ms();
+        walk(&mut self.lines, reference, true);
+    }
 }
 
 /// One entry of the event log: its sequence is the SSE event id.
@@ -704,7 +746,7 @@ pub fn load_tickets(
         })?
         .collect::<Result<_, _>>()?;
     let mut lines = connection.prepare_cached(
-        "SELECT line_no, parent_no, name, quantity, note FROM order_lines
+        "SELECT line_no, parent_no, name, quantity, note, item_id, sku_id FROM order_lines
          WHERE order_id = ?1 ORDER BY line_no",
     )?;
     let mut bumps = connection.prepare_cached(
@@ -721,6 +763,9 @@ pub fn load_tickets(
                         quantity: row.get(3)?,
                         note: row.get(4)?,
                         modifiers: Vec::new(),
+                        item_id: None,
+                        station_id: None,
+                        otter_ids: (row.get(5)?, row.get(6)?),
                     },
                 ))
             })?

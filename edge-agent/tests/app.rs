@@ -177,9 +177,12 @@ async fn a_provisioned_agent_serves_the_batch_items_of_what_it_consumed() {
     );
     assert_eq!(
         orders["orders"][0]["lines"],
-        serde_json::json!([{"name": "Double Smash Burger", "quantity": 2, "note": "", "modifiers": [
-            {"name": "Make it a Meal", "quantity": 1, "note": "", "modifiers": [
-                {"name": "Fries", "quantity": 1, "note": "", "modifiers": []}]}]}])
+        serde_json::json!([{"name": "Double Smash Burger", "quantity": 2, "note": "",
+            "item_id": "double-smash", "station_id": "grill", "modifiers": [
+            {"name": "Make it a Meal", "quantity": 1, "note": "", "item_id": null,
+             "station_id": null, "modifiers": [
+                {"name": "Fries", "quantity": 1, "note": "", "item_id": "fries",
+                 "station_id": "fry", "modifiers": []}]}]}])
     );
     // Recall undoes the bump.
     let recalled: serde_json::Value =

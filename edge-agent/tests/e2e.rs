@@ -703,6 +703,47 @@ async fn the_fryer_tablet_shows_a_new_ticket_and_its_counts_and_a_tap_on_bump_cl
     let fry = batch_rows(&get_json(&kitchen.agent("/api/batches?station=fry")).await);
     assert_eq!(fry.len(), 2, "{fry:?}");
 
+    // The cook drops the 2 fries (Start 2), the row shows the running batch, and Done 2
+    // completes it: the fries leave the count, the tenders stay.
+    let fries_row = r#"[data-station-id="fry"][data-item-id="fries"]"#;
+    tablet.tap(&format!("{fries_row} button.start")).await;
+    tablet
+        .wait_for(
+            "the running batch on the fries row",
+            UI_TIMEOUT,
+            &format!(
+                r#"(document.querySelector('{fries_row} button.done') || {{}}).textContent === "Done 2""#
+            ),
+        )
+        .await;
+    let sessions = get_json(&kitchen.agent("/api/batches?station=fry")).await;
+    let running: Vec<&Value> = sessions["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|i| i["item_id"] == "fries")
+        .collect();
+    assert_eq!(
+        running[0]["sessions"][0]["quantity"],
+        json!(2),
+        "{sessions}"
+    );
+    tablet.tap(&format!("{fries_row} button.done")).await;
+    let tenders_only = json!({
+        "tickets": [[ORDER_ID, FRIENDLY_ID]],
+        "counts": [["fry", "tenders", "1"]],
+    });
+    tablet
+        .wait_for_value(
+            "the fries done, the tenders left",
+            UI_TIMEOUT,
+            DISPLAY_STATE,
+            &tenders_only,
+        )
+        .await;
+    let fry = batch_rows(&get_json(&kitchen.agent("/api/batches?station=fry")).await);
+    assert_eq!(fry.len(), 1, "{fry:?}");
+
     tablet.close().await;
     kitchen.stop().await;
 }
