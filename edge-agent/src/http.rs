@@ -338,7 +338,7 @@ fn view(state: &AppState, station: Option<&str>) -> Result<View, StoreError> {
         .into_iter()
         .filter(|item| station.is_none_or(|s| s == item.station_id))
         .collect();
-    let batches = batch_items_json(&state.reference, &items, &open_sessions);
+    let batches = batch_items_json(&state.reference, &items, &open_sessions, true);
     let orders: Vec<Value> = tickets
         .into_iter()
         .filter_map(|mut ticket| {

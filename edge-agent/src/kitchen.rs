@@ -458,7 +458,7 @@ impl State {
                 let items = published.get(station).map_or(&[][..], Vec::as_slice);
                 let data = json!({
                     "station_id": station,
-                    "items": batch_items_json(&self.reference, items, &sessions),
+                    "items": batch_items_json(&self.reference, items, &sessions, false),
                 });
                 pending.log.push(store::append_log(
                     tx,
@@ -556,10 +556,14 @@ impl Touched {
 }
 
 /// Batch items as the API and the SSE events show them, with the sessions running on each.
+/// `order_ids` lists the contributing orders; without it (`batch.updated`, which goes to every
+/// tablet on every change) only their count is given, so an event stays small however many
+/// orders are open.
 pub fn batch_items_json(
     reference: &Reference,
     items: &[BatchItem],
     sessions: &[Session],
+    order_ids: bool,
 ) -> Vec<Value> {
     items
         .iter()
@@ -577,7 +581,7 @@ pub fn batch_items_json(
                     })
                 })
                 .collect();
-            json!({
+            let mut value = json!({
                 "station_id": item.station_id,
                 "station_name": station_name,
                 "item_id": item.item_id,
@@ -587,9 +591,13 @@ pub fn batch_items_json(
                 "due_at": chrono::DateTime::from_timestamp_millis(item.due_at_ms)
                     .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
                 "due_at_ms": item.due_at_ms,
-                "order_ids": item.order_ids,
+                "order_count": item.order_ids.len(),
                 "sessions": running,
-            })
+            });
+            if order_ids {
+                value["order_ids"] = json!(item.order_ids);
+            }
+            value
         })
         .collect()
 }

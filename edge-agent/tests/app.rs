@@ -86,7 +86,7 @@ async fn a_provisioned_agent_serves_the_batch_items_of_what_it_consumed() {
     let expected = serde_json::json!([
         {"station_id": "fry", "station_name": "Fryer", "item_id": "fries", "item_name": "Fries",
          "quantity": 3, "prep_seconds": 180, "due_at": "2025-03-14T18:37:00Z",
-         "due_at_ms": 1_741_977_420_000_i64, "order_ids": ["o1", "o2"], "sessions": []},
+         "due_at_ms": 1_741_977_420_000_i64, "order_ids": ["o1", "o2"], "order_count": 2, "sessions": []},
     ]);
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
