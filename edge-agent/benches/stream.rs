@@ -6,8 +6,9 @@
 //!
 //! `cargo bench -p edge-agent --bench stream`; tune with BENCH_RATE (orders/s, default 100),
 //! BENCH_SECONDS (per steady phase, default 10), BENCH_BURST (orders, default 5000),
-//! BENCH_CLIENTS (default 50). Cooks are simulated: every order is bumped 5 s after it is
-//! published, so the open-order count stays what a busy kitchen has. Uses its own queues and
+//! BENCH_CLIENTS (default 50). In the steady phases the kitchen is simulated: every order is
+//! bumped 5 s after it is published and picked up (closed) 2 s later, so the open-order count
+//! stays what a busy kitchen has (~700 at 100/s); the burst is a backlog nobody works off. Uses its own queues and
 //! data directory and removes them. Under `cargo test` (no `--bench`) it runs a short smoke
 //! pass, so the benchmark cannot rot.
 
@@ -59,6 +60,7 @@ match = ["Cola"]
 
 const STORES: [&str; 3] = ["bench-a", "bench-b", "bench-c"];
 const BUMP_AFTER: Duration = Duration::from_secs(5);
+const PICKUP_AFTER_BUMP: Duration = Duration::from_secs(2);
 
 fn env_or(name: &str, default: usize) -> usize {
     std::env::var(name)
@@ -227,11 +229,33 @@ impl Bench {
                 )
                 .await?;
             if rate > 0 {
+                // The cooks bump it everywhere, and a little later the courier picks it up
+                // (Otter's status; sequence 0: untracked, the relay is not in this picture).
                 let http = self.http.clone();
                 let url = format!("{}/api/orders/bench-{n}/bump", self.base);
+                let channel = self.channel.clone();
+                let exchange = self.exchange.clone();
                 tokio::spawn(async move {
                     tokio::time::sleep_until((published + BUMP_AFTER).into()).await;
                     let _ = http.post(url).send().await;
+                    tokio::time::sleep(PICKUP_AFTER_BUMP).await;
+                    let picked_up = OrderEvent {
+                        event_id: format!("bench-ev-{n}-picked-up"),
+                        otter_event_type: "orders.status_update".into(),
+                        store_id: STORES[n % 3].into(),
+                        order_id: format!("bench-{n}"),
+                        status: OrderStatus::PickedUp as i32,
+                        ..OrderEvent::default()
+                    };
+                    let _ = channel
+                        .basic_publish(
+                            exchange.as_str().into(),
+                            STORES[n % 3].into(),
+                            BasicPublishOptions::default(),
+                            &picked_up.encode_to_vec(),
+                            BasicProperties::default().with_delivery_mode(2),
+                        )
+                        .await;
                 });
             }
         }
@@ -337,8 +361,8 @@ async fn main() -> anyhow::Result<()> {
                 mib(peak),
             );
         }
-        // Let the simulated cooks finish bumping.
-        tokio::time::sleep(BUMP_AFTER + Duration::from_secs(1)).await;
+        // Let the simulated cooks and couriers finish.
+        tokio::time::sleep(BUMP_AFTER + PICKUP_AFTER_BUMP + Duration::from_secs(1)).await;
 
         let sent: Sent = Arc::default();
         let mut handles = Vec::new();

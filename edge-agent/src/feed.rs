@@ -12,7 +12,7 @@ use std::{
     time::Duration,
 };
 
-use futures_util::StreamExt;
+use futures_util::{FutureExt, StreamExt};
 use kitchen_proto::OrderEvent;
 use lapin::{
     Channel, Connection, ConnectionProperties, ExchangeKind,
@@ -190,74 +190,107 @@ impl Feed {
                 delivery = consumer.next() => delivery,
                 () = self.token.cancelled() => return Ok(()),
             };
-            let delivery = delivery.ok_or(FeedError::ConsumerEnded)??;
-            self.handle(delivery).await?;
+            // Everything the broker has already handed over goes into the same transaction:
+            // one commit (one fsync) for the lot under a rush, none of it acked before.
+            let mut deliveries = vec![delivery.ok_or(FeedError::ConsumerEnded)??];
+            while deliveries.len() < usize::from(self.config.prefetch.max(1)) {
+                match consumer.next().now_or_never() {
+                    Some(Some(delivery)) => deliveries.push(delivery?),
+                    Some(None) => return Err(FeedError::ConsumerEnded),
+                    None => break,
+                }
+            }
+            self.handle(deliveries).await?;
         }
     }
 
-    /// Applies one delivery and settles it: ack after commit, reject invalid to the DLQ.
-    async fn handle(&self, delivery: Delivery) -> Result<(), FeedError> {
+    /// Applies deliveries and settles them: invalid ones rejected to the dead-letter queue, the
+    /// rest applied in one transaction and acked after its commit.
+    async fn handle(&self, deliveries: Vec<Delivery>) -> Result<(), FeedError> {
         let timeout = self.config.timeout;
-        let order_event = match decode(&delivery.data) {
-            Ok(order_event) => order_event,
-            Err(reason) => {
-                self.stats.rejected.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(%reason, routing_key = %delivery.routing_key,
-                    "invalid message, dead-lettering it");
-                let settled = with_timeout(
-                    timeout,
-                    "basic.reject",
-                    delivery.reject(BasicRejectOptions { requeue: false }),
-                )
-                .await?;
-                return if settled {
-                    Ok(())
-                } else {
-                    Err(FeedError::AckRefused)
-                };
-            }
-        };
-        match self.writer.apply(order_event.clone()).await {
-            Ok(applied) => {
-                match &applied {
-                    Applied::Duplicate => {
-                        self.stats.duplicates.fetch_add(1, Ordering::Relaxed);
+        let mut valid = Vec::with_capacity(deliveries.len());
+        for delivery in deliveries {
+            match decode(&delivery.data) {
+                Ok(order_event) => valid.push((delivery, order_event)),
+                Err(reason) => {
+                    self.stats.rejected.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(%reason, routing_key = %delivery.routing_key,
+                        "invalid message, dead-lettering it");
+                    let settled = with_timeout(
+                        timeout,
+                        "basic.reject",
+                        delivery.reject(BasicRejectOptions { requeue: false }),
+                    )
+                    .await?;
+                    if !settled {
+                        return Err(FeedError::AckRefused);
                     }
-                    Applied::Applied { gap, .. } => {
-                        self.stats.applied.fetch_add(1, Ordering::Relaxed);
-                        if let Some((from, to)) = gap {
-                            self.stats.gaps.fetch_add(1, Ordering::Relaxed);
-                            tracing::warn!(store_id = %order_event.store_id, from, to,
-                                "sequence gap: events missed from this store");
+                }
+            }
+        }
+        self.apply(valid).await
+    }
+
+    /// Applies decoded deliveries in one transaction, acks them after the commit; if that
+    /// fails for several, each is tried alone so one bad event cannot hold back the others.
+    async fn apply(&self, valid: Vec<(Delivery, OrderEvent)>) -> Result<(), FeedError> {
+        let timeout = self.config.timeout;
+        if valid.is_empty() {
+            return Ok(());
+        }
+        let events: Vec<OrderEvent> = valid.iter().map(|(_, event)| event.clone()).collect();
+        match self.writer.apply_all(events).await {
+            Ok(applied) => {
+                for ((delivery, order_event), applied) in valid.into_iter().zip(applied) {
+                    match &applied {
+                        Applied::Duplicate => {
+                            self.stats.duplicates.fetch_add(1, Ordering::Relaxed);
+                        }
+                        Applied::Applied { gap, .. } => {
+                            self.stats.applied.fetch_add(1, Ordering::Relaxed);
+                            if let Some((from, to)) = gap {
+                                self.stats.gaps.fetch_add(1, Ordering::Relaxed);
+                                tracing::warn!(store_id = %order_event.store_id, from, to,
+                                    "sequence gap: events missed from this store");
+                            }
                         }
                     }
+                    // Committed: now, and only now, the broker may forget it.
+                    let acked = with_timeout(
+                        timeout,
+                        "basic.ack",
+                        delivery.ack(BasicAckOptions::default()),
+                    )
+                    .await?;
+                    if !acked {
+                        // Stored already; the redelivery will be a duplicate.
+                        return Err(FeedError::AckRefused);
+                    }
                 }
-                // Committed: now, and only now, the broker may forget it.
-                let acked = with_timeout(
-                    timeout,
-                    "basic.ack",
-                    delivery.ack(BasicAckOptions::default()),
-                )
-                .await?;
-                if acked {
-                    Ok(())
-                } else {
-                    // Stored already; the redelivery will be a duplicate.
-                    Err(FeedError::AckRefused)
+                Ok(())
+            }
+            Err(WriteError::Store(error)) if valid.len() > 1 => {
+                tracing::warn!(%error, events = valid.len(),
+                    "cannot store the events together, trying each alone");
+                for one in valid {
+                    Box::pin(self.apply(vec![one])).await?;
                 }
+                Ok(())
             }
             Err(WriteError::Store(error)) => {
-                tracing::error!(%error, event_id = %order_event.event_id,
-                    "cannot store event, returning it to the queue");
-                let _ = with_timeout(
-                    timeout,
-                    "basic.nack",
-                    delivery.nack(BasicNackOptions {
-                        requeue: true,
-                        ..Default::default()
-                    }),
-                )
-                .await;
+                tracing::error!(%error, events = valid.len(),
+                    "cannot store events, returning them to the queue");
+                for (delivery, _) in valid {
+                    let _ = with_timeout(
+                        timeout,
+                        "basic.nack",
+                        delivery.nack(BasicNackOptions {
+                            requeue: true,
+                            ..Default::default()
+                        }),
+                    )
+                    .await;
+                }
                 // Give a failing disk a moment instead of spinning on redeliveries; the
                 // quorum queue's delivery limit dead-letters a message that never fits.
                 tokio::select! {

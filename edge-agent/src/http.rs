@@ -44,13 +44,16 @@ use crate::{
 const REPLAY_CHUNK: i64 = 256;
 /// SSE keep-alive comment interval.
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
-/// Idle reader connections kept open.
-const IDLE_READERS: usize = 8;
+/// Read connections open at most.
+const READERS: usize = 4;
 
-/// Read connections to the store, reused; the writer thread has its own.
+/// Read connections to the store, at most `READERS` open, reused; the writer thread has its
+/// own. A reader waits for a free connection rather than opening more: each holds a page cache,
+/// and fifty tablets reconnecting at once must not mean fifty connections.
 pub struct Readers {
     path: PathBuf,
     idle: Mutex<Vec<Store>>,
+    permits: tokio::sync::Semaphore,
 }
 
 impl Readers {
@@ -58,24 +61,26 @@ impl Readers {
         Self {
             path,
             idle: Mutex::new(Vec::new()),
+            permits: tokio::sync::Semaphore::new(READERS),
         }
     }
 
-    /// Runs `read` on an idle connection (opening one when none is idle).
-    pub fn with<T>(
+    /// Runs `read` on a connection (opening one when none is idle).
+    pub async fn with<T>(
         &self,
         read: impl FnOnce(&Store) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
+        let _permit = self.permits.acquire().await.ok();
         let idle = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
         let store = match idle {
             Some(store) => store,
-            None => Store::open(&self.path)?,
+            None => Store::open_reader(&self.path)?,
         };
         let result = read(&store);
-        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
-        if idle.len() < IDLE_READERS {
-            idle.push(store);
-        }
+        self.idle
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(store);
         result
     }
 }
@@ -151,10 +156,11 @@ fn feed_state(state: &AppState) -> &'static str {
     }
 }
 
-fn gaps_json(state: &AppState) -> Result<Vec<Value>, StoreError> {
+async fn gaps_json(state: &AppState) -> Result<Vec<Value>, StoreError> {
     Ok(state
         .readers
-        .with(Store::sequence_gaps)?
+        .with(Store::sequence_gaps)
+        .await?
         .iter()
         .map(|g| json!({"store_id": g.store_id, "from": g.from, "to": g.to}))
         .collect())
@@ -162,7 +168,7 @@ fn gaps_json(state: &AppState) -> Result<Vec<Value>, StoreError> {
 
 /// Ready when the store answers and the kitchen feed is connected; lists sequence gaps.
 async fn readyz(State(state): State<AppState>) -> Response {
-    let gaps = match gaps_json(&state) {
+    let gaps = match gaps_json(&state).await {
         Ok(gaps) => gaps,
         Err(error) => {
             tracing::error!(%error, "store does not answer");
@@ -188,7 +194,7 @@ async fn readyz(State(state): State<AppState>) -> Response {
 
 /// What the displays show in their status bar: who this box is and how its links are.
 async fn status(State(state): State<AppState>) -> Response {
-    match gaps_json(&state) {
+    match gaps_json(&state).await {
         Ok(gaps) => Json(json!({
             "kitchen_id": state.kitchen_id,
             "provisioned": state.provisioned,
@@ -203,13 +209,14 @@ async fn status(State(state): State<AppState>) -> Response {
 
 /// Prometheus text exposition.
 async fn metrics(State(state): State<AppState>) -> Response {
-    let (counts, gaps, last_seq) = match state.readers.with(|store| {
+    let read = state.readers.with(|store| {
         Ok((
             store.counts()?,
             store.sequence_gaps()?.len(),
             store.last_event_seq()?,
         ))
-    }) {
+    });
+    let (counts, gaps, last_seq) = match read.await {
         Ok(read) => read,
         Err(error) => return internal(error),
     };
@@ -325,13 +332,13 @@ struct View {
     upcoming: Vec<Value>,
 }
 
-fn view(state: &AppState, station: Option<&str>) -> Result<View, StoreError> {
+async fn view(state: &AppState, station: Option<&str>) -> Result<View, StoreError> {
     let StateSnapshot {
         seq,
         orders,
         tickets,
         open_sessions,
-    } = state.readers.with(Store::state_snapshot)?;
+    } = state.readers.with(Store::state_snapshot).await?;
     let board = batch::board(&orders, &state.reference, now_ms(), state.horizon_ms);
     let items: Vec<batch::BatchItem> = board
         .items
@@ -392,7 +399,7 @@ async fn orders(State(state): State<AppState>, Query(query): Query<StationQuery>
         Ok(station) => station,
         Err(reason) => return error(StatusCode::NOT_FOUND, reason),
     };
-    match view(&state, station.as_deref()) {
+    match view(&state, station.as_deref()).await {
         Ok(view) => Json(json!({ "orders": view.orders })).into_response(),
         Err(error) => internal(error),
     }
@@ -404,7 +411,7 @@ async fn batches(State(state): State<AppState>, Query(query): Query<StationQuery
         Ok(station) => station,
         Err(reason) => return error(StatusCode::NOT_FOUND, reason),
     };
-    match view(&state, station.as_deref()) {
+    match view(&state, station.as_deref()).await {
         Ok(view) => {
             Json(json!({ "items": view.batches, "upcoming": view.upcoming })).into_response()
         }
@@ -451,7 +458,7 @@ async fn start_batch(
 
 /// `GET /api/batch-sessions/{session_id}`.
 async fn session(State(state): State<AppState>, Path(session_id): Path<String>) -> Response {
-    match state.readers.with(|store| store.session(&session_id)) {
+    match state.readers.with(|store| store.session(&session_id)).await {
         Ok(Some(session)) => Json(json!(session)).into_response(),
         Ok(None) => error(StatusCode::NOT_FOUND, format!("no session {session_id:?}")),
         Err(error) => internal(error),
@@ -586,7 +593,8 @@ impl Cursor {
                 let logged = self
                     .state
                     .readers
-                    .with(|store| store.events_after(self.seq, REPLAY_CHUNK));
+                    .with(|store| store.events_after(self.seq, REPLAY_CHUNK))
+                    .await;
                 let logged = match logged {
                     Ok(logged) => logged,
                     Err(error) => {
@@ -657,7 +665,8 @@ async fn events(
         Some(id) => {
             let bounds = state
                 .readers
-                .with(|store| Ok((store.event_log_bounds()?, store.last_event_seq()?)));
+                .with(|store| Ok((store.event_log_bounds()?, store.last_event_seq()?)))
+                .await;
             let ((oldest, _), newest) = match bounds {
                 Ok(bounds) => bounds,
                 Err(error) => return internal(error),
@@ -674,7 +683,7 @@ async fn events(
     let seq = match resumable {
         Some(id) => id,
         None => {
-            let view = match view(&state, station.as_deref()) {
+            let view = match view(&state, station.as_deref()).await {
                 Ok(view) => view,
                 Err(error) => return internal(error),
             };

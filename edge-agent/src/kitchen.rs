@@ -139,52 +139,38 @@ impl Kitchen {
 
     /// Applies an order event (see `store::apply_event`) and logs it with what it moved.
     pub fn apply(&mut self, event: &OrderEvent, now_ms: i64) -> Result<Applied, StoreError> {
+        let mut applied = self.apply_all(std::slice::from_ref(event), now_ms)?;
+        Ok(applied.pop().unwrap_or(Applied::Duplicate))
+    }
+
+    /// Applies events in order in one transaction (one commit, one recalculation of the
+    /// batch items): what the feed does with the deliveries it has in hand.
+    pub fn apply_all(
+        &mut self,
+        events: &[OrderEvent],
+        now_ms: i64,
+    ) -> Result<Vec<Applied>, StoreError> {
         let applied = self.write(now_ms, |kitchen, tx, pending| {
-            let applied = store::apply_event(tx, event, now_ms)?;
-            let Applied::Applied { change, .. } = applied else {
-                return Ok((applied, Touched::default()));
-            };
-            let order_id = event.order_id.as_str();
-            let before = kitchen.orders.get(order_id).map(|h| h.stations.clone());
-            let after = store::load_orders(tx, Some(order_id))?
-                .pop()
-                .map(|order| kitchen.held(order));
-            let mut stations: BTreeSet<String> = before.into_iter().flatten().collect();
-            stations.extend(after.iter().flat_map(|h| h.stations.iter().cloned()));
-            let stations: Vec<String> = stations.into_iter().collect();
-            let state = kitchen
-                .store_state(tx, order_id)?
-                .unwrap_or_else(|| "unknown".into());
-            let mut data = json!({
-                "event_id": event.event_id,
-                "otter_event_type": event.otter_event_type,
-                "order_id": order_id,
-                "store_id": event.store_id,
-                "status": event.status().as_str_name(),
-                "state": state,
-                "change": change.name(),
-            });
-            if matches!(change, Change::Created | Change::Updated)
-                && let Some(ticket) = kitchen.ticket(tx, order_id, after.as_ref())?
-            {
-                data["order"] = serde_json::to_value(ticket).unwrap_or_default();
+            let mut results = Vec::with_capacity(events.len());
+            let mut touched = Vec::new();
+            for event in events {
+                let applied = store::apply_event(tx, event, now_ms)?;
+                if let Applied::Applied { change, .. } = applied {
+                    kitchen.log_order_event(tx, event, change, now_ms, pending)?;
+                    touched.push(event.order_id.clone());
+                }
+                results.push(applied);
             }
-            pending.log.push(store::append_log(
-                tx,
-                change.kind(),
-                Some(order_id),
-                Some(&stations),
-                &data,
-                now_ms,
-            )?);
-            Ok((applied, Touched::orders([order_id.to_owned()])))
+            Ok((results, Touched::orders(touched)))
         })?;
-        if let Applied::Applied {
-            change: Change::Created,
-            ..
-        } = applied
-        {
-            self.announce(event);
+        for (event, applied) in events.iter().zip(&applied) {
+            if let Applied::Applied {
+                change: Change::Created,
+                ..
+            } = applied
+            {
+                self.announce(event);
+            }
         }
         Ok(applied)
     }
@@ -403,6 +389,56 @@ impl Kitchen {
 }
 
 impl State {
+    /// Logs an applied order event, tagged with the stations the order needs before and after
+    /// (an earlier event of the same transaction counts as before).
+    fn log_order_event(
+        &self,
+        tx: &Transaction<'_>,
+        event: &OrderEvent,
+        change: Change,
+        now_ms: i64,
+        pending: &mut Pending,
+    ) -> Result<(), StoreError> {
+        let order_id = event.order_id.as_str();
+        let before = match pending.orders.get(order_id) {
+            Some(held) => held.as_ref().map(|h| h.stations.clone()),
+            None => self.orders.get(order_id).map(|h| h.stations.clone()),
+        };
+        let after = store::load_orders(tx, Some(order_id))?
+            .pop()
+            .map(|order| self.held(order));
+        let mut stations: BTreeSet<String> = before.into_iter().flatten().collect();
+        stations.extend(after.iter().flat_map(|h| h.stations.iter().cloned()));
+        let stations: Vec<String> = stations.into_iter().collect();
+        let state = self
+            .store_state(tx, order_id)?
+            .unwrap_or_else(|| "unknown".into());
+        let mut data = json!({
+            "event_id": event.event_id,
+            "otter_event_type": event.otter_event_type,
+            "order_id": order_id,
+            "store_id": event.store_id,
+            "status": event.status().as_str_name(),
+            "state": state,
+            "change": change.name(),
+        });
+        if matches!(change, Change::Created | Change::Updated)
+            && let Some(ticket) = self.ticket(tx, order_id, after.as_ref())?
+        {
+            data["order"] = serde_json::to_value(ticket).unwrap_or_default();
+        }
+        pending.log.push(store::append_log(
+            tx,
+            change.kind(),
+            Some(order_id),
+            Some(&stations),
+            &data,
+            now_ms,
+        )?);
+        pending.orders.insert(order_id.to_owned(), after);
+        Ok(())
+    }
+
     fn held(&self, order: batch::Order) -> Held {
         let stations: BTreeSet<String> = batch::contributions(&order, &self.reference)
             .into_iter()

@@ -28,6 +28,7 @@ pub struct App {
     config: Config,
     listener: TcpListener,
     writer: writer::StoreWriter,
+    checkpointer: store::Store,
     state: http::AppState,
     token: CancellationToken,
 }
@@ -39,6 +40,10 @@ impl App {
         let path = config.data_dir.join(STORE_FILE);
         let store = store::Store::open(&path)
             .with_context(|| format!("cannot open the store {}", path.display()))?;
+        store
+            .disable_auto_checkpoint()
+            .context("cannot configure the store")?;
+        let checkpointer = store::Store::open(&path).context("cannot open the checkpointer")?;
         let reference = Arc::new(match &config.reference_file {
             Some(file) => reference::Reference::load(file)?,
             None => {
@@ -59,6 +64,7 @@ impl App {
         let readers = http::Readers::new(path.clone());
         readers
             .with(|_| Ok(()))
+            .await
             .context("cannot open a store reader")?;
         let listener = TcpListener::bind(config.listen)
             .await
@@ -80,6 +86,7 @@ impl App {
             config,
             listener,
             writer,
+            checkpointer,
             state,
             token,
         })
@@ -98,6 +105,7 @@ impl App {
             config,
             listener,
             writer,
+            checkpointer,
             state,
             token,
         } = self;
@@ -126,6 +134,7 @@ impl App {
         };
         let housekeeping = tokio::spawn(housekeeping(
             writer.clone(),
+            checkpointer,
             i64::from(config.event_log_keep),
             token.clone(),
         ));
@@ -146,18 +155,40 @@ impl App {
 
 /// How often the clock is checked for scheduled orders entering the count.
 const TICK: Duration = Duration::from_secs(5);
+/// How often the WAL is checkpointed into the database file.
+const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
 /// How often the event log and the de-duplication record are trimmed.
 const PRUNE_EVERY: Duration = Duration::from_secs(600);
 /// How long processed event ids are kept: far longer than any redelivery.
 const PROCESSED_KEEP_MS: i64 = 30 * 24 * 3600 * 1000;
 
-/// Moves scheduled orders into the count when their time comes, and trims the log.
-async fn housekeeping(writer: writer::StoreWriter, log_keep: i64, token: CancellationToken) {
+/// Moves scheduled orders into the count when their time comes, checkpoints the WAL (off the
+/// writer's thread, so no commit waits for it) and trims the log.
+async fn housekeeping(
+    writer: writer::StoreWriter,
+    checkpointer: store::Store,
+    log_keep: i64,
+    token: CancellationToken,
+) {
+    let checkpointer = Arc::new(std::sync::Mutex::new(checkpointer));
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut checkpoint = tokio::time::interval(CHECKPOINT_EVERY);
+    checkpoint.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_prune = tokio::time::Instant::now();
     loop {
         tokio::select! {
+            _ = checkpoint.tick() => {
+                let checkpointer = checkpointer.clone();
+                let done = tokio::task::spawn_blocking(move || {
+                    checkpointer.lock().unwrap_or_else(|e| e.into_inner()).checkpoint()
+                })
+                .await;
+                if let Ok(Err(error)) = done {
+                    tracing::warn!(%error, "WAL checkpoint failed");
+                }
+                continue;
+            }
             _ = tick.tick() => {}
             () = token.cancelled() => return,
         }

@@ -218,6 +218,33 @@ impl Store {
         Self::init(Connection::open(path)?)
     }
 
+    /// A read connection to a store file the writer has opened (and migrated): no
+    /// migrations, a modest page cache.
+    pub fn open_reader(path: &Path) -> Result<Self, StoreError> {
+        let connection = Connection::open(path)?;
+        connection.busy_timeout(std::time::Duration::from_secs(5))?;
+        connection.pragma_update(None, "query_only", true)?;
+        // 1 MiB of page cache (the default is 2 MiB per connection).
+        connection.pragma_update(None, "cache_size", -1024)?;
+        Ok(Self { connection })
+    }
+
+    /// Leaves WAL checkpoints to `checkpoint` (called off the writer's thread), so a commit
+    /// never waits for one.
+    pub fn disable_auto_checkpoint(&self) -> Result<(), StoreError> {
+        self.connection
+            .pragma_update(None, "wal_autocheckpoint", 0)?;
+        Ok(())
+    }
+
+    /// Copies committed WAL pages into the database file without blocking the writer or
+    /// readers (`PASSIVE`). Returns the WAL pages checkpointed.
+    pub fn checkpoint(&self) -> Result<i64, StoreError> {
+        Ok(self
+            .connection
+            .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| row.get(2))?)
+    }
+
     /// A private in-memory store, for tests.
     pub fn open_in_memory() -> Result<Self, StoreError> {
         Self::init(Connection::open_in_memory()?)

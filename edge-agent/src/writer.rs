@@ -70,6 +70,12 @@ impl StoreWriter {
             .await
     }
 
+    /// Applies order events in one transaction (see `Kitchen::apply_all`).
+    pub async fn apply_all(&self, events: Vec<OrderEvent>) -> Result<Vec<Applied>, WriteError> {
+        self.run(move |kitchen, now_ms| kitchen.apply_all(&events, now_ms))
+            .await
+    }
+
     /// Bumps (`bumped`) or recalls an order at stations; `None`: no such order.
     pub async fn bump(
         &self,

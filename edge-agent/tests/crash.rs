@@ -82,7 +82,8 @@ impl Setup {
             .env("STORE_IDS", "s1")
             .env("REFERENCE_FILE", self.data_dir.join("reference.toml"))
             .env("AGENT_ORDER_EXCHANGE", &self.exchange)
-            .env("AGENT_PREFETCH", "64")
+            // Small batches: many commits, so the kill lands mid-way.
+            .env("AGENT_PREFETCH", "4")
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
