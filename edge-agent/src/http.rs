@@ -345,7 +345,7 @@ async fn view(state: &AppState, station: Option<&str>) -> Result<View, StoreErro
         .into_iter()
         .filter(|item| station.is_none_or(|s| s == item.station_id))
         .collect();
-    let batches = batch_items_json(&state.reference, &items, &open_sessions, true);
+    let batches = batch_items_json(&state.reference, &items, &open_sessions);
     let orders: Vec<Value> = tickets
         .into_iter()
         .filter_map(|mut ticket| {

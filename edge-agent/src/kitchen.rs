@@ -5,8 +5,9 @@
 //! items moved. The log therefore always agrees with the data, and a display that replays it
 //! ends exactly where a fresh snapshot would.
 //!
-//! The open orders and what is outstanding of each are kept in memory in step with the store,
-//! so a change recomputes only the orders it touched.
+//! The open orders, what is outstanding of each, and the per-(station, item) totals are kept in
+//! memory in step with the store and updated incrementally: a change costs what it touches, not
+//! the number of open orders. The tests check the totals against the pure `batch::board`.
 
 use std::{
     collections::{BTreeMap, BTreeSet, HashSet},
@@ -27,12 +28,43 @@ use crate::{
 pub const MAX_BATCH: u32 = 999;
 
 /// An open order and what is left of it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 struct Held {
     order: batch::Order,
     outstanding: Vec<Contribution>,
     /// Every station the order needs (done or not).
     stations: Vec<String>,
+    /// In the count (not a scheduled order still beyond the horizon).
+    counted: bool,
+}
+
+impl Held {
+    /// What the totals take from it: nothing unless counted.
+    fn counts_for(&self) -> impl Iterator<Item = (&Contribution, i64)> {
+        let promised = self.order.promised_at_ms();
+        self.outstanding
+            .iter()
+            .filter(|_| self.counted)
+            .map(move |c| (c, promised - i64::from(c.prep_seconds) * 1000))
+    }
+}
+
+/// The total of one item at one station over the counted open orders.
+#[derive(Debug, Clone, Default)]
+struct Total {
+    item_name: String,
+    prep_seconds: u32,
+    quantity: u32,
+    /// Units and due time per contributing order.
+    orders: BTreeMap<String, (u32, i64)>,
+    /// (due, order) to find the earliest at once.
+    dues: BTreeSet<(i64, String)>,
+}
+
+impl Total {
+    fn due_at_ms(&self) -> i64 {
+        self.dues.first().map_or(0, |(due, _)| *due)
+    }
 }
 
 /// Why a batch could not be started.
@@ -48,13 +80,11 @@ pub enum BatchError {
     BadQuantity,
 }
 
-/// Changes made inside a transaction, applied to memory only once it commits.
+/// What a transaction logged and which stations' items it moved.
 #[derive(Default)]
 struct Pending {
     log: Vec<LoggedEvent>,
-    /// Orders reloaded: `None` when no longer open.
-    orders: BTreeMap<String, Option<Held>>,
-    published: Option<BTreeMap<String, Vec<BatchItem>>>,
+    moved: BTreeSet<String>,
 }
 
 pub struct Kitchen {
@@ -69,8 +99,8 @@ struct State {
     reference: Arc<Reference>,
     horizon_ms: i64,
     orders: BTreeMap<String, Held>,
-    /// The batch items last logged, per station.
-    published: BTreeMap<String, Vec<BatchItem>>,
+    /// Per (station, item).
+    items: BTreeMap<(String, String), Total>,
     /// Unknown items already warned about (logged once each).
     unassigned_seen: HashSet<String>,
 }
@@ -86,15 +116,10 @@ impl Kitchen {
             reference,
             horizon_ms,
             orders: BTreeMap::new(),
-            published: BTreeMap::new(),
+            items: BTreeMap::new(),
             unassigned_seen: HashSet::new(),
         };
-        state.orders = store
-            .open_orders()?
-            .into_iter()
-            .map(|order| (order.order_id.clone(), state.held(order)))
-            .collect();
-        state.published = state.board(&BTreeMap::new(), now_ms).0;
+        state.reload(&store, now_ms)?;
         Ok(Self {
             store,
             state,
@@ -113,28 +138,38 @@ impl Kitchen {
 
     /// Runs `change` in one transaction, then (same transaction) reloads the orders it names,
     /// logs `order.ready` for those now finished and `batch.updated` for each station whose
-    /// items moved (and those in `force`), and commits. Memory follows only after the commit.
+    /// items moved (and those in `force`), and commits. Memory is updated as it goes; if the
+    /// transaction fails it is rebuilt from the store, which rolled back.
     fn write<T>(
         &mut self,
         now_ms: i64,
-        change: impl FnOnce(&State, &Transaction<'_>, &mut Pending) -> Result<(T, Touched), StoreError>,
+        change: impl FnOnce(
+            &mut State,
+            &Transaction<'_>,
+            &mut Pending,
+        ) -> Result<(T, Touched), StoreError>,
     ) -> Result<T, StoreError> {
         let mut pending = Pending::default();
-        let tx = self.store.transaction()?;
-        let (value, touched) = change(&self.state, &tx, &mut pending)?;
-        self.state.settle(&tx, &touched, now_ms, &mut pending)?;
-        tx.commit()?;
-        for (order_id, held) in pending.orders {
-            match held {
-                Some(held) => self.state.orders.insert(order_id, held),
-                None => self.state.orders.remove(&order_id),
-            };
+        let state = &mut self.state;
+        let result = (|| {
+            let tx = self.store.transaction()?;
+            let (value, touched) = change(state, &tx, &mut pending)?;
+            state.settle(&tx, &touched, now_ms, &mut pending)?;
+            tx.commit()?;
+            Ok(value)
+        })();
+        match result {
+            Ok(value) => {
+                self.committed.extend(pending.log);
+                Ok(value)
+            }
+            Err(error) => {
+                if let Err(reload) = self.state.reload(&self.store, now_ms) {
+                    tracing::error!(%reload, "cannot reload the kitchen state after a failed write");
+                }
+                Err(error)
+            }
         }
-        if let Some(published) = pending.published {
-            self.state.published = published;
-        }
-        self.committed.extend(pending.log);
-        Ok(value)
     }
 
     /// Applies an order event (see `store::apply_event`) and logs it with what it moved.
@@ -150,13 +185,13 @@ impl Kitchen {
         events: &[OrderEvent],
         now_ms: i64,
     ) -> Result<Vec<Applied>, StoreError> {
-        let applied = self.write(now_ms, |kitchen, tx, pending| {
+        let applied = self.write(now_ms, |state, tx, pending| {
             let mut results = Vec::with_capacity(events.len());
             let mut touched = Vec::new();
             for event in events {
                 let applied = store::apply_event(tx, event, now_ms)?;
                 if let Applied::Applied { change, .. } = applied {
-                    kitchen.log_order_event(tx, event, change, now_ms, pending)?;
+                    state.log_order_event(tx, event, change, now_ms, pending)?;
                     touched.push(event.order_id.clone());
                 }
                 results.push(applied);
@@ -226,7 +261,7 @@ impl Kitchen {
         bumped: bool,
         now_ms: i64,
     ) -> Result<Option<Vec<String>>, StoreError> {
-        self.write(now_ms, |kitchen, tx, pending| {
+        self.write(now_ms, |state, tx, pending| {
             let Some(changed) = store::set_bumps(tx, order_id, stations, bumped, now_ms)? else {
                 return Ok((None, Touched::default()));
             };
@@ -240,7 +275,7 @@ impl Kitchen {
             };
             let data = json!({ "order_id": order_id, "stations": changed });
             let mut tags: BTreeSet<String> = changed.iter().cloned().collect();
-            if let Some(held) = kitchen.orders.get(order_id) {
+            if let Some(held) = state.orders.get(order_id) {
                 tags.extend(held.stations.iter().cloned());
             }
             let tags: Vec<String> = tags.into_iter().collect();
@@ -267,9 +302,8 @@ impl Kitchen {
     ) -> Result<Result<Session, BatchError>, StoreError> {
         let current = self
             .state
-            .published
-            .get(station_id)
-            .and_then(|items| items.iter().find(|i| i.item_id == item_id));
+            .items
+            .get(&(station_id.to_owned(), item_id.to_owned()));
         let item_name = if station_id == UNASSIGNED_STATION {
             current.map(|i| i.item_name.clone())
         } else if self.state.reference.station(station_id).is_none() {
@@ -329,7 +363,7 @@ impl Kitchen {
         session_id: &str,
         now_ms: i64,
     ) -> Result<Option<Session>, StoreError> {
-        self.write(now_ms, |kitchen, tx, pending| {
+        self.write(now_ms, |state, tx, pending| {
             let Some(mut session) = store::session(tx, session_id)? else {
                 return Ok((None, Touched::default()));
             };
@@ -337,9 +371,7 @@ impl Kitchen {
                 return Ok((Some(session), Touched::default()));
             }
             // Only orders in the count now: an upcoming scheduled order waits its turn.
-            let counted = kitchen.orders.values().filter(|h| {
-                !batch::is_upcoming(&h.order, &h.outstanding, now_ms, kitchen.horizon_ms)
-            });
+            let counted = state.orders.values().filter(|h| h.counted);
             let allocations: Vec<Allocation> = batch::allocate(
                 counted.map(|h| (&h.order, h.outstanding.as_slice())),
                 &session.station_id,
@@ -375,11 +407,17 @@ impl Kitchen {
 
     /// The clock moved: scheduled orders whose fire time came enter the count.
     pub fn tick(&mut self, now_ms: i64) -> Result<(), StoreError> {
-        let (published, _) = self.state.board(&BTreeMap::new(), now_ms);
-        if published == self.state.published {
+        let due: Vec<String> = self
+            .state
+            .orders
+            .values()
+            .filter(|h| h.order.scheduled && h.counted != self.state.counts(h, now_ms))
+            .map(|h| h.order.order_id.clone())
+            .collect();
+        if due.is_empty() {
             return Ok(());
         }
-        self.write(now_ms, |_, _, _| Ok(((), Touched::default())))
+        self.write(now_ms, |_, _, _| Ok(((), Touched::orders(due))))
     }
 
     /// Trims the event log and the de-duplication record (see `Store::prune`).
@@ -389,10 +427,203 @@ impl Kitchen {
 }
 
 impl State {
-    /// Logs an applied order event, tagged with the stations the order needs before and after
-    /// (an earlier event of the same transaction counts as before).
+    /// Rebuilds everything from the store.
+    fn reload(&mut self, store: &Store, now_ms: i64) -> Result<(), StoreError> {
+        self.orders.clear();
+        self.items.clear();
+        for order in store.open_orders()? {
+            let id = order.order_id.clone();
+            let held = self.held(order, now_ms);
+            self.put(&id, Some(held));
+        }
+        Ok(())
+    }
+
+    /// Whether `held` is in the count at `now_ms`.
+    fn counts(&self, held: &Held, now_ms: i64) -> bool {
+        !batch::is_upcoming(&held.order, &held.outstanding, now_ms, self.horizon_ms)
+    }
+
+    fn held(&self, order: batch::Order, now_ms: i64) -> Held {
+        let stations: BTreeSet<String> = batch::contributions(&order, &self.reference)
+            .into_iter()
+            .map(|c| c.station_id)
+            .collect();
+        let mut held = Held {
+            outstanding: batch::outstanding(&order, &self.reference),
+            stations: stations.into_iter().collect(),
+            order,
+            counted: true,
+        };
+        held.counted = self.counts(&held, now_ms);
+        held
+    }
+
+    /// Replaces an order (`None`: no longer open) and updates the totals; returns the stations
+    /// whose items moved.
+    fn put(&mut self, order_id: &str, held: Option<Held>) -> BTreeSet<String> {
+        let old = self.orders.remove(order_id);
+        // What the order adds to each station's totals, before and after.
+        fn per_station(held: Option<&Held>) -> BTreeMap<&str, Vec<(&str, u32, i64)>> {
+            let mut stations: BTreeMap<&str, Vec<(&str, u32, i64)>> = BTreeMap::new();
+            for (c, due) in held.into_iter().flat_map(Held::counts_for) {
+                stations.entry(c.station_id.as_str()).or_default().push((
+                    c.item_id.as_str(),
+                    c.units,
+                    due,
+                ));
+            }
+            stations
+        }
+        let (before, after) = (per_station(old.as_ref()), per_station(held.as_ref()));
+        let moved: BTreeSet<String> = before
+            .keys()
+            .chain(after.keys())
+            .filter(|s| before.get(*s) != after.get(*s))
+            .map(|s| (*s).to_owned())
+            .collect();
+        if !moved.is_empty() {
+            if let Some(old) = &old {
+                for (c, due) in old.counts_for() {
+                    let key = (c.station_id.clone(), c.item_id.clone());
+                    if let Some(total) = self.items.get_mut(&key) {
+                        if let Some((units, _)) = total.orders.remove(order_id) {
+                            total.quantity = total.quantity.saturating_sub(units);
+                        }
+                        total.dues.remove(&(due, order_id.to_owned()));
+                        if total.orders.is_empty() {
+                            self.items.remove(&key);
+                        }
+                    }
+                }
+            }
+            if let Some(new) = &held {
+                for (c, due) in new.counts_for() {
+                    let total = self
+                        .items
+                        .entry((c.station_id.clone(), c.item_id.clone()))
+                        .or_insert_with(|| Total {
+                            item_name: c.item_name.clone(),
+                            prep_seconds: c.prep_seconds,
+                            ..Total::default()
+                        });
+                    total.quantity = total.quantity.saturating_add(c.units);
+                    total.orders.insert(order_id.to_owned(), (c.units, due));
+                    total.dues.insert((due, order_id.to_owned()));
+                }
+            }
+        }
+        if let Some(held) = held {
+            self.orders.insert(order_id.to_owned(), held);
+        }
+        moved
+    }
+
+    /// The batch items of `station` as `batch.updated` carries them (`order_count`, no ids),
+    /// most urgent first.
+    fn station_json(&self, station: &str, sessions: &[Session]) -> Vec<Value> {
+        let mut totals: Vec<(&String, &Total)> = self
+            .items
+            .range((station.to_owned(), String::new())..)
+            .take_while(|((s, _), _)| s == station)
+            .map(|((_, item), total)| (item, total))
+            .collect();
+        totals.sort_by_key(|(item, total)| (total.due_at_ms(), (*item).clone()));
+        totals
+            .into_iter()
+            .map(|(item_id, total)| {
+                item_json(
+                    &self.reference,
+                    &BatchItem {
+                        station_id: station.to_owned(),
+                        item_id: item_id.clone(),
+                        item_name: total.item_name.clone(),
+                        quantity: total.quantity,
+                        prep_seconds: total.prep_seconds,
+                        due_at_ms: total.due_at_ms(),
+                        order_ids: Vec::new(),
+                    },
+                    total.orders.len(),
+                    false,
+                    sessions,
+                )
+            })
+            .collect()
+    }
+
+    /// Every batch item with its orders, as `batch::board` gives them (for the tests).
+    #[cfg(test)]
+    fn board_rows(&self) -> Vec<(String, String, u32, Vec<String>)> {
+        self.items
+            .iter()
+            .map(|((station, item), total)| {
+                (
+                    station.clone(),
+                    item.clone(),
+                    total.quantity,
+                    total.orders.keys().cloned().collect(),
+                )
+            })
+            .collect()
+    }
+
+    fn settle(
+        &mut self,
+        tx: &Transaction<'_>,
+        touched: &Touched,
+        now_ms: i64,
+        pending: &mut Pending,
+    ) -> Result<(), StoreError> {
+        for order_id in &touched.orders {
+            let held = store::load_orders(tx, Some(order_id))?
+                .pop()
+                .map(|order| self.held(order, now_ms));
+            if let Some(held) = &held {
+                let ready = batch::is_ready(&held.order, &self.reference);
+                if store::set_ready(tx, order_id, ready.then_some(now_ms))? && ready {
+                    let friendly_id = store::load_tickets(tx, Some(order_id))?
+                        .pop()
+                        .map(|t| t.friendly_id)
+                        .unwrap_or_default();
+                    let data = json!({ "order_id": order_id, "friendly_id": friendly_id });
+                    pending.log.push(store::append_log(
+                        tx,
+                        "order.ready",
+                        Some(order_id),
+                        Some(&held.stations),
+                        &data,
+                        now_ms,
+                    )?);
+                }
+            }
+            let moved = self.put(order_id, held);
+            pending.moved.extend(moved);
+        }
+        pending.moved.extend(touched.force.iter().cloned());
+        if !pending.moved.is_empty() {
+            let sessions = store::open_sessions(tx)?;
+            for station in std::mem::take(&mut pending.moved) {
+                let data = json!({
+                    "station_id": station,
+                    "items": self.station_json(&station, &sessions),
+                });
+                pending.log.push(store::append_log(
+                    tx,
+                    "batch.updated",
+                    None,
+                    Some(std::slice::from_ref(&station)),
+                    &data,
+                    now_ms,
+                )?);
+            }
+        }
+        Ok(())
+    }
+
+    /// Logs an applied order event, tagged with the stations the order needs before and after,
+    /// and takes the order's new state in.
     fn log_order_event(
-        &self,
+        &mut self,
         tx: &Transaction<'_>,
         event: &OrderEvent,
         change: Change,
@@ -400,13 +631,10 @@ impl State {
         pending: &mut Pending,
     ) -> Result<(), StoreError> {
         let order_id = event.order_id.as_str();
-        let before = match pending.orders.get(order_id) {
-            Some(held) => held.as_ref().map(|h| h.stations.clone()),
-            None => self.orders.get(order_id).map(|h| h.stations.clone()),
-        };
+        let before = self.orders.get(order_id).map(|h| h.stations.clone());
         let after = store::load_orders(tx, Some(order_id))?
             .pop()
-            .map(|order| self.held(order));
+            .map(|order| self.held(order, now_ms));
         let mut stations: BTreeSet<String> = before.into_iter().flatten().collect();
         stations.extend(after.iter().flat_map(|h| h.stations.iter().cloned()));
         let stations: Vec<String> = stations.into_iter().collect();
@@ -435,107 +663,9 @@ impl State {
             &data,
             now_ms,
         )?);
-        pending.orders.insert(order_id.to_owned(), after);
+        let moved = self.put(order_id, after);
+        pending.moved.extend(moved);
         Ok(())
-    }
-
-    fn held(&self, order: batch::Order) -> Held {
-        let stations: BTreeSet<String> = batch::contributions(&order, &self.reference)
-            .into_iter()
-            .map(|c| c.station_id)
-            .collect();
-        Held {
-            outstanding: batch::outstanding(&order, &self.reference),
-            stations: stations.into_iter().collect(),
-            order,
-        }
-    }
-
-    fn settle(
-        &self,
-        tx: &Transaction<'_>,
-        touched: &Touched,
-        now_ms: i64,
-        pending: &mut Pending,
-    ) -> Result<(), StoreError> {
-        for order_id in &touched.orders {
-            let held = store::load_orders(tx, Some(order_id))?
-                .pop()
-                .map(|order| self.held(order));
-            if let Some(held) = &held {
-                let ready = batch::is_ready(&held.order, &self.reference);
-                if store::set_ready(tx, order_id, ready.then_some(now_ms))? && ready {
-                    let friendly_id = store::load_tickets(tx, Some(order_id))?
-                        .pop()
-                        .map(|t| t.friendly_id)
-                        .unwrap_or_default();
-                    let data = json!({ "order_id": order_id, "friendly_id": friendly_id });
-                    pending.log.push(store::append_log(
-                        tx,
-                        "order.ready",
-                        Some(order_id),
-                        Some(&held.stations),
-                        &data,
-                        now_ms,
-                    )?);
-                }
-            }
-            pending.orders.insert(order_id.clone(), held);
-        }
-        let (published, _) = self.board(&pending.orders, now_ms);
-        let stations: BTreeSet<&String> = published.keys().chain(self.published.keys()).collect();
-        let moved: Vec<&String> = stations
-            .into_iter()
-            .filter(|s| touched.force.contains(*s) || published.get(*s) != self.published.get(*s))
-            .collect();
-        if !moved.is_empty() {
-            let sessions = store::open_sessions(tx)?;
-            for station in moved {
-                let items = published.get(station).map_or(&[][..], Vec::as_slice);
-                let data = json!({
-                    "station_id": station,
-                    "items": batch_items_json(&self.reference, items, &sessions, false),
-                });
-                pending.log.push(store::append_log(
-                    tx,
-                    "batch.updated",
-                    None,
-                    Some(std::slice::from_ref(station)),
-                    &data,
-                    now_ms,
-                )?);
-            }
-        }
-        pending.published = Some(published);
-        Ok(())
-    }
-
-    /// The board over the held orders, with `changed` overriding them; per station, plus the
-    /// upcoming scheduled orders.
-    fn board(
-        &self,
-        changed: &BTreeMap<String, Option<Held>>,
-        now_ms: i64,
-    ) -> (BTreeMap<String, Vec<BatchItem>>, Vec<batch::Upcoming>) {
-        let held = self
-            .orders
-            .iter()
-            .filter(|(id, _)| !changed.contains_key(*id))
-            .map(|(_, held)| held)
-            .chain(changed.values().flatten());
-        let board = batch::aggregate(
-            held.map(|h| (&h.order, h.outstanding.as_slice())),
-            now_ms,
-            self.horizon_ms,
-        );
-        let mut stations: BTreeMap<String, Vec<BatchItem>> = BTreeMap::new();
-        for item in board.items {
-            stations
-                .entry(item.station_id.clone())
-                .or_default()
-                .push(item);
-        }
-        (stations, board.upcoming)
     }
 
     fn store_state(
@@ -591,51 +721,57 @@ impl Touched {
     }
 }
 
-/// Batch items as the API and the SSE events show them, with the sessions running on each.
-/// `order_ids` lists the contributing orders; without it (`batch.updated`, which goes to every
-/// tablet on every change) only their count is given, so an event stays small however many
-/// orders are open.
+/// Batch items as the API shows them (with `order_ids`), with the sessions running on each.
 pub fn batch_items_json(
     reference: &Reference,
     items: &[BatchItem],
     sessions: &[Session],
-    order_ids: bool,
 ) -> Vec<Value> {
     items
         .iter()
-        .map(|item| {
-            let station_name = reference.station_name(&item.station_id);
-            let running: Vec<Value> = sessions
-                .iter()
-                .filter(|s| s.station_id == item.station_id && s.item_id == item.item_id)
-                .map(|s| {
-                    json!({
-                        "session_id": s.session_id,
-                        "quantity": s.quantity,
-                        "device": s.device,
-                        "started_at_ms": s.started_at_ms,
-                    })
-                })
-                .collect();
-            let mut value = json!({
-                "station_id": item.station_id,
-                "station_name": station_name,
-                "item_id": item.item_id,
-                "item_name": item.item_name,
-                "quantity": item.quantity,
-                "prep_seconds": item.prep_seconds,
-                "due_at": chrono::DateTime::from_timestamp_millis(item.due_at_ms)
-                    .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
-                "due_at_ms": item.due_at_ms,
-                "order_count": item.order_ids.len(),
-                "sessions": running,
-            });
-            if order_ids {
-                value["order_ids"] = json!(item.order_ids);
-            }
-            value
-        })
+        .map(|item| item_json(reference, item, item.order_ids.len(), true, sessions))
         .collect()
+}
+
+/// One batch item. `with_ids` lists the contributing orders; without it (`batch.updated`,
+/// which goes to every tablet on every change) only their count is given, so an event stays
+/// small however many orders are open.
+fn item_json(
+    reference: &Reference,
+    item: &BatchItem,
+    order_count: usize,
+    with_ids: bool,
+    sessions: &[Session],
+) -> Value {
+    let running: Vec<Value> = sessions
+        .iter()
+        .filter(|s| s.station_id == item.station_id && s.item_id == item.item_id)
+        .map(|s| {
+            json!({
+                "session_id": s.session_id,
+                "quantity": s.quantity,
+                "device": s.device,
+                "started_at_ms": s.started_at_ms,
+            })
+        })
+        .collect();
+    let mut value = json!({
+        "station_id": item.station_id,
+        "station_name": reference.station_name(&item.station_id),
+        "item_id": item.item_id,
+        "item_name": item.item_name,
+        "quantity": item.quantity,
+        "prep_seconds": item.prep_seconds,
+        "due_at": chrono::DateTime::from_timestamp_millis(item.due_at_ms)
+            .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+        "due_at_ms": item.due_at_ms,
+        "order_count": order_count,
+        "sessions": running,
+    });
+    if with_ids {
+        value["order_ids"] = json!(item.order_ids);
+    }
+    value
 }
 
 #[cfg(test)]
@@ -795,20 +931,21 @@ match = ["Fries"]
             }
             logged = kitchen.take_committed();
         }
-        let board: Vec<(String, String, u32, Vec<String>)> = kitchen
-            .state
-            .published
-            .values()
-            .flatten()
-            .map(|i| {
-                (
-                    i.station_id.clone(),
-                    i.item_id.clone(),
-                    i.quantity,
-                    i.order_ids.clone(),
-                )
-            })
-            .collect();
+        let board = kitchen.state.board_rows();
+        // The incremental totals are what the pure calculation gives from the store.
+        let pure: Vec<(String, String, u32, Vec<String>)> = batch::board(
+            &kitchen.store.open_orders().expect("reads"),
+            &reference(),
+            now,
+            20 * MINUTE,
+        )
+        .items
+        .into_iter()
+        .map(|i| (i.station_id, i.item_id, i.quantity, i.order_ids))
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+        assert_eq!(board, pure, "{}: incremental vs pure", case.name);
         let expected: Vec<(String, String, u32, Vec<String>)> = case
             .board
             .iter()
