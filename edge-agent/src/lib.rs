@@ -140,6 +140,13 @@ impl App {
         ));
         tracing::info!(listen = %listener.local_addr()?, kitchen_id = %config.kitchen_id,
             "edge agent listening");
+        // Events are small writes in a row: without TCP_NODELAY, Nagle and the tablet's delayed
+        // ACK hold one back for 40 ms now and then.
+        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+            if let Err(error) = tcp.set_nodelay(true) {
+                tracing::debug!(%error, "cannot set TCP_NODELAY");
+            }
+        });
         axum::serve(listener, http::router(state))
             .with_graceful_shutdown(token.clone().cancelled_owned())
             .await
