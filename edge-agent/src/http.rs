@@ -106,6 +106,7 @@ pub struct AppState {
     pub token: CancellationToken,
     pub writer: StoreWriter,
     pub horizon_ms: i64,
+    pub snapshots: Arc<SnapshotCache>,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -324,12 +325,55 @@ async fn stations(State(state): State<AppState>) -> Response {
     Json(json!({ "stations": stations })).into_response()
 }
 
-/// The display state as of one event-log sequence, for `station` or all stations.
+/// The display state as of one event-log sequence, for `station` or all stations; serialized
+/// straight from these structs (a snapshot of hundreds of tickets as a `Value` tree costs
+/// several times its text).
+#[derive(serde::Serialize)]
 struct View {
+    #[serde(skip)]
     seq: i64,
     batches: Vec<Value>,
-    orders: Vec<Value>,
+    orders: Vec<crate::store::Ticket>,
     upcoming: Vec<Value>,
+}
+
+/// The last `snapshot` event data made, shared by tablets connecting at the same log position
+/// (after a Wi-Fi blip they all reconnect at once).
+#[derive(Default)]
+pub struct SnapshotCache {
+    last: tokio::sync::Mutex<Option<CachedSnapshot>>,
+}
+
+struct CachedSnapshot {
+    seq: i64,
+    station: Option<String>,
+    made: std::time::Instant,
+    data: Arc<str>,
+}
+
+/// How long a snapshot may be reused (the scheduled-order horizon moves with the clock).
+const SNAPSHOT_REUSE: Duration = Duration::from_secs(2);
+
+/// The `snapshot` data for `station` and its log sequence.
+async fn snapshot(state: &AppState, station: Option<&str>) -> Result<(i64, Arc<str>), StoreError> {
+    let mut last = state.snapshots.last.lock().await;
+    let newest = state.readers.with(Store::last_event_seq).await?;
+    if let Some(cached) = last.as_ref()
+        && cached.seq == newest
+        && cached.station.as_deref() == station
+        && cached.made.elapsed() < SNAPSHOT_REUSE
+    {
+        return Ok((cached.seq, cached.data.clone()));
+    }
+    let view = view(state, station).await?;
+    let data: Arc<str> = serde_json::to_string(&view).unwrap_or_default().into();
+    *last = Some(CachedSnapshot {
+        seq: view.seq,
+        station: station.map(str::to_owned),
+        made: std::time::Instant::now(),
+        data: data.clone(),
+    });
+    Ok((view.seq, data))
 }
 
 async fn view(state: &AppState, station: Option<&str>) -> Result<View, StoreError> {
@@ -346,14 +390,16 @@ async fn view(state: &AppState, station: Option<&str>) -> Result<View, StoreErro
         .filter(|item| station.is_none_or(|s| s == item.station_id))
         .collect();
     let batches = batch_items_json(&state.reference, &items, &open_sessions);
-    let orders: Vec<Value> = tickets
+    let orders: std::collections::HashMap<&str, &batch::Order> =
+        orders.iter().map(|o| (o.order_id.as_str(), o)).collect();
+    let orders: Vec<crate::store::Ticket> = tickets
         .into_iter()
         .filter_map(|mut ticket| {
-            let order = orders.iter().find(|o| o.order_id == ticket.order_id)?;
+            let order = orders.get(ticket.order_id.as_str())?;
             ticket.annotate(order, &state.reference);
             station
                 .is_none_or(|s| ticket.stations.iter().any(|t| t == s))
-                .then(|| serde_json::to_value(ticket).unwrap_or_default())
+                .then_some(ticket)
         })
         .collect();
     let upcoming = board
@@ -400,7 +446,16 @@ async fn orders(State(state): State<AppState>, Query(query): Query<StationQuery>
         Err(reason) => return error(StatusCode::NOT_FOUND, reason),
     };
     match view(&state, station.as_deref()).await {
-        Ok(view) => Json(json!({ "orders": view.orders })).into_response(),
+        Ok(view) => {
+            #[derive(serde::Serialize)]
+            struct Orders {
+                orders: Vec<crate::store::Ticket>,
+            }
+            Json(Orders {
+                orders: view.orders,
+            })
+            .into_response()
+        }
         Err(error) => internal(error),
     }
 }
@@ -683,22 +738,17 @@ async fn events(
     let seq = match resumable {
         Some(id) => id,
         None => {
-            let view = match view(&state, station.as_deref()).await {
-                Ok(view) => view,
+            let (seq, data) = match snapshot(&state, station.as_deref()).await {
+                Ok(snapshot) => snapshot,
                 Err(error) => return internal(error),
             };
-            let data = json!({
-                "batches": view.batches,
-                "orders": view.orders,
-                "upcoming": view.upcoming,
-            });
             queue.push_back(
                 Event::default()
-                    .id(view.seq.to_string())
+                    .id(seq.to_string())
                     .event("snapshot")
-                    .data(data.to_string()),
+                    .data(&*data),
             );
-            view.seq
+            seq
         }
     };
     let cursor = Cursor {

@@ -81,6 +81,7 @@ impl App {
             token: token.clone(),
             writer: writer.clone(),
             horizon_ms: config.schedule_horizon_ms(),
+            snapshots: Arc::default(),
         };
         Ok(Self {
             config,
