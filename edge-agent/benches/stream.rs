@@ -133,8 +133,9 @@ fn ms(d: Duration) -> String {
     format!("{:.2} ms", d.as_secs_f64() * 1e3)
 }
 
-/// Resident memory of a process, in KiB: (current, peak).
-fn rss_kib(pid: u32) -> (u64, u64) {
+/// Resident memory of a process, in KiB: (current, peak, of which anonymous — the rest is the
+/// binary and libraries mapped from disk).
+fn rss_kib(pid: u32) -> (u64, u64, u64) {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     let field = |name: &str| {
         status
@@ -143,7 +144,7 @@ fn rss_kib(pid: u32) -> (u64, u64) {
             .and_then(|v| v.split_whitespace().next()?.parse().ok())
             .unwrap_or(0)
     };
-    (field("VmRSS:"), field("VmHWM:"))
+    (field("VmRSS:"), field("VmHWM:"), field("RssAnon:"))
 }
 
 fn mib(kib: u64) -> String {
@@ -308,7 +309,7 @@ async fn main() -> anyhow::Result<()> {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
-        let (idle_rss, _) = rss_kib(pid);
+        let (idle_rss, _, idle_anon) = rss_kib(pid);
         let connection = Connection::connect(&amqp_url, ConnectionProperties::default()).await?;
         let channel = connection.create_channel().await?;
         let mut bench = Bench {
@@ -330,7 +331,7 @@ async fn main() -> anyhow::Result<()> {
             binary,
             size as f64 / 1048576.0
         );
-        println!("RSS idle: {}", mib(idle_rss));
+        println!("RSS idle: {} ({} anonymous)", mib(idle_rss), mib(idle_anon));
 
         let url = format!("{base}/orders/events");
         for listeners in [1, clients] {
@@ -349,15 +350,16 @@ async fn main() -> anyhow::Result<()> {
                 anyhow::ensure!(got.len() == count, "a client saw {} of {count}", got.len());
                 latencies.extend(got);
             }
-            let (rss, peak) = rss_kib(pid);
+            let (rss, peak, anon) = rss_kib(pid);
             latencies.sort();
             println!(
-                "{listeners:>3} client(s), {rate}/s: {} deliveries, p50 {}, p99 {}, max {}, RSS {} (peak {})",
+                "{listeners:>3} client(s), {rate}/s: {} deliveries, p50 {}, p99 {}, max {}, RSS {} ({} anonymous, peak {})",
                 latencies.len(),
                 ms(percentile(&latencies, 0.5)),
                 ms(percentile(&latencies, 0.99)),
                 ms(latencies.last().copied().unwrap_or_default()),
                 mib(rss),
+                mib(anon),
                 mib(peak),
             );
         }
@@ -382,7 +384,7 @@ async fn main() -> anyhow::Result<()> {
         }
         let elapsed = started.elapsed();
         latencies.sort();
-        let (_, peak) = rss_kib(pid);
+        let (_, peak, _) = rss_kib(pid);
         println!(
             "burst: {burst} orders published in {}, on all {clients} clients after {} → {:.0} orders/s sustained; \
              p50 {}, p99 {}",

@@ -50,7 +50,7 @@ impl Default for Config {
             amqp_timeout_ms: 10_000,
             schedule_horizon_minutes: 20,
             event_log_keep: 100_000,
-            sse_lag_limit: 4096,
+            sse_lag_limit: 1024,
         }
     }
 }
