@@ -1044,6 +1044,7 @@ mod tests {
 
     use super::*;
     use crate::{batch::board, reference::Reference};
+    use serde_json::json;
 
     const MINUTE: i64 = 60_000;
     const NOW: i64 = 1_741_977_600_000;
@@ -1271,6 +1272,55 @@ mod tests {
             ["Large"]
         );
         assert_eq!(fries(&store), [("fries".into(), 3, vec!["o1".to_owned()])]);
+    }
+
+    #[test]
+    fn pruning_keeps_the_newest_log_entries_and_the_high_water_mark() {
+        let mut store = Store::open_in_memory().expect("opens");
+        for n in 1..=5 {
+            let tx = store.transaction().expect("tx");
+            append_log(&tx, "order.status", None, None, &json!({ "n": n }), NOW).expect("logs");
+            tx.commit().expect("commits");
+        }
+        store
+            .apply(
+                &status("e1", 1, "old", OrderStatus::Confirmed),
+                NOW - 40 * 24 * 60 * MINUTE,
+            )
+            .expect("applies");
+        store
+            .apply(&status("e2", 2, "new", OrderStatus::Confirmed), NOW)
+            .expect("applies");
+        assert_eq!(
+            store.prune(2, 30 * 24 * 60 * MINUTE, NOW).expect("prunes"),
+            3
+        );
+        assert_eq!(store.event_log_bounds().expect("reads"), (4, 5));
+        let kept: Vec<i64> = store
+            .events_after(0, 10)
+            .expect("reads")
+            .iter()
+            .map(|e| e.seq)
+            .collect();
+        assert_eq!(kept, [4, 5]);
+        // The next entry still gets a fresh sequence, and so does the one after a full prune.
+        store.prune(0, 30 * 24 * 60 * MINUTE, NOW).expect("prunes");
+        assert_eq!(store.event_log_bounds().expect("reads"), (0, 0));
+        assert_eq!(store.last_event_seq().expect("reads"), 5);
+        // A redelivery of an event older than the de-duplication window is applied again;
+        // a recent one is still a duplicate.
+        assert_eq!(
+            store
+                .apply(&status("e2", 2, "new", OrderStatus::Confirmed), NOW)
+                .expect("applies"),
+            Applied::Duplicate
+        );
+        assert_ne!(
+            store
+                .apply(&status("e1", 1, "old", OrderStatus::Confirmed), NOW)
+                .expect("applies"),
+            Applied::Duplicate
+        );
     }
 
     #[test]
