@@ -11,10 +11,7 @@ use std::{
 
 use common::{amqp_url, get_json, unique};
 use kitchen_proto::{EventType, LineItem, OrderEvent, OrderStatus};
-use lapin::{
-    BasicProperties, Connection, ConnectionProperties,
-    options::{BasicPublishOptions, ExchangeDeleteOptions, QueueDeleteOptions},
-};
+use lapin::{BasicProperties, Connection, ConnectionProperties, options::BasicPublishOptions};
 use prost::Message;
 
 const ORDERS: u64 = 1000;
@@ -66,6 +63,12 @@ struct Setup {
     exchange: String,
     data_dir: std::path::PathBuf,
     port: u16,
+}
+
+impl Drop for Setup {
+    fn drop(&mut self) {
+        common::remove_kitchen(&self.kitchen_id, &self.exchange, &self.data_dir);
+    }
 }
 
 impl Setup {
@@ -207,21 +210,6 @@ async fn sigkill_mid_consumption_loses_and_doubles_nothing() {
     assert_eq!(count("SELECT count(*) FROM sequence_gaps"), 0);
 
     drop(_agent);
-    let kitchen_id = &setup.kitchen_id;
-    for queue in [
-        format!("edge.{kitchen_id}"),
-        format!("edge.{kitchen_id}.dead"),
-    ] {
-        let _ = channel
-            .queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
-            .await;
-    }
-    for exchange in [setup.exchange.clone(), format!("edge.{kitchen_id}.dlx")] {
-        let _ = channel
-            .exchange_delete(exchange.as_str().into(), ExchangeDeleteOptions::default())
-            .await;
-    }
     let _ = connection.close(200, "test done".into()).await;
     drop(db);
-    let _ = std::fs::remove_dir_all(&setup.data_dir);
 }

@@ -126,29 +126,62 @@ impl TestAgent {
             .expect("publish");
     }
 
-    /// Stops the agent (open streams included) and removes what the test created.
-    pub async fn stop(self) {
+    /// Stops the agent (open streams included); dropping it removes what the test created.
+    pub async fn stop(mut self) {
         self.token.cancel();
-        self.handle.await.expect("joins").expect("clean stop");
-        let kitchen_id = &self.kitchen_id;
-        for queue in [
-            format!("edge.{kitchen_id}"),
-            format!("edge.{kitchen_id}.dead"),
-        ] {
-            let _ = self
-                .channel
-                .queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
-                .await;
-        }
-        for exchange in [self.exchange.clone(), format!("edge.{kitchen_id}.dlx")] {
-            let _ = self
-                .channel
-                .exchange_delete(exchange.as_str().into(), ExchangeDeleteOptions::default())
-                .await;
-        }
-        let _ = self.connection.close(200, "test done".into()).await;
-        let _ = std::fs::remove_dir_all(&self.data_dir);
+        (&mut self.handle)
+            .await
+            .expect("joins")
+            .expect("clean stop");
     }
+}
+
+impl Drop for TestAgent {
+    fn drop(&mut self) {
+        self.token.cancel();
+        remove_kitchen(&self.kitchen_id, &self.exchange, &self.data_dir);
+    }
+}
+
+/// Removes a test kitchen's queues, exchanges and data directory. Called from `Drop`, so also
+/// when a test failed midway: on its own thread and runtime, as the test's may be gone.
+pub fn remove_kitchen(kitchen_id: &str, exchange: &str, data_dir: &std::path::Path) {
+    let queues = [
+        format!("edge.{kitchen_id}"),
+        format!("edge.{kitchen_id}.dead"),
+    ];
+    let exchanges = [exchange.to_owned(), format!("edge.{kitchen_id}.dlx")];
+    let url = amqp_url();
+    let _ = std::thread::spawn(move || {
+        let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        else {
+            return;
+        };
+        runtime.block_on(async move {
+            let Ok(connection) = Connection::connect(&url, ConnectionProperties::default()).await
+            else {
+                return;
+            };
+            let Ok(channel) = connection.create_channel().await else {
+                return;
+            };
+            for queue in queues {
+                let _ = channel
+                    .queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
+                    .await;
+            }
+            for exchange in exchanges {
+                let _ = channel
+                    .exchange_delete(exchange.as_str().into(), ExchangeDeleteOptions::default())
+                    .await;
+            }
+            let _ = connection.close(200, "test done".into()).await;
+        });
+    })
+    .join();
+    let _ = std::fs::remove_dir_all(data_dir);
 }
 
 /// Reads SSE frames `(id, event, data)` from a streaming response.
