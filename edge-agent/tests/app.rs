@@ -2,6 +2,8 @@
 //! serves their batch items; unprovisioned, it still serves the LAN.
 
 mod common;
+#[path = "../../cloud-relay/tests/it/proxy.rs"]
+mod proxy;
 
 use std::time::{Duration, Instant};
 
@@ -438,5 +440,76 @@ async fn a_tablet_that_reconnects_with_last_event_id_misses_nothing_and_sees_not
         serde_json::json!(["o2", "o3", "o5"])
     );
 
+    kitchen.stop().await;
+}
+
+/// Polls `url` until `done` holds for its JSON body, within 30 s.
+async fn wait_json(what: &str, url: &str, done: impl Fn(&serde_json::Value) -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let body = match reqwest::get(url).await {
+            Ok(response) => response.json().await.unwrap_or_default(),
+            Err(_) => serde_json::Value::Null,
+        };
+        if done(&body) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "never {what}: {body}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn the_kitchen_keeps_working_through_a_broker_outage_and_catches_up() {
+    // The agent reaches RabbitMQ through a proxy the test cuts: the internet drops.
+    let upstream = common::amqp_url()
+        .split('@')
+        .nth(1)
+        .and_then(|rest| rest.split('/').next())
+        .and_then(|host| host.parse().ok())
+        .expect("host:port in the AMQP URL");
+    let proxy = proxy::Proxy::start(upstream).await;
+    let through = common::amqp_url().replace(&upstream.to_string(), &proxy.addr.to_string());
+    let kitchen = TestAgent::start_with(Some(REFERENCE), &["kitchen-bk-01"], |config| {
+        config.amqp_url = through;
+        config.amqp_timeout_ms = 2_000;
+    })
+    .await;
+    let base = kitchen.base.clone();
+    kitchen.publish(&burger_meal("e0", 1, "o0", 1)).await;
+    let orders_url = format!("{base}/api/orders?state=open");
+    wait_json("o0 applied", &orders_url, |b| {
+        b["orders"][0]["order_id"] == "o0"
+    })
+    .await;
+
+    proxy.cut();
+    wait_json("the feed seen down", &format!("{base}/readyz"), |b| {
+        b["feed"] == "disconnected" && b["ready"] == false
+    })
+    .await;
+    // Orders keep coming in to the broker meanwhile.
+    for n in 1..=20 {
+        kitchen
+            .publish(&burger_meal(&format!("e{n}"), n + 1, &format!("o{n}"), 1))
+            .await;
+    }
+    // The line does not notice: the LAN answers from SQLite, bumps work.
+    let bumped = post_json(&format!("{base}/api/orders/o0/bump?station=fry")).await;
+    assert_eq!(bumped["bumped_at"], serde_json::json!(["fry"]));
+    let fry = get_json(&format!("{base}/api/batches?station=fry")).await;
+    assert_eq!(fry["items"], serde_json::json!([]));
+
+    proxy.restore();
+    wait_json("all 21 orders after the outage", &orders_url, |b| {
+        b["orders"].as_array().map_or(0, Vec::len) == 21
+    })
+    .await;
+    wait_json("the feed back", &format!("{base}/readyz"), |b| {
+        b["ready"] == true
+    })
+    .await;
+    let fry = get_json(&format!("{base}/api/batches?station=fry")).await;
+    assert_eq!(fry["items"][0]["quantity"], 20, "{fry}");
     kitchen.stop().await;
 }

@@ -63,6 +63,15 @@ impl TestAgent {
 
     /// Starts an agent serving `stores`.
     pub async fn start_for(reference: Option<&str>, stores: &[&str]) -> Self {
+        Self::start_with(reference, stores, |_| {}).await
+    }
+
+    /// Starts an agent serving `stores`, its config adjusted by `adjust`.
+    pub async fn start_with(
+        reference: Option<&str>,
+        stores: &[&str],
+        adjust: impl FnOnce(&mut Config),
+    ) -> Self {
         let kitchen_id = unique("test-kitchen");
         let data_dir = std::env::temp_dir().join(&kitchen_id);
         std::fs::create_dir_all(&data_dir).expect("data dir");
@@ -82,6 +91,8 @@ impl TestAgent {
             order_exchange: exchange.clone(),
             ..Config::default()
         };
+        let mut config = config;
+        adjust(&mut config);
         let app = App::build(config).await.expect("agent builds");
         let base = format!("http://127.0.0.1:{}", app.port());
         let token = app.shutdown_token();
