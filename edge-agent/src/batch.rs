@@ -222,31 +222,15 @@ fn fire_at_ms(order: &Order, outstanding: &[Contribution]) -> i64 {
 /// The batch items of every station. Scheduled orders whose fire time is more than
 /// `horizon_ms` after `now_ms` are listed as upcoming instead of counted.
 pub fn board(orders: &[Order], reference: &Reference, now_ms: i64, horizon_ms: i64) -> Board {
-    let outstanding: Vec<(&Order, Vec<Contribution>)> = orders
-        .iter()
-        .map(|order| (order, outstanding(order, reference)))
-        .collect();
-    aggregate(
-        outstanding.iter().map(|(order, c)| (*order, c.as_slice())),
-        now_ms,
-        horizon_ms,
-    )
-}
-
-/// `board` over orders whose outstanding units are already known (the writer keeps them).
-pub fn aggregate<'a>(
-    orders: impl IntoIterator<Item = (&'a Order, &'a [Contribution])>,
-    now_ms: i64,
-    horizon_ms: i64,
-) -> Board {
     let mut rows: BTreeMap<(String, String), BatchItem> = BTreeMap::new();
     let mut upcoming = Vec::new();
-    for (order, outstanding) in orders {
-        if outstanding.is_empty() || order.state != OrderState::Open {
+    for order in orders {
+        let outstanding = outstanding(order, reference);
+        if outstanding.is_empty() {
             continue;
         }
         if order.scheduled {
-            let fire_at_ms = fire_at_ms(order, outstanding);
+            let fire_at_ms = fire_at_ms(order, &outstanding);
             if fire_at_ms > now_ms + horizon_ms {
                 upcoming.push(Upcoming {
                     order_id: order.order_id.clone(),

@@ -37,7 +37,7 @@ use crate::{
     kitchen::{BatchError, batch_items_json},
     reference::{Reference, UNASSIGNED_STATION},
     store::{LoggedEvent, StateSnapshot, Store, StoreError},
-    writer::{StoreWriter, WriteError, now_ms},
+    writer::{StoreWriter, now_ms},
 };
 
 /// Event-log entries read per query while a client catches up.
@@ -141,10 +141,6 @@ fn error(status: StatusCode, message: impl std::fmt::Display) -> Response {
 fn internal(error: impl std::fmt::Display) -> Response {
     tracing::error!(%error, "store failed");
     self::error(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
-}
-
-fn write_failed(error: WriteError) -> Response {
-    internal(error)
 }
 
 fn feed_state(state: &AppState) -> &'static str {
@@ -507,7 +503,7 @@ async fn start_batch(
             error(StatusCode::NOT_FOUND, reason)
         }
         Ok(Err(reason)) => error(StatusCode::UNPROCESSABLE_ENTITY, reason),
-        Err(error) => write_failed(error),
+        Err(error) => internal(error),
     }
 }
 
@@ -526,7 +522,7 @@ async fn complete_batch(State(state): State<AppState>, Path(session_id): Path<St
     match state.writer.complete_batch(session_id.clone()).await {
         Ok(Some(session)) => Json(json!(session)).into_response(),
         Ok(None) => error(StatusCode::NOT_FOUND, format!("no session {session_id:?}")),
-        Err(error) => write_failed(error),
+        Err(error) => internal(error),
     }
 }
 
@@ -584,7 +580,7 @@ async fn change_bumps(
     {
         Ok(Some(_)) => Json(json!({ "order_id": order_id, field: stations })).into_response(),
         Ok(None) => error(StatusCode::NOT_FOUND, format!("no order {order_id:?}")),
-        Err(error) => write_failed(error),
+        Err(error) => internal(error),
     }
 }
 

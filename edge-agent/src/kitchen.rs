@@ -127,10 +127,6 @@ impl Kitchen {
         })
     }
 
-    pub fn store(&self) -> &Store {
-        &self.store
-    }
-
     /// Log entries committed since the last call, oldest first.
     pub fn take_committed(&mut self) -> Vec<LoggedEvent> {
         std::mem::take(&mut self.committed)
