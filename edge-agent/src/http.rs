@@ -19,13 +19,10 @@ use axum::{
     body::Bytes,
     extract::{Path, Query, State},
     http::{HeaderMap, StatusCode, header},
-    response::{
-        IntoResponse, Response,
-        sse::{Event, KeepAlive, Sse},
-    },
+    response::{IntoResponse, Response},
     routing::{get, post},
 };
-use futures_util::{Stream, StreamExt};
+use futures_util::StreamExt;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::sync::broadcast;
@@ -595,7 +592,8 @@ struct Cursor {
     /// The last log sequence examined.
     seq: i64,
     station: Option<String>,
-    queue: VecDeque<Event>,
+    /// Bytes to send before reading on.
+    queue: VecDeque<Bytes>,
     /// Subscribed once the replay reached the end of the log.
     live: Option<broadcast::Receiver<Arc<LoggedEvent>>>,
     replaying: bool,
@@ -619,26 +617,53 @@ impl Drop for ClientGuard {
     }
 }
 
-fn sse_event(entry: &LoggedEvent) -> Event {
-    Event::default()
-        .id(entry.seq.to_string())
-        .event(entry.kind.as_str())
-        .data(entry.data.as_str())
+/// An event's data, shared by every stream sending it rather than copied into each.
+struct SharedEvent(Arc<LoggedEvent>);
+
+impl AsRef<[u8]> for SharedEvent {
+    fn as_ref(&self) -> &[u8] {
+        self.0.data.as_bytes()
+    }
 }
 
+/// A snapshot's data, shared by the tablets that connected at the same log position.
+struct SharedSnapshot(Arc<str>);
+
+impl AsRef<[u8]> for SharedSnapshot {
+    fn as_ref(&self) -> &[u8] {
+        self.0.as_bytes()
+    }
+}
+
+/// Queues one SSE event: `id:`, `event:`, the one-line JSON `data:` (never copied), blank line.
+fn push_frame(queue: &mut VecDeque<Bytes>, seq: i64, kind: &str, data: Bytes) {
+    queue.push_back(Bytes::from(format!("id: {seq}\nevent: {kind}\ndata: ")));
+    queue.push_back(data);
+    queue.push_back(Bytes::from_static(b"\n\n"));
+}
+
+/// An SSE comment line: keeps idle connections (and the proxies on the way) open.
+const KEEP_ALIVE_FRAME: &[u8] = b":\n\n";
+
 impl Cursor {
-    fn take(&mut self, entry: &LoggedEvent) {
+    fn take(&mut self, entry: Arc<LoggedEvent>) {
         self.seq = entry.seq;
         if entry.concerns(self.station.as_deref()) {
-            self.queue.push_back(sse_event(entry));
+            let (seq, kind) = (entry.seq, entry.kind.clone());
+            push_frame(
+                &mut self.queue,
+                seq,
+                &kind,
+                Bytes::from_owner(SharedEvent(entry)),
+            );
         }
     }
 
-    /// The next event for the client; `None` ends the stream.
-    async fn next(mut self) -> Option<(Event, Self)> {
+    /// The next bytes for the client; `None` ends the stream.
+    async fn next(mut self) -> Option<(Bytes, Self)> {
         loop {
-            if let Some(event) = self.queue.pop_front() {
-                return Some((event, self));
+            if let Some(bytes) = self.queue.pop_front() {
+                return Some((bytes, self));
             }
             if self.replaying {
                 let logged = self
@@ -663,15 +688,24 @@ impl Cursor {
                     }
                     continue;
                 }
-                for entry in &logged {
-                    self.take(entry);
+                for entry in logged {
+                    self.take(Arc::new(entry));
                 }
                 continue;
             }
-            let live = self.live.as_mut()?;
-            match live.recv().await {
+            let received = {
+                let live = self.live.as_mut()?;
+                tokio::select! {
+                    received = live.recv() => Some(received),
+                    () = tokio::time::sleep(KEEP_ALIVE) => None,
+                }
+            };
+            let Some(received) = received else {
+                return Some((Bytes::from_static(KEEP_ALIVE_FRAME), self));
+            };
+            match received {
                 Ok(entry) if entry.seq <= self.seq => {}
-                Ok(entry) if entry.seq == self.seq + 1 => self.take(&entry),
+                Ok(entry) if entry.seq == self.seq + 1 => self.take(entry),
                 // Something between: read it from the log.
                 Ok(_) => self.replaying = true,
                 Err(broadcast::error::RecvError::Lagged(missed)) => {
@@ -738,11 +772,11 @@ async fn events(
                 Ok(snapshot) => snapshot,
                 Err(error) => return internal(error),
             };
-            queue.push_back(
-                Event::default()
-                    .id(seq.to_string())
-                    .event("snapshot")
-                    .data(&*data),
+            push_frame(
+                &mut queue,
+                seq,
+                "snapshot",
+                Bytes::from_owner(SharedSnapshot(data)),
             );
             seq
         }
@@ -756,13 +790,15 @@ async fn events(
         _client: ClientGuard::new(state.streams.clone()),
         state: state.clone(),
     };
-    let stream = futures_util::stream::unfold(cursor, Cursor::next);
-    let stream: std::pin::Pin<Box<dyn Stream<Item = Result<Event, Infallible>> + Send>> = Box::pin(
-        stream
-            .map(Ok)
-            .take_until(state.token.clone().cancelled_owned()),
-    );
-    Sse::new(stream)
-        .keep_alive(KeepAlive::new().interval(KEEP_ALIVE))
+    let stream = futures_util::stream::unfold(cursor, Cursor::next)
+        .map(Ok::<_, Infallible>)
+        .take_until(state.token.clone().cancelled_owned());
+    (
+        [
+            (header::CONTENT_TYPE, "text/event-stream"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        axum::body::Body::from_stream(stream),
+    )
         .into_response()
 }
