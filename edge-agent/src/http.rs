@@ -104,6 +104,8 @@ pub struct AppState {
     pub writer: StoreWriter,
     pub horizon_ms: i64,
     pub snapshots: Arc<SnapshotCache>,
+    /// Why the reference file was refused, if it was.
+    pub reference_error: Option<String>,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -160,7 +162,16 @@ async fn gaps_json(state: &AppState) -> Result<Vec<Value>, StoreError> {
         .collect())
 }
 
-/// Ready when the store answers and the kitchen feed is connected; lists sequence gaps.
+fn reference_state(state: &AppState) -> String {
+    match &state.reference_error {
+        Some(error) => format!("invalid: {error}"),
+        None if state.reference.items.is_empty() => "none".into(),
+        None => "loaded".into(),
+    }
+}
+
+/// Ready when the store answers, the kitchen feed is connected and the reference data was
+/// accepted; lists sequence gaps.
 async fn readyz(State(state): State<AppState>) -> Response {
     let gaps = match gaps_json(&state).await {
         Ok(gaps) => gaps,
@@ -171,11 +182,12 @@ async fn readyz(State(state): State<AppState>) -> Response {
         }
     };
     let feed = feed_state(&state);
-    let ready = feed == "connected";
+    let ready = feed == "connected" && state.reference_error.is_none();
     let body = json!({
         "ready": ready,
         "store": "up",
         "feed": feed,
+        "reference": reference_state(&state),
         "sequence_gaps": gaps,
     });
     let status = if ready {
@@ -193,6 +205,7 @@ async fn status(State(state): State<AppState>) -> Response {
             "kitchen_id": state.kitchen_id,
             "provisioned": state.provisioned,
             "feed": feed_state(&state),
+            "reference": reference_state(&state),
             "sequence_gaps": gaps,
             "version": env!("CARGO_PKG_VERSION"),
         }))

@@ -44,8 +44,15 @@ impl App {
             .disable_auto_checkpoint()
             .context("cannot configure the store")?;
         let checkpointer = store::Store::open(&path).context("cannot open the checkpointer")?;
+        // A bad reference file must not stop the kitchen: orders still arrive and show (at
+        // station `unassigned`), and /readyz, /api/status and the displays say what is wrong.
+        let mut reference_error = None;
         let reference = Arc::new(match &config.reference_file {
-            Some(file) => reference::Reference::load(file)?,
+            Some(file) => reference::Reference::load(file).unwrap_or_else(|error| {
+                tracing::error!(%error, "reference data refused: every order line counts as unassigned");
+                reference_error = Some(error.to_string());
+                reference::Reference::default()
+            }),
             None => {
                 tracing::warn!("no REFERENCE_FILE: every order line counts as unassigned");
                 reference::Reference::default()
@@ -82,6 +89,7 @@ impl App {
             writer: writer.clone(),
             horizon_ms: config.schedule_horizon_ms(),
             snapshots: Arc::default(),
+            reference_error,
         };
         Ok(Self {
             config,

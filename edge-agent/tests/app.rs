@@ -75,7 +75,8 @@ async fn a_provisioned_agent_serves_the_batch_items_of_what_it_consumed() {
     let ready: serde_json::Value = get_json(&format!("{base}/readyz")).await;
     assert_eq!(
         ready,
-        serde_json::json!({"ready": true, "store": "up", "feed": "connected", "sequence_gaps": []})
+        serde_json::json!({"ready": true, "store": "up", "feed": "connected",
+            "reference": "loaded", "sequence_gaps": []})
     );
     for order_event in [
         burger_meal("e1", 1, "o1", 2),
@@ -304,10 +305,19 @@ async fn a_provisioned_agent_serves_the_batch_items_of_what_it_consumed() {
 
 #[tokio::test]
 async fn an_unprovisioned_agent_still_serves_the_lan() {
+    // Nor does a broken reference file stop it: it says what is wrong instead.
     let data_dir = std::env::temp_dir().join(unique("test-unprovisioned"));
+    std::fs::create_dir_all(&data_dir).expect("data dir");
+    let reference_file = data_dir.join("reference.toml");
+    std::fs::write(
+        &reference_file,
+        "[[items]]\nid = \"fries\"\nname = \"Fries\"\nstation = \"nowhere\"\nprep_seconds = 60\nmatch = []\n",
+    )
+    .expect("written");
     let config = Config {
         listen: "127.0.0.1:0".parse().expect("addr"),
         data_dir: data_dir.clone(),
+        reference_file: Some(reference_file),
         ..Config::default()
     };
     let app = App::build(config).await.expect("agent builds");
@@ -324,6 +334,13 @@ async fn an_unprovisioned_agent_still_serves_the_lan() {
     assert_eq!(ready.status(), 503);
     let body: serde_json::Value = ready.json().await.expect("json");
     assert_eq!(body["feed"], "not provisioned");
+    let status = get_json(&format!("{base}/api/status")).await;
+    assert_eq!(status["provisioned"], false);
+    let reference = status["reference"].as_str().unwrap_or_default();
+    assert!(
+        reference.starts_with("invalid: ") && reference.contains("nowhere"),
+        "{status}"
+    );
     let batches: serde_json::Value = get_json(&format!("{base}/api/batches")).await;
     assert_eq!(batches, serde_json::json!({"items": [], "upcoming": []}));
     token.cancel();
