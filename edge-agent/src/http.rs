@@ -104,8 +104,58 @@ pub struct AppState {
     pub writer: StoreWriter,
     pub horizon_ms: i64,
     pub snapshots: Arc<SnapshotCache>,
-    /// Why the reference file was refused, if it was.
-    pub reference_error: Option<String>,
+    pub reference_status: ReferenceStatus,
+}
+
+/// Where the reference data in use came from.
+#[derive(Debug, Clone)]
+pub enum ReferenceStatus {
+    /// From `REFERENCE_FILE`, now also cached.
+    Loaded,
+    /// No file configured: the copy cached at `at_ms`.
+    Cached { at_ms: i64 },
+    /// The file was refused; the cached copy is used if there is one, else none.
+    Refused {
+        reason: String,
+        cached_at_ms: Option<i64>,
+    },
+    /// No file and nothing cached: every line is `unassigned`.
+    None,
+}
+
+impl ReferenceStatus {
+    /// As `/readyz` and `/api/status` show it.
+    fn describe(&self) -> String {
+        let at = |ms: i64| {
+            chrono::DateTime::from_timestamp_millis(ms)
+                .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+                .unwrap_or_default()
+        };
+        match self {
+            ReferenceStatus::Loaded => "loaded".into(),
+            ReferenceStatus::Cached { at_ms } => format!("cached {}", at(*at_ms)),
+            ReferenceStatus::Refused {
+                reason,
+                cached_at_ms: Some(at_ms),
+            } => format!("refused: {reason}; using the copy cached {}", at(*at_ms)),
+            ReferenceStatus::Refused {
+                reason,
+                cached_at_ms: None,
+            } => format!("invalid: {reason}"),
+            ReferenceStatus::None => "none".into(),
+        }
+    }
+
+    /// Whether the kitchen has menu data to count by.
+    fn usable(&self) -> bool {
+        !matches!(
+            self,
+            ReferenceStatus::Refused {
+                cached_at_ms: None,
+                ..
+            }
+        )
+    }
 }
 
 pub fn router(state: AppState) -> Router {
@@ -162,14 +212,6 @@ async fn gaps_json(state: &AppState) -> Result<Vec<Value>, StoreError> {
         .collect())
 }
 
-fn reference_state(state: &AppState) -> String {
-    match &state.reference_error {
-        Some(error) => format!("invalid: {error}"),
-        None if state.reference.items.is_empty() => "none".into(),
-        None => "loaded".into(),
-    }
-}
-
 /// Ready when the store answers, the kitchen feed is connected and the reference data was
 /// accepted; lists sequence gaps.
 async fn readyz(State(state): State<AppState>) -> Response {
@@ -182,12 +224,12 @@ async fn readyz(State(state): State<AppState>) -> Response {
         }
     };
     let feed = feed_state(&state);
-    let ready = feed == "connected" && state.reference_error.is_none();
+    let ready = feed == "connected" && state.reference_status.usable();
     let body = json!({
         "ready": ready,
         "store": "up",
         "feed": feed,
-        "reference": reference_state(&state),
+        "reference": state.reference_status.describe(),
         "sequence_gaps": gaps,
     });
     let status = if ready {
@@ -205,7 +247,7 @@ async fn status(State(state): State<AppState>) -> Response {
             "kitchen_id": state.kitchen_id,
             "provisioned": state.provisioned,
             "feed": feed_state(&state),
-            "reference": reference_state(&state),
+            "reference": state.reference_status.describe(),
             "sequence_gaps": gaps,
             "version": env!("CARGO_PKG_VERSION"),
         }))

@@ -38,26 +38,14 @@ impl App {
         std::fs::create_dir_all(&config.data_dir)
             .with_context(|| format!("cannot create {}", config.data_dir.display()))?;
         let path = config.data_dir.join(STORE_FILE);
-        let store = store::Store::open(&path)
+        let mut store = store::Store::open(&path)
             .with_context(|| format!("cannot open the store {}", path.display()))?;
         store
             .disable_auto_checkpoint()
             .context("cannot configure the store")?;
         let checkpointer = store::Store::open(&path).context("cannot open the checkpointer")?;
-        // A bad reference file must not stop the kitchen: orders still arrive and show (at
-        // station `unassigned`), and /readyz, /api/status and the displays say what is wrong.
-        let mut reference_error = None;
-        let reference = Arc::new(match &config.reference_file {
-            Some(file) => reference::Reference::load(file).unwrap_or_else(|error| {
-                tracing::error!(%error, "reference data refused: every order line counts as unassigned");
-                reference_error = Some(error.to_string());
-                reference::Reference::default()
-            }),
-            None => {
-                tracing::warn!("no REFERENCE_FILE: every order line counts as unassigned");
-                reference::Reference::default()
-            }
-        });
+        let (reference, reference_status) = resolve_reference(&config, &mut store)?;
+        let reference = Arc::new(reference);
         let kitchen = kitchen::Kitchen::open(
             store,
             reference.clone(),
@@ -89,7 +77,7 @@ impl App {
             writer: writer.clone(),
             horizon_ms: config.schedule_horizon_ms(),
             snapshots: Arc::default(),
-            reference_error,
+            reference_status,
         };
         Ok(Self {
             config,
@@ -166,6 +154,65 @@ impl App {
         }
         let _ = housekeeping.await;
         Ok(())
+    }
+}
+
+/// The reference data to start with: the file when it is valid (and then cached in SQLite);
+/// when it is refused or there is none, the cached copy. A bad file must not stop the kitchen:
+/// orders still arrive, and /readyz, /api/status and the displays say what is wrong.
+fn resolve_reference(
+    config: &Config,
+    store: &mut store::Store,
+) -> anyhow::Result<(reference::Reference, http::ReferenceStatus)> {
+    use http::ReferenceStatus;
+    let cached = store
+        .cached_reference()
+        .context("cannot read the cached reference data")?;
+    let Some(file) = &config.reference_file else {
+        return Ok(match cached {
+            Some((reference, source, at)) => {
+                tracing::info!(%source, "no REFERENCE_FILE: using the cached reference data");
+                (reference, ReferenceStatus::Cached { at_ms: at })
+            }
+            None => {
+                tracing::warn!("no REFERENCE_FILE: every order line counts as unassigned");
+                (reference::Reference::default(), ReferenceStatus::None)
+            }
+        });
+    };
+    match reference::Reference::load(file) {
+        Ok(reference) => {
+            store
+                .save_reference(&reference, &file.display().to_string(), writer::now_ms())
+                .context("cannot cache the reference data")?;
+            Ok((reference, ReferenceStatus::Loaded))
+        }
+        Err(error) => {
+            let reason = error.to_string();
+            Ok(match cached {
+                Some((reference, _, at)) => {
+                    tracing::error!(%reason, "reference file refused: using the cached copy");
+                    (
+                        reference,
+                        ReferenceStatus::Refused {
+                            reason,
+                            cached_at_ms: Some(at),
+                        },
+                    )
+                }
+                None => {
+                    tracing::error!(%reason,
+                        "reference file refused and nothing cached: every order line counts as unassigned");
+                    (
+                        reference::Reference::default(),
+                        ReferenceStatus::Refused {
+                            reason,
+                            cached_at_ms: None,
+                        },
+                    )
+                }
+            })
+        }
     }
 }
 

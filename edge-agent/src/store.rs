@@ -11,12 +11,16 @@ use std::{collections::BTreeMap, path::Path};
 use kitchen_proto::{OrderEvent, OrderStatus, SchedulingType};
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
-use crate::batch::{self, Line, OrderState};
+use crate::{
+    batch::{self, Line, OrderState},
+    reference::Reference,
+};
 
 /// Embedded migrations, applied in order; `PRAGMA user_version` counts those applied.
 const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0001_init.sql"),
     include_str!("../migrations/0002_batches_ready_stations.sql"),
+    include_str!("../migrations/0003_reference_cache.sql"),
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -243,6 +247,117 @@ impl Store {
         Ok(self
             .connection
             .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| row.get(2))?)
+    }
+
+    /// Replaces the cached reference data with `reference` (from `source`), in one transaction.
+    pub fn save_reference(
+        &mut self,
+        reference: &Reference,
+        source: &str,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        let tx = self.transaction()?;
+        tx.execute_batch(
+            "DELETE FROM ref_matches; DELETE FROM ref_items; DELETE FROM ref_stations;
+             DELETE FROM ref_stores; DELETE FROM ref_source;",
+        )?;
+        for (position, station) in reference.stations.iter().enumerate() {
+            tx.execute(
+                "INSERT INTO ref_stations (id, name, position) VALUES (?1, ?2, ?3)",
+                params![station.id, station.name, position],
+            )?;
+        }
+        for (position, store) in reference.stores.iter().enumerate() {
+            tx.execute(
+                "INSERT INTO ref_stores (store_id, brand, position) VALUES (?1, ?2, ?3)",
+                params![store.store_id, store.brand, position],
+            )?;
+        }
+        for (position, item) in reference.items.iter().enumerate() {
+            tx.execute(
+                "INSERT INTO ref_items (id, name, station_id, prep_seconds, position)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![
+                    item.id,
+                    item.name,
+                    item.station,
+                    item.prep_seconds,
+                    position
+                ],
+            )?;
+            for (position, key) in item.matches.iter().enumerate() {
+                tx.execute(
+                    "INSERT INTO ref_matches (item_id, position, key) VALUES (?1, ?2, ?3)",
+                    params![item.id, position, key],
+                )?;
+            }
+        }
+        tx.execute(
+            "INSERT INTO ref_source (id, source, loaded_at) VALUES (1, ?1, ?2)",
+            params![source, now_ms],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// The cached reference data with its source and when it was loaded, if any (a cached copy
+    /// that no longer validates counts as none).
+    pub fn cached_reference(&self) -> Result<Option<(Reference, String, i64)>, StoreError> {
+        let Some((source, loaded_at)) = self
+            .connection
+            .query_row(
+                "SELECT source, loaded_at FROM ref_source WHERE id = 1",
+                [],
+                |row| Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?)),
+            )
+            .optional()?
+        else {
+            return Ok(None);
+        };
+        let stations = self
+            .connection
+            .prepare("SELECT id, name FROM ref_stations ORDER BY position")?
+            .query_map([], |row| {
+                Ok(crate::reference::Station {
+                    id: row.get(0)?,
+                    name: row.get(1)?,
+                })
+            })?
+            .collect::<Result<_, _>>()?;
+        let stores = self
+            .connection
+            .prepare("SELECT store_id, brand FROM ref_stores ORDER BY position")?
+            .query_map([], |row| {
+                Ok(crate::reference::Store {
+                    store_id: row.get(0)?,
+                    brand: row.get(1)?,
+                })
+            })?
+            .collect::<Result<_, _>>()?;
+        let mut matches = self
+            .connection
+            .prepare("SELECT key FROM ref_matches WHERE item_id = ?1 ORDER BY position")?;
+        let mut items: Vec<crate::reference::Item> = self
+            .connection
+            .prepare("SELECT id, name, station_id, prep_seconds FROM ref_items ORDER BY position")?
+            .query_map([], |row| {
+                Ok(crate::reference::Item {
+                    id: row.get(0)?,
+                    name: row.get(1)?,
+                    station: row.get(2)?,
+                    prep_seconds: row.get(3)?,
+                    matches: Vec::new(),
+                })
+            })?
+            .collect::<Result<_, _>>()?;
+        for item in &mut items {
+            item.matches = matches
+                .query_map([&item.id], |row| row.get(0))?
+                .collect::<Result<_, _>>()?;
+        }
+        Ok(Reference::new(stations, stores, items)
+            .ok()
+            .map(|reference| (reference, source, loaded_at)))
     }
 
     /// A private in-memory store, for tests.
@@ -1043,7 +1158,7 @@ mod tests {
     use kitchen_proto::{EventType, Fulfillment, LineItem};
 
     use super::*;
-    use crate::{batch::board, reference::Reference};
+    use crate::batch::board;
     use serde_json::json;
 
     const MINUTE: i64 = 60_000;
@@ -1321,6 +1436,32 @@ mod tests {
                 .expect("applies"),
             Applied::Duplicate
         );
+    }
+
+    #[test]
+    fn the_reference_cache_holds_what_was_saved() {
+        let mut store = Store::open_in_memory().expect("opens");
+        assert!(store.cached_reference().expect("reads").is_none());
+        let reference = Reference::parse(
+            "[[stations]]\nid = \"fry\"\nname = \"Fryer\"\n[[stations]]\nid = \"grill\"\nname = \"Grill\"\n\
+             [[stores]]\nstore_id = \"s1\"\nbrand = \"Smash\"\n\
+             [[items]]\nid = \"fries\"\nname = \"Fries\"\nstation = \"fry\"\nprep_seconds = 180\nmatch = [\"Fries\", \"sku-f\"]",
+        )
+        .expect("valid");
+        store
+            .save_reference(&reference, "file.toml", NOW)
+            .expect("saves");
+        let (cached, source, at) = store.cached_reference().expect("reads").expect("cached");
+        assert_eq!((source.as_str(), at), ("file.toml", NOW));
+        assert_eq!(cached.stations, reference.stations);
+        assert_eq!(cached.stores, reference.stores);
+        assert_eq!(cached.items, reference.items);
+        // Saving again replaces the whole copy.
+        store
+            .save_reference(&Reference::default(), "empty", NOW + 1)
+            .expect("saves");
+        let (cached, _, _) = store.cached_reference().expect("reads").expect("cached");
+        assert!(cached.items.is_empty() && cached.stations.is_empty());
     }
 
     #[test]

@@ -530,3 +530,58 @@ async fn the_kitchen_keeps_working_through_a_broker_outage_and_catches_up() {
     assert_eq!(fry["items"][0]["quantity"], 20, "{fry}");
     kitchen.stop().await;
 }
+
+#[tokio::test]
+async fn a_refused_reference_file_falls_back_to_the_cached_copy() {
+    let data_dir = std::env::temp_dir().join(unique("test-reference"));
+    std::fs::create_dir_all(&data_dir).expect("data dir");
+    let file = data_dir.join("reference.toml");
+    // Runs an (unprovisioned) agent on `data_dir` and returns its status and stations.
+    let run = |reference_file: Option<std::path::PathBuf>| {
+        let data_dir = data_dir.clone();
+        async move {
+            let config = Config {
+                listen: "127.0.0.1:0".parse().expect("addr"),
+                data_dir,
+                reference_file,
+                ..Config::default()
+            };
+            let app = App::build(config).await.expect("agent builds");
+            let base = format!("http://127.0.0.1:{}", app.port());
+            let token = app.shutdown_token();
+            let agent = tokio::spawn(app.run_until_stopped());
+            let status = get_json(&format!("{base}/api/status")).await;
+            let stations = get_json(&format!("{base}/api/stations")).await;
+            token.cancel();
+            agent.await.expect("joins").expect("clean stop");
+            (
+                status["reference"].as_str().unwrap_or_default().to_owned(),
+                stations["stations"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|s| s["id"].as_str().unwrap_or_default().to_owned())
+                    .collect::<Vec<_>>(),
+            )
+        }
+    };
+    std::fs::write(&file, REFERENCE).expect("written");
+    let (reference, stations) = run(Some(file.clone())).await;
+    assert_eq!(reference, "loaded");
+    assert_eq!(stations, ["grill", "fry", "unassigned"]);
+
+    // Someone breaks the file: the kitchen keeps the menu it had, and says so.
+    std::fs::write(&file, "[[stations]]\nid = \"grill\"\n").expect("written");
+    let (reference, stations) = run(Some(file.clone())).await;
+    assert!(
+        reference.starts_with("refused: ") && reference.contains("using the copy cached"),
+        "{reference}"
+    );
+    assert_eq!(stations, ["grill", "fry", "unassigned"]);
+
+    // No file at all: the cached copy.
+    let (reference, stations) = run(None).await;
+    assert!(reference.starts_with("cached "), "{reference}");
+    assert_eq!(stations, ["grill", "fry", "unassigned"]);
+    let _ = std::fs::remove_dir_all(&data_dir);
+}
