@@ -9,6 +9,7 @@ pub mod feed;
 mod http;
 pub mod kitchen;
 pub mod reference;
+pub mod scan;
 pub mod store;
 pub mod writer;
 
