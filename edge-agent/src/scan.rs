@@ -755,6 +755,52 @@ mod tests {
     }
 
     #[test]
+    fn thirteen_digits_that_are_gs1() {
+        // Not an EAN-13 (the check digit would be 4): (17)251231(37)001.
+        check(
+            b"1725123137001",
+            gs1(Gs1 {
+                use_by: Some(day(2025, 12, 31)),
+                count: Some(1),
+                ..Gs1::default()
+            }),
+        );
+    }
+
+    #[test]
+    fn error_messages() {
+        let cases = [
+            (&b""[..], "empty scan"),
+            (&[b'1'; 300][..], "scan too long: 300 bytes, at most 256"),
+            (b"\xc3(", "scan is not text: invalid UTF-8 at byte 0"),
+            (
+                b"(01)09506000134353",
+                "bad check digit in AI (01): expected 2, found 3",
+            ),
+            (b"(17)250230", "impossible date 250230 in AI (17)"),
+            (b"(20)1", "unknown GS1 application identifier (20)"),
+            (b"(00)1234", "AI (00) truncated: needs 18 characters, has 4"),
+            (
+                b"(90)ABCDEFGHIJKLMNOPQRSTUVWXYZ01234",
+                "AI (90) too long: at most 30 characters, has 31",
+            ),
+            (b"(37)1(37)2", "AI (37) appears twice"),
+            (
+                b"(91)FRIES(10)B1(11)250615(17)250615",
+                "bad prep label: missing AI (37), the quantity",
+            ),
+            (
+                b"?!",
+                "unrecognised scan: not a ticket, friendly id, product code or GS1 element string",
+            ),
+        ];
+        for (raw, message) in cases {
+            let error = parse(raw, today()).expect_err("refused");
+            assert_eq!(error.to_string(), message);
+        }
+    }
+
+    #[test]
     fn framing() {
         check(b"", Err(ScanError::Empty));
         check(b" \r\n", Err(ScanError::Empty));
