@@ -395,6 +395,21 @@ async fn main() -> anyhow::Result<()> {
             ms(percentile(&latencies, 0.99)),
         );
         println!("RSS peak over the run: {}", mib(peak));
+        // The agent's own side of the latency: how long its write transactions took.
+        let metrics = reqwest::get(format!("{base}/metrics")).await?.text().await?;
+        let value = |name: &str| {
+            metrics
+                .lines()
+                .find_map(|l| l.strip_prefix(&format!("{name} ")))
+                .and_then(|v| v.parse::<f64>().ok())
+                .unwrap_or(0.0)
+        };
+        let jobs = value("edge_agent_write_jobs_total");
+        println!(
+            "agent writes: {jobs:.0} transactions, mean {:.2} ms, longest {:.2} ms",
+            value("edge_agent_write_seconds_total") / jobs.max(1.0) * 1e3,
+            value("edge_agent_write_seconds_max") * 1e3,
+        );
         let _ = connection.close(200, "bench done".into()).await;
         Ok::<_, anyhow::Error>(channel)
     }

@@ -332,6 +332,28 @@ async fn metrics(State(state): State<AppState>) -> Response {
         "Newest event-log sequence (the SSE id).",
         last_seq.to_string(),
     );
+    let writes = &state.writer.stats;
+    metric(
+        "edge_agent_write_jobs_total",
+        "counter",
+        "Write transactions run by the store writer.",
+        load(&writes.jobs),
+    );
+    metric(
+        "edge_agent_write_seconds_total",
+        "counter",
+        "Time the store writer spent in write transactions.",
+        format!(
+            "{:.6}",
+            writes.total_us.load(Ordering::Relaxed) as f64 / 1e6
+        ),
+    );
+    metric(
+        "edge_agent_write_seconds_max",
+        "gauge",
+        "Longest write transaction since start.",
+        format!("{:.6}", writes.max_us.load(Ordering::Relaxed) as f64 / 1e6),
+    );
     metric(
         "edge_agent_sse_clients",
         "gauge",

@@ -3,7 +3,10 @@
 //! their commit. After each job the log entries it committed are broadcast to the live event
 //! streams.
 
-use std::sync::Arc;
+use std::sync::{
+    Arc,
+    atomic::{AtomicU64, Ordering},
+};
 
 use kitchen_proto::OrderEvent;
 use tokio::sync::{broadcast, oneshot};
@@ -24,10 +27,19 @@ pub enum WriteError {
     Gone,
 }
 
+/// How long the writer's jobs (each one transaction) take, for `/metrics`.
+#[derive(Debug, Default)]
+pub struct WriteStats {
+    pub jobs: AtomicU64,
+    pub total_us: AtomicU64,
+    pub max_us: AtomicU64,
+}
+
 /// Handle to the writer thread; the thread ends when every handle is dropped.
 #[derive(Clone)]
 pub struct StoreWriter {
     sender: tokio::sync::mpsc::Sender<Job>,
+    pub stats: Arc<WriteStats>,
 }
 
 impl StoreWriter {
@@ -37,18 +49,25 @@ impl StoreWriter {
         events: broadcast::Sender<Arc<LoggedEvent>>,
     ) -> std::io::Result<Self> {
         let (sender, mut receiver) = tokio::sync::mpsc::channel::<Job>(256);
+        let stats = Arc::new(WriteStats::default());
+        let thread_stats = stats.clone();
         std::thread::Builder::new()
             .name("store-writer".into())
             .spawn(move || {
                 while let Some(job) = receiver.blocking_recv() {
+                    let started = std::time::Instant::now();
                     job(&mut kitchen, now_ms());
+                    let us = started.elapsed().as_micros() as u64;
+                    thread_stats.jobs.fetch_add(1, Ordering::Relaxed);
+                    thread_stats.total_us.fetch_add(us, Ordering::Relaxed);
+                    thread_stats.max_us.fetch_max(us, Ordering::Relaxed);
                     for entry in kitchen.take_committed() {
                         // No live stream listening is fine: they replay from the log.
                         let _ = events.send(Arc::new(entry));
                     }
                 }
             })?;
-        Ok(Self { sender })
+        Ok(Self { sender, stats })
     }
 
     /// Runs `job` on the writer thread and returns its result once committed.
