@@ -28,35 +28,7 @@ use lapin::{
 };
 use prost::Message;
 
-const REFERENCE: &str = r#"
-[[stations]]
-id = "grill"
-name = "Grill"
-[[stations]]
-id = "fry"
-name = "Fryer"
-[[stations]]
-id = "drinks"
-name = "Drinks"
-[[items]]
-id = "smash"
-name = "Double Smash Burger"
-station = "grill"
-prep_seconds = 420
-match = ["sku-smash-double"]
-[[items]]
-id = "fries"
-name = "Fries"
-station = "fry"
-prep_seconds = 180
-match = ["Fries"]
-[[items]]
-id = "cola"
-name = "Cola"
-station = "drinks"
-prep_seconds = 30
-match = ["Cola"]
-"#;
+const REFERENCE: &str = include_str!("../tests/fixtures/three_stations.toml");
 
 const STORES: [&str; 3] = ["bench-a", "bench-b", "bench-c"];
 const BUMP_AFTER: Duration = Duration::from_secs(5);

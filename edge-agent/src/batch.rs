@@ -344,38 +344,8 @@ mod tests {
     const NOW: i64 = 1_741_977_600_000;
 
     fn reference() -> Reference {
-        Reference::parse(
-            r#"
-[[stations]]
-id = "grill"
-name = "Grill"
-[[stations]]
-id = "fry"
-name = "Fryer"
-[[stations]]
-id = "drinks"
-name = "Drinks"
-[[items]]
-id = "smash"
-name = "Double Smash Burger"
-station = "grill"
-prep_seconds = 420
-match = ["sku-smash-double"]
-[[items]]
-id = "fries"
-name = "Fries"
-station = "fry"
-prep_seconds = 180
-match = ["Fries"]
-[[items]]
-id = "cola"
-name = "Cola"
-station = "drinks"
-prep_seconds = 30
-match = ["Cola"]
-"#,
-        )
-        .expect("valid reference")
+        Reference::parse(include_str!("../tests/fixtures/three_stations.toml"))
+            .expect("valid reference")
     }
 
     fn line(name: &str, quantity: u32, modifiers: Vec<Line>) -> Line {

@@ -782,29 +782,8 @@ mod tests {
 
     fn reference() -> Arc<Reference> {
         Arc::new(
-            Reference::parse(
-                r#"
-[[stations]]
-id = "grill"
-name = "Grill"
-[[stations]]
-id = "fry"
-name = "Fryer"
-[[items]]
-id = "smash"
-name = "Double Smash Burger"
-station = "grill"
-prep_seconds = 420
-match = ["sku-smash-double"]
-[[items]]
-id = "fries"
-name = "Fries"
-station = "fry"
-prep_seconds = 180
-match = ["Fries"]
-"#,
-            )
-            .expect("valid reference"),
+            Reference::parse(include_str!("../tests/fixtures/three_stations.toml"))
+                .expect("valid reference"),
         )
     }
 

@@ -11,35 +11,7 @@ use common::{SseReader, TestAgent, get_json};
 use kitchen_proto::{EventType, Fulfillment, LineItem, OrderEvent, OrderStatus};
 use serde_json::Value;
 
-const REFERENCE: &str = r#"
-[[stations]]
-id = "grill"
-name = "Grill"
-[[stations]]
-id = "fry"
-name = "Fryer"
-[[stations]]
-id = "drinks"
-name = "Drinks"
-[[items]]
-id = "smash"
-name = "Double Smash Burger"
-station = "grill"
-prep_seconds = 420
-match = ["sku-smash-double"]
-[[items]]
-id = "fries"
-name = "Fries"
-station = "fry"
-prep_seconds = 180
-match = ["Fries"]
-[[items]]
-id = "cola"
-name = "Cola"
-station = "drinks"
-prep_seconds = 30
-match = ["Cola"]
-"#;
+const REFERENCE: &str = include_str!("fixtures/three_stations.toml");
 
 const STORES: [&str; 3] = ["store-a", "store-b", "store-c"];
 const ORDERS: u64 = 500;
