@@ -11,29 +11,7 @@ use common::{SseReader, TestAgent, get_json, post_json, unique};
 use edge_agent::{App, Config};
 use kitchen_proto::{EventType, LineItem, OrderEvent, OrderStatus};
 
-const REFERENCE: &str = r#"
-[[stations]]
-id = "grill"
-name = "Grill"
-[[stations]]
-id = "fry"
-name = "Fryer"
-[[stores]]
-store_id = "kitchen-bk-01"
-brand = "Smash Bros"
-[[items]]
-id = "double-smash"
-name = "Double Smash Burger"
-station = "grill"
-prep_seconds = 420
-match = ["sku-smash-double"]
-[[items]]
-id = "fries"
-name = "Fries"
-station = "fry"
-prep_seconds = 180
-match = ["Fries"]
-"#;
+const REFERENCE: &str = include_str!("fixtures/sample_kitchen.toml");
 
 fn burger_meal(event_id: &str, sequence: u64, order_id: &str, burgers: u32) -> OrderEvent {
     OrderEvent {

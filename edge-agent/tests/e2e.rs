@@ -37,35 +37,7 @@ const FRIENDLY_ID: &str = "7K2QX";
 /// The pho matches no reference item, so it counts at `unassigned` under its Otter id.
 const PHO_ID: &str = "e5a3f6d4-7f8b-4a9c-9d04-b5c6d7e8f9a0";
 
-const REFERENCE: &str = r#"
-[[stations]]
-id = "grill"
-name = "Grill"
-[[stations]]
-id = "fry"
-name = "Fryer"
-[[stores]]
-store_id = "kitchen-bk-01"
-brand = "Smash Bros"
-[[items]]
-id = "double-smash"
-name = "Double Smash Burger"
-station = "grill"
-prep_seconds = 420
-match = ["sku-smash-double"]
-[[items]]
-id = "fries"
-name = "Fries"
-station = "fry"
-prep_seconds = 180
-match = ["Fries"]
-[[items]]
-id = "tenders"
-name = "Chicken Tenders"
-station = "fry"
-prep_seconds = 300
-match = ["Crispy Chicken Tenders (5 pc)"]
-"#;
+const REFERENCE: &str = include_str!("fixtures/sample_kitchen.toml");
 
 fn admin_database_url() -> String {
     std::env::var("TEST_DATABASE_URL")
