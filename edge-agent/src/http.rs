@@ -177,6 +177,7 @@ pub fn router(state: AppState) -> Router {
             "/api/batch-sessions/{session_id}/complete",
             post(complete_batch),
         )
+        .route("/api/scans", post(scan))
         .route("/api/orders/{order_id}/bump", post(bump))
         .route("/api/orders/{order_id}/recall", post(recall))
         .route("/orders/events", get(events))
@@ -596,6 +597,45 @@ async fn complete_batch(State(state): State<AppState>, Path(session_id): Path<St
     match state.writer.complete_batch(session_id.clone()).await {
         Ok(Some(session)) => Json(json!(session)).into_response(),
         Ok(None) => error(StatusCode::NOT_FOUND, format!("no session {session_id:?}")),
+        Err(error) => internal(error),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ScanBody {
+    device: String,
+    code: String,
+    /// The station of a station scanner (a tablet's keyboard-wedge scanner at that station).
+    station: Option<String>,
+}
+
+/// `POST /api/scans` with `{"device", "code", "station"}`: the keyboard-wedge path into the
+/// same pipeline as the serial scanners. Every scan is recorded; `200` when accepted, `422`
+/// with the reason when not.
+async fn scan(State(state): State<AppState>, body: Bytes) -> Response {
+    let body: ScanBody = match serde_json::from_slice(&body) {
+        Ok(body) => body,
+        Err(e) => return error(StatusCode::BAD_REQUEST, format!("invalid body: {e}")),
+    };
+    if body.device.trim().is_empty() {
+        return error(StatusCode::BAD_REQUEST, "device must name the scanner");
+    }
+    if let Some(station) = &body.station
+        && !known_station(&state, station)
+    {
+        return error(
+            StatusCode::NOT_FOUND,
+            format!("unknown station {station:?}"),
+        );
+    }
+    match state
+        .writer
+        .scan(body.device, body.station, body.code.into_bytes())
+        .await
+    {
+        Ok(record) if record.accepted => Json(json!(record)).into_response(),
+        Ok(record) => (StatusCode::UNPROCESSABLE_ENTITY, Json(json!(record))).into_response(),
         Err(error) => internal(error),
     }
 }

@@ -258,32 +258,96 @@ impl Kitchen {
         now_ms: i64,
     ) -> Result<Option<Vec<String>>, StoreError> {
         self.write(now_ms, |state, tx, pending| {
-            let Some(changed) = store::set_bumps(tx, order_id, stations, bumped, now_ms)? else {
-                return Ok((None, Touched::default()));
+            let changed = state.set_bumps(tx, order_id, stations, bumped, now_ms, pending)?;
+            let touched = match &changed {
+                Some(changed) if !changed.is_empty() => Touched::orders([order_id.to_owned()]),
+                _ => Touched::default(),
             };
-            if changed.is_empty() {
-                return Ok((Some(changed), Touched::default()));
+            Ok((changed, touched))
+        })
+    }
+
+    /// A scan from `device` (a station scanner when `station` is given). Recorded whatever it
+    /// was, in the transaction of its effect, and logged as `scan.recorded` or `scan.rejected`.
+    /// A station scanner's ticket (`ORDER:<id>`, or a friendly id only one open order has)
+    /// bumps that order at its station, as a tap would.
+    pub fn scan(
+        &mut self,
+        device: &str,
+        station: Option<&str>,
+        raw: &[u8],
+        now_ms: i64,
+    ) -> Result<store::ScanRecord, StoreError> {
+        let today = chrono::DateTime::from_timestamp_millis(now_ms)
+            .map(|t| t.date_naive())
+            .unwrap_or_default();
+        let parsed = crate::scan::parse(raw, today);
+        self.write(now_ms, |state, tx, pending| {
+            let mut record = store::ScanRecord {
+                scan_id: uuid::Uuid::now_v7().to_string(),
+                device: device.to_owned(),
+                code: String::from_utf8_lossy(raw).into_owned(),
+                parsed: parsed.as_ref().ok().map(|scan| json!(scan)),
+                action: "none".into(),
+                accepted: false,
+                reason: String::new(),
+                order_id: None,
+                station_id: station.map(str::to_owned),
+                scanned_at_ms: now_ms,
+            };
+            // The order a station scanner's ticket names, with the station; or why not.
+            let target = match (&parsed, station) {
+                (Err(error), _) => Err(error.to_string()),
+                (Ok(_), None) => {
+                    Err("prep and receiving scans are not handled yet (issue 4)".to_owned())
+                }
+                (Ok(crate::scan::Scan::Ticket { order_id }), Some(station)) => {
+                    Ok((order_id.clone(), station))
+                }
+                (Ok(crate::scan::Scan::FriendlyId(friendly)), Some(station)) => {
+                    match store::open_orders_by_friendly_id(tx, friendly)?.as_slice() {
+                        [one] => Ok((one.clone(), station)),
+                        [] => Err(format!("no open order #{friendly}")),
+                        many => Err(format!(
+                            "{} open orders are #{friendly}: {}; scan the ticket barcode",
+                            many.len(),
+                            many.join(", ")
+                        )),
+                    }
+                }
+                (Ok(_), Some(_)) => Err("a station scanner takes tickets; this is not one".into()),
+            };
+            let mut touched = Touched::default();
+            match target {
+                Ok((order_id, station)) if state.orders.contains_key(&order_id) => {
+                    state.set_bumps(tx, &order_id, &[station.to_owned()], true, now_ms, pending)?;
+                    record.action = "bump".into();
+                    record.accepted = true;
+                    touched = Touched::orders([order_id.clone()]);
+                    record.order_id = Some(order_id);
+                }
+                Ok((order_id, _)) => {
+                    record.reason = format!("no open order {order_id:?}");
+                    record.order_id = Some(order_id);
+                }
+                Err(reason) => record.reason = reason,
             }
-            let kind = if bumped {
-                "order.bumped"
+            store::insert_scan(tx, &record, raw)?;
+            let kind = if record.accepted {
+                "scan.recorded"
             } else {
-                "order.recalled"
+                "scan.rejected"
             };
-            let data = json!({ "order_id": order_id, "stations": changed });
-            let mut tags: BTreeSet<String> = changed.iter().cloned().collect();
-            if let Some(held) = state.orders.get(order_id) {
-                tags.extend(held.stations.iter().cloned());
-            }
-            let tags: Vec<String> = tags.into_iter().collect();
+            let tags = station.map(|s| vec![s.to_owned()]);
             pending.log.push(store::append_log(
                 tx,
                 kind,
-                Some(order_id),
-                Some(&tags),
-                &data,
+                record.order_id.as_deref(),
+                tags.as_deref(),
+                &json!(record),
                 now_ms,
             )?);
-            Ok((Some(changed), Touched::orders([order_id.to_owned()])))
+            Ok((record, touched))
         })
     }
 
@@ -423,6 +487,45 @@ impl Kitchen {
 }
 
 impl State {
+    /// Bumps (or recalls) an order at stations and logs `order.bumped` / `order.recalled` when
+    /// anything changed. `None`: no such order.
+    fn set_bumps(
+        &self,
+        tx: &Transaction<'_>,
+        order_id: &str,
+        stations: &[String],
+        bumped: bool,
+        now_ms: i64,
+        pending: &mut Pending,
+    ) -> Result<Option<Vec<String>>, StoreError> {
+        let Some(changed) = store::set_bumps(tx, order_id, stations, bumped, now_ms)? else {
+            return Ok(None);
+        };
+        if changed.is_empty() {
+            return Ok(Some(changed));
+        }
+        let kind = if bumped {
+            "order.bumped"
+        } else {
+            "order.recalled"
+        };
+        let data = json!({ "order_id": order_id, "stations": changed });
+        let mut tags: BTreeSet<String> = changed.iter().cloned().collect();
+        if let Some(held) = self.orders.get(order_id) {
+            tags.extend(held.stations.iter().cloned());
+        }
+        let tags: Vec<String> = tags.into_iter().collect();
+        pending.log.push(store::append_log(
+            tx,
+            kind,
+            Some(order_id),
+            Some(&tags),
+            &data,
+            now_ms,
+        )?);
+        Ok(Some(changed))
+    }
+
     /// Rebuilds everything from the store.
     fn reload(&mut self, store: &Store, now_ms: i64) -> Result<(), StoreError> {
         self.orders.clear();

@@ -20,7 +20,8 @@ const MAX_ORDER_ID_LEN: usize = 64;
 const PREP_ITEM_AI: &str = "91";
 
 /// What one scan was.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Scan {
     /// `ORDER:<order_id>`, the ticket barcode.
     Ticket { order_id: String },
@@ -46,7 +47,7 @@ pub enum Scan {
 }
 
 /// The fields of a GS1 element string, each AI at most once.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct Gs1 {
     /// (00) SSCC, 18 digits, check digit verified.
     pub sscc: Option<String>,

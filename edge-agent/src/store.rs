@@ -21,6 +21,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0001_init.sql"),
     include_str!("../migrations/0002_batches_ready_stations.sql"),
     include_str!("../migrations/0003_reference_cache.sql"),
+    include_str!("../migrations/0004_scans.sql"),
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -653,6 +654,62 @@ pub fn set_ready(
         )?,
     };
     Ok(changed > 0)
+}
+
+/// A scan as recorded.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct ScanRecord {
+    pub scan_id: String,
+    pub device: String,
+    /// The bytes as sent, decoded lossily for display.
+    pub code: String,
+    pub parsed: Option<serde_json::Value>,
+    pub action: String,
+    pub accepted: bool,
+    pub reason: String,
+    pub order_id: Option<String>,
+    pub station_id: Option<String>,
+    pub scanned_at_ms: i64,
+}
+
+/// Records a scan (in the transaction of its effect).
+pub fn insert_scan(tx: &Transaction<'_>, scan: &ScanRecord, raw: &[u8]) -> Result<(), StoreError> {
+    tx.execute(
+        "INSERT INTO scans (scan_id, device, raw, parsed, action, result, reason, order_id,
+                            station_id, scanned_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        params![
+            scan.scan_id,
+            scan.device,
+            raw,
+            scan.parsed.as_ref().map(|p| p.to_string()),
+            scan.action,
+            if scan.accepted {
+                "accepted"
+            } else {
+                "rejected"
+            },
+            scan.reason,
+            scan.order_id,
+            scan.station_id,
+            scan.scanned_at_ms
+        ],
+    )?;
+    Ok(())
+}
+
+/// Open orders whose friendly id is `friendly_id`.
+pub fn open_orders_by_friendly_id(
+    connection: &Connection,
+    friendly_id: &str,
+) -> Result<Vec<String>, StoreError> {
+    let mut statement = connection.prepare_cached(
+        "SELECT order_id FROM orders WHERE state = 'open' AND friendly_id = ?1 ORDER BY order_id",
+    )?;
+    let ids = statement
+        .query_map([friendly_id], |row| row.get(0))?
+        .collect::<Result<_, _>>()?;
+    Ok(ids)
 }
 
 /// Records a started batch session.

@@ -126,6 +126,17 @@ impl StoreWriter {
             .await
     }
 
+    /// Records and acts on a scan (see `Kitchen::scan`).
+    pub async fn scan(
+        &self,
+        device: String,
+        station: Option<String>,
+        raw: Vec<u8>,
+    ) -> Result<crate::store::ScanRecord, WriteError> {
+        self.run(move |kitchen, now_ms| kitchen.scan(&device, station.as_deref(), &raw, now_ms))
+            .await
+    }
+
     /// Lets the clock move scheduled orders into the count.
     pub async fn tick(&self) -> Result<(), WriteError> {
         self.run(|kitchen, now_ms| kitchen.tick(now_ms)).await

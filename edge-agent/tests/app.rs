@@ -563,3 +563,122 @@ async fn a_refused_reference_file_falls_back_to_the_cached_copy() {
     assert_eq!(stations, ["grill", "fry", "unassigned"]);
     let _ = std::fs::remove_dir_all(&data_dir);
 }
+
+#[tokio::test]
+async fn a_station_scanner_bumps_tickets_and_every_scan_is_recorded() {
+    let kitchen = TestAgent::start(Some(REFERENCE)).await;
+    let base = kitchen.base.clone();
+    let with_friendly = |event: OrderEvent, friendly: &str| OrderEvent {
+        friendly_id: friendly.into(),
+        ..event
+    };
+    kitchen
+        .publish(&with_friendly(burger_meal("e1", 1, "o1", 1), "KQ1"))
+        .await;
+    kitchen
+        .publish(&with_friendly(burger_meal("e2", 2, "o2", 2), "KQ2"))
+        .await;
+    kitchen
+        .publish(&with_friendly(burger_meal("e3", 3, "o3", 1), "KQ2"))
+        .await;
+    let orders_url = format!("{base}/api/orders?state=open");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while get_json(&orders_url).await["orders"]
+        .as_array()
+        .map_or(0, Vec::len)
+        < 3
+    {
+        assert!(Instant::now() < deadline, "orders never arrived");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let client = reqwest::Client::new();
+    let scan = |code: &str, station: Option<&str>| {
+        let request = client
+            .post(format!("{base}/api/scans"))
+            .json(&serde_json::json!({"device": "fry-scanner", "code": code, "station": station}));
+        async move {
+            let response = request.send().await.expect("answers");
+            let status = response.status().as_u16();
+            let body: serde_json::Value = response.json().await.expect("json");
+            (status, body)
+        }
+    };
+    // A ticket barcode (with the scanner's AIM prefix and CR) bumps o1 at the fryer.
+    let (status, body) = scan("]C0ORDER:o1\r", Some("fry")).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        (&body["action"], &body["order_id"], &body["station_id"]),
+        (
+            &serde_json::json!("bump"),
+            &serde_json::json!("o1"),
+            &serde_json::json!("fry")
+        )
+    );
+    // A friendly id only one open order has does the same.
+    let (status, body) = scan("KQ1", Some("grill")).await;
+    assert_eq!((status, &body["order_id"]), (200, &serde_json::json!("o1")));
+    // Two open orders are #KQ2: refused, with the candidates.
+    let (status, body) = scan("KQ2", Some("fry")).await;
+    assert_eq!(status, 422);
+    assert_eq!(
+        body["reason"],
+        "2 open orders are #KQ2: o2, o3; scan the ticket barcode"
+    );
+    // Garbage, and a product code at a station scanner: refused with the reason.
+    let (status, body) = scan("(01)09506000134353", Some("fry")).await;
+    assert_eq!(status, 422);
+    assert!(
+        body["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("check digit"),
+        "{body}"
+    );
+    let (status, body) = scan("4006381333931", Some("fry")).await;
+    assert_eq!(
+        (status, &body["reason"]),
+        (
+            422,
+            &serde_json::json!("a station scanner takes tickets; this is not one")
+        )
+    );
+
+    // o1 is done at both stations: ready, and out of the counts.
+    let orders = get_json(&orders_url).await;
+    let o1 = orders["orders"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|o| o["order_id"] == "o1")
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(o1["bumped_at"], serde_json::json!(["fry", "grill"]));
+    assert_eq!(o1["ready"], true);
+    let fry = get_json(&format!("{base}/api/batches?station=fry")).await;
+    assert_eq!(
+        fry["items"][0]["order_ids"],
+        serde_json::json!(["o2", "o3"])
+    );
+
+    // Every scan is in the log, in order, accepted or not.
+    let mut log = SseReader::open(&format!("{base}/orders/events"), Some("0")).await;
+    let mut scans = Vec::new();
+    while scans.len() < 5 {
+        let (_, event, data) = log.next().await;
+        if event.starts_with("scan.") {
+            scans.push((event, data["code"].as_str().unwrap_or_default().to_owned()));
+        }
+    }
+    let expected: Vec<(String, String)> = [
+        ("scan.recorded", "]C0ORDER:o1\r"),
+        ("scan.recorded", "KQ1"),
+        ("scan.rejected", "KQ2"),
+        ("scan.rejected", "(01)09506000134353"),
+        ("scan.rejected", "4006381333931"),
+    ]
+    .iter()
+    .map(|(a, b)| ((*a).to_owned(), (*b).to_owned()))
+    .collect();
+    assert_eq!(scans, expected);
+    kitchen.stop().await;
+}
