@@ -174,11 +174,22 @@ pub fn prep_label(
     quantity: u32,
 ) -> Result<String, ScanError> {
     check_prep_label(item_id, batch_id, prepared, use_by, quantity)?;
-    Ok(format!(
-        "11{}17{}{PREP_ITEM_AI}{item_id}{GS}10{batch_id}{GS}37{quantity}",
-        yymmdd(prepared),
-        yymmdd(use_by),
-    ))
+    Ok(
+        prep_label_fields(item_id, batch_id, prepared, use_by, quantity)
+            .map(|(ai, value, variable)| {
+                format!(
+                    "{ai}{value}{}",
+                    if variable {
+                        GS.to_string()
+                    } else {
+                        String::new()
+                    }
+                )
+            })
+            .concat()
+            .trim_end_matches(GS)
+            .to_owned(),
+    )
 }
 
 /// The same prep label in bracketed human-readable form, for the text under the barcode.
@@ -190,11 +201,28 @@ pub fn prep_label_human(
     quantity: u32,
 ) -> Result<String, ScanError> {
     check_prep_label(item_id, batch_id, prepared, use_by, quantity)?;
-    Ok(format!(
-        "(11){}(17){}({PREP_ITEM_AI}){item_id}(10){batch_id}(37){quantity}",
-        yymmdd(prepared),
-        yymmdd(use_by),
-    ))
+    Ok(
+        prep_label_fields(item_id, batch_id, prepared, use_by, quantity)
+            .map(|(ai, value, _)| format!("({ai}){value}"))
+            .concat(),
+    )
+}
+
+/// A prep label's fields in label order: (AI, value, variable length).
+fn prep_label_fields(
+    item_id: &str,
+    batch_id: &str,
+    prepared: NaiveDate,
+    use_by: NaiveDate,
+    quantity: u32,
+) -> [(&'static str, String, bool); 5] {
+    [
+        ("11", yymmdd(prepared), false),
+        ("17", yymmdd(use_by), false),
+        (PREP_ITEM_AI, item_id.to_owned(), true),
+        ("10", batch_id.to_owned(), true),
+        ("37", quantity.to_string(), true),
+    ]
 }
 
 fn check_prep_label(

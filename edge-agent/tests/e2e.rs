@@ -6,6 +6,7 @@
 //! removed when the test ends, passed or failed.
 
 mod browser;
+mod common;
 
 use std::{
     future::Future,
@@ -16,7 +17,6 @@ use std::{
 
 use browser::Browser;
 use cloud_relay::otter::WebhookSigner;
-use futures_util::StreamExt;
 use lapin::{
     Connection, ConnectionProperties,
     options::{ExchangeDeleteOptions, QueueDeleteOptions},
@@ -42,11 +42,6 @@ const REFERENCE: &str = include_str!("fixtures/sample_kitchen.toml");
 fn admin_database_url() -> String {
     std::env::var("TEST_DATABASE_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
-}
-
-fn amqp_url() -> String {
-    std::env::var("TEST_AMQP_URL")
-        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into())
 }
 
 /// A name no other test (or test run) uses; valid as a database name and in queue names.
@@ -155,7 +150,7 @@ impl Drop for BrokerObjects {
         let exchanges = std::mem::take(&mut self.exchanges);
         run_blocking(async move {
             let Ok(connection) =
-                Connection::connect(&amqp_url(), ConnectionProperties::default()).await
+                Connection::connect(&common::amqp_url(), ConnectionProperties::default()).await
             else {
                 return;
             };
@@ -231,7 +226,7 @@ impl Kitchen {
         let relay_config = cloud_relay::Config {
             listen: "127.0.0.1:0".parse().expect("addr"),
             database_url: SecretString::from(db.url.clone()),
-            amqp_url: SecretString::from(amqp_url()),
+            amqp_url: SecretString::from(common::amqp_url()),
             order_exchange: order_exchange.clone(),
             raw_events_exchange: raw_exchange,
             otter_webhook_secret: Some(SecretString::from(SECRET)),
@@ -250,7 +245,7 @@ impl Kitchen {
         let agent_config = edge_agent::Config {
             listen: "127.0.0.1:0".parse().expect("addr"),
             data_dir: data_dir.0.clone(),
-            amqp_url: amqp_url(),
+            amqp_url: common::amqp_url(),
             kitchen_id,
             store_ids: vec![STORE_ID.into()],
             reference_file: Some(reference_file),
@@ -411,77 +406,6 @@ fn row(
     )
 }
 
-/// One Server-Sent Event.
-#[derive(Debug)]
-struct SseEvent {
-    id: String,
-    event: String,
-    data: Value,
-}
-
-/// Reads `GET /orders/events` as a tablet's EventSource would, parsing the frames itself.
-struct SseClient {
-    stream:
-        std::pin::Pin<Box<dyn futures_util::Stream<Item = reqwest::Result<bytes::Bytes>> + Send>>,
-    buffer: String,
-}
-
-impl SseClient {
-    async fn open(url: &str) -> Self {
-        let response = reqwest::get(url).await.expect("event stream answers");
-        assert_eq!(response.status(), 200);
-        assert_eq!(
-            response.headers()["content-type"].to_str().expect("ascii"),
-            "text/event-stream"
-        );
-        Self {
-            stream: Box::pin(response.bytes_stream()),
-            buffer: String::new(),
-        }
-    }
-
-    /// The next event within `timeout` (keep-alive comments skipped), or `None`.
-    async fn next_within(&mut self, timeout: Duration) -> Option<SseEvent> {
-        tokio::time::timeout(timeout, async {
-            loop {
-                if let Some(end) = self.buffer.find("\n\n") {
-                    let frame: String = self.buffer.drain(..end + 2).collect();
-                    let (mut id, mut event, mut data) = (String::new(), String::new(), None);
-                    for line in frame.lines() {
-                        let (field, value) = line.split_once(':').unwrap_or((line, ""));
-                        let value = value.strip_prefix(' ').unwrap_or(value);
-                        match field {
-                            "id" => id = value.to_owned(),
-                            "event" => event = value.to_owned(),
-                            "data" => data = Some(value.to_owned()),
-                            _ => {} // a comment (keep-alive) or a field we do not use
-                        }
-                    }
-                    let Some(data) = data else { continue };
-                    let data = serde_json::from_str(&data)
-                        .unwrap_or_else(|e| panic!("event {id} data is not json ({e}): {data}"));
-                    return SseEvent { id, event, data };
-                }
-                let chunk = self
-                    .stream
-                    .next()
-                    .await
-                    .expect("stream still open")
-                    .expect("stream bytes");
-                self.buffer.push_str(&String::from_utf8_lossy(&chunk));
-            }
-        })
-        .await
-        .ok()
-    }
-
-    async fn next(&mut self) -> SseEvent {
-        self.next_within(Duration::from_secs(20))
-            .await
-            .expect("an event within 20 s")
-    }
-}
-
 /// The order id an `order.*` event is about: `order_id`, or `order.order_id` in the richer form.
 fn event_order_id(data: &Value) -> &str {
     data["order_id"]
@@ -493,39 +417,39 @@ fn event_order_id(data: &Value) -> &str {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_signed_webhook_reaches_the_tablet_stream_and_the_batch_counts() {
     let kitchen = Kitchen::start().await;
-    let mut tablet = SseClient::open(&kitchen.agent("/orders/events")).await;
-    let snapshot = tablet.next().await;
+    let mut tablet = common::SseReader::open(&kitchen.agent("/orders/events"), None).await;
+    let (id, event, data) = tablet.next().await;
     assert_eq!(
-        (snapshot.event.as_str(), &snapshot.data["batches"]),
+        (event.as_str(), &data["batches"]),
         ("snapshot", &json!([])),
-        "{snapshot:?}"
+        "{data}"
     );
-    if let Some(orders) = snapshot.data.get("orders") {
-        assert_eq!(orders, &json!([]), "{snapshot:?}");
+    if let Some(orders) = data.get("orders") {
+        assert_eq!(orders, &json!([]), "{data}");
     }
-    let snapshot_id: i64 = snapshot.id.parse().expect("numeric event id");
+    let snapshot_id: i64 = id.parse().expect("numeric event id");
 
     kitchen.post_webhook(&order_body(|_| {})).await;
 
-    let created = tablet.next().await;
+    let (id, event, created) = tablet.next().await;
     assert_eq!(
         (
-            created.event.as_str(),
-            created.id.parse::<i64>().ok(),
-            event_order_id(&created.data)
+            event.as_str(),
+            id.parse::<i64>().ok(),
+            event_order_id(&created)
         ),
         ("order.created", Some(snapshot_id + 1), ORDER_ID),
-        "{created:?}"
+        "{created}"
     );
-    if let Some(event_id) = created.data.get("event_id") {
+    if let Some(event_id) = created.get("event_id") {
         assert_eq!(event_id, "0b6f3c1e-7d2a-4c55-9a3e-5f1d2b8e9a41");
     }
-    if let Some(store_id) = created.data.get("store_id") {
+    if let Some(store_id) = created.get("store_id") {
         assert_eq!(store_id, STORE_ID);
     }
     // Exactly one order event: nothing else about orders follows (batch updates may).
-    while let Some(next) = tablet.next_within(Duration::from_secs(1)).await {
-        assert!(!next.event.starts_with("order."), "unexpected {next:?}");
+    while let Some((_, event, data)) = tablet.next_within(Duration::from_secs(1)).await {
+        assert!(!event.starts_with("order."), "unexpected {event} {data}");
     }
 
     // Promised = pickupTime 18:58:00Z; due = promised − the item's prep time.

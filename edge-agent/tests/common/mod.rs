@@ -220,10 +220,20 @@ impl SseReader {
         }
     }
 
-    /// The next event (keep-alive comments skipped), within 10 s.
+    /// The next event `(id, event, data)` (keep-alive comments skipped), within 10 s.
     pub async fn next(&mut self) -> (String, String, serde_json::Value) {
+        self.next_within(Duration::from_secs(10))
+            .await
+            .expect("an event within 10 s")
+    }
+
+    /// The next event within `timeout`, or `None`.
+    pub async fn next_within(
+        &mut self,
+        timeout: Duration,
+    ) -> Option<(String, String, serde_json::Value)> {
         use futures_util::StreamExt;
-        tokio::time::timeout(Duration::from_secs(10), async {
+        tokio::time::timeout(timeout, async {
             loop {
                 if let Some(end) = self.buffer.find("\n\n") {
                     let frame: String = self.buffer.drain(..end + 2).collect();
@@ -250,6 +260,6 @@ impl SseReader {
             }
         })
         .await
-        .expect("an event within 10 s")
+        .ok()
     }
 }
