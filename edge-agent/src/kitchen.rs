@@ -85,6 +85,8 @@ pub enum BatchError {
 struct Pending {
     log: Vec<LoggedEvent>,
     moved: BTreeSet<String>,
+    /// Orders already reloaded from this transaction (and taken into memory).
+    reloaded: BTreeSet<String>,
 }
 
 pub struct Kitchen {
@@ -674,9 +676,13 @@ impl State {
         pending: &mut Pending,
     ) -> Result<(), StoreError> {
         for order_id in &touched.orders {
-            let held = store::load_orders(tx, Some(order_id))?
-                .pop()
-                .map(|order| self.held(order, now_ms));
+            let held = if pending.reloaded.contains(order_id) {
+                self.orders.get(order_id).cloned()
+            } else {
+                store::load_orders(tx, Some(order_id))?
+                    .pop()
+                    .map(|order| self.held(order, now_ms))
+            };
             if let Some(held) = &held {
                 let ready = batch::is_ready(&held.order, &self.reference);
                 if store::set_ready(tx, order_id, ready.then_some(now_ms))? && ready {
@@ -763,6 +769,7 @@ impl State {
             now_ms,
         )?);
         let moved = self.put(order_id, after);
+        pending.reloaded.insert(order_id.to_owned());
         pending.moved.extend(moved);
         Ok(())
     }
