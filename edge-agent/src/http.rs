@@ -33,6 +33,7 @@ use crate::{
     feed::FeedStats,
     kitchen::{BatchError, batch_items_json},
     reference::{Reference, UNASSIGNED_STATION},
+    scan::ScanRole,
     store::{LoggedEvent, StateSnapshot, Store, StoreError},
     writer::{StoreWriter, now_ms},
 };
@@ -606,12 +607,14 @@ async fn complete_batch(State(state): State<AppState>, Path(session_id): Path<St
 struct ScanBody {
     device: String,
     code: String,
+    /// `station`, `prep` or `receiving`; `station` when a station is given.
+    role: Option<String>,
     /// The station of a station scanner (a tablet's keyboard-wedge scanner at that station).
     station: Option<String>,
 }
 
-/// `POST /api/scans` with `{"device", "code", "station"}`: the keyboard-wedge path into the
-/// same pipeline as the serial scanners. Every scan is recorded; `200` when accepted, `422`
+/// `POST /api/scans` with `{"device", "code", "role", "station"}`: the keyboard-wedge path into
+/// the same pipeline as the serial scanners. Every scan is recorded; `200` when accepted, `422`
 /// with the reason when not.
 async fn scan(State(state): State<AppState>, body: Bytes) -> Response {
     let body: ScanBody = match serde_json::from_slice(&body) {
@@ -621,19 +624,40 @@ async fn scan(State(state): State<AppState>, body: Bytes) -> Response {
     if body.device.trim().is_empty() {
         return error(StatusCode::BAD_REQUEST, "device must name the scanner");
     }
-    if let Some(station) = &body.station
-        && !known_station(&state, station)
-    {
-        return error(
-            StatusCode::NOT_FOUND,
-            format!("unknown station {station:?}"),
-        );
-    }
-    match state
-        .writer
-        .scan(body.device, body.station, body.code.into_bytes())
-        .await
-    {
+    let role = match (body.role.as_deref(), body.station) {
+        (None | Some("station"), Some(station)) if known_station(&state, &station) => {
+            ScanRole::Station(station)
+        }
+        (None | Some("station"), Some(station)) => {
+            return error(
+                StatusCode::NOT_FOUND,
+                format!("unknown station {station:?}"),
+            );
+        }
+        (Some("prep"), None) => ScanRole::Prep,
+        (Some("receiving"), None) => ScanRole::Receiving,
+        (None | Some("station"), None) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "a station scanner needs its station; other scanners need role prep or receiving",
+            );
+        }
+        (Some(role @ ("prep" | "receiving")), Some(_)) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!("a {role} scanner has no station"),
+            );
+        }
+        (Some(role), _) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!("unknown role {role:?}: station, prep or receiving"),
+            );
+        }
+    };
+    let raw = body.code.into_bytes();
+    let len = raw.len();
+    match state.writer.scan(body.device, role, raw, len).await {
         Ok(record) if record.accepted => Json(json!(record)).into_response(),
         Ok(record) => (StatusCode::UNPROCESSABLE_ENTITY, Json(json!(record))).into_response(),
         Err(error) => internal(error),

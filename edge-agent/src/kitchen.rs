@@ -21,6 +21,7 @@ use serde_json::{Value, json};
 use crate::{
     batch::{self, BatchItem, Contribution},
     reference::{Reference, UNASSIGNED_STATION},
+    scan::{ScanError, ScanRole},
     store::{self, Allocation, Applied, Change, LoggedEvent, Session, Store, StoreError},
 };
 
@@ -273,17 +274,24 @@ impl Kitchen {
     /// was, in the transaction of its effect, and logged as `scan.recorded` or `scan.rejected`.
     /// A station scanner's ticket (`ORDER:<id>`, or a friendly id only one open order has)
     /// bumps that order at its station, as a tap would.
+    /// `frame_len` is how long the frame was before the scanner reader cut it (`raw.len()` when
+    /// it was not cut); an over-long frame is rejected.
     pub fn scan(
         &mut self,
         device: &str,
-        station: Option<&str>,
+        role: &ScanRole,
         raw: &[u8],
+        frame_len: usize,
         now_ms: i64,
     ) -> Result<store::ScanRecord, StoreError> {
         let today = chrono::DateTime::from_timestamp_millis(now_ms)
             .map(|t| t.date_naive())
             .unwrap_or_default();
-        let parsed = crate::scan::parse(raw, today);
+        let parsed = match frame_len.max(raw.len()) {
+            len if len > crate::scan::MAX_FRAME_LEN => Err(ScanError::TooLong { len }),
+            _ => crate::scan::parse(raw, today),
+        };
+        let station = role.station();
         self.write(now_ms, |state, tx, pending| {
             let mut record = store::ScanRecord {
                 scan_id: uuid::Uuid::now_v7().to_string(),

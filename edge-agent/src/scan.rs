@@ -19,6 +19,35 @@ const MAX_ORDER_ID_LEN: usize = 64;
 /// The internal AI that marks the agent's prep label and carries its item id.
 const PREP_ITEM_AI: &str = "91";
 
+/// What a scanner is for: decides what a scan does.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case", tag = "role", content = "station")]
+pub enum ScanRole {
+    /// On the line at a station: tickets bump orders there; prep labels mark stock used.
+    Station(String),
+    /// At the prep table: prep labels and GS1 product codes add stock.
+    Prep,
+    /// At the back door: transfer units (SSCC labels) are received.
+    Receiving,
+}
+
+impl ScanRole {
+    pub fn station(&self) -> Option<&str> {
+        match self {
+            Self::Station(station) => Some(station),
+            _ => None,
+        }
+    }
+
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Station(_) => "station",
+            Self::Prep => "prep",
+            Self::Receiving => "receiving",
+        }
+    }
+}
+
 /// What one scan was.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]

@@ -130,10 +130,11 @@ impl StoreWriter {
     pub async fn scan(
         &self,
         device: String,
-        station: Option<String>,
+        role: crate::scan::ScanRole,
         raw: Vec<u8>,
+        frame_len: usize,
     ) -> Result<crate::store::ScanRecord, WriteError> {
-        self.run(move |kitchen, now_ms| kitchen.scan(&device, station.as_deref(), &raw, now_ms))
+        self.run(move |kitchen, now_ms| kitchen.scan(&device, &role, &raw, frame_len, now_ms))
             .await
     }
 
