@@ -38,6 +38,8 @@ use crate::{
     writer::{StoreWriter, now_ms},
 };
 
+mod prep;
+
 /// Event-log entries read per query while a client catches up.
 const REPLAY_CHUNK: i64 = 256;
 /// SSE keep-alive comment interval.
@@ -182,6 +184,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/orders/{order_id}/bump", post(bump))
         .route("/api/orders/{order_id}/recall", post(recall))
         .route("/orders/events", get(events))
+        .merge(prep::routes())
         .with_state(state)
 }
 

@@ -21,7 +21,7 @@ use serde_json::{Value, json};
 use crate::{
     batch::{self, BatchItem, Contribution},
     reference::{Reference, UNASSIGNED_STATION},
-    scan::{ScanError, ScanRole},
+    scan::{Scan, ScanError, ScanRole},
     store::{self, Allocation, Applied, Change, LoggedEvent, Session, Store, StoreError},
 };
 
@@ -270,10 +270,10 @@ impl Kitchen {
         })
     }
 
-    /// A scan from `device` (a station scanner when `station` is given). Recorded whatever it
-    /// was, in the transaction of its effect, and logged as `scan.recorded` or `scan.rejected`.
-    /// A station scanner's ticket (`ORDER:<id>`, or a friendly id only one open order has)
-    /// bumps that order at its station, as a tap would.
+    /// A scan from `device` in its `role`. Recorded whatever it was, in the transaction of its
+    /// effect, and logged as `scan.recorded` or `scan.rejected` (plus `stock.changed` when it
+    /// moved stock). A station scanner's ticket (`ORDER:<id>`, or a friendly id only one open
+    /// order has) bumps that order at its station, as a tap would; stock scans are `prep`'s.
     /// `frame_len` is how long the frame was before the scanner reader cut it (`raw.len()` when
     /// it was not cut); an over-long frame is rejected.
     pub fn scan(
@@ -284,9 +284,7 @@ impl Kitchen {
         frame_len: usize,
         now_ms: i64,
     ) -> Result<store::ScanRecord, StoreError> {
-        let today = chrono::DateTime::from_timestamp_millis(now_ms)
-            .map(|t| t.date_naive())
-            .unwrap_or_default();
+        let (today, _) = crate::prep::local_day(now_ms);
         let parsed = match frame_len.max(raw.len()) {
             len if len > crate::scan::MAX_FRAME_LEN => Err(ScanError::TooLong { len }),
             _ => crate::scan::parse(raw, today),
@@ -298,49 +296,73 @@ impl Kitchen {
                 device: device.to_owned(),
                 code: String::from_utf8_lossy(raw).into_owned(),
                 parsed: parsed.as_ref().ok().map(|scan| json!(scan)),
+                role: role.name().to_owned(),
                 action: "none".into(),
                 accepted: false,
                 reason: String::new(),
                 order_id: None,
                 station_id: station.map(str::to_owned),
+                stock_id: None,
                 scanned_at_ms: now_ms,
             };
-            // The order a station scanner's ticket names, with the station; or why not.
-            let target = match (&parsed, station) {
-                (Err(error), _) => Err(error.to_string()),
-                (Ok(_), None) => {
-                    Err("prep and receiving scans are not handled yet (issue 4)".to_owned())
+            // Station displays see their station's scans; prep and receiving scans go to the
+            // unfiltered streams (the prep display) only.
+            let tags: Vec<String> = station.map(str::to_owned).into_iter().collect();
+            let mut touched = Touched::default();
+            let mut stock_change = None;
+            match (&parsed, station) {
+                (Err(error), _) => record.reason = error.to_string(),
+                (Ok(Scan::Ticket { order_id }), Some(station)) => {
+                    state.scan_ticket(tx, order_id, station, &mut record, now_ms, pending)?;
+                    touched = Touched::orders(record.order_id.clone().filter(|_| record.accepted));
                 }
-                (Ok(crate::scan::Scan::Ticket { order_id }), Some(station)) => {
-                    Ok((order_id.clone(), station))
-                }
-                (Ok(crate::scan::Scan::FriendlyId(friendly)), Some(station)) => {
+                (Ok(Scan::FriendlyId(friendly)), Some(station)) => {
                     match store::open_orders_by_friendly_id(tx, friendly)?.as_slice() {
-                        [one] => Ok((one.clone(), station)),
-                        [] => Err(format!("no open order #{friendly}")),
-                        many => Err(format!(
-                            "{} open orders are #{friendly}: {}; scan the ticket barcode",
-                            many.len(),
-                            many.join(", ")
-                        )),
+                        [one] => {
+                            state.scan_ticket(tx, one, station, &mut record, now_ms, pending)?;
+                            touched = Touched::orders(
+                                record.order_id.clone().filter(|_| record.accepted),
+                            );
+                        }
+                        [] => record.reason = format!("no open order #{friendly}"),
+                        many => {
+                            record.reason = format!(
+                                "{} open orders are #{friendly}: {}; scan the ticket barcode",
+                                many.len(),
+                                many.join(", ")
+                            )
+                        }
                     }
                 }
-                (Ok(_), Some(_)) => Err("a station scanner takes tickets; this is not one".into()),
-            };
-            let mut touched = Touched::default();
-            match target {
-                Ok((order_id, station)) if state.orders.contains_key(&order_id) => {
-                    state.set_bumps(tx, &order_id, &[station.to_owned()], true, now_ms, pending)?;
-                    record.action = "bump".into();
-                    record.accepted = true;
-                    touched = Touched::orders([order_id.clone()]);
-                    record.order_id = Some(order_id);
+                (Ok(scan), _) => {
+                    let reference = state.reference.clone();
+                    match crate::prep::stock_scan(
+                        tx,
+                        &reference,
+                        role,
+                        scan,
+                        device,
+                        &record.scan_id,
+                        today,
+                        now_ms,
+                    )? {
+                        Ok(moved) => {
+                            record.action = moved.action.into();
+                            record.accepted = true;
+                            record.reason = moved.note;
+                            record.stock_id = moved.lot.as_ref().map(|l| l.stock_id.clone());
+                            stock_change = moved.lot.map(|lot| {
+                                let change = if moved.action == "use" {
+                                    "used"
+                                } else {
+                                    "added"
+                                };
+                                (change, lot, moved.transfer)
+                            });
+                        }
+                        Err(reason) => record.reason = reason,
+                    }
                 }
-                Ok((order_id, _)) => {
-                    record.reason = format!("no open order {order_id:?}");
-                    record.order_id = Some(order_id);
-                }
-                Err(reason) => record.reason = reason,
             }
             store::insert_scan(tx, &record, raw)?;
             let kind = if record.accepted {
@@ -348,16 +370,62 @@ impl Kitchen {
             } else {
                 "scan.rejected"
             };
-            let tags = station.map(|s| vec![s.to_owned()]);
             pending.log.push(store::append_log(
                 tx,
                 kind,
                 record.order_id.as_deref(),
-                tags.as_deref(),
+                Some(&tags),
                 &json!(record),
                 now_ms,
             )?);
+            if let Some((change, lot, transfer)) = stock_change {
+                let data = json!({
+                    "change": change,
+                    "item_id": lot.item_id,
+                    "lot": lot,
+                    "transfer": transfer,
+                    "scan_id": record.scan_id,
+                });
+                pending.log.push(store::append_log(
+                    tx,
+                    "stock.changed",
+                    None,
+                    Some(&tags),
+                    &data,
+                    now_ms,
+                )?);
+            }
             Ok((record, touched))
+        })
+    }
+
+    /// Discards open stock (`POST /api/stock/{id}/discard`), logged as `stock.changed`.
+    pub fn discard_stock(
+        &mut self,
+        stock_id: &str,
+        device: &str,
+        now_ms: i64,
+    ) -> Result<Result<store::Lot, String>, StoreError> {
+        self.write(now_ms, |_, tx, pending| {
+            let result = crate::prep::discard(tx, stock_id, device, now_ms)?;
+            if let Ok(lot) = &result {
+                let data = json!({
+                    "change": "discarded",
+                    "item_id": lot.item_id,
+                    "lot": lot,
+                    "transfer": null,
+                    "scan_id": null,
+                });
+                pending.log.push(store::append_log(
+                    tx,
+                    "stock.changed",
+                    None,
+                    Some(&[]),
+                    &data,
+                    now_ms,
+                )?);
+            }
+            Ok((result, Touched::default()))
         })
     }
 
@@ -499,6 +567,27 @@ impl Kitchen {
 impl State {
     /// Bumps (or recalls) an order at stations and logs `order.bumped` / `order.recalled` when
     /// anything changed. `None`: no such order.
+    /// A station scanner's ticket for `order_id`: bumps it at `station` when it is open.
+    fn scan_ticket(
+        &mut self,
+        tx: &Transaction<'_>,
+        order_id: &str,
+        station: &str,
+        record: &mut store::ScanRecord,
+        now_ms: i64,
+        pending: &mut Pending,
+    ) -> Result<(), StoreError> {
+        record.order_id = Some(order_id.to_owned());
+        if self.orders.contains_key(order_id) {
+            self.set_bumps(tx, order_id, &[station.to_owned()], true, now_ms, pending)?;
+            record.action = "bump".into();
+            record.accepted = true;
+        } else {
+            record.reason = format!("no open order {order_id:?}");
+        }
+        Ok(())
+    }
+
     fn set_bumps(
         &self,
         tx: &Transaction<'_>,

@@ -8,6 +8,8 @@ pub mod config;
 pub mod feed;
 mod http;
 pub mod kitchen;
+pub mod label;
+pub mod prep;
 pub mod reference;
 pub mod scan;
 pub mod store;

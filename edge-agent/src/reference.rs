@@ -1,9 +1,12 @@
 //! Reference data: the kitchen's stations, the stores it serves (→ brand) and the items each
-//! station prepares, with the Otter ids, SKUs and names that mean each item. Loaded from the
+//! station prepares, with the Otter ids, SKUs, names and GTINs that mean each item, and the PAR
+//! levels (stock to keep prepped) per item and day part. Loaded from the
 //! `REFERENCE_FILE` TOML (format in docs/agent.md), validated, and indexed for matching order
 //! lines. No IO beyond reading the file.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
+
+use chrono::{NaiveTime, Timelike};
 
 use serde::Deserialize;
 
@@ -25,7 +28,7 @@ pub struct Store {
     pub brand: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Item {
     pub id: String,
@@ -33,10 +36,70 @@ pub struct Item {
     /// Id of the station that prepares it.
     pub station: String,
     pub prep_seconds: u32,
-    /// Otter item / modifier ids, SKU ids or names that mean this item. Names are compared
-    /// case-insensitively after trimming; ids and SKUs exactly.
+    /// Otter item / modifier ids, SKU ids, names or GTINs that mean this item. Names are
+    /// compared case-insensitively after trimming; ids and SKUs exactly; a scanned product code
+    /// matches a GTIN written with 8, 12, 13 or 14 digits.
     #[serde(rename = "match", default)]
     pub matches: Vec<String>,
+    /// Units to keep prepped when no day part sets another level.
+    #[serde(default)]
+    pub par: Option<u32>,
+    /// PAR level per day part id (overrides `par` while that day part runs).
+    #[serde(default)]
+    pub par_by_day_part: BTreeMap<String, u32>,
+    /// What one unit of stock is ("1/6 pan", "bag"), for the prep list.
+    #[serde(default)]
+    pub unit: Option<String>,
+    /// Days a prepped unit keeps: a label printed today is used by today + this (default 1).
+    #[serde(default)]
+    pub shelf_life_days: Option<u32>,
+}
+
+impl Item {
+    /// The PAR level while `day_part` runs (none: the item keeps no stock).
+    pub fn par_for(&self, day_part: Option<&str>) -> Option<u32> {
+        day_part
+            .and_then(|part| self.par_by_day_part.get(part).copied())
+            .or(self.par)
+    }
+
+    /// Whether the item keeps prepped stock at all.
+    pub fn stocked(&self) -> bool {
+        self.par.is_some() || !self.par_by_day_part.is_empty()
+    }
+
+    pub fn shelf_life_days(&self) -> u32 {
+        self.shelf_life_days.unwrap_or(1)
+    }
+}
+
+/// A named part of the kitchen's day (local time of the box), for PAR levels that change with
+/// it. `end` is exclusive and may be earlier than `start` (a part running past midnight).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct DayPart {
+    pub id: String,
+    /// `HH:MM`.
+    pub start: String,
+    /// `HH:MM`.
+    pub end: String,
+}
+
+impl DayPart {
+    fn minutes(text: &str) -> Option<u32> {
+        NaiveTime::parse_from_str(text.trim(), "%H:%M")
+            .ok()
+            .map(|t| t.hour() * 60 + t.minute())
+    }
+
+    /// Whether `minute` (of the day, 0–1439) falls in this part.
+    fn contains(&self, minute: u32) -> bool {
+        match (Self::minutes(&self.start), Self::minutes(&self.end)) {
+            (Some(start), Some(end)) if start <= end => (start..end).contains(&minute),
+            (Some(start), Some(end)) => minute >= start || minute < end,
+            _ => false,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
@@ -48,6 +111,8 @@ struct ReferenceFile {
     stores: Vec<Store>,
     #[serde(default)]
     items: Vec<Item>,
+    #[serde(default)]
+    day_parts: Vec<DayPart>,
 }
 
 /// Why a reference file was refused. The agent keeps its previous reference when this happens.
@@ -67,6 +132,7 @@ pub struct Reference {
     pub stations: Vec<Station>,
     pub stores: Vec<Store>,
     pub items: Vec<Item>,
+    pub day_parts: Vec<DayPart>,
     /// Exact id / SKU → index into `items`.
     by_key: HashMap<String, usize>,
     /// Lower-cased, trimmed name → index into `items`.
@@ -85,17 +151,32 @@ impl Reference {
     pub fn parse(text: &str) -> Result<Self, ReferenceError> {
         let file: ReferenceFile =
             toml::from_str(text).map_err(|error| ReferenceError::Parse(error.to_string()))?;
-        Self::new(file.stations, file.stores, file.items)
+        Self::new(file.stations, file.stores, file.items, file.day_parts)
     }
 
-    /// Checks that ids are unique, every item's station exists, and no match key means two
-    /// items; then indexes the match keys.
+    /// Checks that ids are unique, every item's station and day part exists, and no match key
+    /// means two items; then indexes the match keys.
     pub fn new(
         stations: Vec<Station>,
         stores: Vec<Store>,
         items: Vec<Item>,
+        day_parts: Vec<DayPart>,
     ) -> Result<Self, ReferenceError> {
         let invalid = |message: String| Err(ReferenceError::Invalid(message));
+        let mut day_part_ids = std::collections::HashSet::new();
+        for part in &day_parts {
+            if !day_part_ids.insert(part.id.as_str()) {
+                return invalid(format!("day part {:?} is listed twice", part.id));
+            }
+            for time in [&part.start, &part.end] {
+                if DayPart::minutes(time).is_none() {
+                    return invalid(format!(
+                        "day part {:?}: {time:?} is not a time of day (HH:MM)",
+                        part.id
+                    ));
+                }
+            }
+        }
         let mut station_ids = std::collections::HashSet::new();
         for station in &stations {
             if station.id.trim().is_empty() {
@@ -127,6 +208,20 @@ impl Reference {
                     item.id, item.station
                 ));
             }
+            for part in item.par_by_day_part.keys() {
+                if !day_part_ids.contains(part.as_str()) {
+                    return invalid(format!(
+                        "item {:?} has a PAR for day part {part:?}, which is not listed",
+                        item.id
+                    ));
+                }
+            }
+            if item.shelf_life_days == Some(0) {
+                return invalid(format!(
+                    "item {:?}: shelf_life_days must be at least 1",
+                    item.id
+                ));
+            }
             for key in &item.matches {
                 let key = key.trim();
                 if key.is_empty() {
@@ -152,6 +247,7 @@ impl Reference {
             stations,
             stores,
             items,
+            day_parts,
             by_key,
             by_name,
         })
@@ -177,6 +273,31 @@ impl Reference {
                     .and_then(|n| self.by_name.get(&n))
             })
             .map(|&index| &self.items[index])
+    }
+
+    pub fn item(&self, id: &str) -> Option<&Item> {
+        self.items.iter().find(|item| item.id == id)
+    }
+
+    /// The item a scanned product code means: a match entry holding the GTIN with 14 digits, or
+    /// with the leading zeros dropped down to 13, 12 or 8 digits (EAN-13, UPC-A, EAN-8).
+    pub fn item_for_gtin(&self, gtin14: &str) -> Option<&Item> {
+        [14, 13, 12, 8]
+            .into_iter()
+            .filter_map(|len| {
+                let cut = gtin14.len().checked_sub(len)?;
+                gtin14
+                    .get(..cut)
+                    .filter(|zeros| zeros.bytes().all(|b| b == b'0'))
+                    .and_then(|_| gtin14.get(cut..))
+            })
+            .find_map(|key| self.by_key.get(key))
+            .map(|&index| &self.items[index])
+    }
+
+    /// The day part running at `minute` of the day (local time), the first listed if several.
+    pub fn day_part_at(&self, minute: u32) -> Option<&DayPart> {
+        self.day_parts.iter().find(|part| part.contains(minute))
     }
 
     /// A station's display name (`Unassigned` for the reserved station, the id if unknown).
@@ -273,6 +394,71 @@ match = ["Fries"]
     }
 
     #[test]
+    fn par_levels_follow_the_day_part_and_gtins_match_in_any_length() {
+        let reference = Reference::parse(
+            r#"
+[[day_parts]]
+id = "lunch"
+start = "10:30"
+end = "15:00"
+
+[[day_parts]]
+id = "late"
+start = "22:00"
+end = "02:00"
+
+[[stations]]
+id = "prep"
+name = "Prep"
+
+[[items]]
+id = "slaw"
+name = "Slaw"
+station = "prep"
+prep_seconds = 0
+match = ["4006381333931", "012345678905", "96385074"]
+par = 4
+par_by_day_part = { lunch = 10 }
+unit = "1/6 pan"
+shelf_life_days = 2
+
+[[items]]
+id = "buns"
+name = "Buns"
+station = "prep"
+prep_seconds = 0
+"#,
+        )
+        .expect("valid");
+        let part = |minute: u32| reference.day_part_at(minute).map(|p| p.id.as_str());
+        assert_eq!(part(10 * 60 + 29), None);
+        assert_eq!(part(10 * 60 + 30), Some("lunch"));
+        assert_eq!(part(14 * 60 + 59), Some("lunch"));
+        assert_eq!(part(15 * 60), None);
+        assert_eq!(part(23 * 60), Some("late"));
+        assert_eq!(part(60 + 59), Some("late"));
+        assert_eq!(part(2 * 60), None);
+        let slaw = reference.item("slaw").expect("listed");
+        assert_eq!(slaw.par_for(Some("lunch")), Some(10));
+        assert_eq!(slaw.par_for(Some("late")), Some(4));
+        assert_eq!(slaw.par_for(None), Some(4));
+        assert_eq!(slaw.shelf_life_days(), 2);
+        let buns = reference.item("buns").expect("listed");
+        assert_eq!((buns.par_for(Some("lunch")), buns.stocked()), (None, false));
+        assert_eq!(buns.shelf_life_days(), 1);
+        let by_gtin = |gtin: &str| reference.item_for_gtin(gtin).map(|i| i.id.as_str());
+        assert_eq!(
+            by_gtin("04006381333931"),
+            Some("slaw"),
+            "EAN-13 in the list"
+        );
+        assert_eq!(by_gtin("00012345678905"), Some("slaw"), "UPC-A in the list");
+        assert_eq!(by_gtin("00000096385074"), Some("slaw"), "EAN-8 in the list");
+        assert_eq!(by_gtin("14006381333938"), None);
+        assert_eq!(by_gtin("00000000000000"), None);
+    }
+
+    #[test]
     fn refuses_inconsistent_files_with_a_reason() {
         let check = |text: &str, expected: &str| {
             let error = Reference::parse(text).expect_err(text);
@@ -289,6 +475,14 @@ match = ["Fries"]
         check(
             "[[stations]]\nid = \"g\"\nname = \"G\"\n[[items]]\nid = \"a\"\nname = \"A\"\nstation = \"g\"\nprep_seconds = 1\nmatch = [\"Fries\"]\n[[items]]\nid = \"b\"\nname = \"B\"\nstation = \"g\"\nprep_seconds = 1\nmatch = [\"fries\"]",
             "invalid reference: match entry \"fries\" means both \"a\" and \"b\"",
+        );
+        check(
+            "[[stations]]\nid = \"g\"\nname = \"G\"\n[[items]]\nid = \"a\"\nname = \"A\"\nstation = \"g\"\nprep_seconds = 1\npar_by_day_part = { brunch = 3 }",
+            "invalid reference: item \"a\" has a PAR for day part \"brunch\", which is not listed",
+        );
+        check(
+            "[[day_parts]]\nid = \"lunch\"\nstart = \"11\"\nend = \"15:00\"",
+            "invalid reference: day part \"lunch\": \"11\" is not a time of day (HH:MM)",
         );
         check(
             "[[stations]]\nid = \"unassigned\"\nname = \"U\"",

@@ -22,6 +22,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0002_batches_ready_stations.sql"),
     include_str!("../migrations/0003_reference_cache.sql"),
     include_str!("../migrations/0004_scans.sql"),
+    include_str!("../migrations/0005_prep_stock.sql"),
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -259,9 +260,17 @@ impl Store {
     ) -> Result<(), StoreError> {
         let tx = self.transaction()?;
         tx.execute_batch(
-            "DELETE FROM ref_matches; DELETE FROM ref_items; DELETE FROM ref_stations;
-             DELETE FROM ref_stores; DELETE FROM ref_source;",
+            "DELETE FROM ref_pars; DELETE FROM ref_matches; DELETE FROM ref_items;
+             DELETE FROM ref_stations; DELETE FROM ref_stores; DELETE FROM ref_day_parts;
+             DELETE FROM ref_source;",
         )?;
+        for (position, part) in reference.day_parts.iter().enumerate() {
+            tx.execute(
+                "INSERT INTO ref_day_parts (id, start_time, end_time, position)
+                 VALUES (?1, ?2, ?3, ?4)",
+                params![part.id, part.start, part.end, position],
+            )?;
+        }
         for (position, station) in reference.stations.iter().enumerate() {
             tx.execute(
                 "INSERT INTO ref_stations (id, name, position) VALUES (?1, ?2, ?3)",
@@ -276,16 +285,26 @@ impl Store {
         }
         for (position, item) in reference.items.iter().enumerate() {
             tx.execute(
-                "INSERT INTO ref_items (id, name, station_id, prep_seconds, position)
-                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                "INSERT INTO ref_items (id, name, station_id, prep_seconds, position, par, unit,
+                                        shelf_life_days)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
                 params![
                     item.id,
                     item.name,
                     item.station,
                     item.prep_seconds,
-                    position
+                    position,
+                    item.par,
+                    item.unit,
+                    item.shelf_life_days
                 ],
             )?;
+            for (day_part, quantity) in &item.par_by_day_part {
+                tx.execute(
+                    "INSERT INTO ref_pars (item_id, day_part, quantity) VALUES (?1, ?2, ?3)",
+                    params![item.id, day_part, quantity],
+                )?;
+            }
             for (position, key) in item.matches.iter().enumerate() {
                 tx.execute(
                     "INSERT INTO ref_matches (item_id, position, key) VALUES (?1, ?2, ?3)",
@@ -335,19 +354,39 @@ impl Store {
                 })
             })?
             .collect::<Result<_, _>>()?;
+        let day_parts = self
+            .connection
+            .prepare("SELECT id, start_time, end_time FROM ref_day_parts ORDER BY position")?
+            .query_map([], |row| {
+                Ok(crate::reference::DayPart {
+                    id: row.get(0)?,
+                    start: row.get(1)?,
+                    end: row.get(2)?,
+                })
+            })?
+            .collect::<Result<_, _>>()?;
         let mut matches = self
             .connection
             .prepare("SELECT key FROM ref_matches WHERE item_id = ?1 ORDER BY position")?;
+        let mut pars = self
+            .connection
+            .prepare("SELECT day_part, quantity FROM ref_pars WHERE item_id = ?1")?;
         let mut items: Vec<crate::reference::Item> = self
             .connection
-            .prepare("SELECT id, name, station_id, prep_seconds FROM ref_items ORDER BY position")?
+            .prepare(
+                "SELECT id, name, station_id, prep_seconds, par, unit, shelf_life_days
+                 FROM ref_items ORDER BY position",
+            )?
             .query_map([], |row| {
                 Ok(crate::reference::Item {
                     id: row.get(0)?,
                     name: row.get(1)?,
                     station: row.get(2)?,
                     prep_seconds: row.get(3)?,
-                    matches: Vec::new(),
+                    par: row.get(4)?,
+                    unit: row.get(5)?,
+                    shelf_life_days: row.get(6)?,
+                    ..Default::default()
                 })
             })?
             .collect::<Result<_, _>>()?;
@@ -355,10 +394,22 @@ impl Store {
             item.matches = matches
                 .query_map([&item.id], |row| row.get(0))?
                 .collect::<Result<_, _>>()?;
+            item.par_by_day_part = pars
+                .query_map([&item.id], |row| Ok((row.get(0)?, row.get(1)?)))?
+                .collect::<Result<_, _>>()?;
         }
-        Ok(Reference::new(stations, stores, items)
+        Ok(Reference::new(stations, stores, items, day_parts)
             .ok()
             .map(|reference| (reference, source, loaded_at)))
+    }
+
+    /// Stock not yet used or discarded.
+    pub fn open_stock(&self) -> Result<Vec<Lot>, StoreError> {
+        open_stock(&self.connection)
+    }
+
+    pub fn stock(&self, stock_id: &str) -> Result<Option<Lot>, StoreError> {
+        stock(&self.connection, stock_id)
     }
 
     /// A private in-memory store, for tests.
@@ -664,11 +715,16 @@ pub struct ScanRecord {
     /// The bytes as sent, decoded lossily for display.
     pub code: String,
     pub parsed: Option<serde_json::Value>,
+    /// The scanner's role: `station`, `prep` or `receiving`.
+    pub role: String,
+    /// `bump`, `stock` (added), `use`, `receive`, or `none` when rejected.
     pub action: String,
     pub accepted: bool,
     pub reason: String,
     pub order_id: Option<String>,
     pub station_id: Option<String>,
+    /// The stock the scan added or used.
+    pub stock_id: Option<String>,
     pub scanned_at_ms: i64,
 }
 
@@ -676,8 +732,8 @@ pub struct ScanRecord {
 pub fn insert_scan(tx: &Transaction<'_>, scan: &ScanRecord, raw: &[u8]) -> Result<(), StoreError> {
     tx.execute(
         "INSERT INTO scans (scan_id, device, raw, parsed, action, result, reason, order_id,
-                            station_id, scanned_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                            station_id, scanned_at, role, stock_id)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
         params![
             scan.scan_id,
             scan.device,
@@ -692,10 +748,183 @@ pub fn insert_scan(tx: &Transaction<'_>, scan: &ScanRecord, raw: &[u8]) -> Resul
             scan.reason,
             scan.order_id,
             scan.station_id,
-            scan.scanned_at_ms
+            scan.scanned_at_ms,
+            scan.role,
+            scan.stock_id
         ],
     )?;
     Ok(())
+}
+
+/// A unit of stock: a labelled container, a received product unit or a transfer unit.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Lot {
+    pub stock_id: String,
+    pub item_id: String,
+    /// `prep`, `product` or `transfer`.
+    pub source: String,
+    /// What makes a second scan of it a repeat; `None`: each scan is new stock.
+    pub label: Option<String>,
+    pub quantity: u32,
+    pub lot: Option<String>,
+    pub prepared_on: Option<chrono::NaiveDate>,
+    /// The last day it may be used; `None`: keeps.
+    pub use_by: Option<chrono::NaiveDate>,
+    pub added_at_ms: i64,
+    pub added_by: String,
+    pub closed_at_ms: Option<i64>,
+    /// `used` or `discarded` once closed.
+    pub closed_as: Option<String>,
+    pub closed_by: Option<String>,
+}
+
+fn day_text(date: Option<chrono::NaiveDate>) -> Option<String> {
+    date.map(|d| d.format("%Y-%m-%d").to_string())
+}
+
+fn day_from_text(text: Option<String>) -> Option<chrono::NaiveDate> {
+    text.and_then(|t| chrono::NaiveDate::parse_from_str(&t, "%Y-%m-%d").ok())
+}
+
+const LOT_COLUMNS: &str = "stock_id, item_id, source, label, quantity, lot, prepared_on, use_by,
+    added_at, added_by, closed_at, closed_as, closed_by";
+
+fn lot_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Lot> {
+    Ok(Lot {
+        stock_id: row.get(0)?,
+        item_id: row.get(1)?,
+        source: row.get(2)?,
+        label: row.get(3)?,
+        quantity: row.get(4)?,
+        lot: row.get(5)?,
+        prepared_on: day_from_text(row.get(6)?),
+        use_by: day_from_text(row.get(7)?),
+        added_at_ms: row.get(8)?,
+        added_by: row.get(9)?,
+        closed_at_ms: row.get(10)?,
+        closed_as: row.get(11)?,
+        closed_by: row.get(12)?,
+    })
+}
+
+/// Records new stock (added by the scan `scan_id`).
+pub fn insert_stock(
+    tx: &Transaction<'_>,
+    lot: &Lot,
+    scan_id: Option<&str>,
+) -> Result<(), StoreError> {
+    tx.prepare_cached(
+        "INSERT INTO stock (stock_id, item_id, source, label, quantity, lot, prepared_on, use_by,
+                            added_at, added_by, scan_id)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+    )?
+    .execute(params![
+        lot.stock_id,
+        lot.item_id,
+        lot.source,
+        lot.label,
+        lot.quantity,
+        lot.lot,
+        day_text(lot.prepared_on),
+        day_text(lot.use_by),
+        lot.added_at_ms,
+        lot.added_by,
+        scan_id
+    ])?;
+    Ok(())
+}
+
+/// The stock with this label, open or closed.
+pub fn stock_by_label(connection: &Connection, label: &str) -> Result<Option<Lot>, StoreError> {
+    Ok(connection
+        .prepare_cached(&format!("SELECT {LOT_COLUMNS} FROM stock WHERE label = ?1"))?
+        .query_row([label], lot_from_row)
+        .optional()?)
+}
+
+pub fn stock(connection: &Connection, stock_id: &str) -> Result<Option<Lot>, StoreError> {
+    Ok(connection
+        .prepare_cached(&format!(
+            "SELECT {LOT_COLUMNS} FROM stock WHERE stock_id = ?1"
+        ))?
+        .query_row([stock_id], lot_from_row)
+        .optional()?)
+}
+
+/// Stock not yet used or discarded (expired included), oldest first.
+pub fn open_stock(connection: &Connection) -> Result<Vec<Lot>, StoreError> {
+    let lots = connection
+        .prepare_cached(&format!(
+            "SELECT {LOT_COLUMNS} FROM stock WHERE closed_at IS NULL
+             ORDER BY use_by IS NULL, use_by, added_at, stock_id"
+        ))?
+        .query_map([], lot_from_row)?
+        .collect::<Result<_, _>>()?;
+    Ok(lots)
+}
+
+/// Closes open stock as `used` or `discarded`; false when it was not open.
+pub fn close_stock(
+    tx: &Transaction<'_>,
+    stock_id: &str,
+    closed_as: &str,
+    device: &str,
+    now_ms: i64,
+) -> Result<bool, StoreError> {
+    let changed = tx
+        .prepare_cached(
+            "UPDATE stock SET closed_at = ?2, closed_as = ?3, closed_by = ?4
+             WHERE stock_id = ?1 AND closed_at IS NULL",
+        )?
+        .execute(params![stock_id, now_ms, closed_as, device])?;
+    Ok(changed > 0)
+}
+
+/// A transfer unit received at the back door.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Transfer {
+    pub sscc: String,
+    pub scan_id: String,
+    pub device: String,
+    pub received_at_ms: i64,
+    pub gtin: Option<String>,
+    pub item_id: Option<String>,
+    pub count: Option<u32>,
+    pub lot: Option<String>,
+    pub use_by: Option<chrono::NaiveDate>,
+    pub stock_id: Option<String>,
+}
+
+pub fn insert_transfer(tx: &Transaction<'_>, transfer: &Transfer) -> Result<(), StoreError> {
+    tx.prepare_cached(
+        "INSERT INTO transfers (sscc, scan_id, device, received_at, gtin, item_id, count, lot,
+                                use_by, stock_id)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+    )?
+    .execute(params![
+        transfer.sscc,
+        transfer.scan_id,
+        transfer.device,
+        transfer.received_at_ms,
+        transfer.gtin,
+        transfer.item_id,
+        transfer.count,
+        transfer.lot,
+        day_text(transfer.use_by),
+        transfer.stock_id
+    ])?;
+    Ok(())
+}
+
+/// When a transfer unit was received, if it was.
+pub fn transfer_received_at(
+    connection: &Connection,
+    sscc: &str,
+) -> Result<Option<i64>, StoreError> {
+    Ok(connection
+        .prepare_cached("SELECT received_at FROM transfers WHERE sscc = ?1")?
+        .query_row([sscc], |row| row.get(0))
+        .optional()?)
 }
 
 /// Open orders whose friendly id is `friendly_id`.

@@ -138,6 +138,16 @@ impl StoreWriter {
             .await
     }
 
+    /// Discards open stock; `Ok(Err(reason))`: no such stock, or not open.
+    pub async fn discard_stock(
+        &self,
+        stock_id: String,
+        device: String,
+    ) -> Result<Result<crate::store::Lot, String>, WriteError> {
+        self.run(move |kitchen, now_ms| kitchen.discard_stock(&stock_id, &device, now_ms))
+            .await
+    }
+
     /// Lets the clock move scheduled orders into the count.
     pub async fn tick(&self) -> Result<(), WriteError> {
         self.run(|kitchen, now_ms| kitchen.tick(now_ms)).await

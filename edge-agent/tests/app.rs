@@ -639,7 +639,7 @@ async fn a_station_scanner_bumps_tickets_and_every_scan_is_recorded() {
         (status, &body["reason"]),
         (
             422,
-            &serde_json::json!("a station scanner takes tickets; this is not one")
+            &serde_json::json!("a station scanner takes tickets and prep labels; this is not one")
         )
     );
 

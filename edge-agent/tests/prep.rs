@@ -1,0 +1,452 @@
+//! Prep inventory through the agent's real HTTP path: prep, station and receiving scans move
+//! stock, `/api/prep` says PAR − on hand after each, labels printed by the agent scan back in,
+//! and every scan is on the event stream in order.
+
+mod common;
+
+use chrono::{Days, NaiveDate};
+use common::{SseReader, TestAgent, get_json};
+use edge_agent::scan::{GS, prep_label};
+use serde_json::{Value, json};
+
+const REFERENCE: &str = r#"
+[[stations]]
+id = "grill"
+name = "Grill"
+
+[[stations]]
+id = "prep"
+name = "Prep"
+
+[[items]]
+id = "smash"
+name = "Double Smash Burger"
+station = "grill"
+prep_seconds = 420
+match = ["sku-smash-double"]
+
+[[items]]
+id = "slaw"
+name = "Slaw"
+station = "prep"
+prep_seconds = 0
+par = 6
+unit = "1/6 pan"
+shelf_life_days = 2
+
+[[items]]
+id = "buns"
+name = "Brioche buns"
+station = "prep"
+prep_seconds = 0
+match = ["4006381333931"]
+par = 20
+
+[[items]]
+id = "pickles"
+name = "Pickles"
+station = "prep"
+prep_seconds = 0
+match = ["012345678905"]
+par = 3
+"#;
+
+/// A scripted scan: code, role, station, accepted, action, reason, and the on-hand counts of
+/// slaw, buns and pickles after it.
+type Step<'a> = (
+    String,
+    &'a str,
+    Option<&'a str>,
+    bool,
+    &'a str,
+    String,
+    [u64; 3],
+);
+
+/// The GS1 check digit of `digits` (weights 3, 1, … from the right).
+fn check_digit(digits: &str) -> char {
+    let sum: u32 = digits
+        .bytes()
+        .rev()
+        .enumerate()
+        .map(|(i, b)| u32::from(b - b'0') * if i % 2 == 0 { 3 } else { 1 })
+        .sum();
+    char::from(b'0' + ((10 - sum % 10) % 10) as u8)
+}
+
+fn yymmdd(day: NaiveDate) -> String {
+    day.format("%y%m%d").to_string()
+}
+
+async fn scan(base: &str, role: &str, station: Option<&str>, code: &str) -> (u16, Value) {
+    let response = reqwest::Client::new()
+        .post(format!("{base}/api/scans"))
+        .json(&json!({"device": format!("{role}-scanner"), "role": role, "station": station, "code": code}))
+        .send()
+        .await
+        .expect("answers");
+    let status = response.status().as_u16();
+    (status, response.json().await.expect("json"))
+}
+
+/// (item, PAR, on hand, to make, expired) for every item in `/api/prep`, and its prep list.
+async fn prep(base: &str) -> (Vec<(String, u64, u64, u64, u64)>, Vec<(String, u64)>) {
+    let view = get_json(&format!("{base}/api/prep")).await;
+    let items = view["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|i| {
+            (
+                i["item_id"].as_str().unwrap_or_default().to_owned(),
+                i["par"].as_u64().unwrap_or(0),
+                i["on_hand"].as_u64().unwrap_or(0),
+                i["to_make"].as_u64().unwrap_or(0),
+                i["expired"].as_u64().unwrap_or(0),
+            )
+        })
+        .collect();
+    let list = view["prep_list"]
+        .as_array()
+        .expect("prep list")
+        .iter()
+        .map(|e| {
+            (
+                e["item_id"].as_str().unwrap_or_default().to_owned(),
+                e["to_make"].as_u64().unwrap_or(0),
+            )
+        })
+        .collect();
+    (items, list)
+}
+
+/// Checks `/api/prep` against the on-hand counts of slaw, buns and pickles (PAR 6, 20, 3).
+async fn expect_on_hand(base: &str, slaw: u64, buns: u64, pickles: u64, step: &str) {
+    let (items, list) = prep(base).await;
+    let expected: Vec<(String, u64, u64, u64, u64)> = [
+        ("slaw", 6_u64, slaw),
+        ("buns", 20, buns),
+        ("pickles", 3, pickles),
+    ]
+    .into_iter()
+    .map(|(id, par, on_hand)| (id.to_owned(), par, on_hand, par.saturating_sub(on_hand), 0))
+    .collect();
+    assert_eq!(items, expected, "{step}");
+    let expected_list: Vec<(String, u64)> = expected
+        .iter()
+        .filter(|(_, _, _, to_make, _)| *to_make > 0)
+        .map(|(id, _, _, to_make, _)| (id.clone(), *to_make))
+        .collect();
+    assert_eq!(list, expected_list, "{step}: prep list = PAR − on hand");
+}
+
+#[tokio::test]
+async fn prep_list_follows_par_minus_on_hand_through_a_scripted_sequence_of_scans() {
+    let kitchen = TestAgent::start(Some(REFERENCE)).await;
+    let base = kitchen.base.clone();
+    let mut events = SseReader::open(&format!("{base}/orders/events"), None).await;
+    let (today, _) = edge_agent::prep::local_day(edge_agent::writer::now_ms());
+    let tomorrow = today + Days::new(1);
+    let label = |item: &str, batch: &str, prepared: NaiveDate, use_by: NaiveDate, quantity| {
+        prep_label(item, batch, prepared, use_by, quantity).expect("label")
+    };
+    expect_on_hand(&base, 0, 0, 0, "nothing yet").await;
+
+    // (code, role, station, accepted, action, reason)
+    let sscc_body = "03761234500000001";
+    let sscc = format!("{sscc_body}{}", check_digit(sscc_body));
+    let transfer = format!(
+        "]C100{sscc}0200012345678905{GS}3704{GS}10L77{GS}17{}",
+        yymmdd(tomorrow)
+    );
+    let steps: Vec<Step> = vec![
+        (
+            label("slaw", "A", today, tomorrow, 2),
+            "prep",
+            None,
+            true,
+            "stock",
+            "".into(),
+            [2, 0, 0],
+        ),
+        (
+            label("slaw", "A", today, tomorrow, 2),
+            "prep",
+            None,
+            false,
+            "none",
+            "this label is already on hand".into(),
+            [2, 0, 0],
+        ),
+        (
+            label("slaw", "B", today, tomorrow, 3),
+            "prep",
+            None,
+            true,
+            "stock",
+            "".into(),
+            [5, 0, 0],
+        ),
+        // A retail product code: one unit each scan.
+        (
+            "4006381333931".into(),
+            "prep",
+            None,
+            true,
+            "stock",
+            "".into(),
+            [5, 1, 0],
+        ),
+        (
+            "]E04006381333931\r".into(),
+            "prep",
+            None,
+            true,
+            "stock",
+            "".into(),
+            [5, 2, 0],
+        ),
+        // A GS1 case label: its count (37), lot and use-by.
+        (
+            format!("(01)04006381333931(37)12(10)LOT9(17){}", yymmdd(tomorrow)),
+            "prep",
+            None,
+            true,
+            "stock",
+            "".into(),
+            [5, 14, 0],
+        ),
+        (
+            label("slaw", "OLD", today - Days::new(3), today - Days::new(1), 1),
+            "prep",
+            None,
+            false,
+            "none",
+            format!("expired: use by {}; discard it", today - Days::new(1)),
+            [5, 14, 0],
+        ),
+        (
+            label("mayo", "M1", today, tomorrow, 1),
+            "prep",
+            None,
+            false,
+            "none",
+            "unknown item \"mayo\"".into(),
+            [5, 14, 0],
+        ),
+        (
+            "96385074".into(),
+            "prep",
+            None,
+            false,
+            "none",
+            "no item has GTIN 00000096385074 in its match list".into(),
+            [5, 14, 0],
+        ),
+        (
+            "ORDER:o1".into(),
+            "prep",
+            None,
+            false,
+            "none",
+            "a prep scanner takes prep labels and product codes; this is not one".into(),
+            [5, 14, 0],
+        ),
+        // The grill takes slaw batch A out of stock; a second scan of it is refused.
+        (
+            label("slaw", "A", today, tomorrow, 2),
+            "station",
+            Some("grill"),
+            true,
+            "use",
+            "".into(),
+            [3, 14, 0],
+        ),
+        (
+            label("slaw", "A", today, tomorrow, 2),
+            "station",
+            Some("grill"),
+            false,
+            "none",
+            "this label was already used".into(),
+            [3, 14, 0],
+        ),
+        (
+            label("slaw", "C", today, tomorrow, 1),
+            "station",
+            Some("grill"),
+            false,
+            "none",
+            "this label was never scanned in at prep".into(),
+            [3, 14, 0],
+        ),
+        // A transfer unit from the commissary: four pickles (the GTIN in (02)).
+        (
+            transfer.clone(),
+            "receiving",
+            None,
+            true,
+            "receive",
+            "".into(),
+            [3, 14, 4],
+        ),
+        (
+            transfer.clone(),
+            "receiving",
+            None,
+            false,
+            "none",
+            format!("transfer unit {sscc} was already received"),
+            [3, 14, 4],
+        ),
+        (
+            label("slaw", "D", today, tomorrow, 1),
+            "receiving",
+            None,
+            false,
+            "none",
+            "a receiving scanner takes transfer-unit (SSCC) labels; this is not one".into(),
+            [3, 14, 4],
+        ),
+    ];
+    let mut expected_events = Vec::new();
+    for (code, role, station, accepted, action, reason, [slaw, buns, pickles]) in &steps {
+        let (status, body) = scan(&base, role, *station, code).await;
+        assert_eq!(
+            (
+                status,
+                &body["accepted"],
+                body["action"].as_str(),
+                body["reason"].as_str()
+            ),
+            (
+                if *accepted { 200 } else { 422 },
+                &json!(accepted),
+                Some(*action),
+                Some(reason.as_str())
+            ),
+            "{code:?} at {role}: {body}"
+        );
+        expect_on_hand(&base, *slaw, *buns, *pickles, code).await;
+        let kind = if *accepted {
+            "scan.recorded"
+        } else {
+            "scan.rejected"
+        };
+        expected_events.push((kind.to_owned(), code.clone()));
+        if *accepted {
+            expected_events.push(("stock.changed".to_owned(), code.clone()));
+        }
+    }
+    // The stream has every scan in order, each stock move right after its scan.
+    let mut seen = Vec::new();
+    let mut last_code = String::new();
+    while seen.len() < expected_events.len() {
+        let (_, kind, data) = events.next().await;
+        if kind.starts_with("scan.") {
+            last_code = data["code"].as_str().unwrap_or_default().to_owned();
+            seen.push((kind, last_code.clone()));
+        } else if kind == "stock.changed" {
+            seen.push((kind, last_code.clone()));
+        }
+    }
+    assert_eq!(seen, expected_events);
+
+    // Stock detail: the transfer's lot and use-by, soonest use-by first within an item.
+    let view = get_json(&format!("{base}/api/prep")).await;
+    let pickles = &view["items"][2]["lots"][0];
+    assert_eq!(
+        (
+            &pickles["source"],
+            &pickles["lot"],
+            &pickles["use_by"],
+            &pickles["quantity"]
+        ),
+        (
+            &json!("transfer"),
+            &json!("L77"),
+            &json!(tomorrow.to_string()),
+            &json!(4)
+        )
+    );
+
+    // Discarding slaw batch B: gone from on hand; twice is a conflict; unknown is not found.
+    let batch_b = view["items"][0]["lots"]
+        .as_array()
+        .expect("lots")
+        .iter()
+        .find(|l| l["lot"] == "B")
+        .and_then(|l| l["stock_id"].as_str())
+        .expect("batch B on hand")
+        .to_owned();
+    let client = reqwest::Client::new();
+    let discard = |id: String| {
+        let request = client.post(format!("{base}/api/stock/{id}/discard"));
+        async move { request.send().await.expect("answers").status().as_u16() }
+    };
+    assert_eq!(discard(batch_b.clone()).await, 200);
+    expect_on_hand(&base, 0, 14, 4, "slaw B discarded").await;
+    assert_eq!(discard(batch_b).await, 409);
+    assert_eq!(discard("nope".into()).await, 404);
+    kitchen.stop().await;
+}
+
+#[tokio::test]
+async fn printed_prep_labels_scan_back_in_and_zpl_names_the_same_data() {
+    let kitchen = TestAgent::start(Some(REFERENCE)).await;
+    let base = kitchen.base.clone();
+    let page = reqwest::get(format!(
+        "{base}/labels/prep?item=slaw&quantity=2&copies=3&batch=T1"
+    ))
+    .await
+    .expect("answers");
+    assert_eq!(page.status(), 200);
+    let page = page.text().await.expect("html");
+    let codes: Vec<String> = page
+        .split("data-code=\"")
+        .skip(1)
+        .filter_map(|rest| rest.split('"').next())
+        .map(|code| code.replace("\\x1d", &GS.to_string()))
+        .collect();
+    let (today, _) = edge_agent::prep::local_day(edge_agent::writer::now_ms());
+    let use_by = today + Days::new(2);
+    let expected: Vec<String> = (1..=3)
+        .map(|n| prep_label("slaw", &format!("T1-{n}"), today, use_by, 2).expect("label"))
+        .collect();
+    assert_eq!(codes, expected, "three labels, shelf life two days");
+    assert_eq!(page.matches("<svg").count(), 3);
+    for code in &codes {
+        let (status, body) = scan(&base, "prep", None, code).await;
+        assert_eq!(status, 200, "{body}");
+    }
+    expect_on_hand(&base, 6, 0, 0, "three labels of two").await;
+
+    let zpl = reqwest::get(format!("{base}/labels/prep?item=slaw&batch=Z9&format=zpl"))
+        .await
+        .expect("answers")
+        .text()
+        .await
+        .expect("zpl");
+    assert!(zpl.starts_with("^XA\n") && zpl.ends_with("^XZ\n"), "{zpl}");
+    let field = format!(
+        "^FD>;>811{}17{}91>6slaw>810Z9>8371^FS",
+        yymmdd(today),
+        yymmdd(use_by)
+    );
+    assert!(zpl.contains(&field), "{zpl}\nmissing {field}");
+
+    for (query, status) in [
+        ("item=mayo", 404),
+        ("item=slaw&copies=0", 400),
+        ("item=slaw&copies=51", 400),
+        ("item=slaw&batch=a%20b", 400),
+        ("item=slaw&format=pdf", 400),
+        ("item=slaw&use_by=2001-01-01", 400),
+    ] {
+        let response = reqwest::get(format!("{base}/labels/prep?{query}"))
+            .await
+            .expect("answers");
+        assert_eq!(response.status().as_u16(), status, "{query}");
+    }
+    kitchen.stop().await;
+}
