@@ -2,6 +2,7 @@
 //! stock, `/api/prep` says PAR − on hand after each, labels printed by the agent scan back in,
 //! and every scan is on the event stream in order.
 
+mod browser;
 mod common;
 
 use chrono::{Days, NaiveDate};
@@ -448,5 +449,37 @@ async fn printed_prep_labels_scan_back_in_and_zpl_names_the_same_data() {
             .expect("answers");
         assert_eq!(response.status().as_u16(), status, "{query}");
     }
+    kitchen.stop().await;
+}
+
+/// The agent's printed label, rendered by Chromium and read by an independent decoder (zbar,
+/// `scripts/services` installs `zbar-tools`), is exactly the element string the agent meant,
+/// and scanning it in adds the stock.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_printed_prep_label_reads_back_with_an_independent_decoder() {
+    let kitchen = TestAgent::start(Some(REFERENCE)).await;
+    let mut tablet = browser::Browser::launch(500, 420).await;
+    tablet.scale(500, 420, 3.0).await;
+    tablet
+        .navigate(&format!(
+            "{}/labels/prep?item=slaw&quantity=3&batch=P-7",
+            kitchen.base
+        ))
+        .await;
+    let png = kitchen.data_dir.join("label.png");
+    tablet.screenshot(&png).await;
+    tablet.close().await;
+    let decoded = std::process::Command::new("zbarimg")
+        .args(["--raw", "-q", "-Sdisable", "-Scode128.enable"])
+        .arg(&png)
+        .output()
+        .expect("zbarimg runs (scripts/services installs zbar-tools)");
+    let decoded = String::from_utf8(decoded.stdout).expect("text");
+    let (today, _) = edge_agent::prep::local_day(edge_agent::writer::now_ms());
+    let expected = prep_label("slaw", "P-7", today, today + Days::new(2), 3).expect("label");
+    assert_eq!(decoded.trim_end_matches('\n'), expected);
+    let (status, body) = scan(&kitchen.base, "prep", None, decoded.trim_end_matches('\n')).await;
+    assert_eq!((status, &body["action"]), (200, &json!("stock")), "{body}");
+    expect_on_hand(&kitchen.base, 3, 0, 0, "the printed label scanned in").await;
     kitchen.stop().await;
 }

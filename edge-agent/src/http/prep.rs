@@ -209,7 +209,7 @@ async fn labels(State(state): State<AppState>, Query(query): Query<LabelQuery>) 
                         code = escape(&l.raw.replace(scan::GS, "\\x1d")),
                         name = escape(t.item_name),
                         batch = escape(&l.batch_id),
-                        svg = label::svg(&l.values, 0.3, 12.0),
+                        svg = label::svg(&l.values, 0.3, 16.0),
                         human = escape(&l.human),
                     )
                 })

@@ -207,6 +207,15 @@ impl Browser {
         self.command(Some(&session), method, params).await
     }
 
+    /// Renders the page at `factor` device pixels per CSS pixel (a sharper screenshot).
+    pub async fn scale(&mut self, width: u32, height: u32, factor: f64) {
+        self.page(
+            "Emulation.setDeviceMetricsOverride",
+            json!({"width": width, "height": height, "deviceScaleFactor": factor, "mobile": false}),
+        )
+        .await;
+    }
+
     /// Opens `url` and waits until the document has loaded.
     pub async fn navigate(&mut self, url: &str) {
         let answer = self.page("Page.navigate", json!({ "url": url })).await;
