@@ -483,3 +483,162 @@ async fn a_printed_prep_label_reads_back_with_an_independent_decoder() {
     expect_on_hand(&kitchen.base, 3, 0, 0, "the printed label scanned in").await;
     kitchen.stop().await;
 }
+
+/// The prep display follows stock live over SSE, alerts on a refused prep scan, and its
+/// Discard button throws expired stock away.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_prep_display_follows_scans_live_and_alerts_on_a_refused_one() {
+    let kitchen = TestAgent::start(Some(REFERENCE)).await;
+    let base = kitchen.base.clone();
+    let mut tablet = browser::Browser::launch(1280, 800).await;
+    tablet.navigate(&format!("{base}/prep")).await;
+    let wait = std::time::Duration::from_secs(10);
+    let list = "[...document.querySelectorAll('#list .row')].map(r => \
+                r.querySelector('.qty').textContent + ' ' + r.querySelector('.name').textContent)";
+    tablet
+        .wait_for_value(
+            "the prep list",
+            wait,
+            list,
+            &json!(["6 Slaw", "20 Brioche buns", "3 Pickles"]),
+        )
+        .await;
+    tablet
+        .wait_for(
+            "the live stream",
+            wait,
+            "document.querySelector('#link').className.includes('ok')",
+        )
+        .await;
+    let (today, _) = edge_agent::prep::local_day(edge_agent::writer::now_ms());
+    let slaw = prep_label("slaw", "S1", today, today + Days::new(1), 4).expect("label");
+    assert_eq!(scan(&base, "prep", None, &slaw).await.0, 200);
+    tablet
+        .wait_for_value(
+            "slaw to drop to 2",
+            wait,
+            list,
+            &json!(["2 Slaw", "20 Brioche buns", "3 Pickles"]),
+        )
+        .await;
+    let expired =
+        prep_label("slaw", "S0", today - Days::new(2), today - Days::new(1), 1).expect("label");
+    assert_eq!(scan(&base, "prep", None, &expired).await.0, 422);
+    let alert = tablet
+        .wait_for(
+            "the alert",
+            wait,
+            "document.querySelector('#alerts .alert span')?.textContent",
+        )
+        .await;
+    assert_eq!(
+        alert,
+        json!(format!(
+            "Scan refused (prep-scanner): expired: use by {}; discard it",
+            today - Days::new(1)
+        ))
+    );
+    tablet.tap("#alerts .alert button").await;
+    // Stock that went past its use-by while on hand (put in the store directly: the clock
+    // cannot be moved) shows under Expired, and Discard throws it away.
+    let mut store = edge_agent::store::Store::open(&kitchen.data_dir.join(edge_agent::STORE_FILE))
+        .expect("store");
+    let tx = store.transaction().expect("tx");
+    let lot = edge_agent::store::Lot {
+        stock_id: "old-slaw".into(),
+        item_id: "slaw".into(),
+        source: "prep".into(),
+        label: Some("prep:slaw/OLD".into()),
+        quantity: 2,
+        lot: Some("OLD".into()),
+        prepared_on: Some(today - Days::new(3)),
+        use_by: Some(today - Days::new(1)),
+        added_at_ms: 0,
+        added_by: "prep-scanner".into(),
+        closed_at_ms: None,
+        closed_as: None,
+        closed_by: None,
+    };
+    edge_agent::store::insert_stock(&tx, &lot, None).expect("inserted");
+    tx.commit().expect("committed");
+    drop(store);
+    tablet.navigate(&format!("{base}/prep")).await;
+    let expired_rows =
+        "[...document.querySelectorAll('#expired .row .name')].map(n => n.textContent)";
+    tablet
+        .wait_for_value("the expired slaw", wait, expired_rows, &json!(["Slaw"]))
+        .await;
+    tablet.tap("[data-discard='old-slaw']").await;
+    tablet
+        .wait_for_value("the expired slaw to go", wait, expired_rows, &json!([]))
+        .await;
+    let view = get_json(&format!("{base}/api/prep")).await;
+    assert_eq!(view["expired"], json!([]));
+    tablet
+        .wait_for_value(
+            "the alert to go",
+            wait,
+            "document.querySelectorAll('#alerts .alert').length",
+            &json!(0),
+        )
+        .await;
+    tablet.close().await;
+    kitchen.stop().await;
+}
+
+/// `cargo test -p edge-agent --test prep -- --ignored screenshot` regenerates
+/// docs/images/prep-display.png from the example reference data.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "makes docs/images/prep-display.png"]
+async fn screenshot_of_the_prep_display() {
+    let kitchen = TestAgent::start(Some(include_str!("../reference.example.toml"))).await;
+    let base = kitchen.base.clone();
+    let (today, _) = edge_agent::prep::local_day(edge_agent::writer::now_ms());
+    for code in [
+        prep_label("smash-patty", "A1", today, today + Days::new(1), 1).expect("label"),
+        prep_label("pho-broth", "B1", today, today + Days::new(3), 1).expect("label"),
+        "4006381333931".to_owned(),
+        "4006381333931".to_owned(),
+        prep_label(
+            "pho-broth",
+            "B0",
+            today - Days::new(4),
+            today - Days::new(1),
+            1,
+        )
+        .expect("label"),
+    ] {
+        scan(&base, "prep", None, &code).await;
+    }
+    let mut tablet = browser::Browser::launch(1280, 720).await;
+    tablet.navigate(&format!("{base}/prep")).await;
+    let wait = std::time::Duration::from_secs(10);
+    tablet
+        .wait_for(
+            "the prep list",
+            wait,
+            "document.querySelectorAll('#list .row').length",
+        )
+        .await;
+    let expired = prep_label(
+        "smash-patty",
+        "Z0",
+        today - Days::new(2),
+        today - Days::new(1),
+        1,
+    )
+    .expect("label");
+    scan(&base, "prep", None, &expired).await;
+    tablet
+        .wait_for(
+            "the alert",
+            wait,
+            "document.querySelector('#alerts .alert')",
+        )
+        .await;
+    let path = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../docs/images/prep-display.png");
+    tablet.screenshot(&path).await;
+    tablet.close().await;
+    kitchen.stop().await;
+}
