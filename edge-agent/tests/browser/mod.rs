@@ -5,6 +5,8 @@
 //! Chromium is `$CHROMIUM` if set, else the first of `chromium`, `chromium-browser`,
 //! `google-chrome` on `PATH` (`scripts/services` installs Debian's `chromium`).
 
+#![allow(dead_code)] // Each test binary uses a different part of it.
+
 use std::{
     path::{Path, PathBuf},
     process::Stdio,
