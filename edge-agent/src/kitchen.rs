@@ -292,6 +292,10 @@ impl Kitchen {
             _ => crate::scan::parse(raw, today),
         };
         let station = role.station();
+        // A scanner configured for a station the reference does not know records rejections.
+        let unknown_station = station.is_some_and(|station| {
+            station != UNASSIGNED_STATION && self.state.reference.station(station).is_none()
+        });
         self.write(now_ms, |state, tx, pending| {
             let mut record = store::ScanRecord {
                 scan_id: uuid::Uuid::now_v7().to_string(),
@@ -308,6 +312,9 @@ impl Kitchen {
             // The order a station scanner's ticket names, with the station; or why not.
             let target = match (&parsed, station) {
                 (Err(error), _) => Err(error.to_string()),
+                (Ok(_), Some(station)) if unknown_station => {
+                    Err(format!("unknown station {station:?}"))
+                }
                 (Ok(_), None) => {
                     Err("prep and receiving scans are not handled yet (issue 4)".to_owned())
                 }
