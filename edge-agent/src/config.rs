@@ -4,6 +4,8 @@ use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use serde::Deserialize;
 
+use crate::scanner::ScannerConfig;
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
@@ -34,6 +36,11 @@ pub struct Config {
     /// Live events a display may fall behind before it is disconnected to replay
     /// (`AGENT_SSE_LAG_LIMIT`).
     pub sse_lag_limit: u32,
+    /// Serial barcode scanners, `[[scanners]]` (file only; docs/scanners.md).
+    pub scanners: Vec<ScannerConfig>,
+    /// How long a scanner whose device is missing or went away waits before opening it again,
+    /// in milliseconds (`AGENT_SCANNER_RETRY_MS`).
+    pub scanner_retry_ms: u64,
 }
 
 impl Default for Config {
@@ -51,6 +58,8 @@ impl Default for Config {
             schedule_horizon_minutes: 20,
             event_log_keep: 100_000,
             sse_lag_limit: 1024,
+            scanners: Vec::new(),
+            scanner_retry_ms: 3000,
         }
     }
 }
@@ -63,6 +72,8 @@ pub enum ConfigError {
     Parse { path: String, reason: String },
     #[error("invalid value for environment variable {name}: {reason}")]
     Env { name: &'static str, reason: String },
+    #[error("invalid config: {reason}")]
+    Invalid { reason: String },
 }
 
 impl Config {
@@ -82,7 +93,18 @@ impl Config {
             None => Self::default(),
         };
         config.apply_env(|name| std::env::var(name).ok())?;
+        config.validate()?;
         Ok(config)
+    }
+
+    /// What no single key can say is wrong: scanner names are unique, the retry is not zero.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |reason: String| ConfigError::Invalid { reason };
+        crate::scanner::config::validate(&self.scanners).map_err(invalid)?;
+        if self.scanner_retry_ms == 0 {
+            return Err(invalid("scanner_retry_ms must be above 0".into()));
+        }
+        Ok(())
     }
 
     pub fn apply_env(
@@ -139,6 +161,9 @@ impl Config {
         if let Some(value) = lookup("AGENT_SSE_LAG_LIMIT") {
             self.sse_lag_limit = parsed("AGENT_SSE_LAG_LIMIT", &value)?;
         }
+        if let Some(value) = lookup("AGENT_SCANNER_RETRY_MS") {
+            self.scanner_retry_ms = parsed("AGENT_SCANNER_RETRY_MS", &value)?;
+        }
         Ok(())
     }
 
@@ -153,6 +178,10 @@ impl Config {
 
     pub fn amqp_timeout(&self) -> Duration {
         Duration::from_millis(self.amqp_timeout_ms)
+    }
+
+    pub fn scanner_retry(&self) -> Duration {
+        Duration::from_millis(self.scanner_retry_ms)
     }
 }
 
@@ -179,5 +208,135 @@ mod tests {
             .apply_env(|name| (name == "AGENT_PREFETCH").then(|| "lots".to_owned()))
             .expect_err("not a number");
         assert!(error.to_string().contains("AGENT_PREFETCH"), "{error}");
+    }
+
+    fn parse(text: &str) -> Result<Config, String> {
+        let config: Config = toml::from_str(text).map_err(|e| e.to_string())?;
+        config.validate().map_err(|e| e.to_string())?;
+        Ok(config)
+    }
+
+    #[test]
+    fn scanners_are_read_with_their_defaults() {
+        use crate::{
+            scan::ScanRole,
+            scanner::{ScannerConfig, Suffix},
+        };
+        let config = parse(
+            r#"
+            scanner_retry_ms = 500
+
+            [[scanners]]
+            name = "fry-1"
+            device = "/dev/serial/by-id/usb-Zebra_Technologies_Symbol_Bar_Code_Scanner-if00"
+            role = "station"
+            station = "fry"
+
+            [[scanners]]
+            name = "prep"
+            device = "/dev/ttyUSB0"
+            baud = 115200
+            suffix = "none"
+            idle_ms = 80
+            prefix = "SCN:"
+            role = "prep"
+
+            [[scanners]]
+            name = "back-door"
+            device = "/dev/ttyACM1"
+            suffix = "crlf"
+            role = "receiving"
+            "#,
+        )
+        .expect("valid");
+        assert_eq!(config.scanner_retry_ms, 500);
+        assert_eq!(
+            config.scanners,
+            [
+                ScannerConfig::station(
+                    "fry-1",
+                    "/dev/serial/by-id/usb-Zebra_Technologies_Symbol_Bar_Code_Scanner-if00",
+                    "fry"
+                ),
+                ScannerConfig {
+                    name: "prep".into(),
+                    device: "/dev/ttyUSB0".into(),
+                    baud: 115_200,
+                    suffix: Suffix::None,
+                    idle_ms: 80,
+                    prefix: Some("SCN:".into()),
+                    role: ScanRole::Prep,
+                },
+                ScannerConfig {
+                    name: "back-door".into(),
+                    device: "/dev/ttyACM1".into(),
+                    suffix: Suffix::Crlf,
+                    role: ScanRole::Receiving,
+                    ..ScannerConfig::station("back-door", "", "")
+                },
+            ]
+        );
+        assert_eq!(config.scanners[0].baud, 9600);
+        assert_eq!(config.scanners[0].suffix, Suffix::Cr);
+        assert_eq!(config.scanners[0].idle_ms, 50);
+        assert_eq!(Config::default().scanner_retry_ms, 3000);
+    }
+
+    #[test]
+    fn bad_scanner_entries_are_refused_with_the_reason() {
+        let scanner =
+            |body: &str| format!("[[scanners]]\nname = \"s1\"\ndevice = \"/dev/ttyACM0\"\n{body}");
+        let check = |text: String, expected: &str| {
+            let error = parse(&text).expect_err(&text);
+            assert!(
+                error.contains(expected),
+                "{error:?} should say {expected:?}"
+            );
+        };
+        check(
+            scanner("role = \"station\""),
+            r#"scanner "s1": role "station" needs `station`"#,
+        );
+        check(
+            scanner("role = \"prep\"\nstation = \"fry\""),
+            r#"scanner "s1": a prep scanner has no `station`"#,
+        );
+        check(
+            scanner("role = \"cook\""),
+            r#"unknown role "cook": station, prep or receiving"#,
+        );
+        check(
+            scanner("role = \"prep\"\nsuffix = \"tab\""),
+            "unknown variant `tab`",
+        );
+        check(
+            scanner("role = \"prep\"\nparity = \"even\""),
+            "unknown field `parity`",
+        );
+        check(scanner("station = \"fry\""), "missing field `role`");
+        check(
+            scanner("role = \"prep\"\nidle_ms = 0"),
+            "idle_ms must be 1–10000, not 0",
+        );
+        check(
+            scanner("role = \"prep\"\nprefix = \"\""),
+            "prefix must be 1–255 bytes",
+        );
+        check(
+            "[[scanners]]\nname = \"fry 1\"\ndevice = \"/dev/ttyACM0\"\nrole = \"prep\"".into(),
+            "scanner name \"fry 1\"",
+        );
+        check(
+            format!(
+                "{}\n{}",
+                scanner("role = \"prep\""),
+                scanner("role = \"receiving\"")
+            ),
+            "two scanners are named \"s1\"",
+        );
+        check(
+            "scanner_retry_ms = 0".into(),
+            "scanner_retry_ms must be above 0",
+        );
     }
 }

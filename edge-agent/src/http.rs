@@ -34,6 +34,7 @@ use crate::{
     kitchen::{BatchError, batch_items_json},
     reference::{Reference, UNASSIGNED_STATION},
     scan::ScanRole,
+    scanner::Scanners,
     store::{LoggedEvent, StateSnapshot, Store, StoreError},
     writer::{StoreWriter, now_ms},
 };
@@ -108,6 +109,8 @@ pub struct AppState {
     pub horizon_ms: i64,
     pub snapshots: Arc<SnapshotCache>,
     pub reference_status: ReferenceStatus,
+    /// The serial scanners' states.
+    pub scanners: Arc<Scanners>,
 }
 
 /// Where the reference data in use came from.
@@ -218,7 +221,8 @@ async fn gaps_json(state: &AppState) -> Result<Vec<Value>, StoreError> {
 }
 
 /// Ready when the store answers, the kitchen feed is connected and the reference data was
-/// accepted; lists sequence gaps.
+/// accepted; lists sequence gaps and the scanners (a scanner that is not connected does not
+/// make the agent unready: the LAN works without it).
 async fn readyz(State(state): State<AppState>) -> Response {
     let gaps = match gaps_json(&state).await {
         Ok(gaps) => gaps,
@@ -236,6 +240,7 @@ async fn readyz(State(state): State<AppState>) -> Response {
         "feed": feed,
         "reference": state.reference_status.describe(),
         "sequence_gaps": gaps,
+        "scanners": state.scanners.snapshot(),
     });
     let status = if ready {
         StatusCode::OK
@@ -254,6 +259,7 @@ async fn status(State(state): State<AppState>) -> Response {
             "feed": feed_state(&state),
             "reference": state.reference_status.describe(),
             "sequence_gaps": gaps,
+            "scanners": state.scanners.snapshot(),
             "version": env!("CARGO_PKG_VERSION"),
         }))
         .into_response(),
@@ -371,7 +377,45 @@ async fn metrics(State(state): State<AppState>) -> Response {
         "Event streams ended because the client fell too far behind.",
         load(&state.streams.lagging_disconnects),
     );
+    scanner_metrics(&mut body, &state.scanners);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
+}
+
+/// One series per scanner (names are plain, `[A-Za-z0-9._-]`: no label escaping needed).
+fn scanner_metrics(body: &mut String, scanners: &Scanners) {
+    let scanners = scanners.snapshot();
+    let _ = writeln!(
+        body,
+        "# HELP edge_agent_scanner_connected 1 while the scanner's device is open.\n\
+         # TYPE edge_agent_scanner_connected gauge"
+    );
+    for scanner in &scanners {
+        let connected = u8::from(scanner.state == crate::scanner::Link::Connected);
+        let _ = writeln!(
+            body,
+            "edge_agent_scanner_connected{{scanner=\"{}\"}} {connected}",
+            scanner.name
+        );
+    }
+    let _ = writeln!(
+        body,
+        "# HELP edge_agent_scanner_frames_total Frames read from the scanner, by what became of \
+         them.\n# TYPE edge_agent_scanner_frames_total counter"
+    );
+    for scanner in &scanners {
+        for (result, count) in [
+            ("accepted", scanner.accepted),
+            ("rejected", scanner.rejected),
+            ("overlong", scanner.overlong),
+            ("failed", scanner.failed),
+        ] {
+            let _ = writeln!(
+                body,
+                "edge_agent_scanner_frames_total{{scanner=\"{}\",result=\"{result}\"}} {count}",
+                scanner.name
+            );
+        }
+    }
 }
 
 /// The station display: one page, embedded in the binary, no CDN (works with the internet down).

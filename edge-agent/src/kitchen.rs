@@ -290,6 +290,10 @@ impl Kitchen {
             _ => crate::scan::parse(raw, today),
         };
         let station = role.station();
+        // A scanner configured for a station the reference does not know records rejections.
+        let unknown_station = station.is_some_and(|station| {
+            station != UNASSIGNED_STATION && self.state.reference.station(station).is_none()
+        });
         self.write(now_ms, |state, tx, pending| {
             let mut record = store::ScanRecord {
                 scan_id: uuid::Uuid::now_v7().to_string(),
@@ -312,6 +316,9 @@ impl Kitchen {
             let mut stock_change = None;
             match (&parsed, station) {
                 (Err(error), _) => record.reason = error.to_string(),
+                (Ok(_), Some(station)) if unknown_station => {
+                    record.reason = format!("unknown station {station:?}");
+                }
                 (Ok(Scan::Ticket { order_id }), Some(station)) => {
                     state.scan_ticket(tx, order_id, station, &mut record, now_ms, pending)?;
                     touched = Touched::orders(record.order_id.clone().filter(|_| record.accepted));

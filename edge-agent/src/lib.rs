@@ -1,7 +1,8 @@
 //! The edge agent on each kitchen box: consumes its kitchen's orders into SQLite (`feed`,
 //! `writer`, `kitchen`, `store`), calculates what each station must make (`batch`, against
 //! `reference`) and serves the kitchen LAN: the REST API, the live event stream and the station
-//! display (`http`). docs/architecture.md has the map.
+//! display (`http`); serial barcode scanners feed it scans (`scanner`). docs/architecture.md
+//! has the map.
 
 pub mod batch;
 pub mod config;
@@ -12,6 +13,7 @@ pub mod label;
 pub mod prep;
 pub mod reference;
 pub mod scan;
+pub mod scanner;
 pub mod store;
 pub mod writer;
 
@@ -38,6 +40,7 @@ pub struct App {
 
 impl App {
     pub async fn build(config: Config) -> anyhow::Result<Self> {
+        config.validate()?;
         std::fs::create_dir_all(&config.data_dir)
             .with_context(|| format!("cannot create {}", config.data_dir.display()))?;
         let path = config.data_dir.join(STORE_FILE);
@@ -68,6 +71,22 @@ impl App {
             .await
             .with_context(|| format!("cannot listen on {}", config.listen))?;
         let token = CancellationToken::new();
+        let scanners = Arc::new(scanner::Scanners::new(&config.scanners, writer::now_ms()));
+        for (index, scanner) in config.scanners.iter().enumerate() {
+            if let Some(station) = scanner.role.station()
+                && station != reference::UNASSIGNED_STATION
+                && reference.station(station).is_none()
+            {
+                // Not fatal: the reference may be missing or refused today, and a kitchen must
+                // not stop over menu data. The scans are recorded, as rejected.
+                tracing::warn!(scanner = %scanner.name, %station,
+                    "scanner's station is not in the reference data: its scans will be rejected");
+                scanners.warn(
+                    index,
+                    format!("unknown station {station:?}: scans are rejected"),
+                );
+            }
+        }
         let state = http::AppState {
             readers: Arc::new(readers),
             reference,
@@ -81,6 +100,7 @@ impl App {
             horizon_ms: config.schedule_horizon_ms(),
             snapshots: Arc::default(),
             reference_status,
+            scanners,
         };
         Ok(Self {
             config,
@@ -132,6 +152,13 @@ impl App {
             );
             None
         };
+        let scanner_tasks = scanner::spawn(
+            &config.scanners,
+            config.scanner_retry(),
+            &writer,
+            &state.scanners,
+            &token,
+        );
         let housekeeping = tokio::spawn(housekeeping(
             writer.clone(),
             checkpointer,
@@ -156,6 +183,9 @@ impl App {
             let _ = tokio::time::timeout(Duration::from_secs(5), feed).await;
         }
         let _ = housekeeping.await;
+        for task in scanner_tasks {
+            let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
+        }
         Ok(())
     }
 }

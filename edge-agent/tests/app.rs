@@ -54,7 +54,7 @@ async fn a_provisioned_agent_serves_the_batch_items_of_what_it_consumed() {
     assert_eq!(
         ready,
         serde_json::json!({"ready": true, "store": "up", "feed": "connected",
-            "reference": "loaded", "sequence_gaps": []})
+            "reference": "loaded", "sequence_gaps": [], "scanners": []})
     );
     for order_event in [
         burger_meal("e1", 1, "o1", 2),

@@ -1,6 +1,8 @@
 //! Shared by the agent's integration tests: a provisioned agent on its own queues and data
-//! directory, an SSE reader, JSON request helpers.
+//! directory, an SSE reader, JSON request helpers, pseudo-terminals as serial scanners (`pty`).
 #![allow(dead_code)]
+
+pub mod pty;
 
 use std::time::{Duration, Instant};
 
