@@ -584,3 +584,109 @@ async fn two_scanners_at_once_each_bump_at_their_own_station() {
     drop((fry, grill, pizza));
     kitchen.stop().await;
 }
+
+/// End to end through a serial scanner: orders arrive through RabbitMQ, the grill's scanner
+/// reads one ticket, and the stream says `order.bumped` at the grill and the grill's count
+/// drops by exactly that order's burgers (the fryer's stays). A prep scanner on the same box
+/// reads a GS1-128 prep label with its raw GS separators (which a keyboard wedge would lose)
+/// and the stock is added.
+#[tokio::test]
+async fn a_ticket_scanned_at_the_grill_takes_exactly_that_orders_units_off_the_grill_count() {
+    let devices = Devices::new();
+    let kitchen = TestAgent::start_with(Some(REFERENCE), &["kitchen-bk-01"], |config| {
+        config.scanners = vec![
+            scanner(&devices, "grill-1", "grill", Suffix::Cr),
+            ScannerConfig {
+                suffix: Suffix::Crlf,
+                role: edge_agent::scan::ScanRole::Prep,
+                ..ScannerConfig::station("prep-1", devices.link("prep-1"), "unused")
+            },
+        ];
+    })
+    .await;
+    let base = kitchen.base.clone();
+    let with_burgers = |sequence, order_id: &str, burgers| {
+        let mut event = order(sequence, order_id);
+        event.items[0].quantity = burgers;
+        event
+    };
+    kitchen.publish(&with_burgers(1, "big", 3)).await;
+    kitchen.publish(&with_burgers(2, "small", 1)).await;
+    let grill_count = || async {
+        let batches = get_json(&format!("{base}/api/batches?station=grill")).await;
+        batches["items"][0]["quantity"].as_u64().unwrap_or(0)
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while grill_count().await != 4 {
+        assert!(Instant::now() < deadline, "orders never counted");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let grill = devices.plug("grill-1");
+    let prep = devices.plug("prep-1");
+    wait_state(&base, "grill-1", &["connected"]).await;
+    wait_state(&base, "prep-1", &["connected"]).await;
+    let mut live = SseReader::open(&format!("{base}/orders/events"), None).await;
+    let (_, kind, _) = live.next().await;
+    assert_eq!(kind, "snapshot");
+
+    grill.write("]C0ORDER:big\r").await;
+    let mut seen = Vec::new();
+    while seen.len() < 3 {
+        let (_, kind, data) = live.next().await;
+        seen.push((kind, data));
+    }
+    // One commit: the bump, the scan that caused it, the grill's new count.
+    assert_eq!(
+        (seen[0].0.as_str(), &seen[0].1),
+        (
+            "order.bumped",
+            &serde_json::json!({"order_id": "big", "stations": ["grill"]})
+        )
+    );
+    assert_eq!(seen[1].0, "scan.recorded");
+    assert_eq!(
+        (
+            &seen[1].1["device"],
+            &seen[1].1["action"],
+            &seen[1].1["code"]
+        ),
+        (
+            &serde_json::json!("grill-1"),
+            &serde_json::json!("bump"),
+            &serde_json::json!("]C0ORDER:big")
+        )
+    );
+    assert_eq!(seen[2].0, "batch.updated");
+    assert_eq!(seen[2].1["station_id"], "grill");
+    assert_eq!(seen[2].1["items"][0]["quantity"], 1, "4 burgers − big's 3");
+    assert_eq!(grill_count().await, 1);
+    let fry = get_json(&format!("{base}/api/batches?station=fry")).await;
+    assert_eq!(fry["items"][0]["quantity"], 2, "the fryer still owes both");
+
+    let (today, _) = edge_agent::prep::local_day(edge_agent::writer::now_ms());
+    let label = edge_agent::scan::prep_label("fries", "F1", today, today, 5).expect("label");
+    prep.write(format!("]C1{label}\r\n")).await;
+    loop {
+        let (_, kind, data) = live.next().await;
+        if kind == "stock.changed" {
+            assert_eq!(
+                (
+                    &data["change"],
+                    &data["lot"]["item_id"],
+                    &data["lot"]["quantity"]
+                ),
+                (
+                    &serde_json::json!("added"),
+                    &serde_json::json!("fries"),
+                    &serde_json::json!(5)
+                )
+            );
+            break;
+        }
+        assert_ne!(kind, "scan.rejected", "{data}");
+    }
+    let view = get_json(&format!("{base}/api/prep")).await;
+    assert_eq!(view["items"][0]["on_hand"], 5, "{view}");
+    drop((grill, prep));
+    kitchen.stop().await;
+}
