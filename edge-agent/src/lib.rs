@@ -11,7 +11,8 @@ mod http;
 pub mod kitchen;
 pub mod label;
 pub mod prep;
-pub mod reference;
+/// The reference-data format, shared with the relay (`kitchen_proto::reference`).
+pub use kitchen_proto::reference;
 pub mod scan;
 pub mod scanner;
 pub mod store;

@@ -8,19 +8,19 @@ use std::collections::{BTreeMap, HashMap};
 
 use chrono::{NaiveTime, Timelike};
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// The station that receives order lines no reference item matches.
 pub const UNASSIGNED_STATION: &str = "unassigned";
 
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Station {
     pub id: String,
     pub name: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Store {
     /// Otter `metadata.storeId`.
@@ -28,7 +28,7 @@ pub struct Store {
     pub brand: String,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Item {
     pub id: String,
@@ -42,16 +42,16 @@ pub struct Item {
     #[serde(rename = "match", default)]
     pub matches: Vec<String>,
     /// Units to keep prepped when no day part sets another level.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub par: Option<u32>,
     /// PAR level per day part id (overrides `par` while that day part runs).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub par_by_day_part: BTreeMap<String, u32>,
     /// What one unit of stock is ("1/6 pan", "bag"), for the prep list.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unit: Option<String>,
     /// Days a prepped unit keeps: a label printed today is used by today + this (default 1).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shelf_life_days: Option<u32>,
 }
 
@@ -75,7 +75,7 @@ impl Item {
 
 /// A named part of the kitchen's day (local time of the box), for PAR levels that change with
 /// it. `end` is exclusive and may be earlier than `start` (a part running past midnight).
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct DayPart {
     pub id: String,
@@ -102,17 +102,18 @@ impl DayPart {
     }
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+/// The file as written: what `Reference::parse` reads and `Reference::to_toml` writes.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 struct ReferenceFile {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    day_parts: Vec<DayPart>,
     #[serde(default)]
     stations: Vec<Station>,
     #[serde(default)]
     stores: Vec<Store>,
     #[serde(default)]
     items: Vec<Item>,
-    #[serde(default)]
-    day_parts: Vec<DayPart>,
 }
 
 /// Why a reference file was refused. The agent keeps its previous reference when this happens.
@@ -152,6 +153,17 @@ impl Reference {
         let file: ReferenceFile =
             toml::from_str(text).map_err(|error| ReferenceError::Parse(error.to_string()))?;
         Self::new(file.stations, file.stores, file.items, file.day_parts)
+    }
+
+    /// The reference in the file format; `Reference::parse` reads it back to an equal value.
+    pub fn to_toml(&self) -> Result<String, ReferenceError> {
+        toml::to_string(&ReferenceFile {
+            day_parts: self.day_parts.clone(),
+            stations: self.stations.clone(),
+            stores: self.stores.clone(),
+            items: self.items.clone(),
+        })
+        .map_err(|error| ReferenceError::Parse(error.to_string()))
     }
 
     /// Checks that ids are unique, every item's station and day part exists, and no match key
@@ -456,6 +468,28 @@ prep_seconds = 0
         assert_eq!(by_gtin("00000096385074"), Some("slaw"), "EAN-8 in the list");
         assert_eq!(by_gtin("14006381333938"), None);
         assert_eq!(by_gtin("00000000000000"), None);
+    }
+
+    #[test]
+    fn writes_the_file_format_back() {
+        let reference = Reference::parse(EXAMPLE).expect("valid");
+        let text = reference.to_toml().expect("serializes");
+        let again = Reference::parse(&text).expect("reads back");
+        assert_eq!(
+            (
+                &again.stations,
+                &again.stores,
+                &again.items,
+                &again.day_parts
+            ),
+            (
+                &reference.stations,
+                &reference.stores,
+                &reference.items,
+                &reference.day_parts
+            )
+        );
+        assert!(text.contains("[[items]]"), "{text}");
     }
 
     #[test]
