@@ -41,6 +41,24 @@ pub struct Config {
     /// How long a scanner whose device is missing or went away waits before opening it again,
     /// in milliseconds (`AGENT_SCANNER_RETRY_MS`).
     pub scanner_retry_ms: u64,
+    /// The cloud PostgreSQL the kitchen syncs with, as this kitchen's own role
+    /// (`AGENT_DATABASE_URL`); without it nothing syncs and the records wait in the outbox.
+    /// Keep the password out of the command line: a config file readable by the agent only, or
+    /// `database_url_file`.
+    pub database_url: Option<String>,
+    /// A file holding the database URL, e.g. a systemd credential (`AGENT_DATABASE_URL_FILE`).
+    pub database_url_file: Option<PathBuf>,
+    /// Records pushed per PostgreSQL transaction (`AGENT_SYNC_BATCH`).
+    pub sync_batch: u32,
+    /// Records waiting longer than this raise the sync alarm, in minutes
+    /// (`AGENT_SYNC_ALARM_MINUTES`).
+    pub sync_alarm_minutes: u32,
+    /// How often the reference data version is checked in PostgreSQL, in seconds
+    /// (`AGENT_REFERENCE_POLL_SECS`).
+    pub reference_poll_secs: u32,
+    /// How often the agent asks PostgreSQL for orders its queue may have missed, in seconds
+    /// (`AGENT_RECONCILE_SECS`); also at start, on a sequence gap and when the feed reconnects.
+    pub reconcile_secs: u32,
 }
 
 impl Default for Config {
@@ -60,6 +78,12 @@ impl Default for Config {
             sse_lag_limit: 1024,
             scanners: Vec::new(),
             scanner_retry_ms: 3000,
+            database_url: None,
+            database_url_file: None,
+            sync_batch: 500,
+            sync_alarm_minutes: 10,
+            reference_poll_secs: 30,
+            reconcile_secs: 300,
         }
     }
 }
@@ -103,6 +127,21 @@ impl Config {
         crate::scanner::config::validate(&self.scanners).map_err(invalid)?;
         if self.scanner_retry_ms == 0 {
             return Err(invalid("scanner_retry_ms must be above 0".into()));
+        }
+        for (name, value) in [
+            ("sync_batch", self.sync_batch),
+            ("sync_alarm_minutes", self.sync_alarm_minutes),
+            ("reference_poll_secs", self.reference_poll_secs),
+            ("reconcile_secs", self.reconcile_secs),
+        ] {
+            if value == 0 {
+                return Err(invalid(format!("{name} must be above 0")));
+            }
+        }
+        if self.database_url.is_some() && self.database_url_file.is_some() {
+            return Err(invalid(
+                "give database_url or database_url_file, not both".into(),
+            ));
         }
         Ok(())
     }
@@ -164,7 +203,40 @@ impl Config {
         if let Some(value) = lookup("AGENT_SCANNER_RETRY_MS") {
             self.scanner_retry_ms = parsed("AGENT_SCANNER_RETRY_MS", &value)?;
         }
+        if let Some(value) = lookup("AGENT_DATABASE_URL") {
+            self.database_url = Some(value).filter(|v| !v.trim().is_empty());
+        }
+        if let Some(value) = lookup("AGENT_DATABASE_URL_FILE") {
+            self.database_url_file =
+                Some(PathBuf::from(value)).filter(|p| !p.as_os_str().is_empty());
+        }
+        if let Some(value) = lookup("AGENT_SYNC_BATCH") {
+            self.sync_batch = parsed("AGENT_SYNC_BATCH", &value)?;
+        }
+        if let Some(value) = lookup("AGENT_SYNC_ALARM_MINUTES") {
+            self.sync_alarm_minutes = parsed("AGENT_SYNC_ALARM_MINUTES", &value)?;
+        }
+        if let Some(value) = lookup("AGENT_REFERENCE_POLL_SECS") {
+            self.reference_poll_secs = parsed("AGENT_REFERENCE_POLL_SECS", &value)?;
+        }
+        if let Some(value) = lookup("AGENT_RECONCILE_SECS") {
+            self.reconcile_secs = parsed("AGENT_RECONCILE_SECS", &value)?;
+        }
         Ok(())
+    }
+
+    /// The database URL to sync with: `database_url`, or the first line of `database_url_file`.
+    pub fn sync_database_url(&self) -> Result<Option<String>, ConfigError> {
+        match (&self.database_url, &self.database_url_file) {
+            (Some(url), _) => Ok(Some(url.clone())),
+            (None, Some(path)) => std::fs::read_to_string(path)
+                .map(|text| text.lines().next().map(|l| l.trim().to_owned()))
+                .map_err(|e| ConfigError::Read {
+                    path: path.display().to_string(),
+                    reason: e.to_string(),
+                }),
+            (None, None) => Ok(None),
+        }
     }
 
     /// Whether the agent knows which kitchen it is; without that it serves the LAN only.

@@ -392,7 +392,7 @@ fn decode(data: &[u8]) -> Result<OrderEvent, String> {
 }
 
 /// A number in [0, 1) that differs between calls and processes, for backoff jitter.
-fn jitter_fraction() -> f64 {
+pub(crate) fn jitter_fraction() -> f64 {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.subsec_nanos());

@@ -96,7 +96,8 @@ pub struct StreamStats {
 #[derive(Clone)]
 pub struct AppState {
     pub readers: Arc<Readers>,
-    pub reference: Arc<Reference>,
+    /// The reference data in use, swapped when PostgreSQL has a new version.
+    pub reference: Arc<ReferenceCell>,
     pub feed: Arc<FeedStats>,
     pub kitchen_id: String,
     pub provisioned: bool,
@@ -108,14 +109,74 @@ pub struct AppState {
     pub writer: StoreWriter,
     pub horizon_ms: i64,
     pub snapshots: Arc<SnapshotCache>,
-    pub reference_status: ReferenceStatus,
+    pub sync: Arc<crate::sync::SyncStats>,
+    /// Records unsynced for longer than this raise the alarm.
+    pub sync_alarm_ms: i64,
     /// The serial scanners' states.
     pub scanners: Arc<Scanners>,
+}
+
+/// The reference data in use and where it came from. Readers take the current `Arc`; the sync
+/// swaps in a new version from PostgreSQL.
+#[derive(Debug)]
+pub struct ReferenceCell {
+    current: std::sync::RwLock<(Arc<Reference>, ReferenceStatus)>,
+    /// Why the newest version in PostgreSQL was not taken, if it was not.
+    refused: Mutex<Option<String>>,
+}
+
+impl ReferenceCell {
+    pub fn new(reference: Arc<Reference>, status: ReferenceStatus) -> Self {
+        Self {
+            current: std::sync::RwLock::new((reference, status)),
+            refused: Mutex::new(None),
+        }
+    }
+
+    pub fn get(&self) -> Arc<Reference> {
+        self.current
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .0
+            .clone()
+    }
+
+    pub fn status(&self) -> ReferenceStatus {
+        self.current
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .1
+            .clone()
+    }
+
+    pub fn set(&self, reference: Arc<Reference>, status: ReferenceStatus) {
+        *self.current.write().unwrap_or_else(|e| e.into_inner()) = (reference, status);
+        *self.refused.lock().unwrap_or_else(|e| e.into_inner()) = None;
+    }
+
+    /// A newer version was refused: the current data stays, and the status says why.
+    pub fn refuse_update(&self, reason: String) {
+        *self.refused.lock().unwrap_or_else(|e| e.into_inner()) = Some(reason);
+    }
+
+    fn describe(&self) -> String {
+        let status = self.status().describe();
+        match &*self.refused.lock().unwrap_or_else(|e| e.into_inner()) {
+            Some(reason) => format!("{status}; newer data in postgresql refused: {reason}"),
+            None => status,
+        }
+    }
+
+    fn usable(&self) -> bool {
+        self.status().usable()
+    }
 }
 
 /// Where the reference data in use came from.
 #[derive(Debug, Clone)]
 pub enum ReferenceStatus {
+    /// Pulled from PostgreSQL (and cached).
+    Synced { version: i64, at_ms: i64 },
     /// From `REFERENCE_FILE`, now also cached.
     Loaded,
     /// No file configured: the copy cached at `at_ms`.
@@ -138,6 +199,9 @@ impl ReferenceStatus {
                 .unwrap_or_default()
         };
         match self {
+            ReferenceStatus::Synced { version, at_ms } => {
+                format!("postgresql version {version} since {}", at(*at_ms))
+            }
             ReferenceStatus::Loaded => "loaded".into(),
             ReferenceStatus::Cached { at_ms } => format!("cached {}", at(*at_ms)),
             ReferenceStatus::Refused {
@@ -232,15 +296,20 @@ async fn readyz(State(state): State<AppState>) -> Response {
             return (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response();
         }
     };
+    let sync = match sync_json(&state).await {
+        Ok(sync) => sync,
+        Err(error) => return internal(error),
+    };
     let feed = feed_state(&state);
-    let ready = feed == "connected" && state.reference_status.usable();
+    let ready = feed == "connected" && state.reference.usable();
     let body = json!({
         "ready": ready,
         "store": "up",
         "feed": feed,
-        "reference": state.reference_status.describe(),
+        "reference": state.reference.describe(),
         "sequence_gaps": gaps,
         "scanners": state.scanners.snapshot(),
+        "sync": sync,
     });
     let status = if ready {
         StatusCode::OK
@@ -252,12 +321,17 @@ async fn readyz(State(state): State<AppState>) -> Response {
 
 /// What the displays show in their status bar: who this box is and how its links are.
 async fn status(State(state): State<AppState>) -> Response {
+    let sync = match sync_json(&state).await {
+        Ok(sync) => sync,
+        Err(error) => return internal(error),
+    };
     match gaps_json(&state).await {
         Ok(gaps) => Json(json!({
+            "sync": sync,
             "kitchen_id": state.kitchen_id,
             "provisioned": state.provisioned,
             "feed": feed_state(&state),
-            "reference": state.reference_status.describe(),
+            "reference": state.reference.describe(),
             "sequence_gaps": gaps,
             "scanners": state.scanners.snapshot(),
             "version": env!("CARGO_PKG_VERSION"),
@@ -267,6 +341,41 @@ async fn status(State(state): State<AppState>) -> Response {
     }
 }
 
+/// Whether unsynced records are older than the alarm threshold (only when a sync is set up:
+/// without one, `state` says `not configured`).
+fn sync_alarm(state: &AppState, oldest: Option<i64>) -> bool {
+    state.sync.configured.load(Ordering::Relaxed)
+        && oldest.is_some_and(|at| now_ms() - at > state.sync_alarm_ms)
+}
+
+/// The sync as `/readyz` and `/api/status` show it.
+async fn sync_json(state: &AppState) -> Result<Value, StoreError> {
+    let (backlog, oldest) = state.readers.with(Store::outbox_backlog).await?;
+    let sync = &state.sync;
+    let link = if !sync.configured.load(Ordering::Relaxed) {
+        "not configured"
+    } else if sync.connected.load(Ordering::Relaxed) {
+        "connected"
+    } else {
+        "disconnected"
+    };
+    let last_error = sync
+        .last_error
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
+    Ok(json!({
+        "state": link,
+        "backlog": backlog,
+        "oldest_unsynced_ms": oldest,
+        "alarm": sync_alarm(state, oldest),
+        "last_error": last_error,
+        "pushed": sync.pushed.load(Ordering::Relaxed),
+        "reconciled": sync.reconciled.load(Ordering::Relaxed),
+        "reference_version": sync.reference_version.load(Ordering::Relaxed),
+    }))
+}
+
 /// Prometheus text exposition.
 async fn metrics(State(state): State<AppState>) -> Response {
     let read = state.readers.with(|store| {
@@ -274,9 +383,10 @@ async fn metrics(State(state): State<AppState>) -> Response {
             store.counts()?,
             store.sequence_gaps()?.len(),
             store.last_event_seq()?,
+            store.outbox_backlog()?,
         ))
     });
-    let (counts, gaps, last_seq) = match read.await {
+    let (counts, gaps, last_seq, (backlog, oldest)) = match read.await {
         Ok(read) => read,
         Err(error) => return internal(error),
     };
@@ -377,6 +487,45 @@ async fn metrics(State(state): State<AppState>) -> Response {
         "Event streams ended because the client fell too far behind.",
         load(&state.streams.lagging_disconnects),
     );
+    let sync = &state.sync;
+    metric(
+        "edge_agent_sync_connected",
+        "gauge",
+        "1 while the last sync round with PostgreSQL succeeded.",
+        u8::from(sync.connected.load(Ordering::Relaxed)).to_string(),
+    );
+    metric(
+        "edge_agent_sync_backlog",
+        "gauge",
+        "Records in the outbox not yet in PostgreSQL.",
+        backlog.to_string(),
+    );
+    metric(
+        "edge_agent_sync_oldest_seconds",
+        "gauge",
+        "Age of the oldest record not yet in PostgreSQL (0 when none).",
+        oldest
+            .map_or(0, |at| (now_ms() - at).max(0) / 1000)
+            .to_string(),
+    );
+    metric(
+        "edge_agent_sync_alarm",
+        "gauge",
+        "1 while the oldest unsynced record is older than sync_alarm_minutes.",
+        u8::from(sync_alarm(&state, oldest)).to_string(),
+    );
+    metric(
+        "edge_agent_sync_pushed_total",
+        "counter",
+        "Records pushed to PostgreSQL (a record pushed again after a crash counts again).",
+        load(&sync.pushed),
+    );
+    metric(
+        "edge_agent_reconciled_total",
+        "counter",
+        "Order events the queue had missed, applied from PostgreSQL.",
+        load(&sync.reconciled),
+    );
     scanner_metrics(&mut body, &state.scanners);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
 }
@@ -432,14 +581,14 @@ async fn display() -> Response {
 
 /// The kitchen's stations, plus `unassigned`.
 async fn stations(State(state): State<AppState>) -> Response {
-    let mut stations: Vec<Value> = state
-        .reference
+    let reference = state.reference.get();
+    let mut stations: Vec<Value> = reference
         .stations
         .iter()
         .map(|s| json!({"id": s.id, "name": s.name}))
         .collect();
     stations.push(
-        json!({"id": UNASSIGNED_STATION, "name": state.reference.station_name(UNASSIGNED_STATION)}),
+        json!({"id": UNASSIGNED_STATION, "name": reference.station_name(UNASSIGNED_STATION)}),
     );
     Json(json!({ "stations": stations })).into_response()
 }
@@ -502,20 +651,21 @@ async fn view(state: &AppState, station: Option<&str>) -> Result<View, StoreErro
         tickets,
         open_sessions,
     } = state.readers.with(Store::state_snapshot).await?;
-    let board = batch::board(&orders, &state.reference, now_ms(), state.horizon_ms);
+    let reference = state.reference.get();
+    let board = batch::board(&orders, &reference, now_ms(), state.horizon_ms);
     let items: Vec<batch::BatchItem> = board
         .items
         .into_iter()
         .filter(|item| station.is_none_or(|s| s == item.station_id))
         .collect();
-    let batches = batch_items_json(&state.reference, &items, &open_sessions);
+    let batches = batch_items_json(&reference, &items, &open_sessions);
     let orders: std::collections::HashMap<&str, &batch::Order> =
         orders.iter().map(|o| (o.order_id.as_str(), o)).collect();
     let orders: Vec<crate::store::Ticket> = tickets
         .into_iter()
         .filter_map(|mut ticket| {
             let order = orders.get(ticket.order_id.as_str())?;
-            ticket.annotate(order, &state.reference);
+            ticket.annotate(order, &reference);
             station
                 .is_none_or(|s| ticket.stations.iter().any(|t| t == s))
                 .then_some(ticket)
@@ -541,7 +691,7 @@ struct StationQuery {
 }
 
 fn known_station(state: &AppState, station: &str) -> bool {
-    station == UNASSIGNED_STATION || state.reference.station(station).is_some()
+    station == UNASSIGNED_STATION || state.reference.get().station(station).is_some()
 }
 
 /// `?station=` must name a station when given; otherwise the reason.
@@ -751,6 +901,7 @@ async fn change_bumps(
         Some(station) => vec![station],
         None => state
             .reference
+            .get()
             .stations
             .iter()
             .map(|s| s.id.clone())

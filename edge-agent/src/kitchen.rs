@@ -406,6 +406,40 @@ impl Kitchen {
         })
     }
 
+    /// Deletes outbox records PostgreSQL has committed.
+    pub fn delete_synced(&mut self, last: i64) -> Result<usize, StoreError> {
+        self.store.delete_synced(last)
+    }
+
+    /// Swaps in new reference data from `source`: cached in SQLite, every open order counted
+    /// again against it, and logged as `reference.updated` followed by a `batch.updated` for
+    /// every station (those that had items and those that have them now).
+    pub fn set_reference(
+        &mut self,
+        reference: Arc<Reference>,
+        source: &str,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        let mut stations: BTreeSet<String> =
+            self.state.items.keys().map(|(s, _)| s.clone()).collect();
+        self.store.save_reference(&reference, source, now_ms)?;
+        self.state.reference = reference;
+        self.state.reload(&self.store, now_ms)?;
+        stations.extend(self.state.items.keys().map(|(s, _)| s.clone()));
+        stations.extend(self.state.reference.stations.iter().map(|s| s.id.clone()));
+        self.write(now_ms, |_, tx, pending| {
+            pending.log.push(store::append_log(
+                tx,
+                "reference.updated",
+                None,
+                None,
+                &json!({ "source": source }),
+                now_ms,
+            )?);
+            Ok(((), Touched::stations(stations)))
+        })
+    }
+
     /// Discards open stock (`POST /api/stock/{id}/discard`), logged as `stock.changed`.
     pub fn discard_stock(
         &mut self,

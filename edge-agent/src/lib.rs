@@ -16,6 +16,7 @@ pub use kitchen_proto::reference;
 pub mod scan;
 pub mod scanner;
 pub mod store;
+pub mod sync;
 pub mod writer;
 
 use std::{sync::Arc, time::Duration};
@@ -32,6 +33,7 @@ pub const STORE_FILE: &str = "edge-agent.db";
 /// A bound agent, ready to run: store open, reference loaded, listener bound.
 pub struct App {
     config: Config,
+    database_url: Option<String>,
     listener: TcpListener,
     writer: writer::StoreWriter,
     checkpointer: store::Store,
@@ -88,9 +90,13 @@ impl App {
                 );
             }
         }
+        // Read now so a bad file or credential stops the start with the reason.
+        let database_url = config
+            .sync_database_url()
+            .context("cannot read the database URL")?;
         let state = http::AppState {
             readers: Arc::new(readers),
-            reference,
+            reference: Arc::new(http::ReferenceCell::new(reference, reference_status)),
             feed: Arc::new(feed::FeedStats::default()),
             kitchen_id: config.kitchen_id.clone(),
             provisioned: config.provisioned(),
@@ -100,11 +106,13 @@ impl App {
             writer: writer.clone(),
             horizon_ms: config.schedule_horizon_ms(),
             snapshots: Arc::default(),
-            reference_status,
             scanners,
+            sync: Arc::default(),
+            sync_alarm_ms: i64::from(config.sync_alarm_minutes) * 60_000,
         };
         Ok(Self {
             config,
+            database_url,
             listener,
             writer,
             checkpointer,
@@ -124,6 +132,7 @@ impl App {
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         let Self {
             config,
+            database_url,
             listener,
             writer,
             checkpointer,
@@ -152,6 +161,35 @@ impl App {
                 "not provisioned (KITCHEN_ID and STORE_IDS unset): serving the LAN from SQLite only"
             );
             None
+        };
+        let sync = match (&database_url, config.provisioned()) {
+            (Some(url), true) => {
+                let sync = sync::Sync {
+                    kitchen_id: config.kitchen_id.clone(),
+                    agent_version: env!("CARGO_PKG_VERSION").to_owned(),
+                    pool: sync::pool(url).context("invalid database URL")?,
+                    store_path: config.data_dir.join(STORE_FILE),
+                    writer: writer.clone(),
+                    feed: state.feed.clone(),
+                    stats: state.sync.clone(),
+                    reference: state.reference.clone(),
+                    batch: i64::from(config.sync_batch),
+                    reference_poll: Duration::from_secs(u64::from(config.reference_poll_secs)),
+                    reconcile_every: Duration::from_secs(u64::from(config.reconcile_secs)),
+                    token: token.clone(),
+                };
+                Some(tokio::spawn(sync.run()))
+            }
+            (Some(_), false) => {
+                tracing::warn!("not provisioned: not syncing with postgresql");
+                None
+            }
+            (None, _) => {
+                tracing::warn!(
+                    "no database_url: records wait in the outbox until one is configured"
+                );
+                None
+            }
         };
         let scanner_tasks = scanner::spawn(
             &config.scanners,
@@ -184,6 +222,9 @@ impl App {
             let _ = tokio::time::timeout(Duration::from_secs(5), feed).await;
         }
         let _ = housekeeping.await;
+        if let Some(sync) = sync {
+            let _ = tokio::time::timeout(Duration::from_secs(5), sync).await;
+        }
         for task in scanner_tasks {
             let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
         }

@@ -23,6 +23,23 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0003_reference_cache.sql"),
     include_str!("../migrations/0004_scans.sql"),
     include_str!("../migrations/0005_prep_stock.sql"),
+    include_str!("../migrations/0006_sync_outbox.sql"),
+];
+
+/// Event kinds that are records for head office: each is also written to the sync outbox.
+pub const SYNCED_KINDS: &[&str] = &[
+    "order.created",
+    "order.updated",
+    "order.cancelled",
+    "order.status",
+    "order.bumped",
+    "order.recalled",
+    "order.ready",
+    "batch.started",
+    "batch.completed",
+    "scan.recorded",
+    "scan.rejected",
+    "stock.changed",
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -559,6 +576,67 @@ impl Store {
         session(&self.connection, session_id)
     }
 
+    /// The oldest `limit` records not yet synced, in order; a scan's record carries its bytes.
+    pub fn outbox_batch(&self, limit: i64) -> Result<Vec<OutboxRow>, StoreError> {
+        let mut statement = self.connection.prepare_cached(
+            "SELECT o.seq, o.record_id, o.kind, o.data, o.created_at, s.raw
+             FROM outbox o
+             LEFT JOIN scans s ON o.kind IN ('scan.recorded', 'scan.rejected')
+                              AND s.scan_id = json_extract(o.data, '$.scan_id')
+             ORDER BY o.seq LIMIT ?1",
+        )?;
+        let rows = statement
+            .query_map([limit], |row| {
+                Ok(OutboxRow {
+                    seq: row.get(0)?,
+                    record_id: row.get(1)?,
+                    kind: row.get(2)?,
+                    data: row.get(3)?,
+                    created_at_ms: row.get(4)?,
+                    raw: row.get(5)?,
+                })
+            })?
+            .collect::<Result<_, _>>()?;
+        Ok(rows)
+    }
+
+    /// The sync backlog: records not yet synced and when the oldest was made.
+    pub fn outbox_backlog(&self) -> Result<(i64, Option<i64>), StoreError> {
+        Ok(self.connection.query_row(
+            "SELECT count(*), min(created_at) FROM outbox",
+            [],
+            |row| Ok((row.get(0)?, row.get(1)?)),
+        )?)
+    }
+
+    /// Per store, the sequence after which events may be missing: just before its first open
+    /// gap, else the last applied. Stores never heard from are not listed (their first event
+    /// sets the baseline).
+    pub fn reconcile_points(&self) -> Result<Vec<(String, u64)>, StoreError> {
+        let mut statement = self.connection.prepare_cached(
+            "SELECT s.store_id,
+                    coalesce((SELECT min(g.from_sequence) - 1 FROM sequence_gaps g
+                              WHERE g.store_id = s.store_id), s.last_sequence)
+             FROM store_sequences s ORDER BY s.store_id",
+        )?;
+        let points = statement
+            .query_map([], |row| {
+                Ok((
+                    row.get::<_, String>(0)?,
+                    row.get::<_, i64>(1)?.max(0) as u64,
+                ))
+            })?
+            .collect::<Result<_, _>>()?;
+        Ok(points)
+    }
+
+    /// Deletes records PostgreSQL has committed (`seq` up to and including `last`).
+    pub fn delete_synced(&mut self, last: i64) -> Result<usize, StoreError> {
+        Ok(self
+            .connection
+            .execute("DELETE FROM outbox WHERE seq <= ?1", [last])?)
+    }
+
     /// Counts for `/metrics`: open orders, open batch sessions.
     pub fn counts(&self) -> Result<(i64, i64), StoreError> {
         Ok(self.connection.query_row(
@@ -598,7 +676,8 @@ fn last_event_seq(connection: &Connection) -> Result<i64, StoreError> {
         .unwrap_or(0))
 }
 
-/// Appends to the event log; `stations` `None` means it concerns every station.
+/// Appends to the event log; `stations` `None` means it concerns every station. A record head
+/// office should see (`SYNCED_KINDS`) also goes to the sync outbox, in the same transaction.
 pub fn append_log(
     tx: &Transaction<'_>,
     kind: &str,
@@ -614,8 +693,20 @@ pub fn append_log(
          VALUES (?1, ?2, ?3, ?4, ?5)",
     )?
     .execute(params![kind, order_id, data, now_ms, tags])?;
+    let seq = tx.last_insert_rowid();
+    if SYNCED_KINDS.contains(&kind) {
+        tx.prepare_cached(
+            "INSERT INTO outbox (record_id, kind, data, created_at) VALUES (?1, ?2, ?3, ?4)",
+        )?
+        .execute(params![
+            uuid::Uuid::now_v7().to_string(),
+            kind,
+            data,
+            now_ms
+        ])?;
+    }
     Ok(LoggedEvent {
-        seq: tx.last_insert_rowid(),
+        seq,
         kind: kind.to_owned(),
         data,
         stations: stations.map(<[String]>::to_vec),
@@ -754,6 +845,19 @@ pub fn insert_scan(tx: &Transaction<'_>, scan: &ScanRecord, raw: &[u8]) -> Resul
         ],
     )?;
     Ok(())
+}
+
+/// A record waiting in the sync outbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxRow {
+    pub seq: i64,
+    pub record_id: String,
+    pub kind: String,
+    /// The event's one-line JSON, as logged.
+    pub data: String,
+    pub created_at_ms: i64,
+    /// A scan's exact bytes.
+    pub raw: Option<Vec<u8>>,
 }
 
 /// A unit of stock: a labelled container, a received product unit or a transfer unit.

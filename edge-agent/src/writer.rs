@@ -148,6 +148,22 @@ impl StoreWriter {
             .await
     }
 
+    /// Deletes outbox records PostgreSQL has committed, up to and including `last`.
+    pub async fn delete_synced(&self, last: i64) -> Result<usize, WriteError> {
+        self.run(move |kitchen, _| kitchen.delete_synced(last))
+            .await
+    }
+
+    /// Swaps in new reference data (see `Kitchen::set_reference`).
+    pub async fn set_reference(
+        &self,
+        reference: std::sync::Arc<crate::reference::Reference>,
+        source: String,
+    ) -> Result<(), WriteError> {
+        self.run(move |kitchen, now_ms| kitchen.set_reference(reference, &source, now_ms))
+            .await
+    }
+
     /// Lets the clock move scheduled orders into the count.
     pub async fn tick(&self) -> Result<(), WriteError> {
         self.run(|kitchen, now_ms| kitchen.tick(now_ms)).await

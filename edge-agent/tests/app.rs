@@ -54,7 +54,10 @@ async fn a_provisioned_agent_serves_the_batch_items_of_what_it_consumed() {
     assert_eq!(
         ready,
         serde_json::json!({"ready": true, "store": "up", "feed": "connected",
-            "reference": "loaded", "sequence_gaps": [], "scanners": []})
+            "reference": "loaded", "sequence_gaps": [], "scanners": [],
+            "sync": {"state": "not configured", "backlog": 0, "oldest_unsynced_ms": null,
+                "alarm": false, "last_error": null, "pushed": 0, "reconciled": 0,
+                "reference_version": 0}})
     );
     for order_event in [
         burger_meal("e1", 1, "o1", 2),
