@@ -778,3 +778,105 @@ impl PgBatch {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(seq: i64, kind: &str, data: Value) -> OutboxRow {
+        OutboxRow {
+            seq,
+            record_id: format!("r{seq}"),
+            kind: kind.into(),
+            data: data.to_string(),
+            created_at_ms: 1000 + seq,
+            raw: None,
+        }
+    }
+
+    #[test]
+    fn outbox_records_map_to_the_cloud_tables() {
+        let session = |completed: Option<i64>| {
+            serde_json::json!({"session_id": "s1", "station_id": "fry", "item_id": "fries",
+                "item_name": "Fries", "quantity": 4, "device": "fry-tablet", "started_at_ms": 5,
+                "completed_at_ms": completed, "allocations": [{"order_id": "o1", "units": 4}]})
+        };
+        let mut scan = row(
+            4,
+            "scan.rejected",
+            serde_json::json!({"scan_id": "sc1", "device": "fry-1", "code": "X\u{fffd}",
+                "parsed": null, "role": "station", "action": "none", "accepted": false,
+                "reason": "no", "order_id": null, "station_id": "fry", "stock_id": null,
+                "scanned_at_ms": 77}),
+        );
+        scan.raw = Some(b"X\xff".to_vec());
+        let rows = vec![
+            row(
+                1,
+                "order.created",
+                serde_json::json!({"order_id": "o1", "state": "open",
+                    "order": {"stations": ["fry", "grill"]}}),
+            ),
+            row(2, "batch.started", session(None)),
+            row(3, "batch.completed", session(Some(9))),
+            scan,
+            row(
+                5,
+                "stock.changed",
+                serde_json::json!({"change": "used", "item_id": "slaw", "lot": {
+                    "stock_id": "st1", "item_id": "slaw", "source": "prep", "quantity": 2,
+                    "lot": "B1", "use_by": "2026-11-23", "added_by": "prep-1",
+                    "closed_by": "grill-1"}}),
+            ),
+            row(
+                6,
+                "order.bumped",
+                serde_json::json!({"order_id": "o1", "stations": ["fry"]}),
+            ),
+            row(7, "batch.updated", serde_json::json!({})),
+        ];
+        let batch = PgBatch::from_rows(&rows);
+        assert_eq!(
+            batch
+                .order_events
+                .iter()
+                .map(|e| (
+                    e.kind.as_str(),
+                    e.stations.as_str(),
+                    e.state.clone(),
+                    e.at_ms
+                ))
+                .collect::<Vec<_>>(),
+            [
+                (
+                    "order.created",
+                    r#"["fry","grill"]"#,
+                    Some("open".into()),
+                    1001
+                ),
+                ("order.bumped", r#"["fry"]"#, None, 1006),
+            ]
+        );
+        let session = &batch.sessions["s1"];
+        assert_eq!(
+            (session.completed_at_ms, session.allocations.as_str()),
+            (Some(9), r#"[{"order_id":"o1","units":4}]"#),
+            "started and completed in one batch: one row, completed"
+        );
+        assert_eq!(
+            batch.scans[0].raw, b"X\xff",
+            "the exact bytes, not the lossy text"
+        );
+        assert_eq!(batch.scans[0].parsed, None);
+        let movement = &batch.movements[0];
+        assert_eq!(
+            (
+                movement.change.as_str(),
+                movement.device.as_deref(),
+                movement.use_by.as_deref(),
+                movement.quantity
+            ),
+            ("used", Some("grill-1"), Some("2026-11-23"), 2)
+        );
+    }
+}

@@ -95,6 +95,8 @@ impl TestAgent {
         };
         let mut config = config;
         adjust(&mut config);
+        // `adjust` may name the kitchen (its queues are then removed under that name).
+        let kitchen_id = config.kitchen_id.clone();
         let app = App::build(config).await.expect("agent builds");
         let base = format!("http://127.0.0.1:{}", app.port());
         let token = app.shutdown_token();
