@@ -8,6 +8,7 @@ pub mod backoff;
 pub mod config;
 pub mod db;
 pub mod http;
+pub mod kitchens;
 pub mod metrics;
 pub mod otter;
 pub mod publisher;

@@ -1,10 +1,12 @@
-//! `cloud-relay`: parse flags, load config, run (or check the config, or migrate) and exit.
+//! `cloud-relay`: parse flags, load config, run (or check the config, migrate, provision a
+//! kitchen, import or export a kitchen's reference data) and exit.
 
 use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use cloud_relay::{App, Config, db, telemetry};
+use cloud_relay::{App, Config, db, kitchens, telemetry};
+use kitchen_proto::reference::Reference;
 
 #[derive(Parser)]
 #[command(
@@ -33,6 +35,48 @@ enum Command {
     CheckConfig,
     /// Apply the database migrations and exit.
     Migrate,
+    /// Kitchens and the database roles their boxes log in as (docs/sync.md).
+    Kitchen {
+        #[command(subcommand)]
+        command: KitchenCommand,
+    },
+    /// A kitchen's reference data in PostgreSQL (docs/sync.md).
+    Reference {
+        #[command(subcommand)]
+        command: ReferenceCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum KitchenCommand {
+    /// Add a kitchen and the login role its box uses (created if missing, member of
+    /// kitchen_agent); running it again changes nothing but the password.
+    Add {
+        #[arg(long)]
+        kitchen: String,
+        #[arg(long)]
+        role: String,
+        /// File holding the role's password, one line. Passwords are never taken on the
+        /// command line.
+        #[arg(long)]
+        password_file: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum ReferenceCommand {
+    /// Replace the kitchen's reference data with a reference file (refused when invalid) and
+    /// bump its version.
+    Import {
+        #[arg(long)]
+        kitchen: String,
+        file: PathBuf,
+    },
+    /// Print the kitchen's reference data as a reference file.
+    Export {
+        #[arg(long)]
+        kitchen: String,
+    },
 }
 
 fn load(cli: &Cli) -> anyhow::Result<Config> {
@@ -44,21 +88,80 @@ fn load(cli: &Cli) -> anyhow::Result<Config> {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
+    let mut cli = Cli::parse();
     telemetry::init(cli.log_json);
-    let config = load(&cli)?;
-    match cli.command.unwrap_or(Command::Run) {
+    let command = cli.command.take().unwrap_or(Command::Run);
+    let admin_pool = || -> anyhow::Result<sqlx::PgPool> {
+        // Database work only: the webhook secret is not needed.
+        let config = Config::load_unvalidated(cli.config.as_deref())?;
+        Ok(db::pool(&config.database_url, 1, config.database_timeout)?)
+    };
+    match command {
         Command::CheckConfig => {
+            let config = load(&cli)?;
             println!("config ok (listen {})", config.listen);
             Ok(())
         }
         Command::Migrate => {
-            let pool = db::pool(&config.database_url, 1, config.database_timeout)?;
-            db::MIGRATOR.run(&pool).await.context("migrations failed")?;
+            db::MIGRATOR
+                .run(&admin_pool()?)
+                .await
+                .context("migrations failed")?;
             println!("migrations applied");
             Ok(())
         }
+        Command::Kitchen {
+            command:
+                KitchenCommand::Add {
+                    kitchen,
+                    role,
+                    password_file,
+                },
+        } => {
+            let password = password_file
+                .as_deref()
+                .map(kitchens::read_password_file)
+                .transpose()?;
+            let provisioned =
+                kitchens::add_kitchen(&admin_pool()?, &kitchen, &role, password.as_ref()).await?;
+            println!("{provisioned}");
+            Ok(())
+        }
+        Command::Reference {
+            command: ReferenceCommand::Import { kitchen, file },
+        } => {
+            let reference = Reference::load(&file)
+                .with_context(|| format!("refusing {}; nothing changed", file.display()))?;
+            let version = kitchens::import_reference(&admin_pool()?, &kitchen, &reference)
+                .await
+                .with_context(|| format!("cannot import {}; nothing changed", file.display()))?;
+            println!(
+                "kitchen {kitchen:?}: reference version {version} imported from {} \
+                 (stations: {}, stores: {}, items: {}, day parts: {})",
+                file.display(),
+                reference.stations.len(),
+                reference.stores.len(),
+                reference.items.len(),
+                reference.day_parts.len()
+            );
+            Ok(())
+        }
+        Command::Reference {
+            command: ReferenceCommand::Export { kitchen },
+        } => match kitchens::export_reference(&admin_pool()?, &kitchen).await? {
+            Some((reference, version)) => {
+                print!(
+                    "# kitchen {kitchen:?}, reference version {version}\n{}",
+                    reference.to_toml()?
+                );
+                Ok(())
+            }
+            None => anyhow::bail!(
+                "kitchen {kitchen:?} has no reference yet (cloud-relay reference import)"
+            ),
+        },
         Command::Run => {
+            let config = load(&cli)?;
             let app = App::build(config).await?;
             let token = app.shutdown_token();
             tokio::spawn(async move {

@@ -4,6 +4,7 @@
 use std::{
     future::Future,
     net::SocketAddr,
+    str::FromStr,
     sync::atomic::{AtomicU32, Ordering},
     time::{Duration, Instant},
 };
@@ -19,7 +20,10 @@ use lapin::{
     types::FieldTable,
 };
 use secrecy::SecretString;
-use sqlx::{Connection as _, PgConnection, PgPool};
+use sqlx::{
+    Connection as _, PgConnection, PgPool,
+    postgres::{PgConnectOptions, PgPoolOptions},
+};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -107,6 +111,46 @@ impl TestDb {
         Self { name, url, pool }
     }
 
+    /// A database of its own with the relay's migrations applied (without starting a relay).
+    pub async fn migrated() -> Self {
+        let db = Self::create().await;
+        cloud_relay::db::MIGRATOR
+            .run(&db.pool)
+            .await
+            .expect("migrations apply");
+        db
+    }
+
+    /// A database of its own owned by `owner` (not migrated; `pool` connects as the admin).
+    pub async fn owned_by(owner: &TestRole) -> Self {
+        let name = unique("relay_test");
+        let admin = admin_database_url();
+        let mut connection = PgConnection::connect(&admin)
+            .await
+            .expect("postgres reachable");
+        sqlx::query(&format!("CREATE DATABASE {name} OWNER {}", owner.ident()))
+            .execute(&mut connection)
+            .await
+            .expect("create test database");
+        let base = admin.rsplit_once('/').expect("url has a database").0;
+        let url = format!("{base}/{name}");
+        let pool = PgPool::connect(&url).await.expect("connect test database");
+        Self { name, url, pool }
+    }
+
+    /// A small pool logged in as `role` (the test cluster trusts local connections, so no
+    /// password is needed): how a kitchen box, or the relay's own role, sees this database.
+    pub async fn connect_as(&self, role: &str) -> PgPool {
+        let options = PgConnectOptions::from_str(&self.url)
+            .expect("database url")
+            .username(role);
+        PgPoolOptions::new()
+            .max_connections(2)
+            .connect_with(options)
+            .await
+            .expect("connect as role")
+    }
+
     pub async fn count(&self, sql: &str) -> i64 {
         sqlx::query_scalar(sql)
             .fetch_one(&self.pool)
@@ -125,6 +169,66 @@ impl Drop for TestDb {
                 let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
                     .execute(&mut connection)
                     .await;
+            }
+        });
+    }
+}
+
+/// A role of its own on the test cluster. Roles are cluster-wide and outlive the test
+/// databases, so it is dropped when the test ends (its sessions ended first). Declare it before
+/// the `TestDb` it is used in: locals drop in reverse order, so the database — with anything
+/// the role owns or was granted there — goes first, and `DROP ROLE` finds nothing depending
+/// on it. (`kitchen_agent`, the group role the migration creates, is shared by every test
+/// database and stays.)
+pub struct TestRole {
+    pub name: String,
+}
+
+impl TestRole {
+    /// A unique name, not created (for `kitchens::add_kitchen` to create).
+    pub fn named(prefix: &str) -> Self {
+        Self {
+            name: unique(prefix),
+        }
+    }
+
+    /// Created with `attributes` (e.g. `LOGIN CREATEROLE`).
+    pub async fn create(prefix: &str, attributes: &str) -> Self {
+        let role = Self::named(prefix);
+        let mut connection = PgConnection::connect(&admin_database_url())
+            .await
+            .expect("postgres reachable");
+        sqlx::query(&format!("CREATE ROLE {} {attributes}", role.ident()))
+            .execute(&mut connection)
+            .await
+            .expect("create role");
+        role
+    }
+
+    /// The name as a quoted identifier.
+    pub fn ident(&self) -> String {
+        format!("\"{}\"", self.name.replace('"', "\"\""))
+    }
+}
+
+impl Drop for TestRole {
+    fn drop(&mut self) {
+        let (name, ident) = (self.name.clone(), self.ident());
+        let admin = admin_database_url();
+        run_blocking(async move {
+            if let Ok(mut connection) = PgConnection::connect(&admin).await {
+                let _ = sqlx::query(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1",
+                )
+                .bind(&name)
+                .execute(&mut connection)
+                .await;
+                if let Err(error) = sqlx::query(&format!("DROP ROLE IF EXISTS {ident}"))
+                    .execute(&mut connection)
+                    .await
+                {
+                    eprintln!("test role {name:?} left behind: {error}");
+                }
             }
         });
     }

@@ -4,6 +4,8 @@
 mod delivery;
 mod harness;
 mod ingest;
+mod kitchens;
 mod outage;
 mod proxy;
+mod sync_security;
 mod webhook;
