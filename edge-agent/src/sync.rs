@@ -122,6 +122,8 @@ impl Sync {
         let mut backoff = Duration::from_secs(1);
         let now = tokio::time::Instant::now();
         let (mut heartbeat_at, mut reference_at, mut reconcile_at) = (now, now, now);
+        // The backlog the last heartbeat reported: once drained, head office hears at once.
+        let mut reported_backlog = 0;
         let mut gaps_seen = self.feed.gaps.load(Ordering::Relaxed);
         let mut feed_was_connected = self.feed.connected.load(Ordering::Relaxed);
         loop {
@@ -144,8 +146,9 @@ impl Sync {
                     reconcile_at = now + self.reconcile_every;
                 }
                 let pushed = self.push(&reader).await?;
-                if now >= heartbeat_at {
-                    self.heartbeat(&reader).await?;
+                let drained = pushed < self.batch as usize && reported_backlog > 0;
+                if now >= heartbeat_at || drained {
+                    reported_backlog = self.heartbeat(&reader).await?;
                     heartbeat_at = now + HEARTBEAT;
                 }
                 Ok::<_, SyncError>(pushed)
@@ -214,7 +217,8 @@ impl Sync {
         Ok(rows.len())
     }
 
-    async fn heartbeat(&self, reader: &Arc<Mutex<Store>>) -> Result<(), SyncError> {
+    /// Upserts the box's `devices` row; the backlog it reported.
+    async fn heartbeat(&self, reader: &Arc<Mutex<Store>>) -> Result<i64, SyncError> {
         let ((backlog, oldest), gaps) = read(reader, |store| {
             Ok((store.outbox_backlog()?, store.sequence_gaps()?))
         })
@@ -248,14 +252,22 @@ impl Sync {
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
-        Ok(())
+        Ok(backlog)
     }
 
     /// Swaps in the kitchen's reference data when PostgreSQL has a version this box has not
     /// applied. A version that does not validate is refused (and said so) once.
     async fn pull_reference(&self) -> Result<(), SyncError> {
         let current = self.stats.reference_version.load(Ordering::Relaxed);
-        let mut tx = self.begin().await?;
+        // One snapshot for the version and every table: the isolation level must be the
+        // transaction's first statement.
+        let mut tx = self.pool.begin().await?;
+        tx.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            .await?;
+        sqlx::query("SELECT set_config('kitchen.id', $1, true)")
+            .bind(&self.kitchen_id)
+            .execute(&mut *tx)
+            .await?;
         let version: Option<i64> = sqlx::query_scalar(
             "SELECT version FROM kitchen.reference_versions WHERE kitchen_id = $1",
         )
@@ -265,9 +277,6 @@ impl Sync {
         let Some(version) = version.filter(|v| *v != current) else {
             return Ok(());
         };
-        tx.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-            .await
-            .ok();
         let loaded = load_reference(&mut tx, &self.kitchen_id).await?;
         tx.commit().await?;
         self.stats

@@ -2,6 +2,7 @@
 //! directory, an SSE reader, JSON request helpers, pseudo-terminals as serial scanners (`pty`).
 #![allow(dead_code)]
 
+pub mod cloud;
 pub mod pty;
 
 use std::time::{Duration, Instant};
