@@ -306,7 +306,7 @@ async fn readyz(State(state): State<AppState>) -> Response {
         "ready": ready,
         "store": "up",
         "feed": feed,
-        "reference": state.reference.describe(),
+        "reference": reference_text(&state),
         "sequence_gaps": gaps,
         "scanners": state.scanners.snapshot(),
         "sync": sync,
@@ -331,13 +331,26 @@ async fn status(State(state): State<AppState>) -> Response {
             "kitchen_id": state.kitchen_id,
             "provisioned": state.provisioned,
             "feed": feed_state(&state),
-            "reference": state.reference.describe(),
+            "reference": reference_text(&state),
             "sequence_gaps": gaps,
             "scanners": state.scanners.snapshot(),
             "version": env!("CARGO_PKG_VERSION"),
         }))
         .into_response(),
         Err(error) => internal(error),
+    }
+}
+
+/// Where the reference data in use came from; while PostgreSQL (its source, once a sync is set
+/// up) is unreachable, says the copy in use is kept.
+fn reference_text(state: &AppState) -> String {
+    let text = state.reference.describe();
+    if state.sync.configured.load(Ordering::Relaxed)
+        && !state.sync.connected.load(Ordering::Relaxed)
+    {
+        format!("{text}; postgresql unreachable: keeping this copy")
+    } else {
+        text
     }
 }
 

@@ -133,8 +133,13 @@ async fn records_made_offline_all_reach_postgresql_exactly_once() {
         slowest < Duration::from_secs(2),
         "the LAN stalled: slowest request {slowest:?}"
     );
-    let sync = sync_state(&base).await;
+    let ready = get_json(&format!("{base}/readyz")).await;
+    let sync = ready["sync"].clone();
     assert_eq!(sync["state"], "disconnected", "{sync}");
+    assert_eq!(
+        ready["reference"],
+        "loaded; postgresql unreachable: keeping this copy"
+    );
     assert_eq!(
         cloud.count("SELECT count(*) FROM kitchen.scans").await,
         0,
