@@ -122,8 +122,10 @@ impl Sync {
         let mut backoff = Duration::from_secs(1);
         let now = tokio::time::Instant::now();
         let (mut heartbeat_at, mut reference_at, mut reconcile_at) = (now, now, now);
-        // The backlog the last heartbeat reported: once drained, head office hears at once.
+        // What the last heartbeat reported: a drained backlog or a feed that came or went is
+        // told at once, not up to 30 s later.
         let mut reported_backlog = 0;
+        let mut reported_feed = None;
         let mut gaps_seen = self.feed.gaps.load(Ordering::Relaxed);
         let mut feed_was_connected = self.feed.connected.load(Ordering::Relaxed);
         loop {
@@ -147,8 +149,10 @@ impl Sync {
                 }
                 let pushed = self.push(&reader).await?;
                 let drained = pushed < self.batch as usize && reported_backlog > 0;
-                if now >= heartbeat_at || drained {
+                let feed = Some(self.feed.connected.load(Ordering::Relaxed));
+                if now >= heartbeat_at || drained || feed != reported_feed {
                     reported_backlog = self.heartbeat(&reader).await?;
+                    reported_feed = feed;
                     heartbeat_at = now + HEARTBEAT;
                 }
                 Ok::<_, SyncError>(pushed)

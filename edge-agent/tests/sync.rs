@@ -195,7 +195,11 @@ async fn records_made_offline_all_reach_postgresql_exactly_once() {
     // The heartbeat says who the box is.
     wait_until("the heartbeat", Duration::from_secs(10), || async {
         cloud
-            .count("SELECT count(*) FROM kitchen.devices WHERE unsynced_backlog = 0")
+            .count(
+                "SELECT count(*) FROM kitchen.devices
+                 WHERE unsynced_backlog = 0 AND feed_state = 'connected'
+                   AND agent_version = '0.1.0' AND sequence_gaps = '[]'",
+            )
             .await
             == 1
     })
