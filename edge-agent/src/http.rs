@@ -111,6 +111,8 @@ pub struct AppState {
     pub reference_status: ReferenceStatus,
     /// The serial scanners' states.
     pub scanners: Arc<Scanners>,
+    /// Why the last `kitchen.toml` was refused (`provision`), shown by the displays.
+    pub provision_error: Option<String>,
 }
 
 /// Where the reference data in use came from.
@@ -256,6 +258,7 @@ async fn status(State(state): State<AppState>) -> Response {
         Ok(gaps) => Json(json!({
             "kitchen_id": state.kitchen_id,
             "provisioned": state.provisioned,
+            "provision_error": state.provision_error,
             "feed": feed_state(&state),
             "reference": state.reference_status.describe(),
             "sequence_gaps": gaps,
