@@ -108,7 +108,39 @@ impl Config {
             None => Self::default(),
         };
         config.apply_env(|name| std::env::var(name).ok())?;
+        if let Some(dir) = std::env::var_os("CREDENTIALS_DIRECTORY") {
+            config.apply_credentials(Path::new(&dir))?;
+        }
         Ok(config)
+    }
+
+    /// Secrets from systemd's credentials directory (`LoadCredential=`): a file named
+    /// `database_url`, `amqp_url` or `otter_webhook_secret` overrides the file and the
+    /// environment, so no secret needs to be on the command line or in the environment.
+    pub fn apply_credentials(&mut self, dir: &Path) -> Result<(), ConfigError> {
+        for name in ["database_url", "amqp_url", "otter_webhook_secret"] {
+            let path = dir.join(name);
+            let value = match std::fs::read_to_string(&path) {
+                Ok(value) => value.trim().to_owned(),
+                Err(error) if error.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(source) => {
+                    return Err(ConfigError::Read {
+                        path: path.display().to_string(),
+                        source,
+                    });
+                }
+            };
+            if value.is_empty() {
+                continue;
+            }
+            let secret = SecretString::from(value);
+            match name {
+                "database_url" => self.database_url = secret,
+                "amqp_url" => self.amqp_url = secret,
+                _ => self.otter_webhook_secret = Some(secret),
+            }
+        }
+        Ok(())
     }
 
     fn from_file(path: &Path) -> Result<Self, ConfigError> {
@@ -239,6 +271,25 @@ mod millis {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn credentials_override_the_environment() {
+        use secrecy::ExposeSecret;
+        let dir = std::env::temp_dir().join(format!("relay-creds-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        std::fs::write(dir.join("otter_webhook_secret"), "from-credential\n").expect("write");
+        std::fs::write(dir.join("amqp_url"), "").expect("write");
+        let mut config = Config::default();
+        config.apply_credentials(&dir).expect("read");
+        let secret = config.otter_webhook_secret.as_ref().expect("set");
+        assert_eq!(secret.expose_secret(), "from-credential");
+        assert_eq!(
+            config.amqp_url.expose_secret(),
+            Config::default().amqp_url.expose_secret(),
+            "an empty credential changes nothing"
+        );
+        std::fs::remove_dir_all(&dir).expect("clean up");
+    }
 
     fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
         let pairs: Vec<(String, String)> = pairs

@@ -166,8 +166,11 @@ async fn main() -> anyhow::Result<()> {
             let token = app.shutdown_token();
             tokio::spawn(async move {
                 shutdown_signal().await;
+                kitchen_daemon::notify::stopping();
                 token.cancel();
             });
+            // Migrated, connected and listening: systemd may start what is ordered after us.
+            kitchen_daemon::notify::ready();
             app.run_until_stopped().await
         }
     }

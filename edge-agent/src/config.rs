@@ -59,6 +59,9 @@ pub struct Config {
     /// How often the agent asks PostgreSQL for orders its queue may have missed, in seconds
     /// (`AGENT_RECONCILE_SECS`); also at start, on a sequence gap and when the feed reconnects.
     pub reconcile_secs: u32,
+    /// Where `edge-agent provision` records why the last `kitchen.toml` was refused
+    /// (`AGENT_PROVISION_ERROR_FILE`); the agent shows it on `/api/status` and the displays.
+    pub provision_error_file: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -84,9 +87,20 @@ impl Default for Config {
             sync_alarm_minutes: 10,
             reference_poll_secs: 30,
             reconcile_secs: 300,
+            provision_error_file: None,
         }
     }
 }
+
+/// The environment variable systemd sets to the directory holding the unit's credentials.
+pub const CREDENTIALS_DIRECTORY: &str = "CREDENTIALS_DIRECTORY";
+
+/// A config key that may come from a credential file of the same name, and how to set it.
+type Credential = (&'static str, fn(&mut Config, String));
+
+/// Config keys that may come from a credential file of the same name (never logged). The sync
+/// to PostgreSQL adds its URL here.
+pub const CREDENTIALS: &[Credential] = &[("amqp_url", |config, url| config.amqp_url = url)];
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -117,8 +131,36 @@ impl Config {
             None => Self::default(),
         };
         config.apply_env(|name| std::env::var(name).ok())?;
+        if let Some(dir) = std::env::var_os(CREDENTIALS_DIRECTORY) {
+            config.apply_credentials(std::path::Path::new(&dir))?;
+        }
         config.validate()?;
         Ok(config)
+    }
+
+    /// Secrets from systemd's credentials directory (`LoadCredential=`, `$CREDENTIALS_DIRECTORY`)
+    /// override the file and the environment: `amqp_url` holds the broker URL with its
+    /// password, so the password is on neither the command line nor in the environment.
+    /// A credential that is absent leaves the key as it was; an empty one too.
+    pub fn apply_credentials(&mut self, dir: &std::path::Path) -> Result<(), ConfigError> {
+        for (name, set) in CREDENTIALS {
+            let path = dir.join(name);
+            let value = match std::fs::read_to_string(&path) {
+                Ok(value) => value.trim().to_owned(),
+                Err(error) if error.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(error) => {
+                    return Err(ConfigError::Read {
+                        path: path.display().to_string(),
+                        reason: error.to_string(),
+                    });
+                }
+            };
+            if value.is_empty() {
+                continue;
+            }
+            set(self, value);
+        }
+        Ok(())
     }
 
     /// What no single key can say is wrong: scanner names are unique, the retry is not zero.
@@ -222,6 +264,10 @@ impl Config {
         if let Some(value) = lookup("AGENT_RECONCILE_SECS") {
             self.reconcile_secs = parsed("AGENT_RECONCILE_SECS", &value)?;
         }
+        if let Some(value) = lookup("AGENT_PROVISION_ERROR_FILE") {
+            self.provision_error_file =
+                Some(PathBuf::from(value)).filter(|p| !p.as_os_str().is_empty());
+        }
         Ok(())
     }
 
@@ -280,6 +326,25 @@ mod tests {
             .apply_env(|name| (name == "AGENT_PREFETCH").then(|| "lots".to_owned()))
             .expect_err("not a number");
         assert!(error.to_string().contains("AGENT_PREFETCH"), "{error}");
+    }
+
+    #[test]
+    fn credentials_override_the_file_and_environment() {
+        let dir = std::env::temp_dir().join(format!("agent-creds-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let mut config = Config {
+            amqp_url: "amqp://from-file".into(),
+            ..Config::default()
+        };
+        config.apply_credentials(&dir).expect("none is fine");
+        assert_eq!(config.amqp_url, "amqp://from-file");
+        std::fs::write(dir.join("amqp_url"), "").expect("write");
+        config.apply_credentials(&dir).expect("empty is fine");
+        assert_eq!(config.amqp_url, "amqp://from-file");
+        std::fs::write(dir.join("amqp_url"), "amqps://k1:s3cret@broker:5671/%2f\n").expect("write");
+        config.apply_credentials(&dir).expect("read");
+        assert_eq!(config.amqp_url, "amqps://k1:s3cret@broker:5671/%2f");
+        std::fs::remove_dir_all(&dir).expect("clean up");
     }
 
     fn parse(text: &str) -> Result<Config, String> {

@@ -114,6 +114,8 @@ pub struct AppState {
     pub sync_alarm_ms: i64,
     /// The serial scanners' states.
     pub scanners: Arc<Scanners>,
+    /// Why the last `kitchen.toml` was refused (`provision`), shown by the displays.
+    pub provision_error: Option<String>,
 }
 
 /// The reference data in use and where it came from. Readers take the current `Arc`; the sync
@@ -330,6 +332,7 @@ async fn status(State(state): State<AppState>) -> Response {
             "sync": sync,
             "kitchen_id": state.kitchen_id,
             "provisioned": state.provisioned,
+            "provision_error": state.provision_error,
             "feed": feed_state(&state),
             "reference": reference_text(&state),
             "sequence_gaps": gaps,

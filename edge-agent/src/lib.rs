@@ -11,6 +11,7 @@ mod http;
 pub mod kitchen;
 pub mod label;
 pub mod prep;
+pub mod provision;
 /// The reference-data format, shared with the relay (`kitchen_proto::reference`).
 pub use kitchen_proto::reference;
 pub mod scan;
@@ -109,6 +110,7 @@ impl App {
             scanners,
             sync: Arc::default(),
             sync_alarm_ms: i64::from(config.sync_alarm_minutes) * 60_000,
+            provision_error: read_provision_error(&config),
         };
         Ok(Self {
             config,
@@ -202,6 +204,7 @@ impl App {
             writer.clone(),
             checkpointer,
             i64::from(config.event_log_keep),
+            kitchen_daemon::notify::Watchdog::from_env(),
             token.clone(),
         ));
         tracing::info!(listen = %listener.local_addr()?, kitchen_id = %config.kitchen_id,
@@ -291,6 +294,17 @@ fn resolve_reference(
     }
 }
 
+/// Why the last `kitchen.toml` was refused, if `edge-agent provision` recorded a reason.
+fn read_provision_error(config: &Config) -> Option<String> {
+    let text = std::fs::read_to_string(config.provision_error_file.as_ref()?).ok()?;
+    let reason = text.trim();
+    if reason.is_empty() {
+        return None;
+    }
+    tracing::error!(%reason, "the kitchen.toml on the boot partition was refused");
+    Some(reason.to_owned())
+}
+
 /// How often the clock is checked for scheduled orders entering the count.
 const TICK: Duration = Duration::from_secs(5);
 /// How often the WAL is checkpointed into the database file.
@@ -302,14 +316,21 @@ const PROCESSED_KEEP_MS: i64 = 30 * 24 * 3600 * 1000;
 
 /// Moves scheduled orders into the count when their time comes, checkpoints the WAL (off the
 /// writer's thread, so no commit waits for it) and trims the log.
+///
+/// It is also the agent's pulse for systemd's watchdog: `WATCHDOG=1` goes out only after a
+/// clock tick made the round trip through the store writer, so a wedged writer thread, a stuck
+/// runtime or a stuck loop here stops the pings and systemd restarts the agent. The tick comes
+/// at least twice per watchdog timeout.
 async fn housekeeping(
     writer: writer::StoreWriter,
     checkpointer: store::Store,
     log_keep: i64,
+    watchdog: Option<kitchen_daemon::notify::Watchdog>,
     token: CancellationToken,
 ) {
     let checkpointer = Arc::new(std::sync::Mutex::new(checkpointer));
-    let mut tick = tokio::time::interval(TICK);
+    let tick_every = watchdog.map_or(TICK, |watchdog| watchdog.interval().min(TICK));
+    let mut tick = tokio::time::interval(tick_every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut checkpoint = tokio::time::interval(CHECKPOINT_EVERY);
     checkpoint.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -330,8 +351,13 @@ async fn housekeeping(
             _ = tick.tick() => {}
             () = token.cancelled() => return,
         }
-        if let Err(error) = writer.tick().await {
-            tracing::error!(%error, "cannot recalculate scheduled orders");
+        match writer.tick().await {
+            Ok(()) => {
+                if let Some(watchdog) = &watchdog {
+                    watchdog.ping();
+                }
+            }
+            Err(error) => tracing::error!(%error, "cannot recalculate scheduled orders"),
         }
         if last_prune.elapsed() >= PRUNE_EVERY {
             last_prune = tokio::time::Instant::now();

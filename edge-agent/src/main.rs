@@ -1,29 +1,92 @@
-//! `edge-agent`: parse flags, init logging, load config, run until SIGTERM or Ctrl-C.
+//! `edge-agent`: parse flags, init logging, load config, run until SIGTERM or Ctrl-C (or check
+//! the config, or apply a kitchen.toml, and exit).
 
 use std::path::PathBuf;
 
-use clap::Parser;
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use kitchen_daemon::notify;
 
 #[derive(Parser)]
 #[command(version, about = "Kitchen box agent: orders in, station displays out")]
 struct Cli {
     /// TOML config file; every key can be overridden from the environment (docs/agent.md).
-    #[arg(long, env = "AGENT_CONFIG")]
+    #[arg(long, global = true, env = "AGENT_CONFIG")]
     config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the agent (the default).
+    Run,
+    /// Load the configuration as `run` would (file, environment, credentials), check the
+    /// reference file, print a summary and exit 0; exit 1 with the reason when invalid.
+    CheckConfig {
+        /// Do not fail on a refused reference file (the agent runs on its cached copy then).
+        #[arg(long)]
+        skip_reference: bool,
+    },
+    /// Apply a kitchen.toml from the boot partition (first-boot provisioning, as root).
+    Provision {
+        /// The kitchen.toml to apply; nothing happens when it does not exist.
+        #[arg(long, default_value = "/boot/firmware/kitchen.toml")]
+        from: PathBuf,
+        /// systemd's credential store, where the secrets go as `edge-agent.<key>`.
+        #[arg(long, default_value = "/etc/credstore")]
+        credstore: PathBuf,
+        /// The directory holding `hostname` and `hosts`.
+        #[arg(long, default_value = "/etc")]
+        etc: PathBuf,
+    },
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
-    let config = edge_agent::Config::load(cli.config.as_deref())?;
+    kitchen_daemon::logging::init(false);
+    match cli.command.unwrap_or(Command::Run) {
+        Command::CheckConfig { skip_reference } => {
+            let config = edge_agent::Config::load(cli.config.as_deref())?;
+            let summary = edge_agent::provision::check_config(&config, !skip_reference)
+                .map_err(|reason| anyhow::anyhow!("invalid config: {reason}"))?;
+            println!("{summary}");
+            Ok(())
+        }
+        Command::Provision {
+            from,
+            credstore,
+            etc,
+        } => {
+            let config_file = cli
+                .config
+                .unwrap_or_else(|| PathBuf::from("/etc/edge-agent/agent.toml"));
+            let provision = edge_agent::provision::Provision {
+                source: from,
+                config_file,
+                credstore,
+                etc,
+            };
+            match provision.run().context("provisioning failed")? {
+                edge_agent::provision::Outcome::NothingToDo => {
+                    println!("no {}: nothing to do", provision.source.display());
+                }
+                edge_agent::provision::Outcome::Provisioned {
+                    kitchen_id,
+                    stores,
+                    hostname,
+                } => println!("provisioned kitchen {kitchen_id} ({stores} stores) as {hostname}"),
+            }
+            Ok(())
+        }
+        Command::Run => run(cli.config).await,
+    }
+}
+
+async fn run(config_file: Option<PathBuf>) -> anyhow::Result<()> {
+    let config = edge_agent::Config::load(config_file.as_deref())?;
+    let provisioned = config.provisioned();
     let app = edge_agent::App::build(config).await?;
     let token = app.shutdown_token();
     tokio::spawn(async move {
@@ -33,8 +96,16 @@ async fn main() -> anyhow::Result<()> {
             _ = tokio::signal::ctrl_c() => {}
             _ = terminate.recv() => {}
         }
+        notify::stopping();
         token.cancel();
         Ok::<_, std::io::Error>(())
+    });
+    // The store is open and the listener bound: systemd may count the agent as started.
+    notify::ready();
+    notify::status(if provisioned {
+        "serving"
+    } else {
+        "serving the LAN only: not provisioned"
     });
     app.run_until_stopped().await
 }

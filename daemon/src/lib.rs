@@ -1,0 +1,6 @@
+//! What the relay and the agent need to run as systemd services, shared by both binaries:
+//! `logging` (to the journal with structured fields when systemd runs us, to stderr otherwise)
+//! and `notify` (the sd_notify protocol: readiness, watchdog pings, stopping).
+
+pub mod logging;
+pub mod notify;

@@ -1,0 +1,188 @@
+//! The real agent binary as systemd runs it: `check-config` (the unit's `ExecStartPre`) accepts
+//! the packaged config and refuses a bad one with the reason, never printing the broker secret
+//! it reads from `$CREDENTIALS_DIRECTORY`; under `$NOTIFY_SOCKET` the agent says `READY=1` once
+//! it serves, pings `WATCHDOG=1` at half of `$WATCHDOG_USEC` and says `STOPPING=1` on SIGTERM.
+
+use std::{
+    os::unix::net::UnixDatagram,
+    path::{Path, PathBuf},
+    process::{Command, Output, Stdio},
+    time::{Duration, Instant},
+};
+
+const SECRET: &str = "pw-9f8e7d";
+
+/// A temporary directory, removed when dropped.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(name: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("agent-service-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        Self(dir)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn manifest(file: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(file)
+}
+
+/// The agent with the packaged config, a temp data dir and the example reference.
+fn agent(dir: &Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_edge-agent"));
+    command
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("AGENT_CONFIG", manifest("agent.toml"))
+        .env("REFERENCE_FILE", manifest("reference.example.toml"))
+        .env("AGENT_DATA_DIR", dir.join("data"))
+        .env("AGENT_PROVISION_ERROR_FILE", dir.join("provision-error"))
+        .env("AGENT_LISTEN", "127.0.0.1:0")
+        .env("RUST_LOG", "info");
+    command
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn check_config(command: &mut Command) -> Output {
+    command.arg("check-config").output().expect("runs")
+}
+
+#[test]
+fn check_config_summarises_a_good_config_and_refuses_a_bad_one() {
+    let dir = TempDir::new("check");
+    let credentials = dir.0.join("credentials");
+    std::fs::create_dir_all(&credentials).expect("dir");
+    std::fs::write(
+        credentials.join("amqp_url"),
+        format!("amqps://bk-01:{SECRET}@broker.example.com:5671/%2f\n"),
+    )
+    .expect("credential");
+
+    let output = check_config(
+        agent(&dir.0)
+            .env("KITCHEN_ID", "bk-01")
+            .env("STORE_IDS", "kitchen-bk-01")
+            .env("CREDENTIALS_DIRECTORY", &credentials),
+    );
+    let stdout = text(&output.stdout);
+    assert!(output.status.success(), "{stdout}{}", text(&output.stderr));
+    assert!(
+        stdout.starts_with("config ok: listen 127.0.0.1:0, data ")
+            && stdout.contains(", kitchen bk-01 (1 stores), reference ")
+            && stdout.contains(" stations, ")
+            && stdout.trim_end().ends_with(", 0 scanners"),
+        "{stdout}"
+    );
+    assert_eq!(stdout.lines().count(), 1, "{stdout}");
+    assert!(!stdout.contains(SECRET) && !text(&output.stderr).contains(SECRET));
+
+    let output = check_config(agent(&dir.0).env("AGENT_PREFETCH", "lots"));
+    assert!(!output.status.success());
+    let stderr = text(&output.stderr);
+    assert!(
+        stderr.contains("invalid value for environment variable AGENT_PREFETCH"),
+        "{stderr}"
+    );
+
+    // A broken URL in the credential: refused, without echoing it.
+    std::fs::write(credentials.join("amqp_url"), format!("{SECRET}@nowhere")).expect("write");
+    let output = check_config(
+        agent(&dir.0)
+            .env("KITCHEN_ID", "bk-01")
+            .env("STORE_IDS", "kitchen-bk-01")
+            .env("CREDENTIALS_DIRECTORY", &credentials),
+    );
+    assert!(!output.status.success());
+    let stderr = text(&output.stderr);
+    assert!(stderr.contains("amqp_url is not an AMQP URL"), "{stderr}");
+    assert!(!stderr.contains(SECRET), "{stderr}");
+
+    // A refused reference file fails the check, unless the unit's --skip-reference is given.
+    let broken = dir.0.join("broken-reference.toml");
+    std::fs::write(&broken, "[[items]]\nid = 1\n").expect("write");
+    let output = check_config(agent(&dir.0).env("REFERENCE_FILE", &broken));
+    assert!(!output.status.success());
+    assert!(
+        text(&output.stderr).contains("reference"),
+        "{}",
+        text(&output.stderr)
+    );
+    let output = agent(&dir.0)
+        .env("REFERENCE_FILE", &broken)
+        .args(["check-config", "--skip-reference"])
+        .output()
+        .expect("runs");
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert!(text(&output.stdout).contains("(not checked)"));
+}
+
+#[test]
+fn tells_systemd_ready_pings_the_watchdog_and_says_stopping() {
+    let dir = TempDir::new("notify");
+    let socket_path = dir.0.join("notify.sock");
+    let socket = UnixDatagram::bind(&socket_path).expect("bind");
+    socket
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .expect("timeout");
+    let started = Instant::now();
+    let mut child = agent(&dir.0)
+        .env("NOTIFY_SOCKET", &socket_path)
+        // A 2 s watchdog: pings every second at the latest.
+        .env("WATCHDOG_USEC", "2000000")
+        .arg("run")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("starts");
+    let receive = |what: &str| -> String {
+        let mut buf = [0u8; 512];
+        let n = socket
+            .recv(&mut buf)
+            .unwrap_or_else(|e| panic!("no message ({what}): {e}"));
+        text(&buf[..n])
+    };
+    assert_eq!(receive("ready"), "READY=1");
+    assert_eq!(
+        receive("status"),
+        "STATUS=serving the LAN only: not provisioned"
+    );
+    let mut pings = Vec::new();
+    while pings.len() < 3 {
+        let message = receive("watchdog");
+        assert_eq!(message, "WATCHDOG=1");
+        pings.push(Instant::now());
+    }
+    // Three pings within about two intervals: at least one a second.
+    assert!(
+        pings[2] - pings[0] < Duration::from_millis(2500),
+        "pings too far apart: {:?}",
+        pings.windows(2).map(|w| w[1] - w[0]).collect::<Vec<_>>()
+    );
+    assert!(started.elapsed() < Duration::from_secs(20));
+
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(killed.success());
+    // Pings may still be on their way; STOPPING=1 must come, then the process exits 0.
+    loop {
+        let message = receive("stopping");
+        if message == "STOPPING=1" {
+            break;
+        }
+        assert_eq!(message, "WATCHDOG=1");
+    }
+    let status = child.wait().expect("exits");
+    assert!(status.success(), "{status}");
+}
