@@ -98,9 +98,14 @@ pub const CREDENTIALS_DIRECTORY: &str = "CREDENTIALS_DIRECTORY";
 /// A config key that may come from a credential file of the same name, and how to set it.
 type Credential = (&'static str, fn(&mut Config, String));
 
-/// Config keys that may come from a credential file of the same name (never logged). The sync
-/// to PostgreSQL adds its URL here.
-pub const CREDENTIALS: &[Credential] = &[("amqp_url", |config, url| config.amqp_url = url)];
+/// Config keys that may come from a credential file of the same name (never logged): the broker
+/// URL and the cloud database URL, each with its password.
+pub const CREDENTIALS: &[Credential] = &[
+    ("amqp_url", |config, url| config.amqp_url = url),
+    ("database_url", |config, url| {
+        config.database_url = Some(url)
+    }),
+];
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {

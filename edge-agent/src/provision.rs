@@ -9,7 +9,7 @@
 //!
 //! `kitchen.toml` holds any agent config keys (docs/agent.md), at least `kitchen_id` and
 //! `store_ids`, plus `hostname` (optional; default `kitchen-<kitchen_id>`). The keys in
-//! `config::CREDENTIALS` (`amqp_url`, which carries the broker password) are secrets: they go to
+//! `config::CREDENTIALS` (`amqp_url`, `database_url`: they carry passwords) are secrets: they go to
 //! `<credstore>/edge-agent.<key>` (mode 0600), never into the config file or an error message.
 
 use std::{
