@@ -108,7 +108,7 @@ impl Config {
             None => Self::default(),
         };
         config.apply_env(|name| std::env::var(name).ok())?;
-        if let Some(dir) = std::env::var_os("CREDENTIALS_DIRECTORY") {
+        if let Some(dir) = std::env::var_os(kitchen_daemon::credentials::DIRECTORY_VAR) {
             config.apply_credentials(Path::new(&dir))?;
         }
         Ok(config)
@@ -119,20 +119,13 @@ impl Config {
     /// environment, so no secret needs to be on the command line or in the environment.
     pub fn apply_credentials(&mut self, dir: &Path) -> Result<(), ConfigError> {
         for name in ["database_url", "amqp_url", "otter_webhook_secret"] {
-            let path = dir.join(name);
-            let value = match std::fs::read_to_string(&path) {
-                Ok(value) => value.trim().to_owned(),
-                Err(error) if error.kind() == std::io::ErrorKind::NotFound => continue,
-                Err(source) => {
-                    return Err(ConfigError::Read {
-                        path: path.display().to_string(),
-                        source,
-                    });
+            let value = kitchen_daemon::credentials::read(dir, name).map_err(|source| {
+                ConfigError::Read {
+                    path: dir.join(name).display().to_string(),
+                    source,
                 }
-            };
-            if value.is_empty() {
-                continue;
-            }
+            })?;
+            let Some(value) = value else { continue };
             let secret = SecretString::from(value);
             match name {
                 "database_url" => self.database_url = secret,

@@ -92,9 +92,6 @@ impl Default for Config {
     }
 }
 
-/// The environment variable systemd sets to the directory holding the unit's credentials.
-pub const CREDENTIALS_DIRECTORY: &str = "CREDENTIALS_DIRECTORY";
-
 /// A config key that may come from a credential file of the same name, and how to set it.
 type Credential = (&'static str, fn(&mut Config, String));
 
@@ -136,7 +133,7 @@ impl Config {
             None => Self::default(),
         };
         config.apply_env(|name| std::env::var(name).ok())?;
-        if let Some(dir) = std::env::var_os(CREDENTIALS_DIRECTORY) {
+        if let Some(dir) = std::env::var_os(kitchen_daemon::credentials::DIRECTORY_VAR) {
             config.apply_credentials(std::path::Path::new(&dir))?;
         }
         config.validate()?;
@@ -149,20 +146,13 @@ impl Config {
     /// A credential that is absent leaves the key as it was; an empty one too.
     pub fn apply_credentials(&mut self, dir: &std::path::Path) -> Result<(), ConfigError> {
         for (name, set) in CREDENTIALS {
-            let path = dir.join(name);
-            let value = match std::fs::read_to_string(&path) {
-                Ok(value) => value.trim().to_owned(),
-                Err(error) if error.kind() == std::io::ErrorKind::NotFound => continue,
-                Err(error) => {
-                    return Err(ConfigError::Read {
-                        path: path.display().to_string(),
-                        reason: error.to_string(),
-                    });
+            let value = kitchen_daemon::credentials::read(dir, name).map_err(|error| {
+                ConfigError::Read {
+                    path: dir.join(name).display().to_string(),
+                    reason: error.to_string(),
                 }
-            };
-            if value.is_empty() {
-                continue;
-            }
+            })?;
+            let Some(value) = value else { continue };
             set(self, value);
         }
         Ok(())
