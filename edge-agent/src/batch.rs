@@ -8,7 +8,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::reference::{Reference, UNASSIGNED_STATION};
+use kitchen_proto::reference::{Reference, UNASSIGNED_STATION};
 
 /// An order line or modifier as Otter sent it; modifiers nest to any depth.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

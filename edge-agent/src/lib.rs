@@ -7,15 +7,16 @@
 pub mod batch;
 pub mod config;
 pub mod feed;
+mod housekeeping;
 mod http;
 pub mod kitchen;
 pub mod label;
 pub mod prep;
 pub mod provision;
-/// The reference-data format, shared with the relay (`kitchen_proto::reference`).
-pub use kitchen_proto::reference;
+pub mod record;
 pub mod scan;
 pub mod scanner;
+pub mod status;
 pub mod store;
 pub mod sync;
 pub mod writer;
@@ -23,6 +24,7 @@ pub mod writer;
 use std::{sync::Arc, time::Duration};
 
 use anyhow::Context;
+use kitchen_proto::reference;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -66,7 +68,7 @@ impl App {
         let (events, _) = tokio::sync::broadcast::channel(config.sse_lag_limit.max(16) as usize);
         let writer = writer::StoreWriter::spawn(kitchen, events.clone())
             .context("cannot start the store writer")?;
-        let readers = http::Readers::new(path.clone());
+        let readers = store::Readers::new(path.clone());
         readers
             .with(|_| Ok(()))
             .await
@@ -75,7 +77,7 @@ impl App {
             .await
             .with_context(|| format!("cannot listen on {}", config.listen))?;
         let token = CancellationToken::new();
-        let scanners = Arc::new(scanner::Scanners::new(&config.scanners, writer::now_ms()));
+        let scanners = Arc::new(status::Scanners::new(&config.scanners, writer::now_ms()));
         for (index, scanner) in config.scanners.iter().enumerate() {
             if let Some(station) = scanner.role.station()
                 && station != reference::UNASSIGNED_STATION
@@ -97,8 +99,8 @@ impl App {
             .context("cannot read the database URL")?;
         let state = http::AppState {
             readers: Arc::new(readers),
-            reference: Arc::new(http::ReferenceCell::new(reference, reference_status)),
-            feed: Arc::new(feed::FeedStats::default()),
+            reference: Arc::new(status::ReferenceCell::new(reference, reference_status)),
+            feed: Arc::new(status::FeedStats::default()),
             kitchen_id: config.kitchen_id.clone(),
             provisioned: config.provisioned(),
             events,
@@ -200,7 +202,7 @@ impl App {
             &state.scanners,
             &token,
         );
-        let housekeeping = tokio::spawn(housekeeping(
+        let housekeeping = tokio::spawn(housekeeping::run(
             writer.clone(),
             checkpointer,
             i64::from(config.event_log_keep),
@@ -241,8 +243,8 @@ impl App {
 fn resolve_reference(
     config: &Config,
     store: &mut store::Store,
-) -> anyhow::Result<(reference::Reference, http::ReferenceStatus)> {
-    use http::ReferenceStatus;
+) -> anyhow::Result<(reference::Reference, status::ReferenceStatus)> {
+    use status::ReferenceStatus;
     let cached = store
         .cached_reference()
         .context("cannot read the cached reference data")?;
@@ -303,69 +305,4 @@ fn read_provision_error(config: &Config) -> Option<String> {
     }
     tracing::error!(%reason, "the kitchen.toml on the boot partition was refused");
     Some(reason.to_owned())
-}
-
-/// How often the clock is checked for scheduled orders entering the count.
-const TICK: Duration = Duration::from_secs(5);
-/// How often the WAL is checkpointed into the database file.
-const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
-/// How often the event log and the de-duplication record are trimmed.
-const PRUNE_EVERY: Duration = Duration::from_secs(600);
-/// How long processed event ids are kept: far longer than any redelivery.
-const PROCESSED_KEEP_MS: i64 = 30 * 24 * 3600 * 1000;
-
-/// Moves scheduled orders into the count when their time comes, checkpoints the WAL (off the
-/// writer's thread, so no commit waits for it) and trims the log.
-///
-/// It is also the agent's pulse for systemd's watchdog: `WATCHDOG=1` goes out only after a
-/// clock tick made the round trip through the store writer, so a wedged writer thread, a stuck
-/// runtime or a stuck loop here stops the pings and systemd restarts the agent. The tick comes
-/// at least twice per watchdog timeout.
-async fn housekeeping(
-    writer: writer::StoreWriter,
-    checkpointer: store::Store,
-    log_keep: i64,
-    watchdog: Option<kitchen_daemon::notify::Watchdog>,
-    token: CancellationToken,
-) {
-    let checkpointer = Arc::new(std::sync::Mutex::new(checkpointer));
-    let tick_every = watchdog.map_or(TICK, |watchdog| watchdog.interval().min(TICK));
-    let mut tick = tokio::time::interval(tick_every);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut checkpoint = tokio::time::interval(CHECKPOINT_EVERY);
-    checkpoint.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut last_prune = tokio::time::Instant::now();
-    loop {
-        tokio::select! {
-            _ = checkpoint.tick() => {
-                let checkpointer = checkpointer.clone();
-                let done = tokio::task::spawn_blocking(move || {
-                    checkpointer.lock().unwrap_or_else(|e| e.into_inner()).checkpoint()
-                })
-                .await;
-                if let Ok(Err(error)) = done {
-                    tracing::warn!(%error, "WAL checkpoint failed");
-                }
-                continue;
-            }
-            _ = tick.tick() => {}
-            () = token.cancelled() => return,
-        }
-        match writer.tick().await {
-            Ok(()) => {
-                if let Some(watchdog) = &watchdog {
-                    watchdog.ping();
-                }
-            }
-            Err(error) => tracing::error!(%error, "cannot recalculate scheduled orders"),
-        }
-        if last_prune.elapsed() >= PRUNE_EVERY {
-            last_prune = tokio::time::Instant::now();
-            match writer.prune(log_keep, PROCESSED_KEEP_MS).await {
-                Ok(0) => {}
-                Ok(removed) => tracing::info!(removed, "event log trimmed"),
-                Err(error) => tracing::error!(%error, "cannot trim the event log"),
-            }
-        }
-    }
 }

@@ -18,10 +18,8 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use crate::{
-    config::{CREDENTIALS, Config},
-    reference::Reference,
-};
+use crate::config::{CREDENTIALS, Config};
+use kitchen_proto::reference::Reference;
 
 /// Where provisioning reads and writes; the defaults are the image's paths.
 #[derive(Debug, Clone)]

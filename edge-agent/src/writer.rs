@@ -12,8 +12,9 @@ use kitchen_proto::OrderEvent;
 use tokio::sync::{broadcast, oneshot};
 
 use crate::{
-    kitchen::{BatchError, Kitchen},
-    store::{Applied, LoggedEvent, Session, StoreError},
+    kitchen::{BatchError, Kitchen, StockRejection},
+    record::{Lot, Session},
+    store::{Applied, LoggedEvent, StoreError},
 };
 
 type Job = Box<dyn FnOnce(&mut Kitchen, i64) + Send>;
@@ -133,17 +134,17 @@ impl StoreWriter {
         role: crate::scan::ScanRole,
         raw: Vec<u8>,
         frame_len: usize,
-    ) -> Result<crate::store::ScanRecord, WriteError> {
+    ) -> Result<crate::record::ScanRecord, WriteError> {
         self.run(move |kitchen, now_ms| kitchen.scan(&device, &role, &raw, frame_len, now_ms))
             .await
     }
 
-    /// Discards open stock; `Ok(Err(reason))`: no such stock, or not open.
+    /// Discards open stock; `Ok(Err(rejection))`: no such stock, or not open.
     pub async fn discard_stock(
         &self,
         stock_id: String,
         device: String,
-    ) -> Result<Result<crate::store::Lot, String>, WriteError> {
+    ) -> Result<Result<Lot, StockRejection>, WriteError> {
         self.run(move |kitchen, now_ms| kitchen.discard_stock(&stock_id, &device, now_ms))
             .await
     }
@@ -157,7 +158,7 @@ impl StoreWriter {
     /// Swaps in new reference data (see `Kitchen::set_reference`).
     pub async fn set_reference(
         &self,
-        reference: std::sync::Arc<crate::reference::Reference>,
+        reference: std::sync::Arc<kitchen_proto::reference::Reference>,
         source: String,
     ) -> Result<(), WriteError> {
         self.run(move |kitchen, now_ms| kitchen.set_reference(reference, &source, now_ms))

@@ -8,12 +8,13 @@ use std::{
 };
 
 use edge_agent::{
-    feed::{Feed, FeedConfig, FeedStats},
+    feed::{Feed, FeedConfig},
     kitchen::Kitchen,
-    reference::Reference,
+    status::FeedStats,
     store::Store,
     writer::StoreWriter,
 };
+use kitchen_proto::reference::Reference;
 use kitchen_proto::{EventType, LineItem, OrderEvent, OrderStatus};
 use lapin::{
     BasicProperties, Connection, ConnectionProperties,

@@ -544,7 +544,7 @@ async fn the_prep_display_follows_scans_live_and_alerts_on_a_refused_one() {
     let mut store = edge_agent::store::Store::open(&kitchen.data_dir.join(edge_agent::STORE_FILE))
         .expect("store");
     let tx = store.transaction().expect("tx");
-    let lot = edge_agent::store::Lot {
+    let lot = edge_agent::record::Lot {
         stock_id: "old-slaw".into(),
         item_id: "slaw".into(),
         source: "prep".into(),

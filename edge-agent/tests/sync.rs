@@ -62,7 +62,8 @@ async fn logged_records(base: &str) -> Vec<(String, String)> {
     let mut log = SseReader::open(&format!("{base}/orders/events"), Some("0")).await;
     let mut records = Vec::new();
     while let Some((_, kind, data)) = log.next_within(Duration::from_millis(500)).await {
-        if edge_agent::store::SYNCED_KINDS.contains(&kind.as_str()) {
+        let record = edge_agent::record::Record::parse(&kind, &data.to_string());
+        if record.is_ok_and(|record| record.is_synced()) {
             let key = match kind.split('.').next() {
                 Some("scan") => "scan_id",
                 Some("batch") => "session_id",

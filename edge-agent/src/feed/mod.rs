@@ -5,10 +5,7 @@
 //! has a timeout.
 
 use std::{
-    sync::{
-        Arc,
-        atomic::{AtomicBool, AtomicU64, Ordering},
-    },
+    sync::{Arc, atomic::Ordering},
     time::Duration,
 };
 
@@ -27,6 +24,7 @@ use prost::Message;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
+    status::FeedStats,
     store::Applied,
     writer::{StoreWriter, WriteError},
 };
@@ -59,16 +57,6 @@ impl FeedConfig {
     pub fn dead_letter_queue(&self) -> String {
         format!("edge.{}.dead", self.kitchen_id)
     }
-}
-
-/// What the feed has done, for `/readyz` and `/metrics`.
-#[derive(Debug, Default)]
-pub struct FeedStats {
-    pub connected: AtomicBool,
-    pub applied: AtomicU64,
-    pub duplicates: AtomicU64,
-    pub rejected: AtomicU64,
-    pub gaps: AtomicU64,
 }
 
 #[derive(Debug, thiserror::Error)]

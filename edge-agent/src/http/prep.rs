@@ -14,7 +14,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::{AppState, error, internal};
-use crate::{label, prep, scan, store::Store, writer::now_ms};
+use crate::{kitchen::StockRejection, label, prep, scan, store::Store, writer::now_ms};
 
 /// Labels printed at most per request.
 const MAX_COPIES: u32 = 50;
@@ -78,14 +78,8 @@ async fn discard(
     };
     match state.writer.discard_stock(stock_id.clone(), device).await {
         Ok(Ok(lot)) => Json(json!(lot)).into_response(),
-        Ok(Err(reason)) => {
-            let status = match state.readers.with(|s| s.stock(&stock_id)).await {
-                Ok(Some(_)) => StatusCode::CONFLICT,
-                Ok(None) => StatusCode::NOT_FOUND,
-                Err(error) => return internal(error),
-            };
-            error(status, reason)
-        }
+        Ok(Err(rejection @ StockRejection::NoStock(_))) => error(StatusCode::NOT_FOUND, rejection),
+        Ok(Err(rejection)) => error(StatusCode::CONFLICT, rejection),
         Err(error) => internal(error),
     }
 }
@@ -168,7 +162,7 @@ async fn labels(State(state): State<AppState>, Query(query): Query<LabelQuery>) 
     }
     fn text_of<'a>(
         label: &'a Label,
-        item: &'a crate::reference::Item,
+        item: &'a kitchen_proto::reference::Item,
         quantity: u32,
         prepared: NaiveDate,
         use_by: NaiveDate,

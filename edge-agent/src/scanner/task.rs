@@ -11,10 +11,13 @@ use tokio_serial::SerialStream;
 use tokio_util::sync::CancellationToken;
 
 use super::{
-    Link, ScannerConfig, Scanners, Suffix,
+    ScannerConfig, Suffix,
     frame::{Frame, Framer},
 };
-use crate::writer::{StoreWriter, WriteError, now_ms};
+use crate::{
+    status::{Link, Scanners},
+    writer::{StoreWriter, WriteError, now_ms},
+};
 
 /// Bytes read at once. A scanner sends tens of bytes per scan; a burst fills it in turn.
 const READ_BUFFER: usize = 1024;

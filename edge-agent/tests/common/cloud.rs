@@ -2,7 +2,7 @@
 //! own migrations, with one kitchen whose box logs in as its own role; the database and the
 //! role are removed when it is dropped.
 
-use edge_agent::reference::Reference;
+use kitchen_proto::reference::Reference;
 use sqlx::{Connection, PgConnection, PgPool};
 
 fn admin_database_url() -> String {

@@ -1,0 +1,186 @@
+//! Order events and bumps: applying what the feed delivers, bumping and recalling orders at
+//! stations, and logging each with the stations it concerns.
+
+use std::collections::BTreeSet;
+
+use kitchen_proto::OrderEvent;
+use rusqlite::Transaction;
+
+use crate::{
+    record::{Bumps, Change, OrderChange, Record},
+    store::{self, Applied, StoreError},
+};
+
+use super::{
+    Kitchen, Pending, Touched,
+    totals::{Held, State},
+};
+
+impl Kitchen {
+    /// Applies an order event (see `store::apply_event`) and logs it with what it moved.
+    pub fn apply(&mut self, event: &OrderEvent, now_ms: i64) -> Result<Applied, StoreError> {
+        let mut applied = self.apply_all(std::slice::from_ref(event), now_ms)?;
+        Ok(applied.pop().unwrap_or(Applied::Duplicate))
+    }
+
+    /// Applies events in order in one transaction (one commit, one recalculation of the
+    /// batch items): what the feed does with the deliveries it has in hand.
+    pub fn apply_all(
+        &mut self,
+        events: &[OrderEvent],
+        now_ms: i64,
+    ) -> Result<Vec<Applied>, StoreError> {
+        let applied = self.write(now_ms, |state, tx, pending| {
+            let mut results = Vec::with_capacity(events.len());
+            let mut touched = Vec::new();
+            for event in events {
+                let applied = store::apply_event(tx, event, now_ms)?;
+                if let Applied::Applied { change, .. } = applied {
+                    state.log_order_event(tx, event, change, now_ms, pending)?;
+                    touched.push(event.order_id.clone());
+                }
+                results.push(applied);
+            }
+            Ok((results, Touched::orders(touched)))
+        })?;
+        for (event, applied) in events.iter().zip(&applied) {
+            if let Applied::Applied {
+                change: Change::Created,
+                ..
+            } = applied
+            {
+                self.announce(event);
+            }
+        }
+        Ok(applied)
+    }
+
+    /// Bumps (or recalls) an order at stations. `None`: no such order.
+    pub fn bump(
+        &mut self,
+        order_id: &str,
+        stations: &[String],
+        bumped: bool,
+        now_ms: i64,
+    ) -> Result<Option<Vec<String>>, StoreError> {
+        self.write(now_ms, |state, tx, pending| {
+            let changed = state.set_bumps(tx, order_id, stations, bumped, now_ms, pending)?;
+            let touched = match &changed {
+                Some(changed) if !changed.is_empty() => Touched::orders([order_id.to_owned()]),
+                _ => Touched::default(),
+            };
+            Ok((changed, touched))
+        })
+    }
+}
+impl State {
+    /// Bumps (or recalls) an order at stations and logs `order.bumped` / `order.recalled` when
+    /// anything changed. `None`: no such order.
+    pub(super) fn set_bumps(
+        &self,
+        tx: &Transaction<'_>,
+        order_id: &str,
+        stations: &[String],
+        bumped: bool,
+        now_ms: i64,
+        pending: &mut Pending,
+    ) -> Result<Option<Vec<String>>, StoreError> {
+        let Some(changed) = store::set_bumps(tx, order_id, stations, bumped, now_ms)? else {
+            return Ok(None);
+        };
+        if changed.is_empty() {
+            return Ok(Some(changed));
+        }
+        let bumps = Bumps {
+            order_id: order_id.to_owned(),
+            stations: changed.clone(),
+        };
+        let record = if bumped {
+            Record::OrderBumped(bumps)
+        } else {
+            Record::OrderRecalled(bumps)
+        };
+        let mut tags: BTreeSet<String> = changed.iter().cloned().collect();
+        if let Some(held) = self.orders.get(order_id) {
+            tags.extend(held.stations.iter().cloned());
+        }
+        let tags: Vec<String> = tags.into_iter().collect();
+        pending
+            .log
+            .push(store::append_log(tx, &record, Some(&tags), now_ms)?);
+        Ok(Some(changed))
+    }
+
+    /// Logs an applied order event, tagged with the stations the order needs before and after,
+    /// and takes the order's new state in.
+    pub(super) fn log_order_event(
+        &mut self,
+        tx: &Transaction<'_>,
+        event: &OrderEvent,
+        change: Change,
+        now_ms: i64,
+        pending: &mut Pending,
+    ) -> Result<(), StoreError> {
+        let order_id = event.order_id.as_str();
+        let before = self.orders.get(order_id).map(|h| h.stations.clone());
+        let after = store::load_orders(tx, Some(order_id))?
+            .pop()
+            .map(|order| self.held(order, now_ms));
+        let mut stations: BTreeSet<String> = before.into_iter().flatten().collect();
+        stations.extend(after.iter().flat_map(|h| h.stations.iter().cloned()));
+        let stations: Vec<String> = stations.into_iter().collect();
+        let state = self
+            .store_state(tx, order_id)?
+            .unwrap_or_else(|| "unknown".into());
+        let order = match change {
+            Change::Created | Change::Updated => self.ticket(tx, order_id, after.as_ref())?,
+            _ => None,
+        };
+        let record = change.record(OrderChange {
+            event_id: event.event_id.clone(),
+            otter_event_type: event.otter_event_type.clone(),
+            order_id: order_id.to_owned(),
+            store_id: event.store_id.clone(),
+            status: event.status().as_str_name().to_owned(),
+            state,
+            change,
+            order,
+        });
+        pending
+            .log
+            .push(store::append_log(tx, &record, Some(&stations), now_ms)?);
+        let moved = self.put(order_id, after);
+        pending.reloaded.insert(order_id.to_owned());
+        pending.moved.extend(moved);
+        Ok(())
+    }
+
+    pub(super) fn store_state(
+        &self,
+        tx: &Transaction<'_>,
+        order_id: &str,
+    ) -> Result<Option<String>, StoreError> {
+        Ok(rusqlite::OptionalExtension::optional(tx.query_row(
+            "SELECT state FROM orders WHERE order_id = ?1",
+            [order_id],
+            |row| row.get(0),
+        ))?)
+    }
+
+    /// The order's ticket with the stations it needs and when it is promised.
+    pub(super) fn ticket(
+        &self,
+        tx: &Transaction<'_>,
+        order_id: &str,
+        held: Option<&Held>,
+    ) -> Result<Option<crate::record::Ticket>, StoreError> {
+        Ok(store::load_tickets(tx, Some(order_id))?
+            .pop()
+            .map(|mut ticket| {
+                if let Some(held) = held {
+                    ticket.annotate(&held.order, &self.reference);
+                }
+                ticket
+            }))
+    }
+}

@@ -1,0 +1,269 @@
+//! What the kitchen holds in memory, in step with the store: the open orders, what is left of
+//! each, and the per-(station, item) totals, updated incrementally so a change costs what it
+//! touches; and `settle`, which ends every write: readiness, the moved stations'
+//! `batch.updated`.
+
+use std::{
+    collections::{BTreeMap, BTreeSet, HashSet},
+    sync::Arc,
+};
+
+use rusqlite::Transaction;
+
+use crate::{
+    batch::{self, BatchItem, Contribution},
+    record::{BatchItemView, BatchUpdate, Ready, Record, Session},
+    store::{self, Store, StoreError},
+};
+use kitchen_proto::reference::Reference;
+
+use super::{Pending, Touched};
+
+/// An open order and what is left of it.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct Held {
+    pub(super) order: batch::Order,
+    pub(super) outstanding: Vec<Contribution>,
+    /// Every station the order needs (done or not).
+    pub(super) stations: Vec<String>,
+    /// In the count (not a scheduled order still beyond the horizon).
+    pub(super) counted: bool,
+}
+
+impl Held {
+    /// What the totals take from it: nothing unless counted.
+    pub(super) fn counts_for(&self) -> impl Iterator<Item = (&Contribution, i64)> {
+        let promised = self.order.promised_at_ms();
+        self.outstanding
+            .iter()
+            .filter(|_| self.counted)
+            .map(move |c| (c, promised - i64::from(c.prep_seconds) * 1000))
+    }
+}
+
+/// The total of one item at one station over the counted open orders.
+#[derive(Debug, Clone, Default)]
+pub(super) struct Total {
+    pub(super) item_name: String,
+    pub(super) prep_seconds: u32,
+    pub(super) quantity: u32,
+    /// Units and due time per contributing order.
+    pub(super) orders: BTreeMap<String, (u32, i64)>,
+    /// (due, order) to find the earliest at once.
+    pub(super) dues: BTreeSet<(i64, String)>,
+}
+
+impl Total {
+    pub(super) fn due_at_ms(&self) -> i64 {
+        self.dues.first().map_or(0, |(due, _)| *due)
+    }
+}
+
+/// What the kitchen holds in memory, in step with the store.
+pub(super) struct State {
+    pub(super) reference: Arc<Reference>,
+    pub(super) horizon_ms: i64,
+    pub(super) orders: BTreeMap<String, Held>,
+    /// Per (station, item).
+    pub(super) items: BTreeMap<(String, String), Total>,
+    /// Unknown items already warned about (logged once each).
+    pub(super) unassigned_seen: HashSet<String>,
+}
+
+impl State {
+    /// Rebuilds everything from the store.
+    pub(super) fn reload(&mut self, store: &Store, now_ms: i64) -> Result<(), StoreError> {
+        self.orders.clear();
+        self.items.clear();
+        for order in store.open_orders()? {
+            let id = order.order_id.clone();
+            let held = self.held(order, now_ms);
+            self.put(&id, Some(held));
+        }
+        Ok(())
+    }
+
+    /// Whether `held` is in the count at `now_ms`.
+    pub(super) fn counts(&self, held: &Held, now_ms: i64) -> bool {
+        !batch::is_upcoming(&held.order, &held.outstanding, now_ms, self.horizon_ms)
+    }
+
+    pub(super) fn held(&self, order: batch::Order, now_ms: i64) -> Held {
+        let stations: BTreeSet<String> = batch::contributions(&order, &self.reference)
+            .into_iter()
+            .map(|c| c.station_id)
+            .collect();
+        let mut held = Held {
+            outstanding: batch::outstanding(&order, &self.reference),
+            stations: stations.into_iter().collect(),
+            order,
+            counted: true,
+        };
+        held.counted = self.counts(&held, now_ms);
+        held
+    }
+
+    /// Replaces an order (`None`: no longer open) and updates the totals; returns the stations
+    /// whose items moved.
+    pub(super) fn put(&mut self, order_id: &str, held: Option<Held>) -> BTreeSet<String> {
+        let old = self.orders.remove(order_id);
+        // What the order adds to each station's totals, before and after.
+        fn per_station(held: Option<&Held>) -> BTreeMap<&str, Vec<(&str, u32, i64)>> {
+            let mut stations: BTreeMap<&str, Vec<(&str, u32, i64)>> = BTreeMap::new();
+            for (c, due) in held.into_iter().flat_map(Held::counts_for) {
+                stations.entry(c.station_id.as_str()).or_default().push((
+                    c.item_id.as_str(),
+                    c.units,
+                    due,
+                ));
+            }
+            stations
+        }
+        let (before, after) = (per_station(old.as_ref()), per_station(held.as_ref()));
+        let moved: BTreeSet<String> = before
+            .keys()
+            .chain(after.keys())
+            .filter(|s| before.get(*s) != after.get(*s))
+            .map(|s| (*s).to_owned())
+            .collect();
+        if !moved.is_empty() {
+            if let Some(old) = &old {
+                for (c, due) in old.counts_for() {
+                    let key = (c.station_id.clone(), c.item_id.clone());
+                    if let Some(total) = self.items.get_mut(&key) {
+                        if let Some((units, _)) = total.orders.remove(order_id) {
+                            total.quantity = total.quantity.saturating_sub(units);
+                        }
+                        total.dues.remove(&(due, order_id.to_owned()));
+                        if total.orders.is_empty() {
+                            self.items.remove(&key);
+                        }
+                    }
+                }
+            }
+            if let Some(new) = &held {
+                for (c, due) in new.counts_for() {
+                    let total = self
+                        .items
+                        .entry((c.station_id.clone(), c.item_id.clone()))
+                        .or_insert_with(|| Total {
+                            item_name: c.item_name.clone(),
+                            prep_seconds: c.prep_seconds,
+                            ..Total::default()
+                        });
+                    total.quantity = total.quantity.saturating_add(c.units);
+                    total.orders.insert(order_id.to_owned(), (c.units, due));
+                    total.dues.insert((due, order_id.to_owned()));
+                }
+            }
+        }
+        if let Some(held) = held {
+            self.orders.insert(order_id.to_owned(), held);
+        }
+        moved
+    }
+
+    /// The batch items of `station` as `batch.updated` carries them (`order_count`, no ids),
+    /// most urgent first.
+    pub(super) fn station_items(&self, station: &str, sessions: &[Session]) -> Vec<BatchItemView> {
+        let mut totals: Vec<(&String, &Total)> = self
+            .items
+            .range((station.to_owned(), String::new())..)
+            .take_while(|((s, _), _)| s == station)
+            .map(|((_, item), total)| (item, total))
+            .collect();
+        totals.sort_by_key(|(item, total)| (total.due_at_ms(), (*item).clone()));
+        totals
+            .into_iter()
+            .map(|(item_id, total)| {
+                BatchItemView::new(
+                    &self.reference,
+                    &BatchItem {
+                        station_id: station.to_owned(),
+                        item_id: item_id.clone(),
+                        item_name: total.item_name.clone(),
+                        quantity: total.quantity,
+                        prep_seconds: total.prep_seconds,
+                        due_at_ms: total.due_at_ms(),
+                        order_ids: Vec::new(),
+                    },
+                    total.orders.len(),
+                    false,
+                    sessions,
+                )
+            })
+            .collect()
+    }
+
+    /// Every batch item with its orders, as `batch::board` gives them (for the tests).
+    #[cfg(test)]
+    pub(super) fn board_rows(&self) -> Vec<(String, String, u32, Vec<String>)> {
+        self.items
+            .iter()
+            .map(|((station, item), total)| {
+                (
+                    station.clone(),
+                    item.clone(),
+                    total.quantity,
+                    total.orders.keys().cloned().collect(),
+                )
+            })
+            .collect()
+    }
+
+    pub(super) fn settle(
+        &mut self,
+        tx: &Transaction<'_>,
+        touched: &Touched,
+        now_ms: i64,
+        pending: &mut Pending,
+    ) -> Result<(), StoreError> {
+        for order_id in &touched.orders {
+            let held = if pending.reloaded.contains(order_id) {
+                self.orders.get(order_id).cloned()
+            } else {
+                store::load_orders(tx, Some(order_id))?
+                    .pop()
+                    .map(|order| self.held(order, now_ms))
+            };
+            if let Some(held) = &held {
+                let ready = batch::is_ready(&held.order, &self.reference);
+                if store::set_ready(tx, order_id, ready.then_some(now_ms))? && ready {
+                    let friendly_id = store::load_tickets(tx, Some(order_id))?
+                        .pop()
+                        .map(|t| t.friendly_id)
+                        .unwrap_or_default();
+                    let ready = Ready {
+                        order_id: order_id.clone(),
+                        friendly_id,
+                    };
+                    pending.log.push(store::append_log(
+                        tx,
+                        &Record::OrderReady(ready),
+                        Some(&held.stations),
+                        now_ms,
+                    )?);
+                }
+            }
+            let moved = self.put(order_id, held);
+            pending.moved.extend(moved);
+        }
+        pending.moved.extend(touched.force.iter().cloned());
+        if !pending.moved.is_empty() {
+            let sessions = store::open_sessions(tx)?;
+            for station in std::mem::take(&mut pending.moved) {
+                let update = BatchUpdate {
+                    items: self.station_items(&station, &sessions),
+                    station_id: station,
+                };
+                pending.log.push(store::append_log(
+                    tx,
+                    &Record::BatchUpdated(update.clone()),
+                    Some(std::slice::from_ref(&update.station_id)),
+                    now_ms,
+                )?);
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,86 @@
+//! An open order as a ticket on a display, with the stations it needs.
+
+use serde::{Deserialize, Serialize};
+
+use crate::batch;
+
+/// An open order as a ticket on a display.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ticket {
+    pub order_id: String,
+    pub store_id: String,
+    pub source: String,
+    pub friendly_id: String,
+    pub status: String,
+    pub customer_name: String,
+    pub customer_note: String,
+    pub received_at_ms: i64,
+    pub lines: Vec<TicketLine>,
+    /// Stations where it was bumped.
+    pub bumped_at: Vec<String>,
+    /// Every unit done at every station (bumps and completed batches).
+    pub ready: bool,
+    /// Stations it needs (filled by the caller, which knows the reference data).
+    pub stations: Vec<String>,
+    /// When it is promised (filled by the caller).
+    pub promised_at_ms: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TicketLine {
+    pub name: String,
+    pub quantity: u32,
+    pub note: String,
+    pub modifiers: Vec<TicketLine>,
+    /// The reference item and its station this line or modifier resolves to (a top-level line
+    /// that resolves to nothing: station `unassigned`); filled by `Ticket::annotate`.
+    pub item_id: Option<String>,
+    pub station_id: Option<String>,
+    /// Otter's item id and SKU, to resolve it.
+    #[serde(skip)]
+    pub otter_ids: (String, String),
+}
+
+impl Ticket {
+    /// Fills what needs the reference data: the stations the order needs, when it is
+    /// promised, and the item and station of each line and modifier.
+    pub fn annotate(
+        &mut self,
+        order: &batch::Order,
+        reference: &kitchen_proto::reference::Reference,
+    ) {
+        fn walk(
+            lines: &mut [TicketLine],
+            reference: &kitchen_proto::reference::Reference,
+            top: bool,
+        ) {
+            for line in lines {
+                let (otter_id, sku) = &line.otter_ids;
+                let resolved = reference.resolve(
+                    Some(otter_id.as_str()),
+                    Some(sku.as_str()),
+                    Some(&line.name),
+                );
+                match resolved {
+                    Some(item) => {
+                        line.item_id = Some(item.id.clone());
+                        line.station_id = Some(item.station.clone());
+                    }
+                    None if top => {
+                        line.station_id =
+                            Some(kitchen_proto::reference::UNASSIGNED_STATION.to_owned());
+                    }
+                    None => {}
+                }
+                walk(&mut line.modifiers, reference, false);
+            }
+        }
+        let stations: std::collections::BTreeSet<String> = batch::contributions(order, reference)
+            .into_iter()
+            .map(|c| c.station_id)
+            .collect();
+        self.stations = stations.into_iter().collect();
+        self.promised_at_ms = order.promised_at_ms();
+        walk(&mut self.lines, reference, true);
+    }
+}

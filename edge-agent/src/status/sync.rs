@@ -1,0 +1,27 @@
+//! What the sync with PostgreSQL is doing: written by the sync task, read by `/readyz`,
+//! `/api/status`, `/metrics` and the displays.
+
+use std::sync::{
+    Mutex,
+    atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering},
+};
+
+/// What `/readyz`, `/metrics` and the displays show of the sync.
+#[derive(Debug, Default)]
+pub struct SyncStats {
+    pub configured: AtomicBool,
+    pub connected: AtomicBool,
+    pub pushed: AtomicU64,
+    pub reconciled: AtomicU64,
+    /// The reference version in use from PostgreSQL (0: none yet).
+    pub reference_version: AtomicI64,
+    pub last_error: Mutex<Option<String>>,
+}
+
+impl SyncStats {
+    pub fn fail(&self, error: &str) -> bool {
+        let was = self.connected.swap(false, Ordering::Relaxed);
+        *self.last_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(error.to_owned());
+        was
+    }
+}

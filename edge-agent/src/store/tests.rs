@@ -1,0 +1,338 @@
+//! The store's unit tests.
+
+use kitchen_proto::{
+    EventType, Fulfillment, LineItem, OrderEvent, OrderStatus, reference::Reference,
+};
+
+use super::*;
+use crate::{
+    batch::{Line, board},
+    record::{Change, Ready, Record},
+};
+
+const MINUTE: i64 = 60_000;
+const NOW: i64 = 1_741_977_600_000;
+
+fn item(name: &str, quantity: u32, modifiers: Vec<LineItem>) -> LineItem {
+    LineItem {
+        name: name.into(),
+        quantity,
+        modifiers,
+        ..LineItem::default()
+    }
+}
+
+fn snapshot(
+    event_id: &str,
+    seq: u64,
+    order_id: &str,
+    at_min: i64,
+    items: Vec<LineItem>,
+) -> OrderEvent {
+    OrderEvent {
+        event_id: event_id.into(),
+        event_type: EventType::NewOrder as i32,
+        otter_event_type: "orders.new_order".into(),
+        event_time_ms: NOW + at_min * MINUTE,
+        store_id: "s1".into(),
+        sequence: seq,
+        order_id: order_id.into(),
+        status: OrderStatus::NewOrder as i32,
+        fulfillment: Some(Fulfillment {
+            pickup_time_ms: Some(NOW + 20 * MINUTE),
+            ..Fulfillment::default()
+        }),
+        items,
+        has_snapshot: true,
+        received_at_ms: NOW,
+        ..OrderEvent::default()
+    }
+}
+
+fn status(event_id: &str, seq: u64, order_id: &str, status: OrderStatus) -> OrderEvent {
+    OrderEvent {
+        event_id: event_id.into(),
+        otter_event_type: "orders.status".into(),
+        store_id: "s1".into(),
+        sequence: seq,
+        order_id: order_id.into(),
+        status: status as i32,
+        ..OrderEvent::default()
+    }
+}
+
+fn reference() -> Reference {
+    Reference::parse(
+        "[[stations]]\nid = \"fry\"\nname = \"Fryer\"\n[[items]]\nid = \"fries\"\nname = \"Fries\"\nstation = \"fry\"\nprep_seconds = 180\nmatch = [\"Fries\"]",
+    )
+    .expect("valid")
+}
+
+/// (item, quantity, orders) of the fry station.
+fn fries(store: &Store) -> Vec<(String, u32, Vec<String>)> {
+    let orders = store.open_orders().expect("loads");
+    board(&orders, &reference(), NOW, 20 * MINUTE)
+        .items
+        .into_iter()
+        .filter(|i| i.station_id == "fry")
+        .map(|i| (i.item_id, i.quantity, i.order_ids))
+        .collect()
+}
+
+fn change(applied: Applied) -> Change {
+    match applied {
+        Applied::Applied { change, .. } => change,
+        Applied::Duplicate => panic!("unexpected duplicate"),
+    }
+}
+
+#[test]
+fn events_apply_once_and_in_time_order() {
+    let mut store = Store::open_in_memory().expect("opens");
+    let meal = || {
+        vec![item(
+            "Burger",
+            2,
+            vec![item("Meal", 1, vec![item("Fries", 1, vec![])])],
+        )]
+    };
+    let first = snapshot("e1", 1, "o1", 0, meal());
+    assert_eq!(
+        change(store.apply(&first, NOW).expect("applies")),
+        Change::Created
+    );
+    // The broker redelivers: nothing changes.
+    assert_eq!(
+        store.apply(&first, NOW).expect("applies"),
+        Applied::Duplicate
+    );
+    assert_eq!(fries(&store), [("fries".into(), 2, vec!["o1".to_owned()])]);
+
+    // A newer update replaces the lines; an older one is ignored.
+    let newer = snapshot("e2", 2, "o1", 5, vec![item("Fries", 5, vec![])]);
+    assert_eq!(
+        change(store.apply(&newer, NOW).expect("applies")),
+        Change::Updated
+    );
+    let older = snapshot("e3", 3, "o1", 2, vec![item("Fries", 9, vec![])]);
+    assert_eq!(
+        change(store.apply(&older, NOW).expect("applies")),
+        Change::Stale
+    );
+    assert_eq!(fries(&store), [("fries".into(), 5, vec!["o1".to_owned()])]);
+
+    // Cancelled (either relay form arrives as status CANCELED) is final.
+    let cancel = status("e4", 4, "o1", OrderStatus::Canceled);
+    assert_eq!(
+        change(store.apply(&cancel, NOW).expect("applies")),
+        Change::Cancelled
+    );
+    let confirm = status("e5", 5, "o1", OrderStatus::Confirmed);
+    assert_eq!(
+        change(store.apply(&confirm, NOW).expect("applies")),
+        Change::Status
+    );
+    assert_eq!(
+        store.order_state("o1").expect("reads"),
+        Some(("cancelled".into(), "ORDER_STATUS_CONFIRMED".into()))
+    );
+    assert!(fries(&store).is_empty());
+}
+
+#[test]
+fn ready_closes_an_order_and_unknown_orders_are_only_recorded() {
+    let mut store = Store::open_in_memory().expect("opens");
+    store
+        .apply(
+            &snapshot("e1", 1, "o1", 0, vec![item("Fries", 1, vec![])]),
+            NOW,
+        )
+        .expect("applies");
+    store
+        .apply(
+            &snapshot("e2", 2, "o2", 0, vec![item("Fries", 2, vec![])]),
+            NOW,
+        )
+        .expect("applies");
+    let ready = status("e3", 3, "o1", OrderStatus::Prepared);
+    assert_eq!(
+        change(store.apply(&ready, NOW).expect("applies")),
+        Change::Status
+    );
+    assert_eq!(fries(&store), [("fries".into(), 2, vec!["o2".to_owned()])]);
+    let stray = status("e4", 4, "o9", OrderStatus::Confirmed);
+    assert_eq!(
+        change(store.apply(&stray, NOW).expect("applies")),
+        Change::UnknownOrder
+    );
+    assert_eq!(store.order_state("o9").expect("reads"), None);
+}
+
+#[test]
+fn skipped_sequence_numbers_are_gaps_until_they_arrive() {
+    let mut store = Store::open_in_memory().expect("opens");
+    let at = |seq: u64| status(&format!("e{seq}"), seq, "o1", OrderStatus::Confirmed);
+    let gap = |applied: Applied| match applied {
+        Applied::Applied { gap, .. } => gap,
+        Applied::Duplicate => panic!("duplicate"),
+    };
+    assert_eq!(
+        gap(store.apply(&at(7), NOW).expect("applies")),
+        None,
+        "baseline"
+    );
+    assert_eq!(gap(store.apply(&at(8), NOW).expect("applies")), None);
+    assert_eq!(
+        gap(store.apply(&at(12), NOW).expect("applies")),
+        Some((9, 11))
+    );
+    store.apply(&at(10), NOW).expect("applies");
+    let remaining: Vec<(u64, u64)> = store
+        .sequence_gaps()
+        .expect("reads")
+        .into_iter()
+        .map(|g| (g.from, g.to))
+        .collect();
+    assert_eq!(remaining, [(9, 9), (11, 11)]);
+}
+
+#[test]
+fn the_modifier_tree_survives_the_store() {
+    let mut store = Store::open_in_memory().expect("opens");
+    let items = vec![
+        item(
+            "Burger",
+            2,
+            vec![
+                item("Cheese", 1, vec![]),
+                item(
+                    "Meal",
+                    1,
+                    vec![
+                        item("Fries", 1, vec![item("Large", 1, vec![])]),
+                        item("Cola", 1, vec![]),
+                    ],
+                ),
+            ],
+        ),
+        item("Fries", 1, vec![]),
+    ];
+    store
+        .apply(&snapshot("e1", 1, "o1", 0, items), NOW)
+        .expect("applies");
+    let orders = store.open_orders().expect("loads");
+    let names = |lines: &[Line]| -> Vec<String> {
+        lines
+            .iter()
+            .map(|l| l.name.clone().unwrap_or_default())
+            .collect()
+    };
+    let lines = &orders[0].lines;
+    assert_eq!(names(lines), ["Burger", "Fries"]);
+    assert_eq!(names(&lines[0].modifiers), ["Cheese", "Meal"]);
+    assert_eq!(names(&lines[0].modifiers[1].modifiers), ["Fries", "Cola"]);
+    assert_eq!(
+        names(&lines[0].modifiers[1].modifiers[0].modifiers),
+        ["Large"]
+    );
+    assert_eq!(fries(&store), [("fries".into(), 3, vec!["o1".to_owned()])]);
+}
+
+#[test]
+fn pruning_keeps_the_newest_log_entries_and_the_high_water_mark() {
+    let mut store = Store::open_in_memory().expect("opens");
+    for n in 1..=5 {
+        let tx = store.transaction().expect("tx");
+        let ready = Ready {
+            order_id: format!("o{n}"),
+            friendly_id: String::new(),
+        };
+        append_log(&tx, &Record::OrderReady(ready), None, NOW).expect("logs");
+        tx.commit().expect("commits");
+    }
+    store
+        .apply(
+            &status("e1", 1, "old", OrderStatus::Confirmed),
+            NOW - 40 * 24 * 60 * MINUTE,
+        )
+        .expect("applies");
+    store
+        .apply(&status("e2", 2, "new", OrderStatus::Confirmed), NOW)
+        .expect("applies");
+    assert_eq!(
+        store.prune(2, 30 * 24 * 60 * MINUTE, NOW).expect("prunes"),
+        3
+    );
+    assert_eq!(store.event_log_bounds().expect("reads"), (4, 5));
+    let kept: Vec<i64> = store
+        .events_after(0, 10)
+        .expect("reads")
+        .iter()
+        .map(|e| e.seq)
+        .collect();
+    assert_eq!(kept, [4, 5]);
+    // The next entry still gets a fresh sequence, and so does the one after a full prune.
+    store.prune(0, 30 * 24 * 60 * MINUTE, NOW).expect("prunes");
+    assert_eq!(store.event_log_bounds().expect("reads"), (0, 0));
+    assert_eq!(store.last_event_seq().expect("reads"), 5);
+    // A redelivery of an event older than the de-duplication window is applied again;
+    // a recent one is still a duplicate.
+    assert_eq!(
+        store
+            .apply(&status("e2", 2, "new", OrderStatus::Confirmed), NOW)
+            .expect("applies"),
+        Applied::Duplicate
+    );
+    assert_ne!(
+        store
+            .apply(&status("e1", 1, "old", OrderStatus::Confirmed), NOW)
+            .expect("applies"),
+        Applied::Duplicate
+    );
+}
+
+#[test]
+fn the_reference_cache_holds_what_was_saved() {
+    let mut store = Store::open_in_memory().expect("opens");
+    assert!(store.cached_reference().expect("reads").is_none());
+    let reference = Reference::parse(
+        "[[stations]]\nid = \"fry\"\nname = \"Fryer\"\n[[stations]]\nid = \"grill\"\nname = \"Grill\"\n\
+         [[stores]]\nstore_id = \"s1\"\nbrand = \"Smash\"\n\
+         [[items]]\nid = \"fries\"\nname = \"Fries\"\nstation = \"fry\"\nprep_seconds = 180\nmatch = [\"Fries\", \"sku-f\"]",
+    )
+    .expect("valid");
+    store
+        .save_reference(&reference, "file.toml", NOW)
+        .expect("saves");
+    let (cached, source, at) = store.cached_reference().expect("reads").expect("cached");
+    assert_eq!((source.as_str(), at), ("file.toml", NOW));
+    assert_eq!(cached.stations, reference.stations);
+    assert_eq!(cached.stores, reference.stores);
+    assert_eq!(cached.items, reference.items);
+    // Saving again replaces the whole copy.
+    store
+        .save_reference(&Reference::default(), "empty", NOW + 1)
+        .expect("saves");
+    let (cached, _, _) = store.cached_reference().expect("reads").expect("cached");
+    assert!(cached.items.is_empty() && cached.stations.is_empty());
+}
+
+#[test]
+fn a_store_file_reopens_with_its_data() {
+    let path = std::env::temp_dir().join(format!("edge-store-test-{}.db", std::process::id()));
+    {
+        let mut store = Store::open(&path).expect("opens");
+        store
+            .apply(
+                &snapshot("e1", 1, "o1", 0, vec![item("Fries", 4, vec![])]),
+                NOW,
+            )
+            .expect("applies");
+    }
+    let store = Store::open(&path).expect("reopens");
+    assert_eq!(fries(&store), [("fries".into(), 4, vec!["o1".to_owned()])]);
+    drop(store);
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+    }
+}
