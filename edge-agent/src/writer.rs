@@ -11,8 +11,9 @@ use std::sync::{
 use kitchen_proto::OrderEvent;
 use tokio::sync::{broadcast, oneshot};
 
+pub use crate::kitchen::{BatchError, StockRejection};
 use crate::{
-    kitchen::{BatchError, Kitchen, StockRejection},
+    kitchen::Kitchen,
     record::{Lot, Session},
     store::{Applied, LoggedEvent, StoreError},
 };

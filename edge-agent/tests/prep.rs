@@ -7,7 +7,7 @@ mod common;
 
 use chrono::{Days, NaiveDate};
 use common::{SseReader, TestAgent, get_json};
-use edge_agent::scan::{GS, prep_label};
+use edge_agent::scan::{GS, PrepLabel};
 use serde_json::{Value, json};
 
 const REFERENCE: &str = r#"
@@ -149,7 +149,15 @@ async fn prep_list_follows_par_minus_on_hand_through_a_scripted_sequence_of_scan
     let (today, _) = edge_agent::prep::local_day(edge_agent::writer::now_ms());
     let tomorrow = today + Days::new(1);
     let label = |item: &str, batch: &str, prepared: NaiveDate, use_by: NaiveDate, quantity| {
-        prep_label(item, batch, prepared, use_by, quantity).expect("label")
+        PrepLabel {
+            item_id: item,
+            batch_id: batch,
+            prepared,
+            use_by,
+            quantity,
+        }
+        .element_string()
+        .expect("label")
     };
     expect_on_hand(&base, 0, 0, 0, "nothing yet").await;
 
@@ -412,7 +420,17 @@ async fn printed_prep_labels_scan_back_in_and_zpl_names_the_same_data() {
     let (today, _) = edge_agent::prep::local_day(edge_agent::writer::now_ms());
     let use_by = today + Days::new(2);
     let expected: Vec<String> = (1..=3)
-        .map(|n| prep_label("slaw", &format!("T1-{n}"), today, use_by, 2).expect("label"))
+        .map(|n| {
+            PrepLabel {
+                item_id: "slaw",
+                batch_id: &format!("T1-{n}"),
+                prepared: today,
+                use_by,
+                quantity: 2,
+            }
+            .element_string()
+            .expect("label")
+        })
         .collect();
     assert_eq!(codes, expected, "three labels, shelf life two days");
     assert_eq!(page.matches("<svg").count(), 3);
@@ -476,7 +494,15 @@ async fn a_printed_prep_label_reads_back_with_an_independent_decoder() {
         .expect("zbarimg runs (scripts/services installs zbar-tools)");
     let decoded = String::from_utf8(decoded.stdout).expect("text");
     let (today, _) = edge_agent::prep::local_day(edge_agent::writer::now_ms());
-    let expected = prep_label("slaw", "P-7", today, today + Days::new(2), 3).expect("label");
+    let expected = PrepLabel {
+        item_id: "slaw",
+        batch_id: "P-7",
+        prepared: today,
+        use_by: today + Days::new(2),
+        quantity: 3,
+    }
+    .element_string()
+    .expect("label");
     assert_eq!(decoded.trim_end_matches('\n'), expected);
     let (status, body) = scan(&kitchen.base, "prep", None, decoded.trim_end_matches('\n')).await;
     assert_eq!((status, &body["action"]), (200, &json!("stock")), "{body}");
@@ -511,7 +537,15 @@ async fn the_prep_display_follows_scans_live_and_alerts_on_a_refused_one() {
         )
         .await;
     let (today, _) = edge_agent::prep::local_day(edge_agent::writer::now_ms());
-    let slaw = prep_label("slaw", "S1", today, today + Days::new(1), 4).expect("label");
+    let slaw = PrepLabel {
+        item_id: "slaw",
+        batch_id: "S1",
+        prepared: today,
+        use_by: today + Days::new(1),
+        quantity: 4,
+    }
+    .element_string()
+    .expect("label");
     assert_eq!(scan(&base, "prep", None, &slaw).await.0, 200);
     tablet
         .wait_for_value(
@@ -521,8 +555,15 @@ async fn the_prep_display_follows_scans_live_and_alerts_on_a_refused_one() {
             &json!(["2 Slaw", "20 Brioche buns", "3 Pickles"]),
         )
         .await;
-    let expired =
-        prep_label("slaw", "S0", today - Days::new(2), today - Days::new(1), 1).expect("label");
+    let expired = PrepLabel {
+        item_id: "slaw",
+        batch_id: "S0",
+        prepared: today - Days::new(2),
+        use_by: today - Days::new(1),
+        quantity: 1,
+    }
+    .element_string()
+    .expect("label");
     assert_eq!(scan(&base, "prep", None, &expired).await.0, 422);
     let alert = tablet
         .wait_for(
@@ -595,17 +636,34 @@ async fn screenshot_of_the_prep_display() {
     let base = kitchen.base.clone();
     let (today, _) = edge_agent::prep::local_day(edge_agent::writer::now_ms());
     for code in [
-        prep_label("smash-patty", "A1", today, today + Days::new(1), 1).expect("label"),
-        prep_label("pho-broth", "B1", today, today + Days::new(3), 1).expect("label"),
+        PrepLabel {
+            item_id: "smash-patty",
+            batch_id: "A1",
+            prepared: today,
+            use_by: today + Days::new(1),
+            quantity: 1,
+        }
+        .element_string()
+        .expect("label"),
+        PrepLabel {
+            item_id: "pho-broth",
+            batch_id: "B1",
+            prepared: today,
+            use_by: today + Days::new(3),
+            quantity: 1,
+        }
+        .element_string()
+        .expect("label"),
         "4006381333931".to_owned(),
         "4006381333931".to_owned(),
-        prep_label(
-            "pho-broth",
-            "B0",
-            today - Days::new(4),
-            today - Days::new(1),
-            1,
-        )
+        PrepLabel {
+            item_id: "pho-broth",
+            batch_id: "B0",
+            prepared: today - Days::new(4),
+            use_by: today - Days::new(1),
+            quantity: 1,
+        }
+        .element_string()
         .expect("label"),
     ] {
         scan(&base, "prep", None, &code).await;
@@ -620,13 +678,14 @@ async fn screenshot_of_the_prep_display() {
             "document.querySelectorAll('#list .row').length",
         )
         .await;
-    let expired = prep_label(
-        "smash-patty",
-        "Z0",
-        today - Days::new(2),
-        today - Days::new(1),
-        1,
-    )
+    let expired = PrepLabel {
+        item_id: "smash-patty",
+        batch_id: "Z0",
+        prepared: today - Days::new(2),
+        use_by: today - Days::new(1),
+        quantity: 1,
+    }
+    .element_string()
     .expect("label");
     scan(&base, "prep", None, &expired).await;
     tablet

@@ -664,7 +664,15 @@ async fn a_ticket_scanned_at_the_grill_takes_exactly_that_orders_units_off_the_g
     assert_eq!(fry["items"][0]["quantity"], 2, "the fryer still owes both");
 
     let (today, _) = edge_agent::prep::local_day(edge_agent::writer::now_ms());
-    let label = edge_agent::scan::prep_label("fries", "F1", today, today, 5).expect("label");
+    let label = edge_agent::scan::PrepLabel {
+        item_id: "fries",
+        batch_id: "F1",
+        prepared: today,
+        use_by: today,
+        quantity: 5,
+    }
+    .element_string()
+    .expect("label");
     prep.write(format!("]C1{label}\r\n")).await;
     loop {
         let (_, kind, data) = live.next().await;

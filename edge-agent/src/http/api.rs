@@ -10,7 +10,7 @@ use axum::{
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::{kitchen::BatchError, scan::ScanRole};
+use crate::{scan::ScanRole, writer::BatchError};
 use kitchen_proto::reference::UNASSIGNED_STATION;
 
 use super::{AppState, StationQuery, error, internal, known_station, station_filter, view::view};

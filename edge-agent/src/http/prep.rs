@@ -14,7 +14,11 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::{AppState, error, internal};
-use crate::{kitchen::StockRejection, label, prep, scan, store::Store, writer::now_ms};
+use crate::{
+    label, prep, scan,
+    store::Store,
+    writer::{StockRejection, now_ms},
+};
 
 /// Labels printed at most per request.
 const MAX_COPIES: u32 = 50;
@@ -138,13 +142,16 @@ async fn labels(State(state): State<AppState>, Query(query): Query<LabelQuery>) 
             1 => batch.clone(),
             _ => format!("{batch}-{copy}"),
         };
-        let made =
-            scan::prep_label(&item.id, &batch_id, prepared, use_by, quantity).and_then(|raw| {
-                Ok((
-                    raw,
-                    scan::prep_label_human(&item.id, &batch_id, prepared, use_by, quantity)?,
-                ))
-            });
+        let label = scan::PrepLabel {
+            item_id: &item.id,
+            batch_id: &batch_id,
+            prepared,
+            use_by,
+            quantity,
+        };
+        let made = label
+            .element_string()
+            .and_then(|raw| Ok((raw, label.human()?)));
         let (raw, human) = match made {
             Ok(made) => made,
             Err(reason) => return error(StatusCode::BAD_REQUEST, reason),

@@ -29,6 +29,9 @@ macro_rules! records {
         }
 
         impl Record {
+            /// Every kind, in declaration order.
+            pub const KINDS: &[&str] = &[$($kind),*];
+
             /// The kind: the event-log kind and the SSE event name.
             pub fn kind(&self) -> &'static str {
                 match self { $( Record::$variant(_) => $kind, )* }
@@ -197,6 +200,17 @@ pub enum StockChangeKind {
     Added,
     Used,
     Discarded,
+}
+
+impl StockChangeKind {
+    /// As the cloud's stock movements name it (its serde name).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StockChangeKind::Added => "added",
+            StockChangeKind::Used => "used",
+            StockChangeKind::Discarded => "discarded",
+        }
+    }
 }
 
 /// `stock.changed`: a lot added, used or discarded.

@@ -3,7 +3,10 @@
 
 use chrono::NaiveDate;
 
-use super::*;
+use super::{
+    GS, MAX_ORDER_ID_LEN, Scan, ScanError, all_digits, gs1, parse_bracketed, parse_raw,
+    unrecognised,
+};
 
 /// Frames without a symbology identifier (or with one that says nothing about the content).
 pub(super) fn classify(text: &str, today: NaiveDate) -> Result<Scan, ScanError> {

@@ -3,7 +3,9 @@
 
 use chrono::{Datelike, NaiveDate};
 
-use super::*;
+use super::{
+    GS_BYTE, Gs1, PREP_ITEM_AI, Scan, ScanError, all_digits, unrecognised, verify_check_digit,
+};
 
 #[derive(Clone, Copy)]
 pub(super) enum Length {

@@ -14,7 +14,7 @@ use chrono::NaiveDate;
 use classify::{classify, product, verify_check_digit};
 use gs1::{gs1, is_cset82, parse_bracketed, parse_raw};
 use prep_label::PREP_ITEM_AI;
-pub use prep_label::{prep_label, prep_label_human};
+pub use prep_label::PrepLabel;
 
 /// Longest frame accepted, in bytes, counted before anything is stripped.
 pub const MAX_FRAME_LEN: usize = 256;

@@ -445,10 +445,25 @@ fn transfer_units() {
 #[test]
 fn prep_labels() {
     let (prepared, use_by) = (day(2025, 6, 15), day(2025, 6, 18));
-    let raw = prep_label("SAUCE-BBQ", "B0615-3", prepared, use_by, 24).expect("valid label");
+    let raw = PrepLabel {
+        item_id: "SAUCE-BBQ",
+        batch_id: "B0615-3",
+        prepared,
+        use_by,
+        quantity: 24,
+    }
+    .element_string()
+    .expect("valid label");
     assert_eq!(raw, "112506151725061891SAUCE-BBQ\u{1d}10B0615-3\u{1d}3724");
-    let human =
-        prep_label_human("SAUCE-BBQ", "B0615-3", prepared, use_by, 24).expect("valid label");
+    let human = PrepLabel {
+        item_id: "SAUCE-BBQ",
+        batch_id: "B0615-3",
+        prepared,
+        use_by,
+        quantity: 24,
+    }
+    .human()
+    .expect("valid label");
     assert_eq!(human, "(11)250615(17)250618(91)SAUCE-BBQ(10)B0615-3(37)24");
     let expected = Ok(Scan::PrepLabel {
         item_id: "SAUCE-BBQ".to_owned(),
@@ -482,7 +497,14 @@ fn prep_labels() {
         prep_error("use-by 2025-06-14 is before prepared 2025-06-15"),
     );
     assert_eq!(
-        prep_label("", "B1", prepared, use_by, 1),
+        PrepLabel {
+            item_id: "",
+            batch_id: "B1",
+            prepared,
+            use_by,
+            quantity: 1
+        }
+        .element_string(),
         Err(ScanError::BadValue {
             ai: "91".to_owned(),
             reason: "item id must be 1–90 GS1 characters (letters, digits, !\"%&'*+,-./:;<=>?_)"
@@ -490,15 +512,22 @@ fn prep_labels() {
         })
     );
     assert!(matches!(
-        prep_label_human("FRIES", "B(1)", prepared, use_by, 1),
+        PrepLabel { item_id: "FRIES", batch_id: "B(1)", prepared, use_by, quantity: 1 }.human(),
         Err(ScanError::BadValue { ai, .. }) if ai == "10"
     ));
     assert!(matches!(
-        prep_label("FRIES", "B1", prepared, use_by, 100_000_000),
+        PrepLabel { item_id: "FRIES", batch_id: "B1", prepared, use_by, quantity: 100_000_000 }.element_string(),
         Err(ScanError::BadValue { ai, .. }) if ai == "37"
     ));
     assert!(matches!(
-        prep_label("FRIES", "B1", use_by, prepared, 1),
+        PrepLabel {
+            item_id: "FRIES",
+            batch_id: "B1",
+            prepared: use_by,
+            use_by: prepared,
+            quantity: 1
+        }
+        .element_string(),
         Err(ScanError::PrepLabel { .. })
     ));
 }
@@ -531,9 +560,24 @@ fn random_prep_labels_round_trip() {
             use_by,
             quantity,
         });
-        let raw = prep_label(&item_id, &batch_id, prepared, use_by, quantity).expect("valid label");
-        let human =
-            prep_label_human(&item_id, &batch_id, prepared, use_by, quantity).expect("valid label");
+        let raw = PrepLabel {
+            item_id: &item_id,
+            batch_id: &batch_id,
+            prepared,
+            use_by,
+            quantity,
+        }
+        .element_string()
+        .expect("valid label");
+        let human = PrepLabel {
+            item_id: &item_id,
+            batch_id: &batch_id,
+            prepared,
+            use_by,
+            quantity,
+        }
+        .human()
+        .expect("valid label");
         check(raw.as_bytes(), expected.clone());
         check(human.as_bytes(), expected);
     }

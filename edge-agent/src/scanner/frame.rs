@@ -4,7 +4,7 @@
 
 use crate::scan::MAX_FRAME_LEN;
 
-use super::config::Suffix;
+use crate::config::Suffix;
 
 const CR: u8 = b'\r';
 const LF: u8 = b'\n';

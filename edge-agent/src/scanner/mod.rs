@@ -3,7 +3,6 @@
 //! in order. Each task keeps its scanner's state in `status::Scanners`, which `/readyz`,
 //! `/api/status`, `/metrics` and the display read. docs/scanners.md describes it all.
 
-pub mod config;
 pub mod frame;
 mod task;
 
@@ -11,7 +10,7 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-pub use config::{ScannerConfig, Suffix};
+pub use crate::config::{ScannerConfig, Suffix};
 
 use crate::{status::Scanners, writer::StoreWriter};
 

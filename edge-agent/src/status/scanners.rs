@@ -5,7 +5,7 @@ use std::sync::Mutex;
 
 use serde::Serialize;
 
-use crate::scanner::ScannerConfig;
+use crate::config::ScannerConfig;
 
 /// Whether a scanner's device is open.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -11,7 +11,7 @@ use sqlx::{Executor, Postgres, Transaction};
 
 use crate::{status::ReferenceStatus, writer::now_ms};
 
-use super::*;
+use super::{Sync, SyncError};
 
 /// Reads a kitchen's reference data from PostgreSQL; `Err(reason)` when it does not validate.
 async fn load_reference(

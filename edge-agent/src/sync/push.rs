@@ -9,9 +9,12 @@ use std::{
 use serde_json::Value;
 use sqlx::{Postgres, Transaction};
 
-use crate::store::{OutboxRow, Store};
+use crate::{
+    record::{Record, StockChangeKind},
+    store::{OutboxRow, Store},
+};
 
-use super::*;
+use super::{Sync, SyncError, read};
 
 /// One outbox batch as the rows of the cloud's record tables.
 #[derive(Debug, Default, PartialEq)]
@@ -77,115 +80,118 @@ pub struct MovementRow {
     pub at_ms: i64,
 }
 
-fn text(value: &Value, key: &str) -> Option<String> {
-    value.get(key).and_then(Value::as_str).map(str::to_owned)
-}
-
 impl PgBatch {
-    /// Maps outbox records to rows. A record that cannot be mapped (it would be a bug: the
+    /// Maps outbox records to rows. A record that cannot be read back (it would be a bug: the
     /// agent wrote it) is logged and left out rather than holding up every record after it.
     pub fn from_rows(rows: &[OutboxRow]) -> Self {
         let mut batch = Self::default();
         for row in rows {
-            if batch.add(row).is_none() {
-                tracing::error!(seq = row.seq, kind = %row.kind, data = %row.data,
-                    "outbox record not understood; not synced");
+            match Record::parse(&row.kind, &row.data) {
+                Ok(record) => batch.add(row, record),
+                Err(error) => tracing::error!(seq = row.seq, %error, data = %row.data,
+                    "outbox record not understood; not synced"),
             }
         }
         batch
     }
 
-    fn add(&mut self, row: &OutboxRow) -> Option<()> {
-        let data: Value = serde_json::from_str(&row.data).ok()?;
-        match row.kind.as_str() {
-            kind if kind.starts_with("order.") => {
-                let stations = data
-                    .get("stations")
-                    .or_else(|| data.get("order").and_then(|o| o.get("stations")))
-                    .cloned()
-                    .unwrap_or(Value::Array(Vec::new()));
-                self.order_events.push(OrderEventRow {
-                    record_id: row.record_id.clone(),
-                    order_id: text(&data, "order_id")?,
-                    kind: kind.to_owned(),
-                    stations: stations.to_string(),
-                    state: text(&data, "state"),
-                    data: row.data.clone(),
-                    at_ms: row.created_at_ms,
-                });
+    fn add(&mut self, row: &OutboxRow, record: Record) {
+        let kind = record.kind();
+        match record {
+            Record::OrderCreated(change)
+            | Record::OrderUpdated(change)
+            | Record::OrderCancelled(change)
+            | Record::OrderStatus(change) => {
+                let stations = change.order.map(|order| order.stations).unwrap_or_default();
+                self.order_event(row, kind, change.order_id, &stations, Some(change.state));
             }
-            "batch.started" | "batch.completed" => {
-                let session_id = text(&data, "session_id")?;
-                let completed = data.get("completed_at_ms").and_then(Value::as_i64);
-                let entry = self.sessions.entry(session_id);
-                let row = SessionRow {
-                    station_id: text(&data, "station_id")?,
-                    item_id: text(&data, "item_id")?,
-                    item_name: text(&data, "item_name").unwrap_or_default(),
-                    quantity: data.get("quantity").and_then(Value::as_i64)? as i32,
-                    device: text(&data, "device").unwrap_or_default(),
-                    started_at_ms: data.get("started_at_ms").and_then(Value::as_i64)?,
-                    completed_at_ms: completed,
-                    allocations: data
-                        .get("allocations")
-                        .cloned()
-                        .unwrap_or(Value::Array(Vec::new()))
-                        .to_string(),
+            Record::OrderBumped(bumps) | Record::OrderRecalled(bumps) => {
+                self.order_event(row, kind, bumps.order_id, &bumps.stations, None);
+            }
+            Record::OrderReady(ready) => self.order_event(row, kind, ready.order_id, &[], None),
+            Record::BatchStarted(session) | Record::BatchCompleted(session) => {
+                let session_row = SessionRow {
+                    station_id: session.station_id,
+                    item_id: session.item_id,
+                    item_name: session.item_name,
+                    quantity: session.quantity as i32,
+                    device: session.device,
+                    started_at_ms: session.started_at_ms,
+                    completed_at_ms: session.completed_at_ms,
+                    allocations: serde_json::to_string(&session.allocations)
+                        .unwrap_or_else(|_| "[]".into()),
                 };
-                match entry {
+                match self.sessions.entry(session.session_id) {
                     std::collections::btree_map::Entry::Occupied(mut held) => {
-                        if row.completed_at_ms.is_some() {
-                            held.insert(row);
+                        if session_row.completed_at_ms.is_some() {
+                            held.insert(session_row);
                         }
                     }
                     std::collections::btree_map::Entry::Vacant(slot) => {
-                        slot.insert(row);
+                        slot.insert(session_row);
                     }
                 }
             }
-            "scan.recorded" | "scan.rejected" => self.scans.push(ScanRow {
-                scan_id: text(&data, "scan_id")?,
-                device: text(&data, "device")?,
-                raw: row
-                    .raw
-                    .clone()
-                    .unwrap_or_else(|| text(&data, "code").unwrap_or_default().into_bytes()),
-                parsed: data
-                    .get("parsed")
-                    .filter(|p| !p.is_null())
-                    .map(Value::to_string),
-                role: text(&data, "role").unwrap_or_else(|| "station".into()),
-                action: text(&data, "action")?,
-                accepted: data.get("accepted").and_then(Value::as_bool)?,
-                reason: text(&data, "reason").unwrap_or_default(),
-                order_id: text(&data, "order_id"),
-                station_id: text(&data, "station_id"),
-                stock_id: text(&data, "stock_id"),
-                at_ms: data.get("scanned_at_ms").and_then(Value::as_i64)?,
+            Record::ScanRecorded(scan) | Record::ScanRejected(scan) => self.scans.push(ScanRow {
+                raw: row.raw.clone().unwrap_or_else(|| scan.code.into_bytes()),
+                scan_id: scan.scan_id,
+                device: scan.device,
+                parsed: scan.parsed.map(|parsed| parsed.to_string()),
+                role: scan.role,
+                action: scan.action,
+                accepted: scan.accepted,
+                reason: scan.reason,
+                order_id: scan.order_id,
+                station_id: scan.station_id,
+                stock_id: scan.stock_id,
+                at_ms: scan.scanned_at_ms,
             }),
-            "stock.changed" => {
-                let lot = data.get("lot")?;
-                let change = text(&data, "change")?;
-                let device = match change.as_str() {
-                    "added" => text(lot, "added_by"),
-                    _ => text(lot, "closed_by"),
+            Record::StockChanged(change) => {
+                let lot = change.lot;
+                let device = match change.change {
+                    StockChangeKind::Added => Some(lot.added_by),
+                    StockChangeKind::Used | StockChangeKind::Discarded => lot.closed_by,
                 };
                 self.movements.push(MovementRow {
                     record_id: row.record_id.clone(),
-                    stock_id: text(lot, "stock_id")?,
-                    item_id: text(lot, "item_id")?,
-                    change,
-                    quantity: lot.get("quantity").and_then(Value::as_i64)? as i32,
-                    source: text(lot, "source")?,
-                    lot: text(lot, "lot"),
-                    use_by: text(lot, "use_by"),
+                    stock_id: lot.stock_id,
+                    item_id: lot.item_id,
+                    change: change.change.as_str().to_owned(),
+                    quantity: lot.quantity as i32,
+                    source: lot.source,
+                    lot: lot.lot,
+                    use_by: lot.use_by.map(|day| day.to_string()),
                     device,
                     at_ms: row.created_at_ms,
                 });
             }
-            _ => return None,
+            Record::BatchUpdated(_) | Record::ReferenceUpdated(_) => {
+                tracing::error!(
+                    seq = row.seq,
+                    kind,
+                    "a display-only record in the outbox; not synced"
+                );
+            }
         }
-        Some(())
+    }
+
+    fn order_event(
+        &mut self,
+        row: &OutboxRow,
+        kind: &str,
+        order_id: String,
+        stations: &[String],
+        state: Option<String>,
+    ) {
+        self.order_events.push(OrderEventRow {
+            record_id: row.record_id.clone(),
+            order_id,
+            kind: kind.to_owned(),
+            stations: serde_json::to_string(stations).unwrap_or_else(|_| "[]".into()),
+            state,
+            data: row.data.clone(),
+            at_ms: row.created_at_ms,
+        });
     }
 
     /// Inserts the rows; a record already there (pushed before a crash) changes nothing, a
@@ -340,108 +346,6 @@ impl PgBatch {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn row(seq: i64, kind: &str, data: Value) -> OutboxRow {
-        OutboxRow {
-            seq,
-            record_id: format!("r{seq}"),
-            kind: kind.into(),
-            data: data.to_string(),
-            created_at_ms: 1000 + seq,
-            raw: None,
-        }
-    }
-
-    #[test]
-    fn outbox_records_map_to_the_cloud_tables() {
-        let session = |completed: Option<i64>| {
-            serde_json::json!({"session_id": "s1", "station_id": "fry", "item_id": "fries",
-                "item_name": "Fries", "quantity": 4, "device": "fry-tablet", "started_at_ms": 5,
-                "completed_at_ms": completed, "allocations": [{"order_id": "o1", "units": 4}]})
-        };
-        let mut scan = row(
-            4,
-            "scan.rejected",
-            serde_json::json!({"scan_id": "sc1", "device": "fry-1", "code": "X\u{fffd}",
-                "parsed": null, "role": "station", "action": "none", "accepted": false,
-                "reason": "no", "order_id": null, "station_id": "fry", "stock_id": null,
-                "scanned_at_ms": 77}),
-        );
-        scan.raw = Some(b"X\xff".to_vec());
-        let rows = vec![
-            row(
-                1,
-                "order.created",
-                serde_json::json!({"order_id": "o1", "state": "open",
-                    "order": {"stations": ["fry", "grill"]}}),
-            ),
-            row(2, "batch.started", session(None)),
-            row(3, "batch.completed", session(Some(9))),
-            scan,
-            row(
-                5,
-                "stock.changed",
-                serde_json::json!({"change": "used", "item_id": "slaw", "lot": {
-                    "stock_id": "st1", "item_id": "slaw", "source": "prep", "quantity": 2,
-                    "lot": "B1", "use_by": "2026-11-23", "added_by": "prep-1",
-                    "closed_by": "grill-1"}}),
-            ),
-            row(
-                6,
-                "order.bumped",
-                serde_json::json!({"order_id": "o1", "stations": ["fry"]}),
-            ),
-            row(7, "batch.updated", serde_json::json!({})),
-        ];
-        let batch = PgBatch::from_rows(&rows);
-        assert_eq!(
-            batch
-                .order_events
-                .iter()
-                .map(|e| (
-                    e.kind.as_str(),
-                    e.stations.as_str(),
-                    e.state.clone(),
-                    e.at_ms
-                ))
-                .collect::<Vec<_>>(),
-            [
-                (
-                    "order.created",
-                    r#"["fry","grill"]"#,
-                    Some("open".into()),
-                    1001
-                ),
-                ("order.bumped", r#"["fry"]"#, None, 1006),
-            ]
-        );
-        let session = &batch.sessions["s1"];
-        assert_eq!(
-            (session.completed_at_ms, session.allocations.as_str()),
-            (Some(9), r#"[{"order_id":"o1","units":4}]"#),
-            "started and completed in one batch: one row, completed"
-        );
-        assert_eq!(
-            batch.scans[0].raw, b"X\xff",
-            "the exact bytes, not the lossy text"
-        );
-        assert_eq!(batch.scans[0].parsed, None);
-        let movement = &batch.movements[0];
-        assert_eq!(
-            (
-                movement.change.as_str(),
-                movement.device.as_deref(),
-                movement.use_by.as_deref(),
-                movement.quantity
-            ),
-            ("used", Some("grill-1"), Some("2026-11-23"), 2)
-        );
-    }
-}
-
 impl Sync {
     /// Pushes one batch of the outbox; the number of records pushed.
     pub(super) async fn push(&self, reader: &Arc<Mutex<Store>>) -> Result<usize, SyncError> {
@@ -497,5 +401,170 @@ impl Sync {
         .await?;
         tx.commit().await?;
         Ok(backlog)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::{
+        Allocation, BatchUpdate, Bumps, Change, Lot, OrderChange, ScanRecord, Session, StockChange,
+        Ticket,
+    };
+
+    fn row(seq: i64, record: &Record) -> OutboxRow {
+        OutboxRow {
+            seq,
+            record_id: format!("r{seq}"),
+            kind: record.kind().into(),
+            data: record.data_json(),
+            created_at_ms: 1000 + seq,
+            raw: None,
+        }
+    }
+
+    #[test]
+    fn outbox_records_map_to_the_cloud_tables() {
+        let session = |completed_at_ms: Option<i64>| Session {
+            session_id: "s1".into(),
+            station_id: "fry".into(),
+            item_id: "fries".into(),
+            item_name: "Fries".into(),
+            quantity: 4,
+            device: "fry-tablet".into(),
+            started_at_ms: 5,
+            completed_at_ms,
+            allocations: vec![Allocation {
+                order_id: "o1".into(),
+                units: 4,
+            }],
+        };
+        let ticket = Ticket {
+            order_id: "o1".into(),
+            store_id: "s1".into(),
+            source: "ubereats".into(),
+            friendly_id: "#1".into(),
+            status: "NEW_ORDER".into(),
+            customer_name: String::new(),
+            customer_note: String::new(),
+            received_at_ms: 1,
+            lines: Vec::new(),
+            bumped_at: Vec::new(),
+            ready: false,
+            stations: vec!["fry".into(), "grill".into()],
+            promised_at_ms: 2,
+        };
+        let created = OrderChange {
+            event_id: "e1".into(),
+            otter_event_type: "orders.new_order".into(),
+            order_id: "o1".into(),
+            store_id: "s1".into(),
+            status: "NEW_ORDER".into(),
+            state: "open".into(),
+            change: Change::Created,
+            order: Some(ticket),
+        };
+        let scan = ScanRecord {
+            scan_id: "sc1".into(),
+            device: "fry-1".into(),
+            code: "X\u{fffd}".into(),
+            parsed: None,
+            role: "station".into(),
+            action: "none".into(),
+            accepted: false,
+            reason: "no".into(),
+            order_id: None,
+            station_id: Some("fry".into()),
+            stock_id: None,
+            scanned_at_ms: 77,
+        };
+        let lot = Lot {
+            stock_id: "st1".into(),
+            item_id: "slaw".into(),
+            source: "prep".into(),
+            label: None,
+            quantity: 2,
+            lot: Some("B1".into()),
+            prepared_on: None,
+            use_by: chrono::NaiveDate::from_ymd_opt(2026, 11, 23),
+            added_at_ms: 3,
+            added_by: "prep-1".into(),
+            closed_at_ms: Some(4),
+            closed_as: Some("used".into()),
+            closed_by: Some("grill-1".into()),
+        };
+        let used = StockChange {
+            change: StockChangeKind::Used,
+            item_id: "slaw".into(),
+            lot,
+            transfer: None,
+            scan_id: None,
+        };
+        let mut scan = row(4, &Record::scan(scan));
+        scan.raw = Some(b"X\xff".to_vec());
+        let rows = vec![
+            row(1, &Record::OrderCreated(created)),
+            row(2, &Record::BatchStarted(session(None))),
+            row(3, &Record::BatchCompleted(session(Some(9)))),
+            scan,
+            row(5, &Record::StockChanged(used)),
+            row(
+                6,
+                &Record::OrderBumped(Bumps {
+                    order_id: "o1".into(),
+                    stations: vec!["fry".into()],
+                }),
+            ),
+            row(
+                7,
+                &Record::BatchUpdated(BatchUpdate {
+                    station_id: "fry".into(),
+                    items: Vec::new(),
+                }),
+            ),
+        ];
+        let batch = PgBatch::from_rows(&rows);
+        assert_eq!(
+            batch
+                .order_events
+                .iter()
+                .map(|e| (
+                    e.kind.as_str(),
+                    e.stations.as_str(),
+                    e.state.clone(),
+                    e.at_ms
+                ))
+                .collect::<Vec<_>>(),
+            [
+                (
+                    "order.created",
+                    r#"["fry","grill"]"#,
+                    Some("open".into()),
+                    1001
+                ),
+                ("order.bumped", r#"["fry"]"#, None, 1006),
+            ]
+        );
+        let session = &batch.sessions["s1"];
+        assert_eq!(
+            (session.completed_at_ms, session.allocations.as_str()),
+            (Some(9), r#"[{"order_id":"o1","units":4}]"#),
+            "started and completed in one batch: one row, completed"
+        );
+        assert_eq!(
+            batch.scans[0].raw, b"X\xff",
+            "the exact bytes, not the lossy text"
+        );
+        assert_eq!(batch.scans[0].parsed, None);
+        let movement = &batch.movements[0];
+        assert_eq!(
+            (
+                movement.change.as_str(),
+                movement.device.as_deref(),
+                movement.use_by.as_deref(),
+                movement.quantity
+            ),
+            ("used", Some("grill-1"), Some("2026-11-23"), 2)
+        );
     }
 }

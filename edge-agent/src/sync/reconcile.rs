@@ -9,7 +9,7 @@ use sqlx::Row;
 
 use crate::store::Store;
 
-use super::*;
+use super::{RECONCILE_PAGE, Sync, SyncError, read};
 
 impl Sync {
     /// Asks PostgreSQL for every event after the last one applied from each store (or before

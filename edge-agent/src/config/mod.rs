@@ -4,7 +4,9 @@ use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use serde::Deserialize;
 
-use crate::scanner::ScannerConfig;
+mod scanner;
+
+pub use scanner::{ScannerConfig, Suffix};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -161,7 +163,7 @@ impl Config {
     /// What no single key can say is wrong: scanner names are unique, the retry is not zero.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let invalid = |reason: String| ConfigError::Invalid { reason };
-        crate::scanner::config::validate(&self.scanners).map_err(invalid)?;
+        scanner::validate(&self.scanners).map_err(invalid)?;
         if self.scanner_retry_ms == 0 {
             return Err(invalid("scanner_retry_ms must be above 0".into()));
         }
@@ -351,8 +353,8 @@ mod tests {
     #[test]
     fn scanners_are_read_with_their_defaults() {
         use crate::{
+            config::{ScannerConfig, Suffix},
             scan::ScanRole,
-            scanner::{ScannerConfig, Suffix},
         };
         let config = parse(
             r#"
