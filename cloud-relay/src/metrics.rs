@@ -10,6 +10,8 @@ use std::{
     time::Duration,
 };
 
+use kitchen_daemon::sync::LockExt;
+
 /// Distinct event-type labels kept before the rest are counted as `other` (the type comes
 /// from the sender, so its cardinality is bounded here).
 const MAX_EVENT_TYPE_LABELS: usize = 64;
@@ -77,7 +79,7 @@ pub struct Metrics {
 impl Metrics {
     /// Counts one webhook answered with `outcome`.
     pub fn webhook(&self, event_type: &str, outcome: &'static str) {
-        let mut webhooks = self.webhooks.lock().unwrap_or_else(|e| e.into_inner());
+        let mut webhooks = self.webhooks.lock_or_recover();
         let label = if webhooks.contains_key(event_type) || webhooks.len() < MAX_EVENT_TYPE_LABELS {
             event_type
         } else {
@@ -105,7 +107,7 @@ impl Metrics {
             "# HELP relay_webhooks_total Webhooks answered, by Otter event type and outcome.\n\
              # TYPE relay_webhooks_total counter\n",
         );
-        let webhooks = self.webhooks.lock().unwrap_or_else(|e| e.into_inner());
+        let webhooks = self.webhooks.lock_or_recover();
         for (event_type, outcomes) in webhooks.iter() {
             let event_type = event_type.replace('\\', "\\\\").replace('"', "\\\"");
             for (outcome, count) in outcomes {
