@@ -11,6 +11,7 @@ use std::{
 
 use chrono::Utc;
 use futures_util::future::join_all;
+use kitchen_daemon::backoff::{Backoff, delay_for, jitter};
 use lapin::{
     BasicProperties, Channel, Confirmation, Connection, ConnectionProperties, ExchangeKind,
     options::{BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions},
@@ -22,7 +23,6 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    backoff::{Backoff, delay_for, jitter},
     db::outbox::{self, Failure, OutboxRow},
     metrics::Metrics,
 };

@@ -1,9 +1,11 @@
 //! What the relay and the agent need to run as systemd services, shared by both binaries:
 //! `logging` (to the journal with structured fields when systemd runs us, to stderr otherwise),
 //! `notify` (the sd_notify protocol: readiness, watchdog pings, stopping), `credentials`
-//! (secrets from `LoadCredential=`), and the small helpers both services repeat: `clock`
-//! (UNIX milliseconds) and `sync` (a mutex lock that survives poisoning).
+//! (secrets from `LoadCredential=`), and the small helpers both services repeat: `backoff`
+//! (capped, jittered exponential backoff), `clock` (UNIX milliseconds) and `sync` (a mutex lock
+//! that survives poisoning).
 
+pub mod backoff;
 pub mod clock;
 pub mod credentials;
 pub mod logging;
