@@ -215,7 +215,7 @@ async fn metrics(State(state): State<AppState>) -> Response {
         }
     };
     (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        [(header::CONTENT_TYPE, kitchen_daemon::metrics::CONTENT_TYPE)],
         state.metrics.render(outbox),
     )
         .into_response()

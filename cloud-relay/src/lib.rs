@@ -4,7 +4,6 @@
 //! `App::build` does everything fallible (bind, connect, migrate); `App::run_until_stopped`
 //! only runs. Tests and the benchmark drive the same `App`.
 
-pub mod backoff;
 pub mod config;
 pub mod db;
 pub mod http;

@@ -2,12 +2,16 @@
 
 use std::{
     collections::BTreeMap,
-    fmt::Write,
     sync::{
         Mutex,
         atomic::{AtomicBool, AtomicU64, Ordering},
     },
     time::Duration,
+};
+
+use kitchen_daemon::{
+    metrics::{Buckets, Exposition, MetricType},
+    sync::LockExt,
 };
 
 /// Distinct event-type labels kept before the rest are counted as `other` (the type comes
@@ -39,19 +43,19 @@ impl Histogram {
             .fetch_add(value.as_micros() as u64, Ordering::Relaxed);
     }
 
-    fn render(&self, out: &mut String, name: &str, help: &str) {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
-        for (bound, count) in BUCKETS.iter().zip(&self.counts) {
-            let _ = writeln!(
-                out,
-                "{name}_bucket{{le=\"{bound}\"}} {}",
-                count.load(Ordering::Relaxed)
-            );
-        }
-        let count = self.count.load(Ordering::Relaxed);
-        let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {count}");
-        let sum = self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6;
-        let _ = writeln!(out, "{name}_sum {sum}\n{name}_count {count}");
+    fn render(&self, text: &mut Exposition, name: &str, help: &str) {
+        let cumulative_counts = self.counts.each_ref().map(|c| c.load(Ordering::Relaxed));
+        text.histogram(
+            name,
+            help,
+            &[],
+            &Buckets {
+                bounds: &BUCKETS,
+                cumulative_counts: &cumulative_counts,
+                sum: self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6,
+                count: self.count.load(Ordering::Relaxed),
+            },
+        );
     }
 }
 
@@ -77,7 +81,7 @@ pub struct Metrics {
 impl Metrics {
     /// Counts one webhook answered with `outcome`.
     pub fn webhook(&self, event_type: &str, outcome: &'static str) {
-        let mut webhooks = self.webhooks.lock().unwrap_or_else(|e| e.into_inner());
+        let mut webhooks = self.webhooks.lock_or_recover();
         let label = if webhooks.contains_key(event_type) || webhooks.len() < MAX_EVENT_TYPE_LABELS {
             event_type
         } else {
@@ -100,112 +104,101 @@ impl Metrics {
     /// Prometheus text format; `outbox` is (unpublished rows, age of the oldest in seconds)
     /// when the database could be asked.
     pub fn render(&self, outbox: Option<(i64, Option<f64>)>) -> String {
-        let mut out = String::new();
-        out.push_str(
-            "# HELP relay_webhooks_total Webhooks answered, by Otter event type and outcome.\n\
-             # TYPE relay_webhooks_total counter\n",
-        );
-        let webhooks = self.webhooks.lock().unwrap_or_else(|e| e.into_inner());
+        let mut text = Exposition::new();
+        const WEBHOOKS: &str = "relay_webhooks_total";
+        const WEBHOOKS_HELP: &str = "Webhooks answered, by Otter event type and outcome.";
+        text.family(WEBHOOKS, MetricType::Counter, WEBHOOKS_HELP);
+        let webhooks = self.webhooks.lock_or_recover();
         for (event_type, outcomes) in webhooks.iter() {
-            let event_type = event_type.replace('\\', "\\\\").replace('"', "\\\"");
             for (outcome, count) in outcomes {
-                let _ = writeln!(
-                    out,
-                    "relay_webhooks_total{{event_type=\"{event_type}\",outcome=\"{outcome}\"}} {count}"
+                text.counter(
+                    WEBHOOKS,
+                    WEBHOOKS_HELP,
+                    &[("event_type", event_type), ("outcome", outcome)],
+                    *count,
                 );
             }
         }
         drop(webhooks);
         self.webhook_latency.render(
-            &mut out,
+            &mut text,
             "relay_webhook_duration_seconds",
             "Time from request to answer for webhooks that reached the database.",
         );
         self.commit_latency.render(
-            &mut out,
+            &mut text,
             "relay_ingest_commit_seconds",
             "Time to commit one batch of webhooks in PostgreSQL.",
         );
-        let counter = |out: &mut String, name: &str, help: &str, value: u64| {
-            let _ = writeln!(
-                out,
-                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}"
-            );
-        };
-        let gauge = |out: &mut String, name: &str, help: &str, value: f64| {
-            let _ = writeln!(
-                out,
-                "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}"
-            );
-        };
-        counter(
-            &mut out,
+        let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+        text.counter(
             "relay_ingest_batches_total",
             "PostgreSQL transactions that stored webhooks.",
-            self.batches.load(Ordering::Relaxed),
-        );
-        counter(
-            &mut out,
+            &[],
+            load(&self.batches),
+        )
+        .counter(
             "relay_ingest_batched_events_total",
             "Webhooks stored through those transactions.",
-            self.batched_events.load(Ordering::Relaxed),
+            &[],
+            load(&self.batched_events),
         );
         self.publish_latency.render(
-            &mut out,
+            &mut text,
             "relay_publish_latency_seconds",
             "Time from storing an event to the broker confirming it.",
         );
-        counter(
-            &mut out,
+        text.counter(
             "relay_published_total",
             "Outbox rows published and confirmed.",
-            self.published.load(Ordering::Relaxed),
-        );
-        counter(
-            &mut out,
+            &[],
+            load(&self.published),
+        )
+        .counter(
             "relay_publish_unroutable_total",
             "Kitchen publishes returned unroutable (no queue bound for the store); retried later.",
-            self.unroutable.load(Ordering::Relaxed),
-        );
-        counter(
-            &mut out,
+            &[],
+            load(&self.unroutable),
+        )
+        .counter(
             "relay_publish_nacked_total",
             "Publishes the broker refused (nack); retried later.",
-            self.nacked.load(Ordering::Relaxed),
-        );
-        counter(
-            &mut out,
+            &[],
+            load(&self.nacked),
+        )
+        .counter(
             "relay_broker_connects_total",
             "Successful connections to RabbitMQ.",
-            self.broker_connects.load(Ordering::Relaxed),
-        );
-        gauge(
-            &mut out,
+            &[],
+            load(&self.broker_connects),
+        )
+        .gauge(
             "relay_broker_connected",
             "1 while the publisher is connected to RabbitMQ.",
-            f64::from(u8::from(self.broker_connected.load(Ordering::Relaxed))),
-        );
-        gauge(
-            &mut out,
+            &[],
+            self.broker_connected.load(Ordering::Relaxed),
+        )
+        .gauge(
             "relay_publisher_standby",
             "1 while another relay holds the publisher lock and this one only ingests.",
-            f64::from(u8::from(self.publisher_standby.load(Ordering::Relaxed))),
+            &[],
+            self.publisher_standby.load(Ordering::Relaxed),
         );
         if let Some((depth, oldest)) = outbox {
-            gauge(
-                &mut out,
+            text.gauge(
                 "relay_outbox_depth",
                 "Events stored but not yet published.",
-                depth as f64,
-            );
-            gauge(
-                &mut out,
+                &[],
+                depth,
+            )
+            .gauge(
                 "relay_outbox_oldest_unpublished_seconds",
                 "Age of the oldest unpublished event (0 when none).",
+                &[],
                 oldest.unwrap_or(0.0),
             );
         }
-        out
+        text.finish()
     }
 }
 
@@ -235,6 +228,26 @@ mod tests {
                 "missing {line:?} in\n{text}"
             );
         }
+    }
+
+    #[test]
+    fn families_are_described_before_samples_and_labels_escaped() {
+        let metrics = Metrics::default();
+        let text = metrics.render(None);
+        assert!(
+            text.starts_with(
+                "# HELP relay_webhooks_total Webhooks answered, by Otter event type and outcome.\n\
+                 # TYPE relay_webhooks_total counter\n\
+                 # HELP relay_webhook_duration_seconds "
+            ),
+            "{text}"
+        );
+        metrics.webhook("we\"ird\\type", "stored");
+        let text = metrics.render(None);
+        assert_eq!(
+            text.lines().nth(2),
+            Some(r#"relay_webhooks_total{event_type="we\"ird\\type",outcome="stored"} 1"#)
+        );
     }
 
     #[test]

@@ -11,6 +11,7 @@ use std::{
 
 use chrono::Utc;
 use futures_util::future::join_all;
+use kitchen_daemon::backoff::{Backoff, Spread, delay_for, jitter};
 use lapin::{
     BasicProperties, Channel, Confirmation, Connection, ConnectionProperties, ExchangeKind,
     options::{BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions},
@@ -22,7 +23,6 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    backoff::{Backoff, delay_for, jitter},
     db::outbox::{self, Failure, OutboxRow},
     metrics::Metrics,
 };
@@ -357,11 +357,14 @@ impl Publisher {
                     self.metrics.publish_latency.observe(age);
                 }
                 Fate::Failed(error) => {
-                    let delay = jitter(delay_for(
-                        Duration::from_secs(1),
-                        Duration::from_secs(60),
-                        row.attempts.max(0) as u32,
-                    ));
+                    let delay = jitter(
+                        delay_for(
+                            Duration::from_secs(1),
+                            Duration::from_secs(60),
+                            row.attempts.max(0) as u32,
+                        ),
+                        Spread::UP_TO_BASE,
+                    );
                     tracing::warn!(event_id = %row.event_id, store_id = %row.store_id,
                         attempts = row.attempts + 1, %error, "event not delivered, will retry");
                     failures.push(Failure {

@@ -12,7 +12,10 @@ use std::{
 use tokio::sync::{Notify, mpsc, oneshot};
 use tokio_util::task::TaskTracker;
 
-use super::write::{Incoming, Outcome, WriteError, write_batch};
+use super::{
+    model::{Incoming, Outcome},
+    write::{WriteError, write_batch},
+};
 use crate::metrics::Metrics;
 
 /// Why an event could not be stored; the webhook is answered non-2xx so Otter retries.

@@ -1,6 +1,7 @@
 //! PostgreSQL: the pool, migrations, the batched webhook writers and the outbox queries.
 
 mod ingest;
+mod model;
 pub mod outbox;
 mod rows;
 mod write;
@@ -11,7 +12,7 @@ use secrecy::ExposeSecret;
 use sqlx::{PgPool, postgres::PgPoolOptions};
 
 pub use ingest::{Ingest, IngestError};
-pub use write::{Incoming, Outcome};
+pub use model::{Incoming, Outcome};
 
 /// The relay's migrations, embedded in the binary (`cloud-relay/migrations`).
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");

@@ -5,7 +5,7 @@
 use chrono::{DateTime, Utc};
 use sqlx::{Postgres, Transaction};
 
-use super::write::{Incoming, OrderState, Outcome, StatusChange};
+use super::model::{Incoming, OrderState, Outcome, StatusChange};
 use crate::otter::{Modifier, Order, OrderStatus, WebhookEvent};
 
 /// Everything one batch writes, column by column.
