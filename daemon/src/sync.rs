@@ -1,6 +1,6 @@
 //! Locking a `std::sync::Mutex` that a panicking thread may have poisoned.
 
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 /// `lock_or_recover`: what both services do with a poisoned mutex. The data they guard
 /// (counters, caches, a reader connection) stays usable after a panic elsewhere, and a service
@@ -13,6 +13,22 @@ pub trait LockExt<T: ?Sized> {
 impl<T: ?Sized> LockExt<T> for Mutex<T> {
     fn lock_or_recover(&self) -> MutexGuard<'_, T> {
         self.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// The same for a `std::sync::RwLock`.
+pub trait RwLockExt<T: ?Sized> {
+    fn read_or_recover(&self) -> RwLockReadGuard<'_, T>;
+    fn write_or_recover(&self) -> RwLockWriteGuard<'_, T>;
+}
+
+impl<T: ?Sized> RwLockExt<T> for RwLock<T> {
+    fn read_or_recover(&self) -> RwLockReadGuard<'_, T> {
+        self.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn write_or_recover(&self) -> RwLockWriteGuard<'_, T> {
+        self.write().unwrap_or_else(PoisonError::into_inner)
     }
 }
 

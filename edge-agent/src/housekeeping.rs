@@ -1,6 +1,7 @@
 //! The agent's housekeeping loop: scheduled orders entering the count, WAL checkpoints, log
 //! trimming, and the systemd watchdog pulse that proves the writer still makes progress.
 
+use kitchen_daemon::sync::LockExt;
 use std::{sync::Arc, time::Duration};
 
 use tokio_util::sync::CancellationToken;
@@ -42,7 +43,7 @@ pub async fn run(
             _ = checkpoint.tick() => {
                 let checkpointer = checkpointer.clone();
                 let done = tokio::task::spawn_blocking(move || {
-                    checkpointer.lock().unwrap_or_else(|e| e.into_inner()).checkpoint()
+                    checkpointer.lock_or_recover().checkpoint()
                 })
                 .await;
                 if let Ok(Err(error)) = done {

@@ -62,7 +62,7 @@ impl App {
             store,
             reference.clone(),
             config.schedule_horizon_ms(),
-            writer::now_ms(),
+            kitchen_daemon::clock::now_ms(),
         )
         .context("cannot load the open orders")?;
         let (events, _) = tokio::sync::broadcast::channel(config.sse_lag_limit.max(16) as usize);
@@ -77,7 +77,10 @@ impl App {
             .await
             .with_context(|| format!("cannot listen on {}", config.listen))?;
         let token = CancellationToken::new();
-        let scanners = Arc::new(status::Scanners::new(&config.scanners, writer::now_ms()));
+        let scanners = Arc::new(status::Scanners::new(
+            &config.scanners,
+            kitchen_daemon::clock::now_ms(),
+        ));
         for (index, scanner) in config.scanners.iter().enumerate() {
             if let Some(station) = scanner.role.station()
                 && station != reference::UNASSIGNED_STATION
@@ -263,7 +266,11 @@ fn resolve_reference(
     match reference::Reference::load(file) {
         Ok(reference) => {
             store
-                .save_reference(&reference, &file.display().to_string(), writer::now_ms())
+                .save_reference(
+                    &reference,
+                    &file.display().to_string(),
+                    kitchen_daemon::clock::now_ms(),
+                )
                 .context("cannot cache the reference data")?;
             Ok((reference, ReferenceStatus::Loaded))
         }

@@ -58,7 +58,7 @@ impl StoreWriter {
             .spawn(move || {
                 while let Some(job) = receiver.blocking_recv() {
                     let started = std::time::Instant::now();
-                    job(&mut kitchen, now_ms());
+                    job(&mut kitchen, kitchen_daemon::clock::now_ms());
                     let us = started.elapsed().as_micros() as u64;
                     thread_stats.jobs.fetch_add(1, Ordering::Relaxed);
                     thread_stats.total_us.fetch_add(us, Ordering::Relaxed);
@@ -176,10 +176,4 @@ impl StoreWriter {
         self.run(move |kitchen, now_ms| kitchen.prune(keep, keep_ms, now_ms))
             .await
     }
-}
-
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }

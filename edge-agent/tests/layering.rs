@@ -251,7 +251,7 @@ fn every_record_kind_is_spelled_once() {
 
 #[test]
 fn the_import_reader_sees_groups_and_paths() {
-    let text = "use crate::{\n    batch::{self, Line},\n    store::Store,\n};\nlet x = crate::writer::now_ms();";
+    let text = "use crate::{\n    batch::{self, Line},\n    store::Store,\n};\nlet x = crate::writer::spawn();";
     assert_eq!(crate_imports(text), ["batch", "store", "writer"]);
     assert!(!allowed("store", "http"));
     assert!(allowed("http", "writer"));

@@ -146,7 +146,7 @@ async fn prep_list_follows_par_minus_on_hand_through_a_scripted_sequence_of_scan
     let kitchen = TestAgent::start(Some(REFERENCE)).await;
     let base = kitchen.base.clone();
     let mut events = SseReader::open(&format!("{base}/orders/events"), None).await;
-    let (today, _) = edge_agent::prep::local_day(edge_agent::writer::now_ms());
+    let (today, _) = edge_agent::prep::local_day(kitchen_daemon::clock::now_ms());
     let tomorrow = today + Days::new(1);
     let label = |item: &str, batch: &str, prepared: NaiveDate, use_by: NaiveDate, quantity| {
         PrepLabel {
@@ -417,7 +417,7 @@ async fn printed_prep_labels_scan_back_in_and_zpl_names_the_same_data() {
         .filter_map(|rest| rest.split('"').next())
         .map(|code| code.replace("\\x1d", &GS.to_string()))
         .collect();
-    let (today, _) = edge_agent::prep::local_day(edge_agent::writer::now_ms());
+    let (today, _) = edge_agent::prep::local_day(kitchen_daemon::clock::now_ms());
     let use_by = today + Days::new(2);
     let expected: Vec<String> = (1..=3)
         .map(|n| {
@@ -493,7 +493,7 @@ async fn a_printed_prep_label_reads_back_with_an_independent_decoder() {
         .output()
         .expect("zbarimg runs (scripts/services installs zbar-tools)");
     let decoded = String::from_utf8(decoded.stdout).expect("text");
-    let (today, _) = edge_agent::prep::local_day(edge_agent::writer::now_ms());
+    let (today, _) = edge_agent::prep::local_day(kitchen_daemon::clock::now_ms());
     let expected = PrepLabel {
         item_id: "slaw",
         batch_id: "P-7",
@@ -536,7 +536,7 @@ async fn the_prep_display_follows_scans_live_and_alerts_on_a_refused_one() {
             "document.querySelector('#link').className.includes('ok')",
         )
         .await;
-    let (today, _) = edge_agent::prep::local_day(edge_agent::writer::now_ms());
+    let (today, _) = edge_agent::prep::local_day(kitchen_daemon::clock::now_ms());
     let slaw = PrepLabel {
         item_id: "slaw",
         batch_id: "S1",
@@ -634,7 +634,7 @@ async fn the_prep_display_follows_scans_live_and_alerts_on_a_refused_one() {
 async fn screenshot_of_the_prep_display() {
     let kitchen = TestAgent::start(Some(include_str!("../reference.example.toml"))).await;
     let base = kitchen.base.clone();
-    let (today, _) = edge_agent::prep::local_day(edge_agent::writer::now_ms());
+    let (today, _) = edge_agent::prep::local_day(kitchen_daemon::clock::now_ms());
     for code in [
         PrepLabel {
             item_id: "smash-patty",

@@ -663,7 +663,7 @@ async fn a_ticket_scanned_at_the_grill_takes_exactly_that_orders_units_off_the_g
     let fry = get_json(&format!("{base}/api/batches?station=fry")).await;
     assert_eq!(fry["items"][0]["quantity"], 2, "the fryer still owes both");
 
-    let (today, _) = edge_agent::prep::local_day(edge_agent::writer::now_ms());
+    let (today, _) = edge_agent::prep::local_day(kitchen_daemon::clock::now_ms());
     let label = edge_agent::scan::PrepLabel {
         item_id: "fries",
         batch_id: "F1",

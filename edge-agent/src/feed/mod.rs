@@ -10,6 +10,7 @@ use std::{
 };
 
 use futures_util::{FutureExt, StreamExt};
+use kitchen_daemon::backoff::Backoff;
 use kitchen_proto::OrderEvent;
 use lapin::{
     Channel, Connection, ConnectionProperties, ExchangeKind,
@@ -98,7 +99,7 @@ impl Feed {
     /// Consumes until cancelled; on any broker trouble reconnects with backoff. The kitchen
     /// keeps working from SQLite meanwhile.
     pub async fn run(self) {
-        let mut failures: u32 = 0;
+        let mut backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(60));
         while !self.token.is_cancelled() {
             let connected = tokio::select! {
                 connected = self.connect() => connected,
@@ -106,7 +107,7 @@ impl Feed {
             };
             match connected {
                 Ok((connection, channel)) => {
-                    failures = 0;
+                    backoff.reset();
                     self.stats.connected.store(true, Ordering::Relaxed);
                     tracing::info!(queue = %self.config.queue(), "kitchen feed connected");
                     let result = self.consume(&channel).await;
@@ -123,11 +124,7 @@ impl Feed {
                 }
                 Err(error) => tracing::warn!(%error, "cannot reach the kitchen feed"),
             }
-            let base = Duration::from_secs(1)
-                .saturating_mul(2u32.saturating_pow(failures.min(6)))
-                .min(Duration::from_secs(60));
-            failures = failures.saturating_add(1);
-            let delay = base.mul_f64(0.5 + 0.5 * jitter_fraction());
+            let delay = backoff.next_delay();
             tokio::select! {
                 () = tokio::time::sleep(delay) => {}
                 () = self.token.cancelled() => break,
@@ -377,14 +374,6 @@ fn decode(data: &[u8]) -> Result<OrderEvent, String> {
         ));
     }
     Ok(order_event)
-}
-
-/// A number in [0, 1) that differs between calls and processes, for backoff jitter.
-pub(crate) fn jitter_fraction() -> f64 {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
-    f64::from(nanos % 1000) / 1000.0
 }
 
 async fn with_timeout<T>(

@@ -1,6 +1,8 @@
 //! `/readyz` and `/api/status`: how the box and its links are (store, feed, reference data,
 //! sequence gaps, scanners, sync).
 
+use kitchen_daemon::clock::now_ms;
+use kitchen_daemon::sync::LockExt;
 use std::sync::atomic::Ordering;
 
 use axum::{
@@ -12,10 +14,7 @@ use axum::{
 use serde_json::{Value, json};
 
 use super::{AppState, internal};
-use crate::{
-    store::{Store, StoreError},
-    writer::now_ms,
-};
+use crate::store::{Store, StoreError};
 
 pub(super) fn feed_state(state: &AppState) -> &'static str {
     if !state.provisioned {
@@ -126,11 +125,7 @@ pub(super) async fn sync_json(state: &AppState) -> Result<Value, StoreError> {
     } else {
         "disconnected"
     };
-    let last_error = sync
-        .last_error
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .clone();
+    let last_error = sync.last_error.lock_or_recover().clone();
     Ok(json!({
         "state": link,
         "backlog": backlog,

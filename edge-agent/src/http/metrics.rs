@@ -1,19 +1,20 @@
-//! `/metrics`: the agent's counters and gauges in the Prometheus text format.
+//! `/metrics`: the agent's counters and gauges in the Prometheus text format, rendered by the
+//! renderer both services share (`kitchen_daemon::metrics`).
 
-use std::{
-    fmt::Write as _,
-    sync::atomic::{AtomicU64, Ordering},
-};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use axum::{
     extract::State,
     http::header,
     response::{IntoResponse, Response},
 };
-
-use crate::{status::Scanners, writer::now_ms};
+use kitchen_daemon::{
+    clock::now_ms,
+    metrics::{CONTENT_TYPE, Exposition, Fixed, MetricType},
+};
 
 use super::{AppState, health::sync_alarm, internal};
+use crate::status::{Link, Scanners};
 
 /// Prometheus text exposition.
 pub(super) async fn metrics(State(state): State<AppState>) -> Response {
@@ -25,170 +26,154 @@ pub(super) async fn metrics(State(state): State<AppState>) -> Response {
             store.outbox_backlog()?,
         ))
     });
-    let (counts, gaps, last_seq, (backlog, oldest)) = match read.await {
+    let ((open_orders, open_sessions), gaps, last_seq, (backlog, oldest)) = match read.await {
         Ok(read) => read,
         Err(error) => return internal(error),
     };
-    let feed = &state.feed;
-    let mut body = String::new();
-    let mut metric = |name: &str, kind: &str, help: &str, value: String| {
-        let _ = writeln!(
-            body,
-            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
-        );
+    let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+    let seconds = |micros: u64| Fixed {
+        value: micros as f64 / 1e6,
+        decimals: 6,
     };
-    let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed).to_string();
-    metric(
+    let (feed, writes, sync) = (&state.feed, &state.writer.stats, &state.sync);
+    let mut text = Exposition::new();
+    text.gauge(
         "edge_agent_feed_connected",
-        "gauge",
         "1 while the kitchen feed is consuming from RabbitMQ.",
-        u8::from(feed.connected.load(Ordering::Relaxed)).to_string(),
-    );
-    metric(
+        &[],
+        feed.connected.load(Ordering::Relaxed),
+    )
+    .counter(
         "edge_agent_events_applied_total",
-        "counter",
         "Order events applied to the store.",
+        &[],
         load(&feed.applied),
-    );
-    metric(
+    )
+    .counter(
         "edge_agent_events_duplicate_total",
-        "counter",
         "Order events received again and ignored.",
+        &[],
         load(&feed.duplicates),
-    );
-    metric(
+    )
+    .counter(
         "edge_agent_events_rejected_total",
-        "counter",
         "Undecodable or invalid messages dead-lettered.",
+        &[],
         load(&feed.rejected),
-    );
-    metric(
+    )
+    .counter(
         "edge_agent_sequence_gaps_total",
-        "counter",
         "Sequence gaps detected since start.",
+        &[],
         load(&feed.gaps),
-    );
-    metric(
+    )
+    .gauge(
         "edge_agent_sequence_gaps_open",
-        "gauge",
         "Runs of store sequence numbers still missing.",
-        gaps.to_string(),
-    );
-    metric(
-        "edge_agent_open_orders",
-        "gauge",
-        "Open orders.",
-        counts.0.to_string(),
-    );
-    metric(
+        &[],
+        gaps,
+    )
+    .gauge("edge_agent_open_orders", "Open orders.", &[], open_orders)
+    .gauge(
         "edge_agent_batch_sessions_open",
-        "gauge",
         "Batch sessions started and not completed.",
-        counts.1.to_string(),
-    );
-    metric(
+        &[],
+        open_sessions,
+    )
+    .gauge(
         "edge_agent_event_log_last_seq",
-        "gauge",
         "Newest event-log sequence (the SSE id).",
-        last_seq.to_string(),
-    );
-    let writes = &state.writer.stats;
-    metric(
+        &[],
+        last_seq,
+    )
+    .counter(
         "edge_agent_write_jobs_total",
-        "counter",
         "Write transactions run by the store writer.",
+        &[],
         load(&writes.jobs),
-    );
-    metric(
+    )
+    .counter(
         "edge_agent_write_seconds_total",
-        "counter",
         "Time the store writer spent in write transactions.",
-        format!(
-            "{:.6}",
-            writes.total_us.load(Ordering::Relaxed) as f64 / 1e6
-        ),
-    );
-    metric(
+        &[],
+        seconds(load(&writes.total_us)),
+    )
+    .gauge(
         "edge_agent_write_seconds_max",
-        "gauge",
         "Longest write transaction since start.",
-        format!("{:.6}", writes.max_us.load(Ordering::Relaxed) as f64 / 1e6),
-    );
-    metric(
+        &[],
+        seconds(load(&writes.max_us)),
+    )
+    .gauge(
         "edge_agent_sse_clients",
-        "gauge",
         "Open event streams.",
-        state.streams.clients.load(Ordering::Relaxed).to_string(),
-    );
-    metric(
+        &[],
+        state.streams.clients.load(Ordering::Relaxed),
+    )
+    .counter(
         "edge_agent_sse_lagging_disconnects_total",
-        "counter",
         "Event streams ended because the client fell too far behind.",
+        &[],
         load(&state.streams.lagging_disconnects),
-    );
-    let sync = &state.sync;
-    metric(
+    )
+    .gauge(
         "edge_agent_sync_connected",
-        "gauge",
         "1 while the last sync round with PostgreSQL succeeded.",
-        u8::from(sync.connected.load(Ordering::Relaxed)).to_string(),
-    );
-    metric(
+        &[],
+        sync.connected.load(Ordering::Relaxed),
+    )
+    .gauge(
         "edge_agent_sync_backlog",
-        "gauge",
         "Records in the outbox not yet in PostgreSQL.",
-        backlog.to_string(),
-    );
-    metric(
+        &[],
+        backlog,
+    )
+    .gauge(
         "edge_agent_sync_oldest_seconds",
-        "gauge",
         "Age of the oldest record not yet in PostgreSQL (0 when none).",
-        oldest
-            .map_or(0, |at| (now_ms() - at).max(0) / 1000)
-            .to_string(),
-    );
-    metric(
+        &[],
+        oldest.map_or(0, |at| (now_ms() - at).max(0) / 1000),
+    )
+    .gauge(
         "edge_agent_sync_alarm",
-        "gauge",
         "1 while the oldest unsynced record is older than sync_alarm_minutes.",
-        u8::from(sync_alarm(&state, oldest)).to_string(),
-    );
-    metric(
+        &[],
+        sync_alarm(&state, oldest),
+    )
+    .counter(
         "edge_agent_sync_pushed_total",
-        "counter",
         "Records pushed to PostgreSQL (a record pushed again after a crash counts again).",
+        &[],
         load(&sync.pushed),
-    );
-    metric(
+    )
+    .counter(
         "edge_agent_reconciled_total",
-        "counter",
         "Order events the queue had missed, applied from PostgreSQL.",
+        &[],
         load(&sync.reconciled),
     );
-    scanner_metrics(&mut body, &state.scanners);
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
+    scanner_metrics(&mut text, &state.scanners);
+    ([(header::CONTENT_TYPE, CONTENT_TYPE)], text.finish()).into_response()
 }
 
-/// One series per scanner (names are plain, `[A-Za-z0-9._-]`: no label escaping needed).
-pub(super) fn scanner_metrics(body: &mut String, scanners: &Scanners) {
+/// One series per scanner; the families are written even with no scanner configured.
+fn scanner_metrics(text: &mut Exposition, scanners: &Scanners) {
+    const CONNECTED: &str = "edge_agent_scanner_connected";
+    const FRAMES: &str = "edge_agent_scanner_frames_total";
     let scanners = scanners.snapshot();
-    let _ = writeln!(
-        body,
-        "# HELP edge_agent_scanner_connected 1 while the scanner's device is open.\n\
-         # TYPE edge_agent_scanner_connected gauge"
+    text.family(
+        CONNECTED,
+        MetricType::Gauge,
+        "1 while the scanner's device is open.",
     );
     for scanner in &scanners {
-        let connected = u8::from(scanner.state == crate::status::Link::Connected);
-        let _ = writeln!(
-            body,
-            "edge_agent_scanner_connected{{scanner=\"{}\"}} {connected}",
-            scanner.name
-        );
+        let labels = [("scanner", scanner.name.as_str())];
+        text.gauge(CONNECTED, "", &labels, scanner.state == Link::Connected);
     }
-    let _ = writeln!(
-        body,
-        "# HELP edge_agent_scanner_frames_total Frames read from the scanner, by what became of \
-         them.\n# TYPE edge_agent_scanner_frames_total counter"
+    text.family(
+        FRAMES,
+        MetricType::Counter,
+        "Frames read from the scanner, by what became of them.",
     );
     for scanner in &scanners {
         for (result, count) in [
@@ -197,11 +182,8 @@ pub(super) fn scanner_metrics(body: &mut String, scanners: &Scanners) {
             ("overlong", scanner.overlong),
             ("failed", scanner.failed),
         ] {
-            let _ = writeln!(
-                body,
-                "edge_agent_scanner_frames_total{{scanner=\"{}\",result=\"{result}\"}} {count}",
-                scanner.name
-            );
+            let labels = [("scanner", scanner.name.as_str()), ("result", result)];
+            text.counter(FRAMES, "", &labels, count);
         }
     }
 }

@@ -10,15 +10,12 @@ use axum::{
     routing::{get, post},
 };
 use chrono::NaiveDate;
+use kitchen_daemon::clock::now_ms;
 use serde::Deserialize;
 use serde_json::json;
 
 use super::{AppState, error, internal};
-use crate::{
-    label, prep, scan,
-    store::Store,
-    writer::{StockRejection, now_ms},
-};
+use crate::{label, prep, scan, store::Store, writer::StockRejection};
 
 /// Labels printed at most per request.
 const MAX_COPIES: u32 = 50;

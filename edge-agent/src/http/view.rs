@@ -1,6 +1,7 @@
 //! The display state as of one event-log sequence (the SSE `snapshot` and the REST reads),
 //! with a short-lived cache shared by tablets reconnecting together.
 
+use kitchen_daemon::clock::now_ms;
 use std::{sync::Arc, time::Duration};
 
 use serde_json::{Value, json};
@@ -9,7 +10,6 @@ use crate::{
     batch,
     record::BatchItemView,
     store::{StateSnapshot, Store, StoreError},
-    writer::now_ms,
 };
 
 use super::AppState;

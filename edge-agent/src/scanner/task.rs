@@ -4,6 +4,7 @@
 //! into a fixed buffer, frames are cut at `MAX_FRAME_LEN`, and every error is a state, not a
 //! panic.
 
+use kitchen_daemon::clock::now_ms;
 use std::{sync::Arc, time::Duration};
 
 use tokio::{io::AsyncReadExt, time::Instant};
@@ -16,7 +17,7 @@ use super::{
 };
 use crate::{
     status::{Link, Scanners},
-    writer::{StoreWriter, WriteError, now_ms},
+    writer::{StoreWriter, WriteError},
 };
 
 /// Bytes read at once. A scanner sends tens of bytes per scan; a burst fills it in turn.

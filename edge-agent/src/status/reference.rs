@@ -1,6 +1,7 @@
 //! The reference data in use and where it came from: set at start and by the sync, read by
 //! every adapter.
 
+use kitchen_daemon::sync::{LockExt, RwLockExt};
 use std::sync::{Arc, Mutex};
 
 use kitchen_proto::reference::Reference;
@@ -23,34 +24,26 @@ impl ReferenceCell {
     }
 
     pub fn get(&self) -> Arc<Reference> {
-        self.current
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .0
-            .clone()
+        self.current.read_or_recover().0.clone()
     }
 
     pub fn status(&self) -> ReferenceStatus {
-        self.current
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .1
-            .clone()
+        self.current.read_or_recover().1.clone()
     }
 
     pub fn set(&self, reference: Arc<Reference>, status: ReferenceStatus) {
-        *self.current.write().unwrap_or_else(|e| e.into_inner()) = (reference, status);
-        *self.refused.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        *self.current.write_or_recover() = (reference, status);
+        *self.refused.lock_or_recover() = None;
     }
 
     /// A newer version was refused: the current data stays, and the status says why.
     pub fn refuse_update(&self, reason: String) {
-        *self.refused.lock().unwrap_or_else(|e| e.into_inner()) = Some(reason);
+        *self.refused.lock_or_recover() = Some(reason);
     }
 
     pub fn describe(&self) -> String {
         let status = self.status().describe();
-        match &*self.refused.lock().unwrap_or_else(|e| e.into_inner()) {
+        match &*self.refused.lock_or_recover() {
             Some(reason) => format!("{status}; newer data in postgresql refused: {reason}"),
             None => status,
         }

@@ -1,6 +1,7 @@
 //! The state of every serial scanner: written by the scanner tasks, read by `/readyz`,
 //! `/api/status`, `/metrics` and the display.
 
+use kitchen_daemon::sync::LockExt;
 use std::sync::Mutex;
 
 use serde::Serialize;
@@ -85,7 +86,7 @@ impl Scanners {
     pub fn snapshot(&self) -> Vec<ScannerStatus> {
         self.entries
             .iter()
-            .map(|entry| entry.lock().unwrap_or_else(|e| e.into_inner()).clone())
+            .map(|entry| entry.lock_or_recover().clone())
             .collect()
     }
 
@@ -104,7 +105,7 @@ impl Scanners {
         change: impl FnOnce(&mut ScannerStatus) -> T,
     ) -> Option<T> {
         let entry = self.entries.get(index)?;
-        Some(change(&mut entry.lock().unwrap_or_else(|e| e.into_inner())))
+        Some(change(&mut entry.lock_or_recover()))
     }
 
     /// Notes a configuration problem on scanner `index`.

@@ -1,6 +1,7 @@
 //! What the sync with PostgreSQL is doing: written by the sync task, read by `/readyz`,
 //! `/api/status`, `/metrics` and the displays.
 
+use kitchen_daemon::sync::LockExt;
 use std::sync::{
     Mutex,
     atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering},
@@ -21,7 +22,7 @@ pub struct SyncStats {
 impl SyncStats {
     pub fn fail(&self, error: &str) -> bool {
         let was = self.connected.swap(false, Ordering::Relaxed);
-        *self.last_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(error.to_owned());
+        *self.last_error.lock_or_recover() = Some(error.to_owned());
         was
     }
 }

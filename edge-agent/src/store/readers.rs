@@ -1,6 +1,7 @@
 //! The read pool: a few read connections to the store, reused, for the LAN API and the event
 //! streams (the writer thread has its own connection).
 
+use kitchen_daemon::sync::LockExt;
 use std::{path::PathBuf, sync::Mutex};
 
 use super::{Store, StoreError};
@@ -32,16 +33,13 @@ impl Readers {
         read: impl FnOnce(&Store) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
         let _permit = self.permits.acquire().await.ok();
-        let idle = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        let idle = self.idle.lock_or_recover().pop();
         let store = match idle {
             Some(store) => store,
             None => Store::open_reader(&self.path)?,
         };
         let result = read(&store);
-        self.idle
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(store);
+        self.idle.lock_or_recover().push(store);
         result
     }
 }

@@ -11,11 +11,13 @@
 //! One task; PostgreSQL unreachable means backoff (1 s → 60 s, jittered) and nothing else: the
 //! LAN path never waits on it.
 
+use kitchen_daemon::sync::LockExt;
 use std::{
     sync::{Arc, Mutex, atomic::Ordering},
     time::Duration,
 };
 
+use kitchen_daemon::backoff::{Backoff, Spread};
 use sqlx::{PgPool, Postgres, Transaction, postgres::PgPoolOptions};
 use tokio_util::sync::CancellationToken;
 
@@ -94,7 +96,8 @@ impl Sync {
                 return;
             }
         };
-        let mut backoff = Duration::from_secs(1);
+        let mut backoff =
+            Backoff::new(Duration::from_secs(1), MAX_BACKOFF).with_spread(Spread::AROUND_BASE);
         let now = tokio::time::Instant::now();
         let (mut heartbeat_at, mut reference_at, mut reconcile_at) = (now, now, now);
         // What the last heartbeat reported: a drained backlog or a feed that came or went is
@@ -143,7 +146,7 @@ impl Sync {
                     if !self.stats.connected.swap(true, Ordering::Relaxed) {
                         tracing::info!("sync connected to postgresql");
                     }
-                    backoff = Duration::from_secs(1);
+                    backoff.reset();
                     if pushed < self.batch as usize {
                         IDLE
                     } else {
@@ -156,9 +159,7 @@ impl Sync {
                     if self.stats.fail(&error) {
                         tracing::warn!(%error, "sync cannot reach postgresql; records wait in the outbox");
                     }
-                    let pause = jitter(backoff);
-                    backoff = (backoff * 2).min(MAX_BACKOFF);
-                    pause
+                    backoff.next_delay()
                 }
             };
             tokio::select! {
@@ -185,12 +186,8 @@ async fn read<T: Send + 'static>(
     f: impl FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
 ) -> Result<T, SyncError> {
     let reader = reader.clone();
-    tokio::task::spawn_blocking(move || f(&reader.lock().unwrap_or_else(|e| e.into_inner())))
+    tokio::task::spawn_blocking(move || f(&reader.lock_or_recover()))
         .await
         .map_err(|_| SyncError::WriterGone)?
         .map_err(SyncError::Store)
-}
-
-fn jitter(base: Duration) -> Duration {
-    base.mul_f64(0.5 + crate::feed::jitter_fraction())
 }

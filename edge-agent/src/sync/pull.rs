@@ -1,6 +1,7 @@
 //! Down: the kitchen's reference data, polled by version, validated and swapped in through the
 //! writer.
 
+use kitchen_daemon::clock::now_ms;
 use std::{
     collections::BTreeMap,
     sync::{Arc, atomic::Ordering},
@@ -9,7 +10,7 @@ use std::{
 use kitchen_proto::reference::{DayPart, Item, Reference, Station, Store as StoreRef};
 use sqlx::{Executor, Postgres, Transaction};
 
-use crate::{status::ReferenceStatus, writer::now_ms};
+use crate::status::ReferenceStatus;
 
 use super::{Sync, SyncError};
 
