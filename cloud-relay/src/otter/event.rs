@@ -2,8 +2,9 @@
 //! optional) into types that cannot hold what the relay would choke on later.
 
 use chrono::{DateTime, NaiveDateTime, Utc};
-use serde::Deserialize;
 use serde_json::value::RawValue;
+
+use super::wire::{WireEnvelope, WireItem, WireOrder, WireStatusEntry, WireStatusPayload};
 
 /// Longest `eventId` / `storeId` / order id accepted (Otter documents ≤255 for store ids).
 const MAX_ID_LEN: usize = 255;
@@ -208,125 +209,6 @@ pub enum ParseError {
     BadTime { field: &'static str, value: String },
     #[error("invalid {event_type} payload: {reason}")]
     Payload { event_type: String, reason: String },
-}
-
-// ---- wire format (private): everything optional, unknown fields ignored ----
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct WireEnvelope {
-    event_id: Option<String>,
-    event_type: Option<String>,
-    event_time: Option<String>,
-    metadata: Option<WireMetadata>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct WireMetadata {
-    store_id: Option<String>,
-    resource_id: Option<String>,
-    payload: Option<Box<RawValue>>,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(rename_all = "camelCase")]
-struct WireExternalIdentifiers {
-    id: Option<String>,
-    friendly_id: Option<String>,
-    source: Option<String>,
-    source_type: Option<String>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct WireOrder {
-    external_identifiers: Option<WireExternalIdentifiers>,
-    currency_code: Option<String>,
-    status: Option<String>,
-    ordered_at: Option<String>,
-    customer_note: Option<String>,
-    customer: Option<WireCustomer>,
-    #[serde(default)]
-    items: Option<Vec<WireItem>>,
-    fulfillment_info: Option<WireFulfillment>,
-    preparation_time: Option<WirePreparationTime>,
-    order_total: Option<WireOrderTotal>,
-    promotions_details: Option<Vec<WirePromotion>>,
-}
-
-#[derive(Deserialize)]
-struct WireCustomer {
-    name: Option<String>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct WireItem {
-    quantity: Option<u32>,
-    id: Option<String>,
-    line_item_id: Option<String>,
-    sku_id: Option<String>,
-    name: Option<String>,
-    note: Option<String>,
-    price: Option<Box<RawValue>>,
-    internal_category_name: Option<String>,
-    station_id: Option<String>,
-    group_id: Option<String>,
-    group_name: Option<String>,
-    modifiers: Option<Vec<WireItem>>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct WireFulfillment {
-    fulfillment_mode: Option<String>,
-    scheduling_type: Option<String>,
-    pickup_time: Option<String>,
-    estimated_pickup_time: Option<String>,
-    delivery_time: Option<String>,
-    table_identifier: Option<String>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct WirePreparationTime {
-    estimated_preparation_time: Option<String>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct WireOrderTotal {
-    subtotal: Option<Box<RawValue>>,
-    discount: Option<Box<RawValue>>,
-    tax: Option<Box<RawValue>>,
-    tip: Option<Box<RawValue>>,
-    delivery_fee: Option<Box<RawValue>>,
-    total: Option<Box<RawValue>>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct WirePromotion {
-    external_id: Option<String>,
-    name: Option<String>,
-    value: Option<Box<RawValue>>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct WireStatusPayload {
-    order_id: Option<String>,
-    external_identifiers: Option<WireExternalIdentifiers>,
-    cancellation_reason: Option<String>,
-    order_status_history: Option<Vec<WireStatusEntry>>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct WireStatusEntry {
-    status: Option<String>,
-    event_time: Option<String>,
 }
 
 impl WebhookEvent {

@@ -4,6 +4,7 @@
 mod event;
 mod proto;
 mod signature;
+mod wire;
 
 pub use event::{
     EventKind, KitchenEventType, Modifier, Order, OrderLine, OrderStatus, ParseError, Promotion,
