@@ -63,6 +63,17 @@ pub enum KitchenError {
     Database(#[from] sqlx::Error),
 }
 
+impl From<kitchen_cloud_schema::LoadError> for KitchenError {
+    fn from(error: kitchen_cloud_schema::LoadError) -> Self {
+        match error {
+            kitchen_cloud_schema::LoadError::Invalid { kitchen_id, source } => {
+                Self::StoredReference { kitchen_id, source }
+            }
+            kitchen_cloud_schema::LoadError::Database(error) => Self::Database(error),
+        }
+    }
+}
+
 /// Reads a role's password from a file (a systemd credential, a secret mounted by the deployer):
 /// one line of printable ASCII; one trailing newline is ignored. Never from the command line,
 /// where every user of the machine sees it in the process list.

@@ -3,14 +3,13 @@
 //! An import replaces all of a kitchen's rows in one transaction, bumps its version and
 //! notifies `kitchen_reference` with the kitchen id (delivered at commit). A reader takes the
 //! version and the rows in one REPEATABLE READ transaction, so it never sees half an import;
-//! the box polls the version and re-reads when it changed.
+//! the box polls the version and re-reads when it changed. Those reads are
+//! `kitchen_cloud_schema`'s, so the relay's export and the box read the same way.
 //!
 //! Order is kept by `position` (the index in the file), so an export writes the file back in
 //! the order it was imported.
 
-use std::collections::BTreeMap;
-
-use kitchen_proto::reference::{DayPart, Item, Reference, ReferenceError, Station, Store};
+use kitchen_proto::reference::Reference;
 use sqlx::{PgConnection, PgPool};
 
 use super::KitchenError;
@@ -222,122 +221,21 @@ pub async fn import_reference(
     Ok(version)
 }
 
-#[derive(sqlx::FromRow)]
-struct ItemRow {
-    id: String,
-    name: String,
-    station_id: String,
-    prep_seconds: i32,
-    par: Option<i32>,
-    unit: Option<String>,
-    shelf_life_days: Option<i32>,
-    matches: Vec<String>,
-    par_day_parts: Vec<String>,
-    par_quantities: Vec<i32>,
-}
-
 /// The kitchen's reference and its version, or `None` when none was imported (or the kitchen
 /// is unknown — or, for a kitchen box, not its own: row-level security hides the rows).
 ///
 /// Run it in a REPEATABLE READ transaction (as [`export_reference`] does) so the version and
 /// every table come from one snapshot; `&mut tx` of a `sqlx::Transaction` derefs to the
-/// connection. Validates what it read with `Reference::new`.
+/// connection. The reads are `kitchen_cloud_schema`'s, the ones a kitchen box runs too.
 pub async fn load_reference(
     connection: &mut PgConnection,
     kitchen_id: &str,
 ) -> Result<Option<(Reference, i64)>, KitchenError> {
-    let Some(version) = sqlx::query_scalar::<_, i64>(
-        "SELECT version FROM kitchen.reference_versions WHERE kitchen_id = $1",
-    )
-    .bind(kitchen_id)
-    .fetch_optional(&mut *connection)
-    .await?
+    let Some(version) = kitchen_cloud_schema::reference_version(connection, kitchen_id).await?
     else {
         return Ok(None);
     };
-    let stored = |reason: String| KitchenError::StoredReference {
-        kitchen_id: kitchen_id.to_owned(),
-        source: ReferenceError::Invalid(reason),
-    };
-    let day_parts = sqlx::query_as::<_, (String, String, String)>(
-        "SELECT id, start_time, end_time FROM kitchen.ref_day_parts
-         WHERE kitchen_id = $1 ORDER BY position",
-    )
-    .bind(kitchen_id)
-    .fetch_all(&mut *connection)
-    .await?
-    .into_iter()
-    .map(|(id, start, end)| DayPart { id, start, end })
-    .collect();
-    let stations = sqlx::query_as::<_, (String, String)>(
-        "SELECT id, name FROM kitchen.ref_stations WHERE kitchen_id = $1 ORDER BY position",
-    )
-    .bind(kitchen_id)
-    .fetch_all(&mut *connection)
-    .await?
-    .into_iter()
-    .map(|(id, name)| Station { id, name })
-    .collect();
-    let stores = sqlx::query_as::<_, (String, String)>(
-        "SELECT store_id, brand FROM kitchen.ref_stores WHERE kitchen_id = $1 ORDER BY position",
-    )
-    .bind(kitchen_id)
-    .fetch_all(&mut *connection)
-    .await?
-    .into_iter()
-    .map(|(store_id, brand)| Store { store_id, brand })
-    .collect();
-    let item_rows: Vec<ItemRow> = sqlx::query_as(
-        "SELECT i.id, i.name, i.station_id, i.prep_seconds, i.par, i.unit, i.shelf_life_days,
-                array(SELECT m.key FROM kitchen.ref_matches m
-                      WHERE m.kitchen_id = i.kitchen_id AND m.item_id = i.id
-                      ORDER BY m.position) AS matches,
-                array(SELECT p.day_part FROM kitchen.ref_pars p
-                      WHERE p.kitchen_id = i.kitchen_id AND p.item_id = i.id
-                      ORDER BY p.day_part) AS par_day_parts,
-                array(SELECT p.quantity FROM kitchen.ref_pars p
-                      WHERE p.kitchen_id = i.kitchen_id AND p.item_id = i.id
-                      ORDER BY p.day_part) AS par_quantities
-         FROM kitchen.ref_items i
-         WHERE i.kitchen_id = $1
-         ORDER BY i.position",
-    )
-    .bind(kitchen_id)
-    .fetch_all(&mut *connection)
-    .await?;
-    let mut items = Vec::with_capacity(item_rows.len());
-    for row in item_rows {
-        let unsigned = |field: &str, value: i32| {
-            u32::try_from(value).map_err(|_| stored(format!("item {:?}: {field} {value}", row.id)))
-        };
-        let par_by_day_part = row
-            .par_day_parts
-            .iter()
-            .cloned()
-            .zip(row.par_quantities.iter())
-            .map(|(part, &quantity)| Ok((part, unsigned("par_by_day_part", quantity)?)))
-            .collect::<Result<BTreeMap<_, _>, KitchenError>>()?;
-        items.push(Item {
-            prep_seconds: unsigned("prep_seconds", row.prep_seconds)?,
-            par: row.par.map(|par| unsigned("par", par)).transpose()?,
-            shelf_life_days: row
-                .shelf_life_days
-                .map(|days| unsigned("shelf_life_days", days))
-                .transpose()?,
-            par_by_day_part,
-            id: row.id,
-            name: row.name,
-            station: row.station_id,
-            matches: row.matches,
-            unit: row.unit,
-        });
-    }
-    let reference = Reference::new(stations, stores, items, day_parts).map_err(|source| {
-        KitchenError::StoredReference {
-            kitchen_id: kitchen_id.to_owned(),
-            source,
-        }
-    })?;
+    let reference = kitchen_cloud_schema::load_reference(connection, kitchen_id).await?;
     Ok(Some((reference, version)))
 }
 
