@@ -172,10 +172,7 @@ impl Sync {
     /// A transaction as this kitchen.
     async fn begin(&self) -> Result<Transaction<'static, Postgres>, SyncError> {
         let mut tx = self.pool.begin().await?;
-        sqlx::query("SELECT set_config('kitchen.id', $1, true)")
-            .bind(&self.kitchen_id)
-            .execute(&mut *tx)
-            .await?;
+        kitchen_cloud_schema::set_tenant(&mut tx, &self.kitchen_id).await?;
         Ok(tx)
     }
 }
