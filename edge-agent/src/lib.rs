@@ -171,7 +171,7 @@ impl App {
         };
         let sync = match (&database_url, config.provisioned()) {
             (Some(url), true) => {
-                let sync = sync::Sync {
+                let sync = sync::SyncTask {
                     kitchen_id: config.kitchen_id.clone(),
                     agent_version: env!("CARGO_PKG_VERSION").to_owned(),
                     pool: sync::pool(url).context("invalid database URL")?,
@@ -180,7 +180,7 @@ impl App {
                     feed: state.feed.clone(),
                     stats: state.sync.clone(),
                     reference: state.reference.clone(),
-                    batch: i64::from(config.sync_batch),
+                    push_limit: i64::from(config.sync_batch),
                     reference_poll: Duration::from_secs(u64::from(config.reference_poll_secs)),
                     reconcile_every: Duration::from_secs(u64::from(config.reconcile_secs)),
                     token: token.clone(),

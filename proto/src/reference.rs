@@ -20,9 +20,11 @@ pub struct Station {
     pub name: String,
 }
 
+/// One of the kitchen's Otter stores (a brand's storefront on the delivery platforms): named so it
+/// is never mistaken for the agent's SQLite `Store`.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
-pub struct Store {
+pub struct OtterStore {
     /// Otter `metadata.storeId`.
     pub store_id: String,
     pub brand: String,
@@ -111,7 +113,7 @@ struct ReferenceFile {
     #[serde(default)]
     stations: Vec<Station>,
     #[serde(default)]
-    stores: Vec<Store>,
+    stores: Vec<OtterStore>,
     #[serde(default)]
     items: Vec<Item>,
 }
@@ -131,7 +133,7 @@ pub enum ReferenceError {
 #[derive(Debug, Clone, Default)]
 pub struct Reference {
     pub stations: Vec<Station>,
-    pub stores: Vec<Store>,
+    pub stores: Vec<OtterStore>,
     pub items: Vec<Item>,
     pub day_parts: Vec<DayPart>,
     /// Exact id / SKU → index into `items`.
@@ -170,7 +172,7 @@ impl Reference {
     /// means two items; then indexes the match keys.
     pub fn new(
         stations: Vec<Station>,
-        stores: Vec<Store>,
+        stores: Vec<OtterStore>,
         items: Vec<Item>,
         day_parts: Vec<DayPart>,
     ) -> Result<Self, ReferenceError> {

@@ -22,7 +22,7 @@ fn parts(
     reference: &Reference,
 ) -> (
     &[kitchen_proto::reference::Station],
-    &[kitchen_proto::reference::Store],
+    &[kitchen_proto::reference::OtterStore],
     &[kitchen_proto::reference::Item],
     &[kitchen_proto::reference::DayPart],
 ) {

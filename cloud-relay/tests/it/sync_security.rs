@@ -9,7 +9,7 @@ use cloud_relay::{
 };
 use kitchen_proto::{
     OrderEvent,
-    reference::{Reference, Store},
+    reference::{OtterStore, Reference},
 };
 use prost::Message;
 use sqlx::{PgPool, Postgres, Transaction};
@@ -188,7 +188,7 @@ fn reference_with_stores(stores: &[&str]) -> Reference {
     let fixture = Reference::parse(REFERENCE).expect("fixture");
     let stores = stores
         .iter()
-        .map(|store_id| Store {
+        .map(|store_id| OtterStore {
             store_id: (*store_id).to_owned(),
             brand: format!("Brand of {store_id}"),
         })

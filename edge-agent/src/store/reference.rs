@@ -104,7 +104,7 @@ impl Store {
             .connection
             .prepare("SELECT store_id, brand FROM ref_stores ORDER BY position")?
             .query_map([], |row| {
-                Ok(kitchen_proto::reference::Store {
+                Ok(kitchen_proto::reference::OtterStore {
                     store_id: row.get(0)?,
                     brand: row.get(1)?,
                 })

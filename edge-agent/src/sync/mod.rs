@@ -25,7 +25,7 @@ mod pull;
 mod push;
 mod reconcile;
 
-pub use push::PgBatch;
+pub use push::PushRows;
 
 use crate::{
     status::{FeedStats, ReferenceCell, SyncStats},
@@ -42,7 +42,7 @@ const MAX_BACKOFF: Duration = Duration::from_secs(60);
 /// Missed events asked for per call.
 const RECONCILE_PAGE: i32 = 500;
 
-pub struct Sync {
+pub struct SyncTask {
     pub kitchen_id: String,
     pub agent_version: String,
     pub pool: PgPool,
@@ -51,7 +51,8 @@ pub struct Sync {
     pub feed: Arc<FeedStats>,
     pub stats: Arc<SyncStats>,
     pub reference: Arc<ReferenceCell>,
-    pub batch: i64,
+    /// Outbox records pushed per transaction (`sync_batch`).
+    pub push_limit: i64,
     pub reference_poll: Duration,
     pub reconcile_every: Duration,
     pub token: CancellationToken,
@@ -86,7 +87,7 @@ impl From<crate::writer::WriteError> for SyncError {
     }
 }
 
-impl Sync {
+impl SyncTask {
     pub async fn run(self) {
         self.stats.configured.store(true, Ordering::Relaxed);
         let reader = match Store::open_reader(&self.store_path) {
@@ -126,7 +127,7 @@ impl Sync {
                     reconcile_at = now + self.reconcile_every;
                 }
                 let pushed = self.push(&reader).await?;
-                let drained = pushed < self.batch as usize && reported_backlog > 0;
+                let drained = pushed < self.push_limit as usize && reported_backlog > 0;
                 let feed = Some(self.feed.connected.load(Ordering::Relaxed));
                 if now >= heartbeat_at || drained || feed != reported_feed {
                     reported_backlog = self.heartbeat(&reader).await?;
@@ -147,7 +148,7 @@ impl Sync {
                         tracing::info!("sync connected to postgresql");
                     }
                     backoff.reset();
-                    if pushed < self.batch as usize {
+                    if pushed < self.push_limit as usize {
                         IDLE
                     } else {
                         Duration::ZERO

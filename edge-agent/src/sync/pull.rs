@@ -7,10 +7,10 @@ use kitchen_cloud_schema::LoadError;
 use kitchen_daemon::clock::now_ms;
 use sqlx::Executor;
 
-use super::{Sync, SyncError};
+use super::{SyncError, SyncTask};
 use crate::status::ReferenceStatus;
 
-impl Sync {
+impl SyncTask {
     /// Swaps in the kitchen's reference data when PostgreSQL has a version this box has not
     /// applied. A version that does not validate is refused (and said so) once.
     pub(super) async fn pull_reference(&self) -> Result<(), SyncError> {

@@ -14,11 +14,11 @@ use crate::{
     store::{OutboxRow, Store},
 };
 
-use super::{Sync, SyncError, read};
+use super::{SyncError, SyncTask, read};
 
 /// One outbox batch as the rows of the cloud's record tables.
 #[derive(Debug, Default, PartialEq)]
-pub struct PgBatch {
+pub struct PushRows {
     pub order_events: Vec<OrderEventRow>,
     /// By session id: a session started and completed in one batch is one row.
     pub sessions: BTreeMap<String, SessionRow>,
@@ -80,7 +80,7 @@ pub struct MovementRow {
     pub at_ms: i64,
 }
 
-impl PgBatch {
+impl PushRows {
     /// Maps outbox records to rows. A record that cannot be read back (it would be a bug: the
     /// agent wrote it) is logged and left out rather than holding up every record after it.
     pub fn from_rows(rows: &[OutboxRow]) -> Self {
@@ -346,17 +346,17 @@ impl PgBatch {
     }
 }
 
-impl Sync {
+impl SyncTask {
     /// Pushes one batch of the outbox; the number of records pushed.
     pub(super) async fn push(&self, reader: &Arc<Mutex<Store>>) -> Result<usize, SyncError> {
-        let limit = self.batch;
+        let limit = self.push_limit;
         let rows = read(reader, move |store| store.outbox_batch(limit)).await?;
         let Some(last) = rows.last().map(|row| row.seq) else {
             return Ok(0);
         };
-        let batch = PgBatch::from_rows(&rows);
+        let push_rows = PushRows::from_rows(&rows);
         let mut tx = self.begin().await?;
-        batch.insert(&mut tx, &self.kitchen_id).await?;
+        push_rows.insert(&mut tx, &self.kitchen_id).await?;
         tx.commit().await?;
         self.writer.delete_synced(last).await?;
         self.stats
@@ -523,7 +523,7 @@ mod tests {
                 }),
             ),
         ];
-        let batch = PgBatch::from_rows(&rows);
+        let batch = PushRows::from_rows(&rows);
         assert_eq!(
             batch
                 .order_events

@@ -9,9 +9,9 @@ use sqlx::Row;
 
 use crate::store::Store;
 
-use super::{RECONCILE_PAGE, Sync, SyncError, read};
+use super::{RECONCILE_PAGE, SyncError, SyncTask, read};
 
-impl Sync {
+impl SyncTask {
     /// Asks PostgreSQL for every event after the last one applied from each store (or before
     /// its first gap) and applies them; the store's de-duplication makes this safe to repeat.
     pub(super) async fn reconcile(&self, reader: &Arc<Mutex<Store>>) -> Result<(), SyncError> {
