@@ -9,8 +9,6 @@
 
 #[path = "../tests/common/mod.rs"]
 mod common;
-#[path = "../../cloud-relay/tests/it/proxy.rs"]
-mod proxy;
 
 use std::{
     collections::HashMap,
@@ -23,6 +21,7 @@ use common::{
     get_json, unique,
 };
 use kitchen_proto::{EventType, LineItem, OrderEvent, OrderStatus};
+use kitchen_testkit::proxy;
 
 const STORE: &str = "kitchen-bk-01";
 const REFERENCE: &str = include_str!("../tests/fixtures/sample_kitchen.toml");

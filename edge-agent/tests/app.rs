@@ -2,14 +2,13 @@
 //! serves their batch items; unprovisioned, it still serves the LAN.
 
 mod common;
-#[path = "../../cloud-relay/tests/it/proxy.rs"]
-mod proxy;
 
 use std::time::{Duration, Instant};
 
 use common::{SseReader, TestAgent, get_json, post_json, unique};
 use edge_agent::{App, Config};
 use kitchen_proto::{EventType, LineItem, OrderEvent, OrderStatus};
+use kitchen_testkit::proxy;
 
 const REFERENCE: &str = include_str!("fixtures/sample_kitchen.toml");
 

@@ -3,8 +3,6 @@
 //! outage, reference data pulled and swapped in, missed orders reconciled.
 
 mod common;
-#[path = "../../cloud-relay/tests/it/proxy.rs"]
-mod proxy;
 
 use std::time::{Duration, Instant};
 
@@ -14,6 +12,7 @@ use common::{
     get_json, unique,
 };
 use kitchen_proto::{EventType, LineItem, OrderEvent, OrderStatus};
+use kitchen_testkit::proxy;
 use prost::Message;
 
 const STORE: &str = "kitchen-bk-01";

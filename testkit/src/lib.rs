@@ -1,7 +1,8 @@
 //! Test support shared by the relay's and the agent's integration tests and benchmarks, so that
 //! no helper is copied between crates: throwaway PostgreSQL databases and roles (`db`), broker
 //! objects removed after the test (`amqp`), unique names (`names`), temporary directories
-//! (`dir`), HTTP and SSE clients (`http`) and `OrderEvent` builders (`events`).
+//! (`dir`), a TCP proxy a test cuts (`proxy`), HTTP and SSE clients (`http`) and `OrderEvent`
+//! builders (`events`).
 //!
 //! Every resource a test makes here is removed when its guard drops, also when the test fails.
 //! This crate depends on neither `cloud-relay` nor `edge-agent` (see its `Cargo.toml`).
@@ -12,6 +13,7 @@ pub mod dir;
 pub mod events;
 pub mod http;
 pub mod names;
+pub mod proxy;
 
 use std::future::Future;
 
