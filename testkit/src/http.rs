@@ -1,6 +1,9 @@
 //! HTTP clients for tests: JSON requests and a reader of server-sent events.
 
-use std::{pin::Pin, time::Duration};
+use std::{
+    pin::Pin,
+    time::{Duration, Instant},
+};
 
 use futures_util::{Stream, StreamExt};
 
@@ -18,6 +21,24 @@ pub async fn post_json(url: &str) -> serde_json::Value {
         .await
         .expect("answers");
     response.json().await.expect("json")
+}
+
+/// Polls `{base}/readyz` until it answers 200, for at most `timeout` (the service is expected
+/// to be listening already: a refused connection fails at once).
+pub async fn wait_ready(base: &str, timeout: Duration) {
+    let deadline = Instant::now() + timeout;
+    while reqwest::get(format!("{base}/readyz"))
+        .await
+        .expect("answers")
+        .status()
+        != 200
+    {
+        assert!(
+            Instant::now() < deadline,
+            "{base} never became ready within {timeout:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 /// Reads SSE frames `(id, event, data)` from a streaming response.
