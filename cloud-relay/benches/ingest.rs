@@ -12,40 +12,22 @@ use std::{
     time::{Duration, Instant},
 };
 
-use anyhow::Context;
 use cloud_relay::{App, Config, otter::WebhookSigner};
+use kitchen_testkit::{
+    amqp::{BrokerObjects, amqp_url},
+    bench::{env_or, ms, percentile},
+    db::TestDb,
+    names::unique,
+};
 use lapin::{
     Connection, ConnectionProperties, ExchangeKind,
-    options::{
-        ExchangeDeclareOptions, ExchangeDeleteOptions, QueueBindOptions, QueueDeclareOptions,
-        QueueDeleteOptions,
-    },
+    options::{ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions},
     types::FieldTable,
 };
 use secrecy::SecretString;
-use sqlx::{Connection as _, PgConnection};
 use tokio::sync::Mutex;
 
 const NEW_ORDER: &str = include_str!("../tests/fixtures/new_order.json");
-
-fn env_or(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[index]
-}
-
-fn ms(d: Duration) -> String {
-    format!("{:.2} ms", d.as_secs_f64() * 1e3)
-}
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -54,25 +36,20 @@ async fn main() -> anyhow::Result<()> {
     let events = env_or("BENCH_EVENTS", if smoke { 300 } else { 20_000 });
     let concurrency = env_or("BENCH_CONCURRENCY", 64);
     let stores = env_or("BENCH_STORES", 16);
-    let admin_url = std::env::var("TEST_DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
-    let amqp_url = std::env::var("TEST_AMQP_URL")
-        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into());
-    let id = format!("relay_bench_{}", std::process::id());
+    let amqp_url = amqp_url();
+    let id = unique("relay_bench");
 
-    let mut admin = PgConnection::connect(&admin_url)
-        .await
-        .context("postgres")?;
-    sqlx::query(&format!("CREATE DATABASE {id}"))
-        .execute(&mut admin)
-        .await?;
-    let database_url = format!("{}/{id}", admin_url.rsplit_once('/').context("db url")?.0);
-
+    // A database and broker objects of its own, removed when the benchmark ends.
+    let db = TestDb::create().await;
     let amqp = Connection::connect(&amqp_url, ConnectionProperties::default()).await?;
     let channel = amqp.create_channel().await?;
     let order_exchange = format!("{id}.structured_order_data");
     let raw_exchange = format!("{id}.otter_events");
     let queue = format!("{id}.kitchen");
+    let broker = BrokerObjects::new();
+    broker.add_queue(&queue);
+    broker.add_exchange(&order_exchange);
+    broker.add_exchange(&raw_exchange);
     let durable = ExchangeDeclareOptions {
         durable: true,
         ..Default::default()
@@ -109,7 +86,7 @@ async fn main() -> anyhow::Result<()> {
 
     println!("cloud-relay ingest benchmark");
     let result = run(
-        &database_url,
+        &db.url,
         &amqp_url,
         &order_exchange,
         &raw_exchange,
@@ -119,18 +96,9 @@ async fn main() -> anyhow::Result<()> {
     )
     .await;
 
-    let _ = channel
-        .queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
-        .await;
-    for exchange in [&order_exchange, &raw_exchange] {
-        let _ = channel
-            .exchange_delete(exchange.as_str().into(), ExchangeDeleteOptions::default())
-            .await;
-    }
     let _ = amqp.close(200, "bench done".into()).await;
-    sqlx::query(&format!("DROP DATABASE IF EXISTS {id} WITH (FORCE)"))
-        .execute(&mut admin)
-        .await?;
+    drop(broker);
+    drop(db);
     result
 }
 

@@ -10,9 +10,6 @@
 //! and removes them. Under `cargo test` (no `--bench`) it runs a short smoke pass, so the
 //! benchmark cannot rot.
 
-#[path = "../tests/common/pty.rs"]
-mod pty;
-
 use std::{
     process::{Command, Stdio},
     time::{Duration, Instant},
@@ -20,61 +17,34 @@ use std::{
 
 use anyhow::Context;
 use futures_util::StreamExt;
-use kitchen_proto::{EventType, LineItem, OrderEvent, OrderStatus};
-use lapin::{
-    BasicProperties, Connection, ConnectionProperties,
-    options::{BasicPublishOptions, ExchangeDeleteOptions, QueueDeleteOptions},
+use kitchen_proto::OrderEvent;
+use kitchen_testkit::{
+    amqp::{self, BrokerObjects, amqp_url},
+    bench::{env_or, ms, percentile},
+    events::{line, new_order, sku_line},
+    pty,
 };
-use prost::Message;
+use lapin::{Connection, ConnectionProperties};
 
 const REFERENCE: &str = include_str!("../tests/fixtures/three_stations.toml");
 const STORE: &str = "bench-scan";
 const SCANNER: &str = "bench-fry";
 
-fn env_or(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 /// An order of fries (and a burger) for the fryer's scanner to bump.
 fn order_event(n: usize) -> OrderEvent {
     let now_ms = chrono::Utc::now().timestamp_millis();
-    let line = |sku: &str, name: &str| LineItem {
-        sku_id: sku.into(),
-        name: name.into(),
-        quantity: 1,
-        ..LineItem::default()
-    };
-    OrderEvent {
-        event_id: format!("scan-bench-ev-{n}"),
-        event_type: EventType::NewOrder as i32,
-        otter_event_type: "orders.new_order".into(),
-        event_time_ms: now_ms,
-        store_id: STORE.into(),
-        sequence: n as u64 + 1,
-        order_id: format!("sb{n}"),
-        status: OrderStatus::NewOrder as i32,
-        items: vec![
-            line("sku-smash-double", "Double Smash Burger"),
-            line("", "Fries"),
-        ],
-        has_snapshot: true,
-        received_at_ms: now_ms,
-        ..OrderEvent::default()
-    }
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
-}
-
-fn ms(d: Duration) -> String {
-    format!("{:.2} ms", d.as_secs_f64() * 1e3)
+    new_order(STORE, &format!("sb{n}"))
+        .event_id(format!("scan-bench-ev-{n}"))
+        .at(now_ms)
+        .sequence(n as u64 + 1)
+        .item(sku_line(
+            "sku-smash-double",
+            "Double Smash Burger",
+            1,
+            vec![],
+        ))
+        .item(line("Fries", 1, vec![]))
+        .build()
 }
 
 /// A metric's value from `/metrics` text.
@@ -138,8 +108,7 @@ async fn main() -> anyhow::Result<()> {
     let smoke = !std::env::args().any(|arg| arg == "--bench");
     let burst = env_or("BENCH_SCANS", if smoke { 200 } else { 5000 });
     let latency_scans = env_or("BENCH_LATENCY_SCANS", if smoke { 20 } else { 300 });
-    let amqp_url = std::env::var("TEST_AMQP_URL")
-        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into());
+    let amqp_url = amqp_url();
 
     let kitchen_id = format!("scan-bench-{}", std::process::id());
     let data_dir = std::env::temp_dir().join(&kitchen_id);
@@ -156,6 +125,8 @@ async fn main() -> anyhow::Result<()> {
         ),
     )?;
     let exchange = format!("{kitchen_id}.structured_order_data");
+    // Deleted at the end, after the agent is gone.
+    let broker = BrokerObjects::edge_kitchen(&kitchen_id, &exchange);
     let port = std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
         .port();
@@ -190,15 +161,7 @@ async fn main() -> anyhow::Result<()> {
         let connection = Connection::connect(&amqp_url, ConnectionProperties::default()).await?;
         let channel = connection.create_channel().await?;
         for n in 0..orders {
-            channel
-                .basic_publish(
-                    exchange.as_str().into(),
-                    STORE.into(),
-                    BasicPublishOptions::default(),
-                    &order_event(n).encode_to_vec(),
-                    BasicProperties::default().with_delivery_mode(2),
-                )
-                .await?;
+            amqp::publish(&channel, &exchange, &order_event(n)).await?;
         }
         let deadline = Instant::now() + Duration::from_secs(120);
         while metric(&metrics(&base).await?, "edge_agent_open_orders") < orders as f64 {
@@ -302,24 +265,7 @@ async fn main() -> anyhow::Result<()> {
 
     let _ = agent.kill();
     let _ = agent.wait();
-    if let Ok(connection) = Connection::connect(&amqp_url, ConnectionProperties::default()).await
-        && let Ok(channel) = connection.create_channel().await
-    {
-        for queue in [
-            format!("edge.{kitchen_id}"),
-            format!("edge.{kitchen_id}.dead"),
-        ] {
-            let _ = channel
-                .queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
-                .await;
-        }
-        for exchange in [exchange.clone(), format!("edge.{kitchen_id}.dlx")] {
-            let _ = channel
-                .exchange_delete(exchange.as_str().into(), ExchangeDeleteOptions::default())
-                .await;
-        }
-        let _ = connection.close(200, "bench cleanup".into()).await;
-    }
+    drop(broker);
     let _ = std::fs::remove_dir_all(&data_dir);
     result
 }

@@ -21,11 +21,13 @@ use std::{
 
 use anyhow::Context;
 use futures_util::StreamExt;
-use kitchen_proto::{EventType, Fulfillment, LineItem, OrderEvent, OrderStatus};
-use lapin::{
-    BasicProperties, Connection, ConnectionProperties,
-    options::{BasicPublishOptions, ExchangeDeleteOptions, QueueDeleteOptions},
+use kitchen_proto::{OrderEvent, OrderStatus};
+use kitchen_testkit::{
+    amqp::{self, BrokerObjects, amqp_url},
+    bench::{env_or, ms, percentile},
+    events::{line, new_order, sku_line, status_update},
 };
+use lapin::{BasicProperties, Connection, ConnectionProperties, options::BasicPublishOptions};
 use prost::Message;
 
 const REFERENCE: &str = include_str!("../tests/fixtures/three_stations.toml");
@@ -34,75 +36,33 @@ const STORES: [&str; 3] = ["bench-a", "bench-b", "bench-c"];
 const BUMP_AFTER: Duration = Duration::from_secs(5);
 const PICKUP_AFTER_BUMP: Duration = Duration::from_secs(2);
 
-fn env_or(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn line(name: &str, quantity: u32, modifiers: Vec<LineItem>) -> LineItem {
-    LineItem {
-        name: name.into(),
-        quantity,
-        modifiers,
-        ..LineItem::default()
-    }
-}
-
 fn order_event(n: usize, sequence: u64) -> OrderEvent {
     let now_ms = chrono::Utc::now().timestamp_millis();
-    OrderEvent {
-        event_id: format!("bench-ev-{n}"),
-        event_type: EventType::NewOrder as i32,
-        otter_event_type: "orders.new_order".into(),
-        event_time_ms: now_ms,
-        store_id: STORES[n % 3].into(),
-        sequence,
-        order_id: format!("bench-{n}"),
-        friendly_id: format!("{:04}", n % 10_000),
-        status: OrderStatus::NewOrder as i32,
-        customer_name: "Bench Customer".into(),
-        fulfillment: Some(Fulfillment {
-            pickup_time_ms: Some(now_ms + 15 * 60_000),
-            ..Fulfillment::default()
-        }),
-        items: vec![
-            LineItem {
-                sku_id: "sku-smash-double".into(),
-                ..line(
-                    "Double Smash Burger",
-                    (n % 3) as u32 + 1,
+    new_order(STORES[n % 3], &format!("bench-{n}"))
+        .event_id(format!("bench-ev-{n}"))
+        .at(now_ms)
+        .sequence(sequence)
+        .friendly_id(format!("{:04}", n % 10_000))
+        .customer_name("Bench Customer")
+        .pickup_at(now_ms + 15 * 60_000)
+        .item(sku_line(
+            "sku-smash-double",
+            "Double Smash Burger",
+            (n % 3) as u32 + 1,
+            vec![
+                line("American Cheese", 1, vec![]),
+                line(
+                    "Make it a Meal",
+                    1,
                     vec![
-                        line("American Cheese", 1, vec![]),
-                        line(
-                            "Make it a Meal",
-                            1,
-                            vec![
-                                line("Fries", 1, vec![line("Large", 1, vec![])]),
-                                line("Cola", 1, vec![]),
-                            ],
-                        ),
+                        line("Fries", 1, vec![line("Large", 1, vec![])]),
+                        line("Cola", 1, vec![]),
                     ],
-                )
-            },
-            line("Fries", 1, vec![]),
-        ],
-        has_snapshot: true,
-        received_at_ms: now_ms,
-        ..OrderEvent::default()
-    }
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
-}
-
-fn ms(d: Duration) -> String {
-    format!("{:.2} ms", d.as_secs_f64() * 1e3)
+                ),
+            ],
+        ))
+        .item(line("Fries", 1, vec![]))
+        .build()
 }
 
 /// Resident memory of a process, in KiB: (current, peak, of which anonymous — the rest is the
@@ -212,23 +172,15 @@ impl Bench {
                     tokio::time::sleep_until((published + BUMP_AFTER).into()).await;
                     let _ = http.post(url).send().await;
                     tokio::time::sleep(PICKUP_AFTER_BUMP).await;
-                    let picked_up = OrderEvent {
-                        event_id: format!("bench-ev-{n}-picked-up"),
-                        otter_event_type: "orders.status_update".into(),
-                        store_id: STORES[n % 3].into(),
-                        order_id: format!("bench-{n}"),
-                        status: OrderStatus::PickedUp as i32,
-                        ..OrderEvent::default()
-                    };
-                    let _ = channel
-                        .basic_publish(
-                            exchange.as_str().into(),
-                            STORES[n % 3].into(),
-                            BasicPublishOptions::default(),
-                            &picked_up.encode_to_vec(),
-                            BasicProperties::default().with_delivery_mode(2),
-                        )
-                        .await;
+                    let picked_up = status_update(
+                        STORES[n % 3],
+                        &format!("bench-{n}"),
+                        "orders.status_update",
+                        OrderStatus::PickedUp,
+                    )
+                    .event_id(format!("bench-ev-{n}-picked-up"))
+                    .build();
+                    let _ = amqp::publish(&channel, &exchange, &picked_up).await;
                 });
             }
         }
@@ -243,14 +195,15 @@ async fn main() -> anyhow::Result<()> {
     let seconds = env_or("BENCH_SECONDS", if smoke { 1 } else { 10 });
     let burst = env_or("BENCH_BURST", if smoke { 200 } else { 5000 });
     let clients = env_or("BENCH_CLIENTS", if smoke { 5 } else { 50 });
-    let amqp_url = std::env::var("TEST_AMQP_URL")
-        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into());
+    let amqp_url = amqp_url();
 
     let kitchen_id = format!("bench-{}", std::process::id());
     let data_dir = std::env::temp_dir().join(&kitchen_id);
     std::fs::create_dir_all(&data_dir)?;
     std::fs::write(data_dir.join("reference.toml"), REFERENCE)?;
     let exchange = format!("{kitchen_id}.structured_order_data");
+    // Deleted at the end, after the agent is gone.
+    let broker = BrokerObjects::edge_kitchen(&kitchen_id, &exchange);
     let port = std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
         .port();
@@ -389,24 +342,7 @@ async fn main() -> anyhow::Result<()> {
 
     let _ = agent.kill();
     let _ = agent.wait();
-    if let Ok(connection) = Connection::connect(&amqp_url, ConnectionProperties::default()).await
-        && let Ok(channel) = connection.create_channel().await
-    {
-        for queue in [
-            format!("edge.{kitchen_id}"),
-            format!("edge.{kitchen_id}.dead"),
-        ] {
-            let _ = channel
-                .queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
-                .await;
-        }
-        for exchange in [exchange.clone(), format!("edge.{kitchen_id}.dlx")] {
-            let _ = channel
-                .exchange_delete(exchange.as_str().into(), ExchangeDeleteOptions::default())
-                .await;
-        }
-        let _ = connection.close(200, "bench cleanup".into()).await;
-    }
+    drop(broker);
     let _ = std::fs::remove_dir_all(&data_dir);
     result.map(|_| ())
 }

@@ -7,77 +7,88 @@
 //! `cargo test` it runs a short smoke pass, so the benchmark cannot rot. Uses its own database,
 //! role, queues and data directory, and removes them.
 
-#[path = "../tests/common/mod.rs"]
-mod common;
-#[path = "../../cloud-relay/tests/it/proxy.rs"]
-mod proxy;
-
 use std::{
     collections::HashMap,
     time::{Duration, Instant},
 };
 
-use common::{
-    SseReader, TestAgent,
-    cloud::{Cloud, postgres_addr},
-    get_json, unique,
+use edge_agent::{App, Config};
+use kitchen_proto::{OrderEvent, reference::Reference};
+use kitchen_testkit::{
+    amqp::{self, BrokerObjects, amqp_url},
+    bench::{env_or, percentile},
+    db::{TestDb, TestRole, admin_database_url},
+    dir::TempDir,
+    events::{line, new_order},
+    http::{SseReader, get_json, wait_ready},
+    names::unique,
+    proxy::{Proxy, socket_addr_of},
 };
-use kitchen_proto::{EventType, LineItem, OrderEvent, OrderStatus};
+use lapin::{Connection, ConnectionProperties};
 
 const STORE: &str = "kitchen-bk-01";
 const REFERENCE: &str = include_str!("../tests/fixtures/sample_kitchen.toml");
 
 fn order(sequence: u64) -> OrderEvent {
-    OrderEvent {
-        event_id: format!("bench-ev-{sequence}"),
-        event_type: EventType::NewOrder as i32,
-        otter_event_type: "orders.new_order".into(),
-        event_time_ms: 1_741_977_600_000,
-        store_id: STORE.into(),
-        sequence,
-        order_id: format!("bench-{sequence}"),
-        status: OrderStatus::NewOrder as i32,
-        items: vec![LineItem {
-            name: "Fries".into(),
-            quantity: 1,
-            ..LineItem::default()
-        }],
-        has_snapshot: true,
-        received_at_ms: 1_741_977_600_000,
-        ..OrderEvent::default()
-    }
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+    new_order(STORE, &format!("bench-{sequence}"))
+        .event_id(format!("bench-ev-{sequence}"))
+        .sequence(sequence)
+        .item(line("Fries", 1, vec![]))
+        .build()
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let bench = std::env::args().any(|a| a == "--bench");
-    let records: usize = if bench {
-        std::env::var("BENCH_SYNC_RECORDS")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(10_000)
+    let records = if bench {
+        env_or("BENCH_SYNC_RECORDS", 10_000)
     } else {
         200
     };
-    let cloud = Cloud::create(&unique("bench-sync")).await;
-    cloud.import(REFERENCE).await;
-    let proxy = proxy::Proxy::start(postgres_addr()).await;
+    // The cloud: a database migrated by the relay, with the kitchen and its box's role.
+    let kitchen_id = unique("bench-sync");
+    let role = TestRole::named("box");
+    let db = TestDb::migrated(&cloud_relay::db::MIGRATOR).await;
+    cloud_relay::kitchens::add_kitchen(&db.pool, &kitchen_id, &role.name, None)
+        .await
+        .expect("kitchen provisioned");
+    let reference = Reference::parse(REFERENCE).expect("valid reference");
+    cloud_relay::kitchens::import_reference(&db.pool, &kitchen_id, &reference)
+        .await
+        .expect("imported");
+    let proxy = Proxy::start(socket_addr_of(&admin_database_url())).await;
     proxy.cut();
-    let url = cloud.agent_url(proxy.addr);
-    let kitchen_id = cloud.kitchen_id.clone();
-    let kitchen = TestAgent::start_with(Some(REFERENCE), &[STORE], move |config| {
-        config.kitchen_id = kitchen_id;
-        config.database_url = Some(url);
+
+    // The agent in process, reaching PostgreSQL through the proxy.
+    let data_dir = TempDir::new("bench-sync");
+    let reference_file = data_dir.path().join("reference.toml");
+    std::fs::write(&reference_file, REFERENCE).expect("reference written");
+    let exchange = format!("{kitchen_id}.structured_order_data");
+    let broker = BrokerObjects::edge_kitchen(&kitchen_id, &exchange);
+    let app = App::build(Config {
+        listen: "127.0.0.1:0".parse().expect("addr"),
+        data_dir: data_dir.path().to_owned(),
+        amqp_url: amqp_url(),
+        kitchen_id: kitchen_id.clone(),
+        store_ids: vec![STORE.into()],
+        reference_file: Some(reference_file),
+        order_exchange: exchange.clone(),
+        database_url: Some(format!(
+            "postgres://{}@{}/{}",
+            role.name, proxy.addr, db.name
+        )),
+        ..Config::default()
     })
-    .await;
-    let base = kitchen.base.clone();
+    .await
+    .expect("agent builds");
+    let base = format!("http://127.0.0.1:{}", app.port());
+    let token = app.shutdown_token();
+    let agent = tokio::spawn(app.run_until_stopped());
+    wait_ready(&base, Duration::from_secs(20)).await;
+    let connection = Connection::connect(&amqp_url(), ConnectionProperties::default())
+        .await
+        .expect("rabbitmq");
+    let channel = connection.create_channel().await.expect("channel");
 
     // The backlog: one scan record each, eight at a time.
     let filled = Instant::now();
@@ -121,11 +132,13 @@ async fn main() {
     let drain = loop {
         sequence += 1;
         published.insert(format!("bench-{sequence}"), Instant::now());
-        kitchen.publish(&order(sequence)).await;
+        amqp::publish(&channel, &exchange, &order(sequence))
+            .await
+            .expect("publish");
         tokio::time::sleep(Duration::from_millis(20)).await;
         // Drained when every scan of the backlog is in PostgreSQL (the orders published
         // meanwhile add records of their own, so the outbox is rarely empty).
-        if cloud.count("SELECT count(*) FROM kitchen.scans").await == records as i64 {
+        if db.count("SELECT count(*) FROM kitchen.scans").await == records as i64 {
             break drain_started.elapsed();
         }
         assert!(
@@ -142,7 +155,7 @@ async fn main() {
     }
     reader.abort();
     latencies.sort();
-    let in_postgres = cloud.count("SELECT count(*) FROM kitchen.scans").await;
+    let in_postgres = db.count("SELECT count(*) FROM kitchen.scans").await;
     assert_eq!(in_postgres, records as i64, "every record in PostgreSQL");
     println!(
         "edge-agent sync benchmark: {records} records (scans) made while PostgreSQL was unreachable, 2 cores"
@@ -161,5 +174,8 @@ async fn main() {
         percentile(&latencies, 0.99).as_secs_f64() * 1000.0,
         latencies.last().copied().unwrap_or_default().as_secs_f64() * 1000.0,
     );
-    kitchen.stop().await;
+    token.cancel();
+    agent.await.expect("joins").expect("clean stop");
+    let _ = connection.close(200, "bench done".into()).await;
+    drop(broker);
 }

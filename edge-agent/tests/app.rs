@@ -2,47 +2,33 @@
 //! serves their batch items; unprovisioned, it still serves the LAN.
 
 mod common;
-#[path = "../../cloud-relay/tests/it/proxy.rs"]
-mod proxy;
 
 use std::time::{Duration, Instant};
 
-use common::{SseReader, TestAgent, get_json, post_json, unique};
+use common::TestAgent;
 use edge_agent::{App, Config};
-use kitchen_proto::{EventType, LineItem, OrderEvent, OrderStatus};
+use kitchen_proto::{OrderEvent, OrderStatus};
+use kitchen_testkit::{
+    amqp::amqp_url,
+    events::{line, new_order, sku_line},
+    http::{SseReader, get_json, post_json},
+    names::unique,
+    proxy::{Proxy, socket_addr_of, through},
+};
 
 const REFERENCE: &str = include_str!("fixtures/sample_kitchen.toml");
 
 fn burger_meal(event_id: &str, sequence: u64, order_id: &str, burgers: u32) -> OrderEvent {
-    OrderEvent {
-        event_id: event_id.into(),
-        event_type: EventType::NewOrder as i32,
-        otter_event_type: "orders.new_order".into(),
-        event_time_ms: 1_741_977_600_000,
-        store_id: "kitchen-bk-01".into(),
-        sequence,
-        order_id: order_id.into(),
-        status: OrderStatus::NewOrder as i32,
-        items: vec![LineItem {
-            sku_id: "sku-smash-double".into(),
-            name: "Double Smash Burger".into(),
-            quantity: burgers,
-            modifiers: vec![LineItem {
-                name: "Make it a Meal".into(),
-                quantity: 1,
-                modifiers: vec![LineItem {
-                    name: "Fries".into(),
-                    quantity: 1,
-                    ..LineItem::default()
-                }],
-                ..LineItem::default()
-            }],
-            ..LineItem::default()
-        }],
-        has_snapshot: true,
-        received_at_ms: 1_741_977_600_000,
-        ..OrderEvent::default()
-    }
+    new_order("kitchen-bk-01", order_id)
+        .event_id(event_id)
+        .sequence(sequence)
+        .item(sku_line(
+            "sku-smash-double",
+            "Double Smash Burger",
+            burgers,
+            vec![line("Make it a Meal", 1, vec![line("Fries", 1, vec![])])],
+        ))
+        .build()
 }
 
 #[tokio::test]
@@ -460,16 +446,10 @@ async fn wait_json(what: &str, url: &str, done: impl Fn(&serde_json::Value) -> b
 #[tokio::test]
 async fn the_kitchen_keeps_working_through_a_broker_outage_and_catches_up() {
     // The agent reaches RabbitMQ through a proxy the test cuts: the internet drops.
-    let upstream = common::amqp_url()
-        .split('@')
-        .nth(1)
-        .and_then(|rest| rest.split('/').next())
-        .and_then(|host| host.parse().ok())
-        .expect("host:port in the AMQP URL");
-    let proxy = proxy::Proxy::start(upstream).await;
-    let through = common::amqp_url().replace(&upstream.to_string(), &proxy.addr.to_string());
+    let proxy = Proxy::start(socket_addr_of(&amqp_url())).await;
+    let proxied = through(&amqp_url(), proxy.addr);
     let kitchen = TestAgent::start_with(Some(REFERENCE), &["kitchen-bk-01"], |config| {
-        config.amqp_url = through;
+        config.amqp_url = proxied;
         config.amqp_timeout_ms = 2_000;
     })
     .await;

@@ -9,10 +9,14 @@ use std::{
     time::{Duration, Instant},
 };
 
-use common::{amqp_url, get_json, unique};
-use kitchen_proto::{EventType, LineItem, OrderEvent, OrderStatus};
-use lapin::{BasicProperties, Connection, ConnectionProperties, options::BasicPublishOptions};
-use prost::Message;
+use kitchen_proto::OrderEvent;
+use kitchen_testkit::{
+    amqp::{self, amqp_url},
+    events::{line, new_order},
+    http::get_json,
+    names::unique,
+};
+use lapin::{Connection, ConnectionProperties};
 
 const ORDERS: u64 = 1000;
 const REFERENCE: &str = r#"
@@ -28,24 +32,11 @@ match = ["Fries"]
 "#;
 
 fn order_event(n: u64) -> OrderEvent {
-    OrderEvent {
-        event_id: format!("ev-{n}"),
-        event_type: EventType::NewOrder as i32,
-        otter_event_type: "orders.new_order".into(),
-        event_time_ms: 1_741_977_600_000,
-        store_id: "s1".into(),
-        sequence: n + 1,
-        order_id: format!("order-{n:04}"),
-        status: OrderStatus::NewOrder as i32,
-        items: vec![LineItem {
-            name: "Fries".into(),
-            quantity: (n % 3) as u32 + 1,
-            ..LineItem::default()
-        }],
-        has_snapshot: true,
-        received_at_ms: 1_741_977_600_000,
-        ..OrderEvent::default()
-    }
+    new_order("s1", &format!("order-{n:04}"))
+        .event_id(format!("ev-{n}"))
+        .sequence(n + 1)
+        .item(line("Fries", (n % 3) as u32 + 1, vec![]))
+        .build()
 }
 
 /// The agent process; killed when dropped.
@@ -143,14 +134,7 @@ async fn sigkill_mid_consumption_loses_and_doubles_nothing() {
         .expect("rabbitmq");
     let channel = connection.create_channel().await.expect("channel");
     for n in 0..ORDERS {
-        channel
-            .basic_publish(
-                setup.exchange.as_str().into(),
-                "s1".into(),
-                BasicPublishOptions::default(),
-                &order_event(n).encode_to_vec(),
-                BasicProperties::default().with_delivery_mode(2),
-            )
+        amqp::publish(&channel, &setup.exchange, &order_event(n))
             .await
             .expect("publish");
     }

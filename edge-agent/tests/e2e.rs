@@ -6,24 +6,24 @@
 //! removed when the test ends, passed or failed.
 
 mod browser;
-mod common;
 
 use std::{
     future::Future,
     path::PathBuf,
-    sync::atomic::{AtomicU32, Ordering},
     time::{Duration, Instant},
 };
 
 use browser::Browser;
 use cloud_relay::otter::WebhookSigner;
-use lapin::{
-    Connection, ConnectionProperties,
-    options::{ExchangeDeleteOptions, QueueDeleteOptions},
+use kitchen_testkit::{
+    amqp::{BrokerObjects, amqp_url},
+    db::TestDb,
+    dir::TempDir,
+    http::SseReader,
+    names::unique,
 };
 use secrecy::SecretString;
 use serde_json::{Value, json};
-use sqlx::{Connection as _, PgConnection};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -38,25 +38,6 @@ const FRIENDLY_ID: &str = "7K2QX";
 const PHO_ID: &str = "e5a3f6d4-7f8b-4a9c-9d04-b5c6d7e8f9a0";
 
 const REFERENCE: &str = include_str!("fixtures/sample_kitchen.toml");
-
-fn admin_database_url() -> String {
-    std::env::var("TEST_DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
-}
-
-/// A name no other test (or test run) uses; valid as a database name and in queue names.
-fn unique(prefix: &str) -> String {
-    static COUNTER: AtomicU32 = AtomicU32::new(0);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("clock after 1970")
-        .subsec_nanos();
-    format!(
-        "{prefix}_{}_{}_{nanos}",
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    )
-}
 
 /// Polls `check` until it returns `Some`, or panics after `timeout` with the last thing seen.
 async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
@@ -87,102 +68,6 @@ async fn get_json(url: &str) -> Value {
     response.json().await.expect("json")
 }
 
-/// Runs `future` to completion from a `Drop`, on a runtime of its own (the test's may be the
-/// one blocked in the drop).
-fn run_blocking(future: impl Future<Output = ()> + Send + 'static) {
-    let _ = std::thread::spawn(move || {
-        if let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-        {
-            runtime.block_on(future);
-        }
-    })
-    .join();
-}
-
-/// A database of its own, dropped (with its connections) when the test ends.
-struct TestDb {
-    name: String,
-    url: String,
-}
-
-impl TestDb {
-    async fn create() -> Self {
-        let name = unique("e2e");
-        let admin = admin_database_url();
-        let mut connection = PgConnection::connect(&admin)
-            .await
-            .expect("postgres reachable");
-        sqlx::query(&format!("CREATE DATABASE {name}"))
-            .execute(&mut connection)
-            .await
-            .expect("create test database");
-        let base = admin.rsplit_once('/').expect("url has a database").0;
-        let url = format!("{base}/{name}");
-        Self { name, url }
-    }
-}
-
-impl Drop for TestDb {
-    fn drop(&mut self) {
-        let name = self.name.clone();
-        let admin = admin_database_url();
-        run_blocking(async move {
-            if let Ok(mut connection) = PgConnection::connect(&admin).await {
-                let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                    .execute(&mut connection)
-                    .await;
-            }
-        });
-    }
-}
-
-/// The broker objects a test's relay and agent declare, deleted when the test ends.
-struct BrokerObjects {
-    queues: Vec<String>,
-    exchanges: Vec<String>,
-}
-
-impl Drop for BrokerObjects {
-    fn drop(&mut self) {
-        let queues = std::mem::take(&mut self.queues);
-        let exchanges = std::mem::take(&mut self.exchanges);
-        run_blocking(async move {
-            let Ok(connection) =
-                Connection::connect(&common::amqp_url(), ConnectionProperties::default()).await
-            else {
-                return;
-            };
-            // A channel per deletion: an error on one (already gone) closes only that channel.
-            for queue in queues {
-                if let Ok(channel) = connection.create_channel().await {
-                    let _ = channel
-                        .queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
-                        .await;
-                }
-            }
-            for exchange in exchanges {
-                if let Ok(channel) = connection.create_channel().await {
-                    let _ = channel
-                        .exchange_delete(exchange.as_str().into(), ExchangeDeleteOptions::default())
-                        .await;
-                }
-            }
-            let _ = connection.close(200, "test done".into()).await;
-        });
-    }
-}
-
-/// A directory removed when the test ends.
-struct TempDir(PathBuf);
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 /// The relay and one kitchen's agent, running in-process on port 0 against the real services.
 struct Kitchen {
     relay_url: String,
@@ -207,26 +92,16 @@ impl Kitchen {
         let order_exchange = format!("{id}.structured_order_data");
         let raw_exchange = format!("{id}.otter_events");
         let kitchen_id = format!("{id}.kitchen");
-        let broker = BrokerObjects {
-            queues: vec![
-                format!("edge.{kitchen_id}"),
-                format!("edge.{kitchen_id}.dead"),
-            ],
-            exchanges: vec![
-                order_exchange.clone(),
-                raw_exchange.clone(),
-                format!("edge.{kitchen_id}.dlx"),
-            ],
-        };
-        let data_dir = TempDir(std::env::temp_dir().join(&id));
-        std::fs::create_dir_all(&data_dir.0).expect("data dir");
-        let reference_file = data_dir.0.join("reference.toml");
+        let broker = BrokerObjects::edge_kitchen(&kitchen_id, &order_exchange);
+        broker.add_exchange(&raw_exchange);
+        let data_dir = TempDir::new("e2e");
+        let reference_file = data_dir.path().join("reference.toml");
         std::fs::write(&reference_file, REFERENCE).expect("reference written");
 
         let relay_config = cloud_relay::Config {
             listen: "127.0.0.1:0".parse().expect("addr"),
             database_url: SecretString::from(db.url.clone()),
-            amqp_url: SecretString::from(common::amqp_url()),
+            amqp_url: SecretString::from(amqp_url()),
             order_exchange: order_exchange.clone(),
             raw_events_exchange: raw_exchange,
             otter_webhook_secret: Some(SecretString::from(SECRET)),
@@ -244,8 +119,8 @@ impl Kitchen {
 
         let agent_config = edge_agent::Config {
             listen: "127.0.0.1:0".parse().expect("addr"),
-            data_dir: data_dir.0.clone(),
-            amqp_url: common::amqp_url(),
+            data_dir: data_dir.path().to_owned(),
+            amqp_url: amqp_url(),
             kitchen_id,
             store_ids: vec![STORE_ID.into()],
             reference_file: Some(reference_file),
@@ -417,7 +292,7 @@ fn event_order_id(data: &Value) -> &str {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_signed_webhook_reaches_the_tablet_stream_and_the_batch_counts() {
     let kitchen = Kitchen::start().await;
-    let mut tablet = common::SseReader::open(&kitchen.agent("/orders/events"), None).await;
+    let mut tablet = SseReader::open(&kitchen.agent("/orders/events"), None).await;
     let (id, event, data) = tablet.next().await;
     assert_eq!(
         (event.as_str(), &data["batches"]),

@@ -14,39 +14,25 @@ use edge_agent::{
     store::Store,
     writer::StoreWriter,
 };
-use kitchen_proto::reference::Reference;
-use kitchen_proto::{EventType, LineItem, OrderEvent, OrderStatus};
+use kitchen_proto::{OrderEvent, reference::Reference};
+use kitchen_testkit::{
+    amqp::{BrokerObjects, amqp_url},
+    events::{line, new_order},
+    names::unique,
+};
 use lapin::{
     BasicProperties, Connection, ConnectionProperties,
-    options::{BasicGetOptions, BasicPublishOptions, ExchangeDeleteOptions, QueueDeleteOptions},
+    options::{BasicGetOptions, BasicPublishOptions},
 };
 use prost::Message;
 use tokio_util::sync::CancellationToken;
 
-fn amqp_url() -> String {
-    std::env::var("TEST_AMQP_URL")
-        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into())
-}
-
 fn order_event(store_id: &str, sequence: u64) -> OrderEvent {
-    OrderEvent {
-        event_id: format!("{store_id}-e{sequence}"),
-        event_type: EventType::NewOrder as i32,
-        otter_event_type: "orders.new_order".into(),
-        event_time_ms: 1_741_977_600_000,
-        store_id: store_id.into(),
-        sequence,
-        order_id: format!("{store_id}-o{sequence}"),
-        status: OrderStatus::NewOrder as i32,
-        items: vec![LineItem {
-            name: "Fries".into(),
-            quantity: 2,
-            ..LineItem::default()
-        }],
-        has_snapshot: true,
-        received_at_ms: 1_741_977_600_000,
-        ..OrderEvent::default()
-    }
+    new_order(store_id, &format!("{store_id}-o{sequence}"))
+        .event_id(format!("{store_id}-e{sequence}"))
+        .sequence(sequence)
+        .item(line("Fries", 2, vec![]))
+        .build()
 }
 
 async fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
@@ -59,14 +45,7 @@ async fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
 
 #[tokio::test]
 async fn events_are_applied_once_and_poison_is_dead_lettered() {
-    let kitchen_id = format!(
-        "test-{}-{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .expect("clock")
-            .subsec_nanos()
-    );
+    let kitchen_id = unique("test");
     let path = std::env::temp_dir().join(format!("{kitchen_id}.db"));
     let config = FeedConfig {
         amqp_url: amqp_url(),
@@ -77,6 +56,14 @@ async fn events_are_applied_once_and_poison_is_dead_lettered() {
         timeout: Duration::from_secs(5),
         delivery_limit: 5,
     };
+    // Removed when the test ends, passed or failed (after the feed has stopped).
+    let broker = BrokerObjects::new();
+    for queue in [config.queue(), config.dead_letter_queue()] {
+        broker.add_queue(queue);
+    }
+    for exchange in [config.exchange.clone(), config.dead_letter_exchange()] {
+        broker.add_exchange(exchange);
+    }
     let (events, _) = tokio::sync::broadcast::channel(64);
     let kitchen = Kitchen::open(
         Store::open(&path).expect("store opens"),
@@ -155,16 +142,7 @@ async fn events_are_applied_once_and_poison_is_dead_lettered() {
 
     token.cancel();
     feed.await.expect("feed stops");
-    for queue in [config.queue(), config.dead_letter_queue()] {
-        let _ = channel
-            .queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
-            .await;
-    }
-    for exchange in [config.exchange.clone(), config.dead_letter_exchange()] {
-        let _ = channel
-            .exchange_delete(exchange.as_str().into(), ExchangeDeleteOptions::default())
-            .await;
-    }
+    drop(broker);
     let _ = connection.close(200, "test done".into()).await;
     drop(reader);
     for suffix in ["", "-wal", "-shm"] {

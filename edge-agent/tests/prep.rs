@@ -6,8 +6,9 @@ mod browser;
 mod common;
 
 use chrono::{Days, NaiveDate};
-use common::{SseReader, TestAgent, get_json};
+use common::TestAgent;
 use edge_agent::scan::{GS, PrepLabel};
+use kitchen_testkit::http::{SseReader, get_json};
 use serde_json::{Value, json};
 
 const REFERENCE: &str = r#"

@@ -9,37 +9,30 @@ use std::{
     time::{Duration, Instant},
 };
 
-use common::{SseReader, TestAgent, get_json, pty, unique};
+use common::TestAgent;
 use edge_agent::scanner::{ScannerConfig, Suffix};
-use kitchen_proto::{EventType, LineItem, OrderEvent, OrderStatus};
+use kitchen_proto::OrderEvent;
+use kitchen_testkit::{
+    events::{line, new_order, sku_line},
+    http::{SseReader, get_json},
+    names::unique,
+    pty,
+};
 
 const REFERENCE: &str = include_str!("fixtures/sample_kitchen.toml");
 
 /// A burger (grill) with fries (fry): an order both stations work on.
 fn order(sequence: u64, order_id: &str) -> OrderEvent {
-    let line = |sku: &str, name: &str| LineItem {
-        sku_id: sku.into(),
-        name: name.into(),
-        quantity: 1,
-        ..LineItem::default()
-    };
-    OrderEvent {
-        event_id: format!("ev-{order_id}"),
-        event_type: EventType::NewOrder as i32,
-        otter_event_type: "orders.new_order".into(),
-        event_time_ms: 1_741_977_600_000,
-        store_id: "kitchen-bk-01".into(),
-        sequence,
-        order_id: order_id.into(),
-        status: OrderStatus::NewOrder as i32,
-        items: vec![
-            line("sku-smash-double", "Double Smash Burger"),
-            line("", "Fries"),
-        ],
-        has_snapshot: true,
-        received_at_ms: 1_741_977_600_000,
-        ..OrderEvent::default()
-    }
+    new_order("kitchen-bk-01", order_id)
+        .sequence(sequence)
+        .item(sku_line(
+            "sku-smash-double",
+            "Double Smash Burger",
+            1,
+            vec![],
+        ))
+        .item(line("Fries", 1, vec![]))
+        .build()
 }
 
 /// Publishes an order per id and waits until the agent has them all open.

@@ -7,24 +7,18 @@ mod common;
 
 use std::collections::BTreeMap;
 
-use common::{SseReader, TestAgent, get_json};
-use kitchen_proto::{EventType, Fulfillment, LineItem, OrderEvent, OrderStatus};
+use common::TestAgent;
+use kitchen_proto::{OrderEvent, OrderStatus};
+use kitchen_testkit::{
+    events::{T0_MS, line, new_order, sku_line, status_update},
+    http::{SseReader, get_json},
+};
 use serde_json::Value;
 
 const REFERENCE: &str = include_str!("fixtures/three_stations.toml");
 
 const STORES: [&str; 3] = ["store-a", "store-b", "store-c"];
 const ORDERS: u64 = 500;
-const T0: i64 = 1_741_977_600_000;
-
-fn line(name: &str, quantity: u32, modifiers: Vec<LineItem>) -> LineItem {
-    LineItem {
-        name: name.into(),
-        quantity,
-        modifiers,
-        ..LineItem::default()
-    }
-}
 
 /// Order `n`: `burgers` meals (each with fries), `extra_fries`, `colas`; every 7th has a line
 /// no reference item matches.
@@ -48,54 +42,39 @@ fn spec(n: u64) -> Spec {
 
 fn order_event(n: u64, sequence: u64) -> OrderEvent {
     let spec = spec(n);
-    let mut items = vec![LineItem {
-        sku_id: "sku-smash-double".into(),
-        ..line(
+    let mut order_event = new_order(STORES[(n % 3) as usize], &format!("order-{n:03}"))
+        .event_id(format!("ev-{n}"))
+        .sequence(sequence)
+        .friendly_id(format!("{n:03}"))
+        .pickup_at(T0_MS + (n as i64 % 60) * 60_000)
+        .item(sku_line(
+            "sku-smash-double",
             "Double Smash Burger",
             spec.burgers,
             vec![line("Make it a Meal", 1, vec![line("Fries", 1, vec![])])],
-        )
-    }];
+        ));
     if spec.extra_fries > 0 {
-        items.push(line("Fries", spec.extra_fries, vec![]));
+        order_event = order_event.item(line("Fries", spec.extra_fries, vec![]));
     }
     if spec.colas > 0 {
-        items.push(line("Cola", spec.colas, vec![]));
+        order_event = order_event.item(line("Cola", spec.colas, vec![]));
     }
     if spec.mystery {
-        items.push(line("Mystery Box", 1, vec![line("No pickles", 1, vec![])]));
+        order_event = order_event.item(line("Mystery Box", 1, vec![line("No pickles", 1, vec![])]));
     }
-    OrderEvent {
-        event_id: format!("ev-{n}"),
-        event_type: EventType::NewOrder as i32,
-        otter_event_type: "orders.new_order".into(),
-        event_time_ms: T0,
-        store_id: STORES[(n % 3) as usize].into(),
-        sequence,
-        order_id: format!("order-{n:03}"),
-        friendly_id: format!("{n:03}"),
-        status: OrderStatus::NewOrder as i32,
-        fulfillment: Some(Fulfillment {
-            pickup_time_ms: Some(T0 + (n as i64 % 60) * 60_000),
-            ..Fulfillment::default()
-        }),
-        items,
-        has_snapshot: true,
-        received_at_ms: T0,
-        ..OrderEvent::default()
-    }
+    order_event.build()
 }
 
 fn cancel_event(n: u64, sequence: u64) -> OrderEvent {
-    OrderEvent {
-        event_id: format!("ev-{n}-cancel"),
-        otter_event_type: "orders.cancel".into(),
-        store_id: STORES[(n % 3) as usize].into(),
-        sequence,
-        order_id: format!("order-{n:03}"),
-        status: OrderStatus::Canceled as i32,
-        ..OrderEvent::default()
-    }
+    status_update(
+        STORES[(n % 3) as usize],
+        &format!("order-{n:03}"),
+        "orders.cancel",
+        OrderStatus::Canceled,
+    )
+    .event_id(format!("ev-{n}-cancel"))
+    .sequence(sequence)
+    .build()
 }
 
 /// (station, item) → (quantity, order ids), counted by hand from the specs.

@@ -3,42 +3,32 @@
 //! outage, reference data pulled and swapped in, missed orders reconciled.
 
 mod common;
-#[path = "../../cloud-relay/tests/it/proxy.rs"]
-mod proxy;
 
 use std::time::{Duration, Instant};
 
 use common::{
-    SseReader, TestAgent,
+    TestAgent,
     cloud::{Cloud, postgres_addr},
-    get_json, unique,
 };
-use kitchen_proto::{EventType, LineItem, OrderEvent, OrderStatus};
+use kitchen_proto::OrderEvent;
+use kitchen_testkit::{
+    amqp::amqp_url,
+    events::{line, new_order},
+    http::{SseReader, get_json},
+    names::unique,
+    proxy::Proxy,
+};
 use prost::Message;
 
 const STORE: &str = "kitchen-bk-01";
 const REFERENCE: &str = include_str!("fixtures/sample_kitchen.toml");
 
-fn order(sequence: u64, order_id: &str, line: &str) -> OrderEvent {
-    OrderEvent {
-        event_id: format!("ev-{order_id}"),
-        event_type: EventType::NewOrder as i32,
-        otter_event_type: "orders.new_order".into(),
-        event_time_ms: 1_741_977_600_000,
-        store_id: STORE.into(),
-        sequence,
-        order_id: order_id.into(),
-        friendly_id: order_id.to_uppercase(),
-        status: OrderStatus::NewOrder as i32,
-        items: vec![LineItem {
-            name: line.into(),
-            quantity: 1,
-            ..LineItem::default()
-        }],
-        has_snapshot: true,
-        received_at_ms: 1_741_977_600_000,
-        ..OrderEvent::default()
-    }
+fn order(sequence: u64, order_id: &str, line_name: &str) -> OrderEvent {
+    new_order(STORE, order_id)
+        .sequence(sequence)
+        .friendly_id(order_id.to_uppercase())
+        .item(line(line_name, 1, vec![]))
+        .build()
 }
 
 async fn wait_until<F: std::future::Future<Output = bool>>(
@@ -83,7 +73,7 @@ async fn logged_records(base: &str) -> Vec<(String, String)> {
 async fn records_made_offline_all_reach_postgresql_exactly_once() {
     let cloud = Cloud::create(&unique("sync-kitchen")).await;
     cloud.import(REFERENCE).await;
-    let proxy = proxy::Proxy::start(postgres_addr()).await;
+    let proxy = Proxy::start(postgres_addr()).await;
     proxy.cut();
     let url = cloud.agent_url(proxy.addr);
     let kitchen_id = cloud.kitchen_id.clone();
@@ -164,7 +154,7 @@ async fn records_made_offline_all_reach_postgresql_exactly_once() {
          UNION ALL SELECT CASE WHEN accepted THEN 'scan.recorded' ELSE 'scan.rejected' END,
                           scan_id::text FROM kitchen.scans",
     )
-    .fetch_all(&cloud.pool)
+    .fetch_all(&cloud.db.pool)
     .await
     .expect("records");
     in_postgres.sort();
@@ -189,7 +179,7 @@ async fn records_made_offline_all_reach_postgresql_exactly_once() {
     let raw: Vec<u8> = sqlx::query_scalar(
         "SELECT raw FROM kitchen.scans WHERE NOT accepted ORDER BY scanned_at LIMIT 1",
     )
-    .fetch_one(&cloud.pool)
+    .fetch_one(&cloud.db.pool)
     .await
     .expect("raw");
     assert_eq!(raw, b"ORDER:o201");
@@ -325,7 +315,7 @@ async fn orders_the_queue_missed_are_reconciled_from_postgresql_exactly_once() {
         .bind(&event.event_id)
         .bind(STORE)
         .bind(&event.order_id)
-        .execute(&cloud.pool)
+        .execute(&cloud.db.pool)
         .await
         .expect("webhook event");
         sqlx::query(
@@ -337,7 +327,7 @@ async fn orders_the_queue_missed_are_reconciled_from_postgresql_exactly_once() {
         .bind(STORE)
         .bind(n as i64)
         .bind(payload)
-        .execute(&cloud.pool)
+        .execute(&cloud.db.pool)
         .await
         .expect("outbox row");
     }
@@ -373,7 +363,7 @@ async fn a_kill_in_the_middle_of_a_sync_batch_loses_and_doubles_nothing() {
     let kitchen_id = unique("sync-kill");
     let cloud = Cloud::create(&kitchen_id).await;
     cloud.import(REFERENCE).await;
-    let proxy = proxy::Proxy::start(postgres_addr()).await;
+    let proxy = Proxy::start(postgres_addr()).await;
     proxy.cut();
     let data_dir = std::env::temp_dir().join(&kitchen_id);
     std::fs::create_dir_all(&data_dir).expect("data dir");
@@ -388,7 +378,7 @@ async fn a_kill_in_the_middle_of_a_sync_batch_loses_and_doubles_nothing() {
         let child = std::process::Command::new(env!("CARGO_BIN_EXE_edge-agent"))
             .env("AGENT_LISTEN", format!("127.0.0.1:{port}"))
             .env("AGENT_DATA_DIR", &data_dir)
-            .env("AMQP_URL", common::amqp_url())
+            .env("AMQP_URL", amqp_url())
             .env("KITCHEN_ID", &kitchen_id)
             .env("STORE_IDS", STORE)
             .env("REFERENCE_FILE", data_dir.join("reference.toml"))
@@ -448,7 +438,7 @@ async fn a_kill_in_the_middle_of_a_sync_batch_loses_and_doubles_nothing() {
     .await;
     let mut in_postgres: Vec<String> =
         sqlx::query_scalar("SELECT scan_id::text FROM kitchen.scans")
-            .fetch_all(&cloud.pool)
+            .fetch_all(&cloud.db.pool)
             .await
             .expect("scans");
     in_postgres.sort();

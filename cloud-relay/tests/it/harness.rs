@@ -4,69 +4,33 @@
 use std::{
     future::Future,
     net::SocketAddr,
-    str::FromStr,
-    sync::atomic::{AtomicU32, Ordering},
     time::{Duration, Instant},
 };
 
 use cloud_relay::{App, Config, otter::WebhookSigner};
+use kitchen_testkit::amqp::BrokerObjects;
+pub use kitchen_testkit::{
+    amqp::amqp_url,
+    db::{TestDb, TestRole, admin_database_url},
+    names::unique,
+    proxy::{socket_addr_of, through},
+};
 use lapin::{
     Channel, Connection, ConnectionProperties, ExchangeKind,
     message::BasicGetMessage,
     options::{
-        BasicAckOptions, BasicGetOptions, ExchangeDeclareOptions, ExchangeDeleteOptions,
-        QueueBindOptions, QueueDeclareOptions, QueueDeleteOptions,
+        BasicAckOptions, BasicGetOptions, ExchangeDeclareOptions, QueueBindOptions,
+        QueueDeclareOptions,
     },
     types::FieldTable,
 };
 use secrecy::SecretString;
-use sqlx::{
-    Connection as _, PgConnection, PgPool,
-    postgres::{PgConnectOptions, PgPoolOptions},
-};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 pub const SECRET: &str = "test-webhook-secret";
 pub const NEW_ORDER: &[u8] = include_bytes!("../fixtures/new_order.json");
 pub const CANCEL_ORDER: &[u8] = include_bytes!("../fixtures/cancel_order.json");
-
-pub fn admin_database_url() -> String {
-    std::env::var("TEST_DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
-}
-
-pub fn amqp_url() -> String {
-    std::env::var("TEST_AMQP_URL")
-        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into())
-}
-
-/// `host:port` of a URL like `scheme://user@host:port/...`, for pointing a proxy at it.
-pub fn socket_addr_of(url: &str) -> SocketAddr {
-    let after_scheme = url.split("://").nth(1).expect("url has a scheme");
-    let host_port = after_scheme.rsplit('@').next().expect("host");
-    let host_port = host_port.split('/').next().expect("host:port");
-    host_port.parse().expect("url host is an ip:port")
-}
-
-/// `url` with its `host:port` replaced by `proxy`'s address.
-pub fn through(url: &str, proxy: SocketAddr) -> String {
-    url.replace(&socket_addr_of(url).to_string(), &proxy.to_string())
-}
-
-/// A name no other test (or test run) uses.
-pub fn unique(prefix: &str) -> String {
-    static COUNTER: AtomicU32 = AtomicU32::new(0);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("clock after 1970")
-        .subsec_nanos();
-    format!(
-        "{prefix}_{}_{}_{nanos}",
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    )
-}
 
 /// Polls `check` until it returns `Some` or `timeout` passes.
 pub async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
@@ -87,171 +51,12 @@ where
     }
 }
 
-/// A database of its own, dropped (with its connections) when the test ends.
-pub struct TestDb {
-    pub name: String,
-    pub url: String,
-    pub pool: PgPool,
-}
-
-impl TestDb {
-    pub async fn create() -> Self {
-        let name = unique("relay_test");
-        let admin = admin_database_url();
-        let mut connection = PgConnection::connect(&admin)
-            .await
-            .expect("postgres reachable");
-        sqlx::query(&format!("CREATE DATABASE {name}"))
-            .execute(&mut connection)
-            .await
-            .expect("create test database");
-        let base = admin.rsplit_once('/').expect("url has a database").0;
-        let url = format!("{base}/{name}");
-        let pool = PgPool::connect(&url).await.expect("connect test database");
-        Self { name, url, pool }
-    }
-
-    /// A database of its own with the relay's migrations applied (without starting a relay).
-    pub async fn migrated() -> Self {
-        let db = Self::create().await;
-        cloud_relay::db::MIGRATOR
-            .run(&db.pool)
-            .await
-            .expect("migrations apply");
-        db
-    }
-
-    /// A database of its own owned by `owner` (not migrated; `pool` connects as the admin).
-    pub async fn owned_by(owner: &TestRole) -> Self {
-        let name = unique("relay_test");
-        let admin = admin_database_url();
-        let mut connection = PgConnection::connect(&admin)
-            .await
-            .expect("postgres reachable");
-        sqlx::query(&format!("CREATE DATABASE {name} OWNER {}", owner.ident()))
-            .execute(&mut connection)
-            .await
-            .expect("create test database");
-        let base = admin.rsplit_once('/').expect("url has a database").0;
-        let url = format!("{base}/{name}");
-        let pool = PgPool::connect(&url).await.expect("connect test database");
-        Self { name, url, pool }
-    }
-
-    /// A small pool logged in as `role` (the test cluster trusts local connections, so no
-    /// password is needed): how a kitchen box, or the relay's own role, sees this database.
-    pub async fn connect_as(&self, role: &str) -> PgPool {
-        let options = PgConnectOptions::from_str(&self.url)
-            .expect("database url")
-            .username(role);
-        PgPoolOptions::new()
-            .max_connections(2)
-            .connect_with(options)
-            .await
-            .expect("connect as role")
-    }
-
-    pub async fn count(&self, sql: &str) -> i64 {
-        sqlx::query_scalar(sql)
-            .fetch_one(&self.pool)
-            .await
-            .expect(sql)
-    }
-}
-
-impl Drop for TestDb {
-    fn drop(&mut self) {
-        let name = self.name.clone();
-        let admin = admin_database_url();
-        // The pool belongs to the test's runtime, blocked here: FORCE closes its connections.
-        run_blocking(async move {
-            if let Ok(mut connection) = PgConnection::connect(&admin).await {
-                let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                    .execute(&mut connection)
-                    .await;
-            }
-        });
-    }
-}
-
-/// A role of its own on the test cluster. Roles are cluster-wide and outlive the test
-/// databases, so it is dropped when the test ends (its sessions ended first). Declare it before
-/// the `TestDb` it is used in: locals drop in reverse order, so the database — with anything
-/// the role owns or was granted there — goes first, and `DROP ROLE` finds nothing depending
-/// on it. (`kitchen_agent`, the group role the migration creates, is shared by every test
-/// database and stays.)
-pub struct TestRole {
-    pub name: String,
-}
-
-impl TestRole {
-    /// A unique name, not created (for `kitchens::add_kitchen` to create).
-    pub fn named(prefix: &str) -> Self {
-        Self {
-            name: unique(prefix),
-        }
-    }
-
-    /// Created with `attributes` (e.g. `LOGIN CREATEROLE`).
-    pub async fn create(prefix: &str, attributes: &str) -> Self {
-        let role = Self::named(prefix);
-        let mut connection = PgConnection::connect(&admin_database_url())
-            .await
-            .expect("postgres reachable");
-        sqlx::query(&format!("CREATE ROLE {} {attributes}", role.ident()))
-            .execute(&mut connection)
-            .await
-            .expect("create role");
-        role
-    }
-
-    /// The name as a quoted identifier.
-    pub fn ident(&self) -> String {
-        format!("\"{}\"", self.name.replace('"', "\"\""))
-    }
-}
-
-impl Drop for TestRole {
-    fn drop(&mut self) {
-        let (name, ident) = (self.name.clone(), self.ident());
-        let admin = admin_database_url();
-        run_blocking(async move {
-            if let Ok(mut connection) = PgConnection::connect(&admin).await {
-                let _ = sqlx::query(
-                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1",
-                )
-                .bind(&name)
-                .execute(&mut connection)
-                .await;
-                if let Err(error) = sqlx::query(&format!("DROP ROLE IF EXISTS {ident}"))
-                    .execute(&mut connection)
-                    .await
-                {
-                    eprintln!("test role {name:?} left behind: {error}");
-                }
-            }
-        });
-    }
-}
-
-/// Runs `future` to completion from a `Drop`, on a runtime of its own.
-fn run_blocking(future: impl Future<Output = ()> + Send + 'static) {
-    let _ = std::thread::spawn(move || {
-        if let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-        {
-            runtime.block_on(future);
-        }
-    })
-    .join();
-}
-
 /// Exchanges and queues of its own on the real broker, deleted when the test ends.
 pub struct TestBroker {
     pub order_exchange: String,
     pub raw_exchange: String,
-    queues: std::sync::Mutex<Vec<String>>,
+    // Deleted when the broker is dropped, while its connection is still open.
+    objects: BrokerObjects,
     _connection: Connection,
     channel: Channel,
 }
@@ -266,10 +71,12 @@ impl TestBroker {
         let broker = Self {
             order_exchange: format!("{id}.structured_order_data"),
             raw_exchange: format!("{id}.otter_events"),
-            queues: Default::default(),
+            objects: BrokerObjects::new(),
             _connection: connection,
             channel,
         };
+        broker.objects.add_exchange(&broker.order_exchange);
+        broker.objects.add_exchange(&broker.raw_exchange);
         let durable = ExchangeDeclareOptions {
             durable: true,
             ..Default::default()
@@ -317,7 +124,7 @@ impl TestBroker {
             )
             .await
             .expect("declare queue");
-        self.queues.lock().expect("lock").push(queue.to_owned());
+        self.objects.add_queue(queue);
     }
 
     pub async fn bind(&self, queue: &str, exchange: &str, routing_key: &str) {
@@ -363,34 +170,6 @@ impl TestBroker {
             messages.push(message);
         }
         messages
-    }
-}
-
-impl Drop for TestBroker {
-    fn drop(&mut self) {
-        let queues = std::mem::take(&mut *self.queues.lock().expect("lock"));
-        let exchanges = [self.order_exchange.clone(), self.raw_exchange.clone()];
-        run_blocking(async move {
-            let Ok(connection) =
-                Connection::connect(&amqp_url(), ConnectionProperties::default()).await
-            else {
-                return;
-            };
-            let Ok(channel) = connection.create_channel().await else {
-                return;
-            };
-            for queue in queues {
-                let _ = channel
-                    .queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
-                    .await;
-            }
-            for exchange in exchanges {
-                let _ = channel
-                    .exchange_delete(exchange.as_str().into(), ExchangeDeleteOptions::default())
-                    .await;
-            }
-            let _ = connection.close(200, "test done".into()).await;
-        });
     }
 }
 

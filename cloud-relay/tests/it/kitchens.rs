@@ -3,8 +3,9 @@
 
 use std::{path::PathBuf, time::Duration};
 
-use cloud_relay::kitchens::{
-    self, KitchenError, REFERENCE_CHANNEL, export_reference, import_reference,
+use cloud_relay::{
+    db::MIGRATOR,
+    kitchens::{self, KitchenError, REFERENCE_CHANNEL, export_reference, import_reference},
 };
 use kitchen_proto::reference::Reference;
 use sqlx::postgres::PgListener;
@@ -75,7 +76,7 @@ async fn held(db: &TestDb, kitchen_id: &str) -> [i64; 7] {
 
 #[tokio::test]
 async fn an_imported_reference_exports_equal_with_a_new_version_each_time() {
-    let db = TestDb::migrated().await;
+    let db = TestDb::migrated(&MIGRATOR).await;
     add_kitchens(&db, &["bk-01", "bk-02"]).await;
     let mut listener = PgListener::connect_with(&db.pool).await.expect("listener");
     listener.listen(REFERENCE_CHANNEL).await.expect("listen");
@@ -179,7 +180,7 @@ match = ["sku-smash-double"]
 
 #[tokio::test]
 async fn a_refused_import_changes_nothing() {
-    let db = TestDb::migrated().await;
+    let db = TestDb::migrated(&MIGRATOR).await;
     add_kitchens(&db, &["bk-01"]).await;
     let reference = Reference::parse(REFERENCE).expect("fixture is valid");
     import_reference(&db.pool, "bk-01", &reference)
@@ -265,7 +266,7 @@ async fn the_cli_provisions_a_kitchen_and_imports_and_exports_its_reference() {
     let role = TestRole {
         name: format!("{} \"box\"", unique("Cli_Box")),
     };
-    let db = TestDb::migrated().await;
+    let db = TestDb::migrated(&MIGRATOR).await;
     let dir = std::env::temp_dir().join(unique("relay_cli"));
     std::fs::create_dir_all(&dir).expect("temp dir");
     let password_file = dir.join("password");

@@ -6,6 +6,5 @@ mod harness;
 mod ingest;
 mod kitchens;
 mod outage;
-mod proxy;
 mod sync_security;
 mod webhook;

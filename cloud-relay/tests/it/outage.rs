@@ -3,9 +3,10 @@
 
 use std::time::Duration;
 
+use kitchen_testkit::proxy::Proxy;
 use secrecy::SecretString;
 
-use super::{harness::*, proxy::Proxy};
+use super::harness::*;
 
 #[tokio::test]
 async fn events_accepted_while_the_broker_is_away_are_published_in_order_when_it_returns() {

@@ -11,6 +11,7 @@ use kitchen_proto::{
     OrderEvent,
     reference::{OtterStore, Reference},
 };
+use kitchen_testkit::events::OrderEventBuilder;
 use prost::Message;
 use sqlx::{PgPool, Postgres, Transaction};
 
@@ -198,14 +199,11 @@ fn reference_with_stores(stores: &[&str]) -> Reference {
 
 /// The stored (sequence-less) payload of an outbox row, as the relay writes it.
 fn order_event(event_id: &str, store_id: &str) -> OrderEvent {
-    OrderEvent {
-        event_id: event_id.to_owned(),
-        store_id: store_id.to_owned(),
-        order_id: format!("order-of-{event_id}"),
-        otter_event_type: "orders.new_order".into(),
-        has_snapshot: true,
-        ..Default::default()
-    }
+    OrderEventBuilder::new(store_id, &format!("order-of-{event_id}"))
+        .event_id(event_id)
+        .otter_event_type("orders.new_order")
+        .with_snapshot()
+        .build()
 }
 
 /// Outbox rows (with their webhook events) for `store_id`, sequences `sequences`, and one
@@ -283,7 +281,7 @@ async fn a_kitchen_role_reads_and_writes_its_own_kitchen_only() {
     let all_tables = &ALL_TABLES;
     let role_a = TestRole::named("box_a");
     let role_b = TestRole::named("box_b");
-    let db = TestDb::migrated().await;
+    let db = TestDb::migrated(&MIGRATOR).await;
     assert_eq!(
         db.count(
             "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace

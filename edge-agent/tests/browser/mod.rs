@@ -14,6 +14,7 @@ use std::{
 };
 
 use base64::Engine as _;
+use kitchen_testkit::names::unique;
 use serde_json::{Value, json};
 use tokio::{
     io::{AsyncBufReadExt, AsyncWriteExt, BufReader},
@@ -57,14 +58,7 @@ impl Browser {
     /// Starts Chromium with a fresh profile and opens a blank page of `width`×`height`.
     pub async fn launch(width: u32, height: u32) -> Self {
         let chromium = find_chromium();
-        let profile = std::env::temp_dir().join(format!(
-            "e2e-chromium-{}-{}",
-            std::process::id(),
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .expect("clock after 1970")
-                .as_nanos()
-        ));
+        let profile = std::env::temp_dir().join(unique("e2e-chromium"));
         std::fs::create_dir_all(&profile).expect("profile dir");
         let log = std::fs::File::create(profile.join("chromium.log")).expect("log file");
         // The pipe is fds 3 (commands in) and 4 (messages out): the shell moves our stdin and

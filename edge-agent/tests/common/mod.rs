@@ -1,49 +1,21 @@
-//! Shared by the agent's integration tests: a provisioned agent on its own queues and data
-//! directory, an SSE reader, JSON request helpers, pseudo-terminals as serial scanners (`pty`).
+//! The agent's own test harness: a provisioned agent in process on its own queues and data
+//! directory (`TestAgent`), and its cloud database (`cloud`). What the relay's tests share
+//! (databases, broker clean-up, names, HTTP/SSE, pseudo-terminals, order events) is in
+//! `kitchen_testkit`.
 #![allow(dead_code)]
 
 pub mod cloud;
-pub mod pty;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use edge_agent::{App, Config};
 use kitchen_proto::OrderEvent;
-use lapin::{
-    BasicProperties, Connection, ConnectionProperties,
-    options::{BasicPublishOptions, ExchangeDeleteOptions, QueueDeleteOptions},
+use kitchen_testkit::{
+    amqp::{self, BrokerObjects, amqp_url},
+    http::wait_ready,
+    names::unique,
 };
-use prost::Message;
-
-pub fn amqp_url() -> String {
-    std::env::var("TEST_AMQP_URL")
-        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into())
-}
-
-pub fn unique(prefix: &str) -> String {
-    format!(
-        "{prefix}-{}-{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .expect("clock")
-            .subsec_nanos()
-    )
-}
-
-pub async fn get_json(url: &str) -> serde_json::Value {
-    let response = reqwest::get(url).await.expect("answers");
-    response.json().await.expect("json")
-}
-
-pub async fn post_json(url: &str) -> serde_json::Value {
-    let response = reqwest::Client::new()
-        .post(url)
-        .send()
-        .await
-        .expect("answers");
-    response.json().await.expect("json")
-}
+use lapin::{Connection, ConnectionProperties};
 
 /// A provisioned agent on port 0 with its own kitchen id (so its own queues), exchange and
 /// data directory; `stop` removes them.
@@ -102,16 +74,7 @@ impl TestAgent {
         let base = format!("http://127.0.0.1:{}", app.port());
         let token = app.shutdown_token();
         let handle = tokio::spawn(app.run_until_stopped());
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while reqwest::get(format!("{base}/readyz"))
-            .await
-            .expect("answers")
-            .status()
-            != 200
-        {
-            assert!(Instant::now() < deadline, "agent never became ready");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        wait_ready(&base, Duration::from_secs(20)).await;
         let connection = Connection::connect(&amqp_url(), ConnectionProperties::default())
             .await
             .expect("rabbitmq");
@@ -130,14 +93,7 @@ impl TestAgent {
 
     /// Publishes as the relay does: routed by the event's store id.
     pub async fn publish(&self, order_event: &OrderEvent) {
-        self.channel
-            .basic_publish(
-                self.exchange.as_str().into(),
-                order_event.store_id.as_str().into(),
-                BasicPublishOptions::default(),
-                &order_event.encode_to_vec(),
-                BasicProperties::default().with_delivery_mode(2),
-            )
+        amqp::publish(&self.channel, &self.exchange, order_event)
             .await
             .expect("publish");
     }
@@ -160,111 +116,8 @@ impl Drop for TestAgent {
 }
 
 /// Removes a test kitchen's queues, exchanges and data directory. Called from `Drop`, so also
-/// when a test failed midway: on its own thread and runtime, as the test's may be gone.
+/// when a test failed midway.
 pub fn remove_kitchen(kitchen_id: &str, exchange: &str, data_dir: &std::path::Path) {
-    let queues = [
-        format!("edge.{kitchen_id}"),
-        format!("edge.{kitchen_id}.dead"),
-    ];
-    let exchanges = [exchange.to_owned(), format!("edge.{kitchen_id}.dlx")];
-    let url = amqp_url();
-    let _ = std::thread::spawn(move || {
-        let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-        else {
-            return;
-        };
-        runtime.block_on(async move {
-            let Ok(connection) = Connection::connect(&url, ConnectionProperties::default()).await
-            else {
-                return;
-            };
-            let Ok(channel) = connection.create_channel().await else {
-                return;
-            };
-            for queue in queues {
-                let _ = channel
-                    .queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
-                    .await;
-            }
-            for exchange in exchanges {
-                let _ = channel
-                    .exchange_delete(exchange.as_str().into(), ExchangeDeleteOptions::default())
-                    .await;
-            }
-            let _ = connection.close(200, "test done".into()).await;
-        });
-    })
-    .join();
+    drop(BrokerObjects::edge_kitchen(kitchen_id, exchange));
     let _ = std::fs::remove_dir_all(data_dir);
-}
-
-/// Reads SSE frames `(id, event, data)` from a streaming response.
-pub struct SseReader {
-    stream:
-        std::pin::Pin<Box<dyn futures_util::Stream<Item = reqwest::Result<bytes::Bytes>> + Send>>,
-    buffer: String,
-}
-
-impl SseReader {
-    pub async fn open(url: &str, last_event_id: Option<&str>) -> Self {
-        let mut request = reqwest::Client::new().get(url);
-        if let Some(id) = last_event_id {
-            request = request.header("Last-Event-ID", id);
-        }
-        let response = request.send().await.expect("sse answers");
-        assert_eq!(response.status(), 200);
-        assert_eq!(
-            response.headers()["content-type"].to_str().expect("ascii"),
-            "text/event-stream"
-        );
-        Self {
-            stream: Box::pin(response.bytes_stream()),
-            buffer: String::new(),
-        }
-    }
-
-    /// The next event `(id, event, data)` (keep-alive comments skipped), within 10 s.
-    pub async fn next(&mut self) -> (String, String, serde_json::Value) {
-        self.next_within(Duration::from_secs(10))
-            .await
-            .expect("an event within 10 s")
-    }
-
-    /// The next event within `timeout`, or `None`.
-    pub async fn next_within(
-        &mut self,
-        timeout: Duration,
-    ) -> Option<(String, String, serde_json::Value)> {
-        use futures_util::StreamExt;
-        tokio::time::timeout(timeout, async {
-            loop {
-                if let Some(end) = self.buffer.find("\n\n") {
-                    let frame: String = self.buffer.drain(..end + 2).collect();
-                    let field = |name: &str| {
-                        frame
-                            .lines()
-                            .find_map(|l| l.strip_prefix(&format!("{name}:")))
-                            .map(|v| v.trim_start().to_owned())
-                    };
-                    let Some(data) = field("data") else { continue };
-                    return (
-                        field("id").unwrap_or_default(),
-                        field("event").unwrap_or_default(),
-                        serde_json::from_str(&data).expect("json data"),
-                    );
-                }
-                let chunk = self
-                    .stream
-                    .next()
-                    .await
-                    .expect("stream open")
-                    .expect("bytes");
-                self.buffer.push_str(&String::from_utf8_lossy(&chunk));
-            }
-        })
-        .await
-        .ok()
-    }
 }

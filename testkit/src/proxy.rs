@@ -1,4 +1,5 @@
-//! A TCP proxy the test can cut and restore, to make PostgreSQL or RabbitMQ "unreachable".
+//! A TCP proxy the test can cut and restore, to make PostgreSQL or RabbitMQ "unreachable", and
+//! the URL helpers that point a client at it.
 
 use std::{
     net::SocketAddr,
@@ -8,8 +9,22 @@ use std::{
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 
+/// `host:port` of a URL like `scheme://user@host:port/...`, for pointing a proxy at it.
+pub fn socket_addr_of(url: &str) -> SocketAddr {
+    let after_scheme = url.split("://").nth(1).expect("url has a scheme");
+    let host_port = after_scheme.rsplit('@').next().expect("host");
+    let host_port = host_port.split('/').next().expect("host:port");
+    host_port.parse().expect("url host is an ip:port")
+}
+
+/// `url` with its `host:port` replaced by `proxy`'s address.
+pub fn through(url: &str, proxy: SocketAddr) -> String {
+    url.replace(&socket_addr_of(url).to_string(), &proxy.to_string())
+}
+
 /// Forwards connections to `upstream` while up; `cut` drops every open connection and refuses
 /// new ones (they are accepted and closed at once) until `restore`.
+#[derive(Debug)]
 pub struct Proxy {
     pub addr: SocketAddr,
     generation: Arc<Mutex<Option<CancellationToken>>>,
@@ -74,5 +89,25 @@ impl Drop for Proxy {
     fn drop(&mut self) {
         self.cut();
         self.stop.cancel();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{socket_addr_of, through};
+
+    #[test]
+    fn urls_are_pointed_at_the_proxy() {
+        let url = "amqp://guest:guest@127.0.0.1:5672/%2f";
+        assert_eq!(socket_addr_of(url).to_string(), "127.0.0.1:5672");
+        let proxy = "127.0.0.1:40000".parse().expect("addr");
+        assert_eq!(
+            through(url, proxy),
+            "amqp://guest:guest@127.0.0.1:40000/%2f"
+        );
+        assert_eq!(
+            socket_addr_of("postgres://postgres@127.0.0.1:5432/postgres").to_string(),
+            "127.0.0.1:5432"
+        );
     }
 }

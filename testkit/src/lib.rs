@@ -1,0 +1,35 @@
+//! Test support shared by the relay's and the agent's integration tests and benchmarks, so that
+//! no helper is copied between crates: throwaway PostgreSQL databases and roles (`db`), broker
+//! objects removed after the test (`amqp`), unique names (`names`), temporary directories
+//! (`dir`), a TCP proxy a test cuts (`proxy`), pseudo-terminals as serial scanners (`pty`),
+//! HTTP and SSE clients (`http`), `OrderEvent` builders (`events`) and the benchmarks' knobs and
+//! statistics (`bench`).
+//!
+//! Every resource a test makes here is removed when its guard drops, also when the test fails.
+//! This crate depends on neither `cloud-relay` nor `edge-agent` (see its `Cargo.toml`).
+
+pub mod amqp;
+pub mod bench;
+pub mod db;
+pub mod dir;
+pub mod events;
+pub mod http;
+pub mod names;
+pub mod proxy;
+pub mod pty;
+
+use std::future::Future;
+
+/// Runs `future` to completion from a `Drop`, on a thread and runtime of its own: the test's
+/// runtime may be the one blocked in the drop, or already gone.
+pub(crate) fn run_blocking(future: impl Future<Output = ()> + Send + 'static) {
+    let _ = std::thread::spawn(move || {
+        if let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        {
+            runtime.block_on(future);
+        }
+    })
+    .join();
+}
