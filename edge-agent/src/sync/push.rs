@@ -10,7 +10,7 @@ use serde_json::Value;
 use sqlx::{Postgres, Transaction};
 
 use crate::{
-    record::{Record, StockChangeKind},
+    record::{Record, ScanRecord, StockChangeKind},
     store::{OutboxRow, Store},
 };
 
@@ -50,20 +50,11 @@ pub struct SessionRow {
     pub allocations: String,
 }
 
+/// A scan as the cloud stores it: the record with the exact bytes the scanner sent.
 #[derive(Debug, PartialEq)]
 pub struct ScanRow {
-    pub scan_id: String,
-    pub device: String,
+    pub record: ScanRecord,
     pub raw: Vec<u8>,
-    pub parsed: Option<String>,
-    pub role: String,
-    pub action: String,
-    pub accepted: bool,
-    pub reason: String,
-    pub order_id: Option<String>,
-    pub station_id: Option<String>,
-    pub stock_id: Option<String>,
-    pub at_ms: i64,
 }
 
 #[derive(Debug, PartialEq)]
@@ -133,18 +124,11 @@ impl PushRows {
                 }
             }
             Record::ScanRecorded(scan) | Record::ScanRejected(scan) => self.scans.push(ScanRow {
-                raw: row.raw.clone().unwrap_or_else(|| scan.code.into_bytes()),
-                scan_id: scan.scan_id,
-                device: scan.device,
-                parsed: scan.parsed.map(|parsed| parsed.to_string()),
-                role: scan.role,
-                action: scan.action,
-                accepted: scan.accepted,
-                reason: scan.reason,
-                order_id: scan.order_id,
-                station_id: scan.station_id,
-                stock_id: scan.stock_id,
-                at_ms: scan.scanned_at_ms,
+                raw: row
+                    .raw
+                    .clone()
+                    .unwrap_or_else(|| scan.code.clone().into_bytes()),
+                record: scan,
             }),
             Record::StockChanged(change) => {
                 let lot = change.lot;
@@ -297,22 +281,58 @@ impl PushRows {
                  ON CONFLICT (scan_id) DO NOTHING",
             )
             .bind(kitchen_id)
-            .bind(rows.iter().map(|r| r.scan_id.clone()).collect::<Vec<_>>())
-            .bind(rows.iter().map(|r| r.device.clone()).collect::<Vec<_>>())
-            .bind(rows.iter().map(|r| r.raw.clone()).collect::<Vec<_>>())
-            .bind(rows.iter().map(|r| r.parsed.clone()).collect::<Vec<_>>())
-            .bind(rows.iter().map(|r| r.role.clone()).collect::<Vec<_>>())
-            .bind(rows.iter().map(|r| r.action.clone()).collect::<Vec<_>>())
-            .bind(rows.iter().map(|r| r.accepted).collect::<Vec<_>>())
-            .bind(rows.iter().map(|r| r.reason.clone()).collect::<Vec<_>>())
-            .bind(rows.iter().map(|r| r.order_id.clone()).collect::<Vec<_>>())
             .bind(
                 rows.iter()
-                    .map(|r| r.station_id.clone())
+                    .map(|r| r.record.scan_id.clone())
                     .collect::<Vec<_>>(),
             )
-            .bind(rows.iter().map(|r| r.stock_id.clone()).collect::<Vec<_>>())
-            .bind(rows.iter().map(|r| r.at_ms).collect::<Vec<_>>())
+            .bind(
+                rows.iter()
+                    .map(|r| r.record.device.clone())
+                    .collect::<Vec<_>>(),
+            )
+            .bind(rows.iter().map(|r| r.raw.clone()).collect::<Vec<_>>())
+            .bind(
+                rows.iter()
+                    .map(|r| r.record.parsed.as_ref().map(Value::to_string))
+                    .collect::<Vec<_>>(),
+            )
+            .bind(
+                rows.iter()
+                    .map(|r| r.record.role.clone())
+                    .collect::<Vec<_>>(),
+            )
+            .bind(
+                rows.iter()
+                    .map(|r| r.record.action.clone())
+                    .collect::<Vec<_>>(),
+            )
+            .bind(rows.iter().map(|r| r.record.accepted).collect::<Vec<_>>())
+            .bind(
+                rows.iter()
+                    .map(|r| r.record.reason.clone())
+                    .collect::<Vec<_>>(),
+            )
+            .bind(
+                rows.iter()
+                    .map(|r| r.record.order_id.clone())
+                    .collect::<Vec<_>>(),
+            )
+            .bind(
+                rows.iter()
+                    .map(|r| r.record.station_id.clone())
+                    .collect::<Vec<_>>(),
+            )
+            .bind(
+                rows.iter()
+                    .map(|r| r.record.stock_id.clone())
+                    .collect::<Vec<_>>(),
+            )
+            .bind(
+                rows.iter()
+                    .map(|r| r.record.scanned_at_ms)
+                    .collect::<Vec<_>>(),
+            )
             .execute(&mut **tx)
             .await?;
         }
@@ -555,7 +575,7 @@ mod tests {
             batch.scans[0].raw, b"X\xff",
             "the exact bytes, not the lossy text"
         );
-        assert_eq!(batch.scans[0].parsed, None);
+        assert_eq!(batch.scans[0].record.parsed, None);
         let movement = &batch.movements[0];
         assert_eq!(
             (
