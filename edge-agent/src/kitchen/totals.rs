@@ -252,14 +252,15 @@ impl State {
         if !pending.moved.is_empty() {
             let sessions = store::open_sessions(tx)?;
             for station in std::mem::take(&mut pending.moved) {
+                let tags = [station.clone()];
                 let update = BatchUpdate {
                     items: self.station_items(&station, &sessions),
                     station_id: station,
                 };
                 pending.log.push(store::append_log(
                     tx,
-                    &Record::BatchUpdated(update.clone()),
-                    Some(std::slice::from_ref(&update.station_id)),
+                    &Record::BatchUpdated(update),
+                    Some(&tags),
                     now_ms,
                 )?);
             }
