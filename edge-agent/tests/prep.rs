@@ -462,12 +462,18 @@ async fn printed_prep_labels_scan_back_in_and_zpl_names_the_same_data() {
         ("item=slaw&batch=a%20b", 400),
         ("item=slaw&format=pdf", 400),
         ("item=slaw&use_by=2001-01-01", 400),
+        // Used to panic on the date addition (and, in release, abort the agent).
+        ("item=slaw&prepared=%2B262142-12-31", 400),
     ] {
         let response = reqwest::get(format!("{base}/labels/prep?{query}"))
             .await
             .expect("answers");
         assert_eq!(response.status().as_u16(), status, "{query}");
     }
+    let healthz = reqwest::get(format!("{base}/healthz"))
+        .await
+        .expect("still answers");
+    assert_eq!(healthz.status().as_u16(), 200);
     kitchen.stop().await;
 }
 

@@ -129,9 +129,21 @@ async fn labels(State(state): State<AppState>, Query(query): Query<LabelQuery>) 
     }
     let now = now_ms();
     let prepared = query.prepared.unwrap_or_else(|| prep::local_day(now).0);
-    let use_by = query
-        .use_by
-        .unwrap_or_else(|| prepared + chrono::Days::new(u64::from(item.shelf_life_days())));
+    let shelf_life = chrono::Days::new(u64::from(item.shelf_life_days()));
+    // Checked: a date near the end of chrono's range (`prepared=+262142-12-31`) must be a 400,
+    // not a panic that takes the agent down.
+    let use_by = match query.use_by {
+        Some(use_by) => use_by,
+        None => match prepared.checked_add_days(shelf_life) {
+            Some(use_by) => use_by,
+            None => {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    format!("prepared {prepared} is too far in the future"),
+                );
+            }
+        },
+    };
     let batch = query.batch.unwrap_or_else(|| prep::new_batch_id(now));
     let mut labels = Vec::new();
     for copy in 1..=copies {
