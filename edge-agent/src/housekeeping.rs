@@ -1,9 +1,9 @@
 //! The agent's housekeeping loop: scheduled orders entering the count, WAL checkpoints, log
 //! trimming, and the systemd watchdog pulse that proves the writer still makes progress.
 
-use kitchen_daemon::sync::LockExt;
 use std::{sync::Arc, time::Duration};
 
+use kitchen_daemon::sync::LockExt;
 use tokio_util::sync::CancellationToken;
 
 use crate::{store, writer};

@@ -1,8 +1,6 @@
 //! `/readyz` and `/api/status`: how the box and its links are (store, feed, reference data,
 //! sequence gaps, scanners, sync).
 
-use kitchen_daemon::clock::now_ms;
-use kitchen_daemon::sync::LockExt;
 use std::sync::atomic::Ordering;
 
 use axum::{
@@ -11,6 +9,7 @@ use axum::{
     http::StatusCode,
     response::{IntoResponse, Response},
 };
+use kitchen_daemon::{clock::now_ms, sync::LockExt};
 use serde_json::{Value, json};
 
 use super::{AppState, internal};

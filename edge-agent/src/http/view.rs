@@ -1,9 +1,9 @@
 //! The display state as of one event-log sequence (the SSE `snapshot` and the REST reads),
 //! with a short-lived cache shared by tablets reconnecting together.
 
-use kitchen_daemon::clock::now_ms;
 use std::{sync::Arc, time::Duration};
 
+use kitchen_daemon::clock::now_ms;
 use serde_json::{Value, json};
 
 use crate::{

@@ -4,9 +4,9 @@
 //! into a fixed buffer, frames are cut at `MAX_FRAME_LEN`, and every error is a state, not a
 //! panic.
 
-use kitchen_daemon::clock::now_ms;
 use std::{sync::Arc, time::Duration};
 
+use kitchen_daemon::clock::now_ms;
 use tokio::{io::AsyncReadExt, time::Instant};
 use tokio_serial::SerialStream;
 use tokio_util::sync::CancellationToken;

@@ -1,9 +1,9 @@
 //! The reference data in use and where it came from: set at start and by the sync, read by
 //! every adapter.
 
-use kitchen_daemon::sync::{LockExt, RwLockExt};
 use std::sync::{Arc, Mutex};
 
+use kitchen_daemon::sync::{LockExt, RwLockExt};
 use kitchen_proto::reference::Reference;
 
 /// The reference data in use and where it came from. Readers take the current `Arc`; the sync

@@ -1,9 +1,9 @@
 //! The state of every serial scanner: written by the scanner tasks, read by `/readyz`,
 //! `/api/status`, `/metrics` and the display.
 
-use kitchen_daemon::sync::LockExt;
 use std::sync::Mutex;
 
+use kitchen_daemon::sync::LockExt;
 use serde::Serialize;
 
 use crate::config::ScannerConfig;

@@ -1,11 +1,12 @@
 //! What the sync with PostgreSQL is doing: written by the sync task, read by `/readyz`,
 //! `/api/status`, `/metrics` and the displays.
 
-use kitchen_daemon::sync::LockExt;
 use std::sync::{
     Mutex,
     atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering},
 };
+
+use kitchen_daemon::sync::LockExt;
 
 /// What `/readyz`, `/metrics` and the displays show of the sync.
 #[derive(Debug, Default)]

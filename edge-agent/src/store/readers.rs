@@ -1,8 +1,9 @@
 //! The read pool: a few read connections to the store, reused, for the LAN API and the event
 //! streams (the writer thread has its own connection).
 
-use kitchen_daemon::sync::LockExt;
 use std::{path::PathBuf, sync::Mutex};
+
+use kitchen_daemon::sync::LockExt;
 
 use super::{Store, StoreError};
 

@@ -11,13 +11,15 @@
 //! One task; PostgreSQL unreachable means backoff (1 s → 60 s, jittered) and nothing else: the
 //! LAN path never waits on it.
 
-use kitchen_daemon::sync::LockExt;
 use std::{
     sync::{Arc, Mutex, atomic::Ordering},
     time::Duration,
 };
 
-use kitchen_daemon::backoff::{Backoff, Spread};
+use kitchen_daemon::{
+    backoff::{Backoff, Spread},
+    sync::LockExt,
+};
 use sqlx::{PgPool, Postgres, Transaction, postgres::PgPoolOptions};
 use tokio_util::sync::CancellationToken;
 
