@@ -13,7 +13,7 @@ use kitchen_daemon::{clock::now_ms, sync::LockExt};
 use serde_json::{Value, json};
 
 use super::{AppState, internal};
-use crate::store::{Store, StoreError};
+use crate::store::{Gap, Store, StoreError};
 
 pub(super) fn feed_state(state: &AppState) -> &'static str {
     if !state.provisioned {
@@ -25,14 +25,8 @@ pub(super) fn feed_state(state: &AppState) -> &'static str {
     }
 }
 
-pub(super) async fn gaps_json(state: &AppState) -> Result<Vec<Value>, StoreError> {
-    Ok(state
-        .readers
-        .with(Store::sequence_gaps)
-        .await?
-        .iter()
-        .map(|g| json!({"store_id": g.store_id, "from": g.from, "to": g.to}))
-        .collect())
+pub(super) async fn gaps_json(state: &AppState) -> Result<Vec<Gap>, StoreError> {
+    state.readers.with(Store::sequence_gaps).await
 }
 
 /// Ready when the store answers, the kitchen feed is connected and the reference data was

@@ -2,6 +2,8 @@
 
 use kitchen_proto::{EventType, Fulfillment, LineItem, OrderEvent, OrderStatus, SchedulingType};
 
+use kitchen_testkit::events::line;
+
 use super::*;
 use crate::batch;
 
@@ -16,26 +18,17 @@ fn reference() -> Arc<Reference> {
     )
 }
 
-fn item(name: &str, quantity: u32, modifiers: Vec<LineItem>) -> LineItem {
-    LineItem {
-        name: name.into(),
-        quantity,
-        modifiers,
-        ..LineItem::default()
-    }
-}
-
 /// `burgers` × burger (a meal: fries, with a size modifier under the fries).
 fn meal(burgers: u32) -> Vec<LineItem> {
     vec![LineItem {
         sku_id: "sku-smash-double".into(),
-        ..item(
+        ..line(
             "Double Smash Burger",
             burgers,
-            vec![item(
+            vec![line(
                 "Make it a Meal",
                 1,
-                vec![item("Fries", 1, vec![item("Large", 1, vec![])])],
+                vec![line("Fries", 1, vec![line("Large", 1, vec![])])],
             )],
         )
     }]
@@ -192,7 +185,7 @@ fn kitchen_cases() {
                 "e1",
                 "o1",
                 0,
-                vec![item("Mystery Box", 3, vec![item("No pickles", 1, vec![])])],
+                vec![line("Mystery Box", 3, vec![line("No pickles", 1, vec![])])],
             ))],
             board: &[("unassigned", "name:mystery box", 3, &["o1"])],
             last_logged: &["order.created", "batch.updated:unassigned"],
@@ -210,7 +203,7 @@ fn kitchen_cases() {
             name: "a newer update replaces the lines",
             steps: vec![
                 Event(snapshot("e1", "o1", 0, meal(1))),
-                Event(snapshot("e2", "o1", 5, vec![item("Fries", 4, vec![])])),
+                Event(snapshot("e2", "o1", 5, vec![line("Fries", 4, vec![])])),
             ],
             board: &[("fry", "fries", 4, &["o1"])],
             last_logged: &["order.updated", "batch.updated:fry", "batch.updated:grill"],
@@ -219,7 +212,7 @@ fn kitchen_cases() {
             name: "an older update is recorded but changes no count",
             steps: vec![
                 Event(snapshot("e1", "o1", 5, meal(1))),
-                Event(snapshot("e2", "o1", 0, vec![item("Fries", 4, vec![])])),
+                Event(snapshot("e2", "o1", 0, vec![line("Fries", 4, vec![])])),
             ],
             board: &[("fry", "fries", 1, &["o1"]), ("grill", "smash", 1, &["o1"])],
             last_logged: &["order.status"],
@@ -286,8 +279,8 @@ fn kitchen_cases() {
         Case {
             name: "a batch completes units across orders, most urgent first",
             steps: vec![
-                Event(snapshot("e1", "o1", 0, vec![item("Fries", 2, vec![])])),
-                Event(snapshot("e2", "o2", 0, vec![item("Fries", 2, vec![])])),
+                Event(snapshot("e1", "o1", 0, vec![line("Fries", 2, vec![])])),
+                Event(snapshot("e2", "o2", 0, vec![line("Fries", 2, vec![])])),
                 Batch("fry", "fries", 3),
             ],
             board: &[("fry", "fries", 1, &["o2"])],
@@ -302,7 +295,7 @@ fn kitchen_cases() {
                         scheduling_type: SchedulingType::FixedTime as i32,
                         ..Fulfillment::default()
                     }),
-                    ..snapshot("e1", "o1", 0, vec![item("Fries", 1, vec![])])
+                    ..snapshot("e1", "o1", 0, vec![line("Fries", 1, vec![])])
                 }),
                 Clock(30),
                 Clock(40),

@@ -19,8 +19,8 @@ pub enum Applied {
     },
 }
 
-/// A run of sequence numbers not received from a store.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A run of sequence numbers not received from a store (as `/readyz` and the heartbeat show it).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Gap {
     pub store_id: String,
     pub from: u64,

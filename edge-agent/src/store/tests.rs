@@ -4,6 +4,8 @@ use kitchen_proto::{
     EventType, Fulfillment, LineItem, OrderEvent, OrderStatus, reference::Reference,
 };
 
+use kitchen_testkit::events::line;
+
 use super::*;
 use crate::{
     batch::{Line, board},
@@ -12,15 +14,6 @@ use crate::{
 
 const MINUTE: i64 = 60_000;
 const NOW: i64 = 1_741_977_600_000;
-
-fn item(name: &str, quantity: u32, modifiers: Vec<LineItem>) -> LineItem {
-    LineItem {
-        name: name.into(),
-        quantity,
-        modifiers,
-        ..LineItem::default()
-    }
-}
 
 fn snapshot(
     event_id: &str,
@@ -90,10 +83,10 @@ fn change(applied: Applied) -> Change {
 fn events_apply_once_and_in_time_order() {
     let mut store = Store::open_in_memory().expect("opens");
     let meal = || {
-        vec![item(
+        vec![line(
             "Burger",
             2,
-            vec![item("Meal", 1, vec![item("Fries", 1, vec![])])],
+            vec![line("Meal", 1, vec![line("Fries", 1, vec![])])],
         )]
     };
     let first = snapshot("e1", 1, "o1", 0, meal());
@@ -109,12 +102,12 @@ fn events_apply_once_and_in_time_order() {
     assert_eq!(fries(&store), [("fries".into(), 2, vec!["o1".to_owned()])]);
 
     // A newer update replaces the lines; an older one is ignored.
-    let newer = snapshot("e2", 2, "o1", 5, vec![item("Fries", 5, vec![])]);
+    let newer = snapshot("e2", 2, "o1", 5, vec![line("Fries", 5, vec![])]);
     assert_eq!(
         change(store.apply(&newer, NOW).expect("applies")),
         Change::Updated
     );
-    let older = snapshot("e3", 3, "o1", 2, vec![item("Fries", 9, vec![])]);
+    let older = snapshot("e3", 3, "o1", 2, vec![line("Fries", 9, vec![])]);
     assert_eq!(
         change(store.apply(&older, NOW).expect("applies")),
         Change::Stale
@@ -144,13 +137,13 @@ fn ready_closes_an_order_and_unknown_orders_are_only_recorded() {
     let mut store = Store::open_in_memory().expect("opens");
     store
         .apply(
-            &snapshot("e1", 1, "o1", 0, vec![item("Fries", 1, vec![])]),
+            &snapshot("e1", 1, "o1", 0, vec![line("Fries", 1, vec![])]),
             NOW,
         )
         .expect("applies");
     store
         .apply(
-            &snapshot("e2", 2, "o2", 0, vec![item("Fries", 2, vec![])]),
+            &snapshot("e2", 2, "o2", 0, vec![line("Fries", 2, vec![])]),
             NOW,
         )
         .expect("applies");
@@ -200,22 +193,22 @@ fn skipped_sequence_numbers_are_gaps_until_they_arrive() {
 fn the_modifier_tree_survives_the_store() {
     let mut store = Store::open_in_memory().expect("opens");
     let items = vec![
-        item(
+        line(
             "Burger",
             2,
             vec![
-                item("Cheese", 1, vec![]),
-                item(
+                line("Cheese", 1, vec![]),
+                line(
                     "Meal",
                     1,
                     vec![
-                        item("Fries", 1, vec![item("Large", 1, vec![])]),
-                        item("Cola", 1, vec![]),
+                        line("Fries", 1, vec![line("Large", 1, vec![])]),
+                        line("Cola", 1, vec![]),
                     ],
                 ),
             ],
         ),
-        item("Fries", 1, vec![]),
+        line("Fries", 1, vec![]),
     ];
     store
         .apply(&snapshot("e1", 1, "o1", 0, items), NOW)
@@ -324,7 +317,7 @@ fn a_store_file_reopens_with_its_data() {
         let mut store = Store::open(&path).expect("opens");
         store
             .apply(
-                &snapshot("e1", 1, "o1", 0, vec![item("Fries", 4, vec![])]),
+                &snapshot("e1", 1, "o1", 0, vec![line("Fries", 4, vec![])]),
                 NOW,
             )
             .expect("applies");

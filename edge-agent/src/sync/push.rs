@@ -391,10 +391,6 @@ impl SyncTask {
             Ok((store.outbox_backlog()?, store.sequence_gaps()?))
         })
         .await?;
-        let gaps: Vec<Value> = gaps
-            .iter()
-            .map(|g| serde_json::json!({"store_id": g.store_id, "from": g.from, "to": g.to}))
-            .collect();
         let feed = if self.feed.connected.load(Ordering::Relaxed) {
             "connected"
         } else {
@@ -416,7 +412,7 @@ impl SyncTask {
         .bind(feed)
         .bind(backlog)
         .bind(oldest)
-        .bind(Value::Array(gaps).to_string())
+        .bind(serde_json::json!(gaps).to_string())
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
