@@ -21,8 +21,7 @@ mod totals;
 
 pub use batches::{BatchError, MAX_BATCH};
 
-pub use scans::ScanRejection;
-pub use stock::{StockMove, StockRejection};
+pub use stock::StockRejection;
 use totals::State;
 
 use std::{
