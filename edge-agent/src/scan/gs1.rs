@@ -233,6 +233,18 @@ pub(super) fn prep_label_scan(gs1: Gs1, seen: &[&str]) -> Result<Scan, ScanError
         .find_map(|(ai, value)| (ai == PREP_ITEM_AI).then_some(value))
         .ok_or_else(|| missing(PREP_ITEM_AI, "item id"))?;
     let batch_id = gs1.lot.ok_or_else(|| missing("10", "batch id"))?;
+    // The label's ids exclude the parentheses GS1 allows (the bracketed form would be
+    // ambiguous): a label the agent could not have printed is not one of its labels.
+    for (ai, what, value) in [
+        (PREP_ITEM_AI, "item id", &item_id),
+        ("10", "batch id", &batch_id),
+    ] {
+        if value.contains(['(', ')']) {
+            return Err(prep_error(format!(
+                "the {what}, AI ({ai}), must not contain parentheses"
+            )));
+        }
+    }
     let prepared = gs1
         .production
         .ok_or_else(|| missing("11", "prepared date"))?;

@@ -496,6 +496,20 @@ fn prep_labels() {
         b"(91)SAUCE-BBQ(10)B1(11)250615(17)250614(37)1",
         prep_error("use-by 2025-06-14 is before prepared 2025-06-15"),
     );
+    // Found by fuzzing (fuzz target `scan`): GS1 allows parentheses in AI (91) and (10), the
+    // prep label does not, so such a scan is no label the agent could have printed.
+    check(
+        b"]C1112503141725031791patty)smash\x1d10B250314-1\x1d3724",
+        prep_error("the item id, AI (91), must not contain parentheses"),
+    );
+    check(
+        b"]C1112503141725031791patty-smash\x1d10B2503(4-1\x1d3724",
+        prep_error("the batch id, AI (10), must not contain parentheses"),
+    );
+    check(
+        b"(11)250314(17)250317(91)SAUCE)BBQ(10)B1(37)1",
+        prep_error("the item id, AI (91), must not contain parentheses"),
+    );
     assert_eq!(
         PrepLabel {
             item_id: "",
