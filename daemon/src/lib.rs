@@ -2,6 +2,7 @@
 //! `logging` (to the journal with structured fields when systemd runs us, to stderr otherwise),
 //! `notify` (the sd_notify protocol: readiness, watchdog pings, stopping), `credentials`
 //! (secrets from `LoadCredential=`), `metrics` (the Prometheus text both `/metrics` serve), and
+//! `serve` (the HTTP server loop with timeouts and a connection cap), and
 //! the small helpers both services repeat: `backoff` (capped, jittered exponential backoff),
 //! `clock` (UNIX milliseconds) and `sync` (a mutex lock that survives poisoning).
 
@@ -11,4 +12,5 @@ pub mod credentials;
 pub mod logging;
 pub mod metrics;
 pub mod notify;
+pub mod serve;
 pub mod sync;

@@ -56,7 +56,7 @@ fn metric(text: &str, name: &str) -> f64 {
 }
 
 async fn metrics(base: &str) -> anyhow::Result<String> {
-    Ok(reqwest::get(format!("{base}/metrics"))
+    Ok(kitchen_testkit::http::get(format!("{base}/metrics"))
         .await?
         .text()
         .await?)
@@ -68,7 +68,7 @@ async fn scan_events(
     base: &str,
     after: i64,
 ) -> anyhow::Result<tokio::sync::mpsc::UnboundedReceiver<(String, bool, Instant)>> {
-    let response = reqwest::Client::new()
+    let response = kitchen_testkit::http::client()
         .get(format!("{base}/orders/events?station=fry"))
         .header("Last-Event-ID", after.to_string())
         .send()
@@ -114,6 +114,13 @@ async fn main() -> anyhow::Result<()> {
     let data_dir = std::env::temp_dir().join(&kitchen_id);
     std::fs::create_dir_all(&data_dir)?;
     std::fs::write(data_dir.join("reference.toml"), REFERENCE)?;
+    edge_agent::pairing::pair_with_token(
+        &data_dir,
+        "manager",
+        kitchen_testkit::http::TEST_DEVICE,
+        None,
+        kitchen_testkit::http::TEST_TOKEN,
+    )?;
     let link = data_dir.join("scanner");
     let config = data_dir.join("agent.toml");
     std::fs::write(
@@ -135,6 +142,7 @@ async fn main() -> anyhow::Result<()> {
         .arg(&config)
         .env("AGENT_LISTEN", format!("127.0.0.1:{port}"))
         .env("AGENT_DATA_DIR", &data_dir)
+        .env("AGENT_WRITE_RATE", "1000000")
         .env("AMQP_URL", &amqp_url)
         .env("KITCHEN_ID", &kitchen_id)
         .env("STORE_IDS", STORE)
@@ -148,7 +156,7 @@ async fn main() -> anyhow::Result<()> {
 
     let result = async {
         let started = Instant::now();
-        while reqwest::get(format!("{base}/readyz"))
+        while kitchen_testkit::http::get(format!("{base}/readyz"))
             .await
             .map(|r| r.status() != 200)
             .unwrap_or(true)
@@ -174,7 +182,7 @@ async fn main() -> anyhow::Result<()> {
         pty::point(&link, &pty.slave);
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
-            let status: serde_json::Value = reqwest::get(format!("{base}/api/status"))
+            let status: serde_json::Value = kitchen_testkit::http::get(format!("{base}/api/status"))
                 .await?
                 .json()
                 .await?;
@@ -248,7 +256,7 @@ async fn main() -> anyhow::Result<()> {
             ms(percentile(&latencies, 0.99)),
             ms(latencies.last().copied().unwrap_or_default()),
         );
-        let status: serde_json::Value = reqwest::get(format!("{base}/api/status"))
+        let status: serde_json::Value = kitchen_testkit::http::get(format!("{base}/api/status"))
             .await?
             .json()
             .await?;

@@ -93,7 +93,7 @@ async fn client(
     sent: Sent,
     expect: usize,
 ) -> anyhow::Result<tokio::task::JoinHandle<Vec<Duration>>> {
-    let response = reqwest::get(&url).await.context("sse")?;
+    let response = kitchen_testkit::http::get(&url).await.context("sse")?;
     anyhow::ensure!(response.status() == 200, "sse status {}", response.status());
     Ok(tokio::spawn(async move {
         let mut stream = response.bytes_stream();
@@ -201,6 +201,13 @@ async fn main() -> anyhow::Result<()> {
     let data_dir = std::env::temp_dir().join(&kitchen_id);
     std::fs::create_dir_all(&data_dir)?;
     std::fs::write(data_dir.join("reference.toml"), REFERENCE)?;
+    edge_agent::pairing::pair_with_token(
+        &data_dir,
+        "manager",
+        kitchen_testkit::http::TEST_DEVICE,
+        None,
+        kitchen_testkit::http::TEST_TOKEN,
+    )?;
     let exchange = format!("{kitchen_id}.structured_order_data");
     // Deleted at the end, after the agent is gone.
     let broker = BrokerObjects::edge_kitchen(&kitchen_id, &exchange);
@@ -211,6 +218,7 @@ async fn main() -> anyhow::Result<()> {
     let mut agent = Command::new(binary)
         .env("AGENT_LISTEN", format!("127.0.0.1:{port}"))
         .env("AGENT_DATA_DIR", &data_dir)
+        .env("AGENT_WRITE_RATE", "1000000")
         .env("AMQP_URL", &amqp_url)
         .env("KITCHEN_ID", &kitchen_id)
         .env("STORE_IDS", STORES.join(","))
@@ -225,7 +233,7 @@ async fn main() -> anyhow::Result<()> {
 
     let result = async {
         let started = Instant::now();
-        while reqwest::get(format!("{base}/readyz"))
+        while kitchen_testkit::http::get(format!("{base}/readyz"))
             .await
             .map(|r| r.status() != 200)
             .unwrap_or(true)
@@ -243,7 +251,7 @@ async fn main() -> anyhow::Result<()> {
             exchange: exchange.clone(),
             sequences: [0; 3],
             next: 0,
-            http: reqwest::Client::new(),
+            http: kitchen_testkit::http::client(),
         };
         let size = std::fs::metadata(binary)?.len();
         println!(
@@ -321,7 +329,7 @@ async fn main() -> anyhow::Result<()> {
         );
         println!("RSS peak over the run: {}", mib(peak));
         // The agent's own side of the latency: how long its write transactions took.
-        let metrics = reqwest::get(format!("{base}/metrics")).await?.text().await?;
+        let metrics = kitchen_testkit::http::get(format!("{base}/metrics")).await?.text().await?;
         let value = |name: &str| {
             metrics
                 .lines()

@@ -81,6 +81,14 @@ async fn main() {
     })
     .await
     .expect("agent builds");
+    edge_agent::pairing::pair_with_token(
+        data_dir.path(),
+        "manager",
+        kitchen_testkit::http::TEST_DEVICE,
+        None,
+        kitchen_testkit::http::TEST_TOKEN,
+    )
+    .expect("test manager paired");
     let base = format!("http://127.0.0.1:{}", app.port());
     let token = app.shutdown_token();
     let agent = tokio::spawn(app.run_until_stopped());
@@ -92,7 +100,7 @@ async fn main() {
 
     // The backlog: one scan record each, eight at a time.
     let filled = Instant::now();
-    let client = reqwest::Client::new();
+    let client = kitchen_testkit::http::client();
     let mut next = 0;
     while next < records {
         let batch: Vec<_> = (next..(next + 8).min(records))

@@ -6,8 +6,10 @@
 
 pub mod batch;
 pub mod config;
+pub mod device;
 pub mod feed;
 mod housekeeping;
+pub mod pairing;
 mod http;
 pub mod kitchen;
 pub mod label;
@@ -116,6 +118,8 @@ impl App {
             sync: Arc::default(),
             sync_alarm_ms: i64::from(config.sync_alarm_minutes) * 60_000,
             provision_error: read_provision_error(&config),
+            access: Arc::new(http::Access::new(&config)),
+            connections: Arc::default(),
         };
         Ok(Self {
             config,
@@ -130,6 +134,12 @@ impl App {
 
     pub fn port(&self) -> u16 {
         self.listener.local_addr().map_or(0, |addr| addr.port())
+    }
+
+    /// The LAN router, for driving the agent in process (fuzzing); requests need the same
+    /// tokens as on the network.
+    pub fn router(&self) -> axum::Router {
+        http::router(self.state.clone())
     }
 
     pub fn shutdown_token(&self) -> CancellationToken {
@@ -214,17 +224,16 @@ impl App {
         ));
         tracing::info!(listen = %listener.local_addr()?, kitchen_id = %config.kitchen_id,
             "edge agent listening");
-        // Events are small writes in a row: without TCP_NODELAY, Nagle and the tablet's delayed
-        // ACK hold one back for 40 ms now and then.
-        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-            if let Err(error) = tcp.set_nodelay(true) {
-                tracing::debug!(%error, "cannot set TCP_NODELAY");
-            }
-        });
-        axum::serve(listener, http::router(state))
-            .with_graceful_shutdown(token.clone().cancelled_owned())
-            .await
-            .context("http server failed")?;
+        let connections = state.connections.clone();
+        kitchen_daemon::serve::serve(
+            listener,
+            http::router(state),
+            config.serve_limits(),
+            connections,
+            token.clone(),
+        )
+        .await
+        .context("http server failed")?;
         token.cancel();
         if let Some(feed) = feed {
             let _ = tokio::time::timeout(Duration::from_secs(5), feed).await;

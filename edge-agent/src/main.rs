@@ -28,6 +28,26 @@ enum Command {
         #[arg(long)]
         skip_reference: bool,
     },
+    /// Pair a device on the console (works while the agent runs): prints its token as the last
+    /// word of the last line. The token is shown once; keep it like a password.
+    Pair {
+        /// display, cook, expo, prep or manager.
+        #[arg(long)]
+        role: String,
+        /// A name the kitchen knows it by, unique among paired devices (at most 64 bytes).
+        #[arg(long)]
+        name: String,
+        /// A cook's station.
+        #[arg(long)]
+        station: Option<String>,
+    },
+    /// List every device ever paired, revoked ones included.
+    Devices,
+    /// Revoke a device: its token stops working at once.
+    Revoke {
+        /// The device id (`edge-agent devices` lists them).
+        id: String,
+    },
     /// Apply a kitchen.toml from the boot partition (first-boot provisioning, as root).
     Provision {
         /// The kitchen.toml to apply; nothing happens when it does not exist.
@@ -78,6 +98,35 @@ async fn main() -> anyhow::Result<()> {
                     hostname,
                 } => println!("provisioned kitchen {kitchen_id} ({stores} stores) as {hostname}"),
             }
+            Ok(())
+        }
+        Command::Pair {
+            role,
+            name,
+            station,
+        } => {
+            let config = edge_agent::Config::load(cli.config.as_deref())?;
+            let (device, token) =
+                edge_agent::pairing::pair(&config.data_dir, &role, &name, station.as_deref())?;
+            println!("{}", edge_agent::pairing::describe(&device));
+            println!("token: {token}");
+            Ok(())
+        }
+        Command::Devices => {
+            let config = edge_agent::Config::load(cli.config.as_deref())?;
+            let devices = edge_agent::pairing::devices(&config.data_dir)?;
+            if devices.is_empty() {
+                println!("no devices paired");
+            }
+            for device in devices {
+                println!("{}", edge_agent::pairing::describe(&device));
+            }
+            Ok(())
+        }
+        Command::Revoke { id } => {
+            let config = edge_agent::Config::load(cli.config.as_deref())?;
+            let device = edge_agent::pairing::revoke(&config.data_dir, &id)?;
+            println!("{}", edge_agent::pairing::describe(&device));
             Ok(())
         }
         Command::Run => run(cli.config).await,

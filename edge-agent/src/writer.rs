@@ -13,9 +13,10 @@ use tokio::sync::{broadcast, oneshot};
 
 pub use crate::kitchen::{BatchError, StockRejection};
 use crate::{
+    device::{Device, DeviceError},
     kitchen::Kitchen,
     record::{Lot, Session},
-    store::{Applied, LoggedEvent, StoreError},
+    store::{Applied, LoggedEvent, NewDevice, PairingCode, StoreError},
 };
 
 type Job = Box<dyn FnOnce(&mut Kitchen, i64) + Send>;
@@ -103,8 +104,11 @@ impl StoreWriter {
         order_id: String,
         stations: Vec<String>,
         bumped: bool,
+        device: String,
     ) -> Result<Option<Vec<String>>, WriteError> {
-        self.run(move |kitchen, now_ms| kitchen.bump(&order_id, &stations, bumped, now_ms))
+        self.run(move |kitchen, now_ms| {
+            kitchen.bump(&order_id, &stations, bumped, &device, now_ms)
+        })
             .await
     }
 
@@ -163,6 +167,45 @@ impl StoreWriter {
         source: String,
     ) -> Result<(), WriteError> {
         self.run(move |kitchen, now_ms| kitchen.set_reference(reference, &source, now_ms))
+            .await
+    }
+
+    /// Pairs a device directly (a manager's request, or the console).
+    pub async fn pair_device(
+        &self,
+        new: NewDevice,
+    ) -> Result<Result<Device, DeviceError>, WriteError> {
+        self.run(move |kitchen, now_ms| kitchen.pair_device(&new, now_ms))
+            .await
+    }
+
+    /// Pairs with the provisioning code; `None` once it has been used.
+    pub async fn pair_bootstrap(
+        &self,
+        new: NewDevice,
+    ) -> Result<Option<Result<Device, DeviceError>>, WriteError> {
+        self.run(move |kitchen, now_ms| kitchen.pair_bootstrap(&new, now_ms))
+            .await
+    }
+
+    /// Pairs with a manager's code; `None`: no such code, or expired.
+    pub async fn pair_with_code(
+        &self,
+        code_hash: String,
+        new: NewDevice,
+    ) -> Result<Option<Result<Device, DeviceError>>, WriteError> {
+        self.run(move |kitchen, now_ms| kitchen.pair_with_code(&code_hash, new, now_ms))
+            .await
+    }
+
+    pub async fn add_pairing_code(&self, code: PairingCode) -> Result<(), WriteError> {
+        self.run(move |kitchen, _| kitchen.add_pairing_code(&code))
+            .await
+    }
+
+    /// Revokes a device; `None`: no such device.
+    pub async fn revoke_device(&self, id: String) -> Result<Option<Device>, WriteError> {
+        self.run(move |kitchen, now_ms| kitchen.revoke_device(&id, now_ms))
             .await
     }
 

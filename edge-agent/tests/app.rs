@@ -35,7 +35,7 @@ fn burger_meal(event_id: &str, sequence: u64, order_id: &str, burgers: u32) -> O
 async fn a_provisioned_agent_serves_the_batch_items_of_what_it_consumed() {
     let kitchen = TestAgent::start(Some(REFERENCE)).await;
     let base = kitchen.base.clone();
-    let client = reqwest::Client::new();
+    let client = kitchen_testkit::http::client();
     let ready: serde_json::Value = get_json(&format!("{base}/readyz")).await;
     assert_eq!(
         ready,
@@ -169,7 +169,7 @@ async fn a_provisioned_agent_serves_the_batch_items_of_what_it_consumed() {
     // are due together, so the first by id), o1, whose fries are then done.
     let started = client
         .post(format!("{base}/api/batches/fry/fries/start"))
-        .json(&serde_json::json!({"quantity": 2, "device": "fry-tablet"}))
+        .json(&serde_json::json!({"quantity": 2}))
         .send()
         .await
         .expect("answers");
@@ -184,7 +184,7 @@ async fn a_provisioned_agent_serves_the_batch_items_of_what_it_consumed() {
         ),
         (
             &serde_json::json!(2),
-            &serde_json::json!("fry-tablet"),
+            &serde_json::json!(kitchen_testkit::http::TEST_DEVICE),
             &serde_json::Value::Null
         )
     );
@@ -247,6 +247,22 @@ async fn a_provisioned_agent_serves_the_batch_items_of_what_it_consumed() {
         page.text()
             .await
             .expect("body")
+            .contains("<script src=\"/static/display.js\"></script>")
+    );
+    let script = client
+        .get(format!("{base}/static/display.js"))
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(
+        script.headers()["content-type"],
+        "text/javascript; charset=utf-8"
+    );
+    assert!(
+        script
+            .text()
+            .await
+            .expect("body")
             .contains("new EventSource(\"/orders/events\")")
     );
     let stations: serde_json::Value = get_json(&format!("{base}/api/stations")).await;
@@ -288,14 +304,15 @@ async fn an_unprovisioned_agent_still_serves_the_lan() {
         ..Config::default()
     };
     let app = App::build(config).await.expect("agent builds");
+    common::pair_test_manager(&data_dir);
     let base = format!("http://127.0.0.1:{}", app.port());
     let token = app.shutdown_token();
     let agent = tokio::spawn(app.run_until_stopped());
-    let health = reqwest::get(format!("{base}/healthz"))
+    let health = kitchen_testkit::http::get(format!("{base}/healthz"))
         .await
         .expect("answers");
     assert_eq!(health.text().await.expect("body"), "ok");
-    let ready = reqwest::get(format!("{base}/readyz"))
+    let ready = kitchen_testkit::http::get(format!("{base}/readyz"))
         .await
         .expect("answers");
     assert_eq!(ready.status(), 503);
@@ -431,7 +448,7 @@ async fn a_tablet_that_reconnects_with_last_event_id_misses_nothing_and_sees_not
 async fn wait_json(what: &str, url: &str, done: impl Fn(&serde_json::Value) -> bool) {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let body = match reqwest::get(url).await {
+        let body = match kitchen_testkit::http::get(url).await {
             Ok(response) => response.json().await.unwrap_or_default(),
             Err(_) => serde_json::Value::Null,
         };
@@ -503,11 +520,12 @@ async fn a_refused_reference_file_falls_back_to_the_cached_copy() {
         async move {
             let config = Config {
                 listen: "127.0.0.1:0".parse().expect("addr"),
-                data_dir,
+                data_dir: data_dir.clone(),
                 reference_file,
                 ..Config::default()
             };
             let app = App::build(config).await.expect("agent builds");
+            common::pair_test_manager(&data_dir);
             let base = format!("http://127.0.0.1:{}", app.port());
             let token = app.shutdown_token();
             let agent = tokio::spawn(app.run_until_stopped());
@@ -574,7 +592,7 @@ async fn a_station_scanner_bumps_tickets_and_every_scan_is_recorded() {
         assert!(Instant::now() < deadline, "orders never arrived");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let client = reqwest::Client::new();
+    let client = kitchen_testkit::http::client();
     let scan = |code: &str, station: Option<&str>| {
         let request = client
             .post(format!("{base}/api/scans"))

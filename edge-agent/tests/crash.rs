@@ -71,6 +71,7 @@ impl Setup {
         let child = Command::new(env!("CARGO_BIN_EXE_edge-agent"))
             .env("AGENT_LISTEN", format!("127.0.0.1:{}", self.port))
             .env("AGENT_DATA_DIR", &self.data_dir)
+            .env("AGENT_WRITE_RATE", "100000")
             .env("AMQP_URL", amqp_url())
             .env("KITCHEN_ID", &self.kitchen_id)
             .env("STORE_IDS", "s1")
@@ -86,7 +87,7 @@ impl Setup {
         let agent = Agent(child);
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
-            let ready = reqwest::get(format!("{}/readyz", self.base())).await;
+            let ready = kitchen_testkit::http::get(format!("{}/readyz", self.base())).await;
             if ready.is_ok_and(|r| r.status() == 200) {
                 return agent;
             }
@@ -96,7 +97,7 @@ impl Setup {
     }
 
     async fn applied(&self) -> u64 {
-        let Ok(response) = reqwest::get(format!("{}/metrics", self.base())).await else {
+        let Ok(response) = kitchen_testkit::http::get(format!("{}/metrics", self.base())).await else {
             return 0;
         };
         response
@@ -116,6 +117,7 @@ async fn sigkill_mid_consumption_loses_and_doubles_nothing() {
     let data_dir = std::env::temp_dir().join(&kitchen_id);
     std::fs::create_dir_all(&data_dir).expect("data dir");
     std::fs::write(data_dir.join("reference.toml"), REFERENCE).expect("reference");
+    common::pair_test_manager(&data_dir);
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .expect("free port")

@@ -59,7 +59,7 @@ where
 }
 
 async fn get_json(url: &str) -> Value {
-    let response = reqwest::get(url).await.expect("agent answers");
+    let response = kitchen_testkit::http::get(url).await.expect("agent answers");
     assert!(
         response.status().is_success(),
         "{url}: {}",
@@ -130,6 +130,14 @@ impl Kitchen {
         let agent = edge_agent::App::build(agent_config)
             .await
             .expect("agent builds");
+        edge_agent::pairing::pair_with_token(
+            data_dir.path(),
+            "manager",
+            kitchen_testkit::http::TEST_DEVICE,
+            None,
+            kitchen_testkit::http::TEST_TOKEN,
+        )
+        .expect("test manager paired");
         let agent_url = format!("http://127.0.0.1:{}", agent.port());
         let agent_token = agent.shutdown_token();
         let agent = tokio::spawn(agent.run_until_stopped());
@@ -138,7 +146,7 @@ impl Kitchen {
             relay_url,
             agent_url,
             signer: WebhookSigner::new(SecretString::from(SECRET)),
-            client: reqwest::Client::new(),
+            client: kitchen_testkit::http::client(),
             relay_token,
             agent_token,
             relay: Some(relay),
@@ -154,7 +162,7 @@ impl Kitchen {
             || {
                 let readyz = readyz.clone();
                 async move {
-                    let response = reqwest::get(&readyz).await.map_err(|e| e.to_string())?;
+                    let response = kitchen_testkit::http::get(&readyz).await.map_err(|e| e.to_string())?;
                     match response.status().as_u16() {
                         200 => Ok(()),
                         status => Err(format!(
@@ -549,7 +557,7 @@ async fn screenshot_of_the_station_display() {
             .await;
     }
     // The first order is done everywhere (ready), the second at the grill.
-    let client = reqwest::Client::new();
+    let client = kitchen_testkit::http::client();
     for path in ["order-1/bump", "order-2/bump?station=grill"] {
         eventually("the order to arrive", UI_TIMEOUT, || {
             let url = kitchen.agent(&format!("/api/orders/{path}"));

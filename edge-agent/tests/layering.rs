@@ -8,7 +8,7 @@ use std::{
 };
 
 /// Top-level modules by layer.
-const DOMAIN: &[&str] = &["batch", "scan", "label", "prep", "record"];
+const DOMAIN: &[&str] = &["batch", "device", "scan", "label", "prep", "record"];
 const CONFIG: &[&str] = &["config"];
 const STATE: &[&str] = &["status"];
 const STORE: &[&str] = &["store"];
@@ -16,7 +16,7 @@ const KITCHEN: &[&str] = &["kitchen"];
 const WRITER: &[&str] = &["writer"];
 const ADAPTERS: &[&str] = &["feed", "scanner", "sync", "http"];
 /// The application: wires everything (lib.rs, main.rs, housekeeping, provisioning).
-const APP: &[&str] = &["lib", "main", "housekeeping", "provision"];
+const APP: &[&str] = &["lib", "main", "housekeeping", "pairing", "provision"];
 
 /// Crates and std modules that do IO: not for the domain.
 const IO: &[&str] = &[

@@ -81,7 +81,7 @@ fn yymmdd(day: NaiveDate) -> String {
 }
 
 async fn scan(base: &str, role: &str, station: Option<&str>, code: &str) -> (u16, Value) {
-    let response = reqwest::Client::new()
+    let response = kitchen_testkit::http::client()
         .post(format!("{base}/api/scans"))
         .json(&json!({"device": format!("{role}-scanner"), "role": role, "station": station, "code": code}))
         .send()
@@ -389,7 +389,7 @@ async fn prep_list_follows_par_minus_on_hand_through_a_scripted_sequence_of_scan
         .and_then(|l| l["stock_id"].as_str())
         .expect("batch B on hand")
         .to_owned();
-    let client = reqwest::Client::new();
+    let client = kitchen_testkit::http::client();
     let discard = |id: String| {
         let request = client.post(format!("{base}/api/stock/{id}/discard"));
         async move { request.send().await.expect("answers").status().as_u16() }
@@ -405,7 +405,7 @@ async fn prep_list_follows_par_minus_on_hand_through_a_scripted_sequence_of_scan
 async fn printed_prep_labels_scan_back_in_and_zpl_names_the_same_data() {
     let kitchen = TestAgent::start(Some(REFERENCE)).await;
     let base = kitchen.base.clone();
-    let page = reqwest::get(format!(
+    let page = kitchen_testkit::http::get(format!(
         "{base}/labels/prep?item=slaw&quantity=2&copies=3&batch=T1"
     ))
     .await
@@ -441,7 +441,7 @@ async fn printed_prep_labels_scan_back_in_and_zpl_names_the_same_data() {
     }
     expect_on_hand(&base, 6, 0, 0, "three labels of two").await;
 
-    let zpl = reqwest::get(format!("{base}/labels/prep?item=slaw&batch=Z9&format=zpl"))
+    let zpl = kitchen_testkit::http::get(format!("{base}/labels/prep?item=slaw&batch=Z9&format=zpl"))
         .await
         .expect("answers")
         .text()
@@ -465,12 +465,12 @@ async fn printed_prep_labels_scan_back_in_and_zpl_names_the_same_data() {
         // Used to panic on the date addition (and, in release, abort the agent).
         ("item=slaw&prepared=%2B262142-12-31", 400),
     ] {
-        let response = reqwest::get(format!("{base}/labels/prep?{query}"))
+        let response = kitchen_testkit::http::get(format!("{base}/labels/prep?{query}"))
             .await
             .expect("answers");
         assert_eq!(response.status().as_u16(), status, "{query}");
     }
-    let healthz = reqwest::get(format!("{base}/healthz"))
+    let healthz = kitchen_testkit::http::get(format!("{base}/healthz"))
         .await
         .expect("still answers");
     assert_eq!(healthz.status().as_u16(), 200);
@@ -582,7 +582,7 @@ async fn the_prep_display_follows_scans_live_and_alerts_on_a_refused_one() {
     assert_eq!(
         alert,
         json!(format!(
-            "Scan refused (prep-scanner): expired: use by {}; discard it",
+            "Scan refused (test-manager / prep-scanner): expired: use by {}; discard it",
             today - Days::new(1)
         ))
     );
@@ -602,7 +602,7 @@ async fn the_prep_display_follows_scans_live_and_alerts_on_a_refused_one() {
         prepared_on: Some(today - Days::new(3)),
         use_by: Some(today - Days::new(1)),
         added_at_ms: 0,
-        added_by: "prep-scanner".into(),
+        added_by: "test-manager / prep-scanner".into(),
         closed_at_ms: None,
         closed_as: None,
         closed_by: None,

@@ -338,7 +338,7 @@ async fn every_suffix_style_gives_each_scan_exactly_once_whatever_the_reads() {
             assert_eq!(bumped.get(&id), Some(&expected), "{id}");
         }
     }
-    let metrics = reqwest::get(format!("{base}/metrics"))
+    let metrics = kitchen_testkit::http::get(format!("{base}/metrics"))
         .await
         .expect("answers")
         .text()
@@ -417,7 +417,7 @@ async fn an_unplugged_scanner_is_shown_and_picked_up_again_when_plugged_back() {
             .contains("No such file"),
         "{status}"
     );
-    let ready = reqwest::get(format!("{base}/readyz"))
+    let ready = kitchen_testkit::http::get(format!("{base}/readyz"))
         .await
         .expect("answers");
     assert_eq!(ready.status(), 200);
@@ -432,7 +432,7 @@ async fn an_unplugged_scanner_is_shown_and_picked_up_again_when_plugged_back() {
     drop(first);
     let status = wait_state(&base, "fry-usb", &["disconnected", "missing"]).await;
     assert!(status["last_error"].is_string(), "{status}");
-    let ready = reqwest::get(format!("{base}/readyz"))
+    let ready = kitchen_testkit::http::get(format!("{base}/readyz"))
         .await
         .expect("answers");
     assert_eq!(
@@ -442,7 +442,7 @@ async fn an_unplugged_scanner_is_shown_and_picked_up_again_when_plugged_back() {
     );
     let body: serde_json::Value = ready.json().await.expect("json");
     assert_ne!(body["scanners"][0]["state"], "connected", "{body}");
-    let metrics = reqwest::get(format!("{base}/metrics"))
+    let metrics = kitchen_testkit::http::get(format!("{base}/metrics"))
         .await
         .expect("answers")
         .text()
@@ -633,7 +633,7 @@ async fn a_ticket_scanned_at_the_grill_takes_exactly_that_orders_units_off_the_g
         (seen[0].0.as_str(), &seen[0].1),
         (
             "order.bumped",
-            &serde_json::json!({"order_id": "big", "stations": ["grill"]})
+            &serde_json::json!({"order_id": "big", "stations": ["grill"], "device": "grill-1"})
         )
     );
     assert_eq!(seen[1].0, "scan.recorded");

@@ -155,7 +155,7 @@ fn fold(stations: &mut BTreeMap<String, Vec<Value>>, event: &str, data: &Value) 
 }
 
 async fn last_seq(base: &str) -> i64 {
-    let metrics = reqwest::get(format!("{base}/metrics"))
+    let metrics = kitchen_testkit::http::get(format!("{base}/metrics"))
         .await
         .expect("answers")
         .text()

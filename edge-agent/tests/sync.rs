@@ -97,7 +97,7 @@ async fn records_made_offline_all_reach_postgresql_exactly_once() {
     })
     .await;
     // The LAN side while PostgreSQL is away: every request answered, and quickly.
-    let client = reqwest::Client::new();
+    let client = kitchen_testkit::http::client();
     let mut slowest = Duration::ZERO;
     for n in 1..=200 {
         let started = Instant::now();
@@ -368,6 +368,7 @@ async fn a_kill_in_the_middle_of_a_sync_batch_loses_and_doubles_nothing() {
     let data_dir = std::env::temp_dir().join(&kitchen_id);
     std::fs::create_dir_all(&data_dir).expect("data dir");
     std::fs::write(data_dir.join("reference.toml"), REFERENCE).expect("reference");
+    common::pair_test_manager(&data_dir);
     let exchange = format!("{kitchen_id}.orders");
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -378,6 +379,7 @@ async fn a_kill_in_the_middle_of_a_sync_batch_loses_and_doubles_nothing() {
         let child = std::process::Command::new(env!("CARGO_BIN_EXE_edge-agent"))
             .env("AGENT_LISTEN", format!("127.0.0.1:{port}"))
             .env("AGENT_DATA_DIR", &data_dir)
+            .env("AGENT_WRITE_RATE", "100000")
             .env("AMQP_URL", amqp_url())
             .env("KITCHEN_ID", &kitchen_id)
             .env("STORE_IDS", STORE)
@@ -393,10 +395,10 @@ async fn a_kill_in_the_middle_of_a_sync_batch_loses_and_doubles_nothing() {
     };
     let mut agent = start();
     wait_until("the agent", Duration::from_secs(20), || async {
-        reqwest::get(format!("{base}/healthz")).await.is_ok()
+        kitchen_testkit::http::get(format!("{base}/healthz")).await.is_ok()
     })
     .await;
-    let client = reqwest::Client::new();
+    let client = kitchen_testkit::http::client();
     let mut scan_ids = Vec::new();
     for n in 0..1500 {
         let record: serde_json::Value = client
@@ -429,7 +431,7 @@ async fn a_kill_in_the_middle_of_a_sync_batch_loses_and_doubles_nothing() {
     let synced_after_kill = cloud.count("SELECT count(*) FROM kitchen.scans").await;
     let _agent = start();
     wait_until("the rest to sync", Duration::from_secs(60), || async {
-        let Ok(response) = reqwest::get(format!("{base}/readyz")).await else {
+        let Ok(response) = kitchen_testkit::http::get(format!("{base}/readyz")).await else {
             return false;
         };
         let ready: serde_json::Value = response.json().await.unwrap_or_default();

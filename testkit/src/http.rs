@@ -1,4 +1,7 @@
-//! HTTP clients for tests: JSON requests and a reader of server-sent events.
+//! HTTP clients for tests: JSON requests and a reader of server-sent events. Every request
+//! carries `Authorization: Bearer TEST_TOKEN`: the agent's test harnesses pair a manager
+//! device with that token (the relay ignores it). Tests of unpaired or other devices build
+//! their own requests.
 
 use std::{
     pin::Pin,
@@ -7,15 +10,44 @@ use std::{
 
 use futures_util::{Stream, StreamExt};
 
+/// The token of the manager device test agents are paired with (only its hash is stored).
+pub const TEST_TOKEN: &str = "kd1_test-manager-token-for-the-test-harness-only";
+/// The name of that device, as records name it.
+pub const TEST_DEVICE: &str = "test-manager";
+
+/// A client that presents [`TEST_TOKEN`].
+pub fn client() -> reqwest::Client {
+    static CLIENT: std::sync::OnceLock<reqwest::Client> = std::sync::OnceLock::new();
+    CLIENT
+        .get_or_init(|| {
+            let mut headers = reqwest::header::HeaderMap::new();
+            headers.insert(
+                reqwest::header::AUTHORIZATION,
+                reqwest::header::HeaderValue::from_str(&format!("Bearer {TEST_TOKEN}"))
+                    .expect("ascii"),
+            );
+            reqwest::Client::builder()
+                .default_headers(headers)
+                .build()
+                .expect("client")
+        })
+        .clone()
+}
+
+/// `GET url` as the test manager device.
+pub async fn get(url: impl reqwest::IntoUrl) -> reqwest::Result<reqwest::Response> {
+    client().get(url).send().await
+}
+
 /// `GET url` and its JSON body (whatever the status).
 pub async fn get_json(url: &str) -> serde_json::Value {
-    let response = reqwest::get(url).await.expect("answers");
+    let response = get(url).await.expect("answers");
     response.json().await.expect("json")
 }
 
 /// `POST url` without a body, and its JSON body (whatever the status).
 pub async fn post_json(url: &str) -> serde_json::Value {
-    let response = reqwest::Client::new()
+    let response = client()
         .post(url)
         .send()
         .await
@@ -27,7 +59,7 @@ pub async fn post_json(url: &str) -> serde_json::Value {
 /// to be listening already: a refused connection fails at once).
 pub async fn wait_ready(base: &str, timeout: Duration) {
     let deadline = Instant::now() + timeout;
-    while reqwest::get(format!("{base}/readyz"))
+    while get(format!("{base}/readyz"))
         .await
         .expect("answers")
         .status()
@@ -50,7 +82,7 @@ pub struct SseReader {
 impl SseReader {
     /// Opens `url` (sending `Last-Event-ID` if given) and checks it is an event stream.
     pub async fn open(url: &str, last_event_id: Option<&str>) -> Self {
-        let mut request = reqwest::Client::new().get(url);
+        let mut request = client().get(url);
         if let Some(id) = last_event_id {
             request = request.header("Last-Event-ID", id);
         }

@@ -64,6 +64,30 @@ pub struct Config {
     /// Where `edge-agent provision` records why the last `kitchen.toml` was refused
     /// (`AGENT_PROVISION_ERROR_FILE`); the agent shows it on `/api/status` and the displays.
     pub provision_error_file: Option<PathBuf>,
+    /// The one-time code that pairs the kitchen's first manager device (`AGENT_PAIRING_CODE`,
+    /// or the credential `pairing_code`; set from `kitchen.toml` at provisioning). It pairs one
+    /// device, once; later devices are paired with codes a manager device makes, or on the
+    /// console (`edge-agent pair`). docs/security.md.
+    pub pairing_code: Option<String>,
+    /// Host names the LAN may use for the box besides its addresses, its host name (and
+    /// `<host name>.local`) and `localhost` (`AGENT_ALLOWED_HOSTS`, comma-separated). A request
+    /// naming any other `Host` is refused (DNS rebinding).
+    pub allowed_hosts: Vec<String>,
+    /// LAN connections served at once; more wait (`AGENT_MAX_CONNECTIONS`). The unit's
+    /// `LimitNOFILE` is sized for it.
+    pub max_connections: u32,
+    /// Seconds a client has to send a request's head, also the idle time allowed between
+    /// requests on a kept-alive connection (`AGENT_HEADER_TIMEOUT_SECS`).
+    pub header_timeout_secs: u32,
+    /// Seconds from a request's head to its answer, body included (`AGENT_REQUEST_TIMEOUT_SECS`).
+    pub request_timeout_secs: u32,
+    /// Live event streams open at once (`AGENT_MAX_STREAMS`), and per paired device
+    /// (`AGENT_MAX_STREAMS_PER_DEVICE`).
+    pub max_streams: u32,
+    pub max_streams_per_device: u32,
+    /// Writes (bumps, scans, batches…) a device may make per second on average, in bursts of
+    /// four times that (`AGENT_WRITE_RATE`).
+    pub write_rate: u32,
 }
 
 impl Default for Config {
@@ -90,6 +114,14 @@ impl Default for Config {
             reference_poll_secs: 30,
             reconcile_secs: 300,
             provision_error_file: None,
+            pairing_code: None,
+            allowed_hosts: Vec::new(),
+            max_connections: 4096,
+            header_timeout_secs: 10,
+            request_timeout_secs: 15,
+            max_streams: 256,
+            max_streams_per_device: 8,
+            write_rate: 10,
         }
     }
 }
@@ -103,6 +135,9 @@ pub const CREDENTIALS: &[Credential] = &[
     ("amqp_url", |config, url| config.amqp_url = url),
     ("database_url", |config, url| {
         config.database_url = Some(url)
+    }),
+    ("pairing_code", |config, code| {
+        config.pairing_code = Some(code)
     }),
 ];
 
@@ -172,10 +207,23 @@ impl Config {
             ("sync_alarm_minutes", self.sync_alarm_minutes),
             ("reference_poll_secs", self.reference_poll_secs),
             ("reconcile_secs", self.reconcile_secs),
+            ("max_connections", self.max_connections),
+            ("header_timeout_secs", self.header_timeout_secs),
+            ("request_timeout_secs", self.request_timeout_secs),
+            ("max_streams", self.max_streams),
+            ("max_streams_per_device", self.max_streams_per_device),
+            ("write_rate", self.write_rate),
         ] {
             if value == 0 {
                 return Err(invalid(format!("{name} must be above 0")));
             }
+        }
+        if let Some(code) = &self.pairing_code
+            && crate::device::normalize_code(code).is_none_or(|code| code.len() < 8)
+        {
+            return Err(invalid(
+                "pairing_code must have at least 8 letters or digits".into(),
+            ));
         }
         if self.database_url.is_some() && self.database_url_file.is_some() {
             return Err(invalid(
@@ -265,7 +313,39 @@ impl Config {
             self.provision_error_file =
                 Some(PathBuf::from(value)).filter(|p| !p.as_os_str().is_empty());
         }
+        if let Some(value) = lookup("AGENT_PAIRING_CODE") {
+            self.pairing_code = Some(value).filter(|v| !v.trim().is_empty());
+        }
+        if let Some(value) = lookup("AGENT_ALLOWED_HOSTS") {
+            self.allowed_hosts = value
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_ascii_lowercase)
+                .collect();
+        }
+        for (name, key) in [
+            ("AGENT_MAX_CONNECTIONS", &mut self.max_connections),
+            ("AGENT_HEADER_TIMEOUT_SECS", &mut self.header_timeout_secs),
+            ("AGENT_REQUEST_TIMEOUT_SECS", &mut self.request_timeout_secs),
+            ("AGENT_MAX_STREAMS", &mut self.max_streams),
+            ("AGENT_MAX_STREAMS_PER_DEVICE", &mut self.max_streams_per_device),
+            ("AGENT_WRITE_RATE", &mut self.write_rate),
+        ] {
+            if let Some(value) = lookup(name) {
+                *key = parsed(name, &value)?;
+            }
+        }
         Ok(())
+    }
+
+    /// What the LAN listener tolerates.
+    pub fn serve_limits(&self) -> kitchen_daemon::serve::Limits {
+        kitchen_daemon::serve::Limits {
+            max_connections: self.max_connections as usize,
+            header_read_timeout: Duration::from_secs(u64::from(self.header_timeout_secs)),
+            request_timeout: Duration::from_secs(u64::from(self.request_timeout_secs)),
+        }
     }
 
     /// The database URL to sync with: `database_url`, or the first line of `database_url_file`.

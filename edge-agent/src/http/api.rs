@@ -1,7 +1,7 @@
 //! The REST API: stations, orders, batch items and sessions, scans, bumps and recalls.
 
 use axum::{
-    Json,
+    Extension, Json,
     body::Bytes,
     extract::{Path, Query, State},
     http::StatusCode,
@@ -10,10 +10,21 @@ use axum::{
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::{scan::ScanRole, writer::BatchError};
+use crate::{device::Action, scan::ScanRole, writer::BatchError};
 use kitchen_proto::reference::UNASSIGNED_STATION;
 
-use super::{AppState, StationQuery, error, internal, known_station, station_filter, view::view};
+use super::{
+    AppState, StationQuery, error,
+    guard::{Caller, forbid},
+    internal, known_station, station_filter,
+    view::view,
+};
+
+/// Largest batch a session may start with.
+const MAX_BATCH: u32 = 10_000;
+/// As on the serial path: a scanned code and a scanner's name.
+const MAX_CODE_BYTES: usize = 256;
+const MAX_DEVICE_BYTES: usize = 64;
 
 /// The kitchen's stations, plus `unassigned`.
 pub(super) async fn stations(State(state): State<AppState>) -> Response {
@@ -78,17 +89,19 @@ pub(super) async fn batches(
 #[serde(deny_unknown_fields)]
 pub(super) struct StartBody {
     quantity: Option<u32>,
-    #[serde(default)]
-    device: String,
 }
 
-/// `POST /api/batches/{station_id}/{item_id}/start` with `{"quantity": N, "device": "..."}`
-/// (both optional; N defaults to the current count): a session id.
+/// `POST /api/batches/{station_id}/{item_id}/start` with `{"quantity": N}` (optional; N
+/// defaults to the current count): a session id. The paired device is recorded as its device.
 pub(super) async fn start_batch(
     State(state): State<AppState>,
+    Extension(Caller(device)): Extension<Caller>,
     Path((station_id, item_id)): Path<(String, String)>,
     body: Bytes,
 ) -> Response {
+    if let Some(refused) = forbid(&device, Action::Batch(Some(&station_id)), "batch at this station") {
+        return refused;
+    }
     let body: StartBody = if body.iter().all(u8::is_ascii_whitespace) {
         StartBody::default()
     } else {
@@ -97,9 +110,15 @@ pub(super) async fn start_batch(
             Err(e) => return error(StatusCode::BAD_REQUEST, format!("invalid body: {e}")),
         }
     };
+    if body.quantity.is_some_and(|q| q > MAX_BATCH) {
+        return error(
+            StatusCode::BAD_REQUEST,
+            format!("quantity must be at most {MAX_BATCH}"),
+        );
+    }
     let started = state
         .writer
-        .start_batch(station_id, item_id, body.quantity, body.device)
+        .start_batch(station_id, item_id, body.quantity, device.name)
         .await;
     match started {
         Ok(Ok(session)) => (StatusCode::CREATED, Json(json!(session))).into_response(),
@@ -127,8 +146,20 @@ pub(super) async fn session(
 /// Idempotent: completing again answers the same session.
 pub(super) async fn complete_batch(
     State(state): State<AppState>,
+    Extension(Caller(device)): Extension<Caller>,
     Path(session_id): Path<String>,
 ) -> Response {
+    let session = state.readers.with(|store| store.session(&session_id)).await;
+    match session {
+        Ok(Some(session)) => {
+            let action = Action::Batch(Some(&session.station_id));
+            if let Some(refused) = forbid(&device, action, "complete a batch at this station") {
+                return refused;
+            }
+        }
+        Ok(None) => return error(StatusCode::NOT_FOUND, format!("no session {session_id:?}")),
+        Err(error) => return internal(error),
+    }
     match state.writer.complete_batch(session_id.clone()).await {
         Ok(Some(session)) => Json(json!(session)).into_response(),
         Ok(None) => error(StatusCode::NOT_FOUND, format!("no session {session_id:?}")),
@@ -139,7 +170,8 @@ pub(super) async fn complete_batch(
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct ScanBody {
-    device: String,
+    /// The scanner, when the device has several (recorded after the device's name).
+    device: Option<String>,
     code: String,
     /// `station`, `prep` or `receiving`; `station` when a station is given.
     role: Option<String>,
@@ -147,17 +179,37 @@ pub(super) struct ScanBody {
     station: Option<String>,
 }
 
-/// `POST /api/scans` with `{"device", "code", "role", "station"}`: the keyboard-wedge path into
-/// the same pipeline as the serial scanners. Every scan is recorded; `200` when accepted, `422`
+/// `POST /api/scans` with `{"code", "role", "station", "device"}`: the keyboard-wedge path
+/// into the same pipeline as the serial scanners. Every scan is recorded, under the paired
+/// device's name (and the scanner's, when `device` names one); `200` when accepted, `422`
 /// with the reason when not.
-pub(super) async fn scan(State(state): State<AppState>, body: Bytes) -> Response {
+pub(super) async fn scan(
+    State(state): State<AppState>,
+    Extension(Caller(caller)): Extension<Caller>,
+    body: Bytes,
+) -> Response {
     let body: ScanBody = match serde_json::from_slice(&body) {
         Ok(body) => body,
         Err(e) => return error(StatusCode::BAD_REQUEST, format!("invalid body: {e}")),
     };
-    if body.device.trim().is_empty() {
-        return error(StatusCode::BAD_REQUEST, "device must name the scanner");
+    if body.code.len() > MAX_CODE_BYTES {
+        return error(
+            StatusCode::BAD_REQUEST,
+            format!("code must be at most {MAX_CODE_BYTES} bytes"),
+        );
     }
+    let device = match body.device.as_deref().map(str::trim) {
+        Some(scanner) if scanner.len() > MAX_DEVICE_BYTES || scanner.chars().any(char::is_control) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!("device must be at most {MAX_DEVICE_BYTES} bytes of printable text"),
+            );
+        }
+        Some(scanner) if !scanner.is_empty() && scanner != caller.name => {
+            format!("{} / {scanner}", caller.name)
+        }
+        _ => caller.name.clone(),
+    };
     let role = match (body.role.as_deref(), body.station) {
         (None | Some("station"), Some(station)) if known_station(&state, &station) => {
             ScanRole::Station(station)
@@ -189,9 +241,16 @@ pub(super) async fn scan(State(state): State<AppState>, body: Bytes) -> Response
             );
         }
     };
+    let action = match &role {
+        ScanRole::Station(station) => Action::StationScan(station),
+        ScanRole::Prep | ScanRole::Receiving => Action::PrepScan,
+    };
+    if let Some(refused) = forbid(&caller, action, "scan here") {
+        return refused;
+    }
     let raw = body.code.into_bytes();
     let len = raw.len();
-    match state.writer.scan(body.device, role, raw, len).await {
+    match state.writer.scan(device, role, raw, len).await {
         Ok(record) if record.accepted => Json(json!(record)).into_response(),
         Ok(record) => (StatusCode::UNPROCESSABLE_ENTITY, Json(json!(record))).into_response(),
         Err(error) => internal(error),
@@ -207,19 +266,27 @@ pub(super) struct BumpQuery {
 /// stations without `station`). Idempotent.
 pub(super) async fn bump(
     State(state): State<AppState>,
+    Extension(Caller(device)): Extension<Caller>,
     Path(order_id): Path<String>,
     Query(query): Query<BumpQuery>,
 ) -> Response {
-    change_bumps(&state, order_id, query.station, true).await
+    if let Some(refused) = forbid(&device, Action::Bump(query.station.as_deref()), "bump here") {
+        return refused;
+    }
+    change_bumps(&state, order_id, query.station, true, device.name).await
 }
 
 /// `POST /api/orders/{order_id}/recall[?station=<id>]`: undoes a bump. Idempotent.
 pub(super) async fn recall(
     State(state): State<AppState>,
+    Extension(Caller(device)): Extension<Caller>,
     Path(order_id): Path<String>,
     Query(query): Query<BumpQuery>,
 ) -> Response {
-    change_bumps(&state, order_id, query.station, false).await
+    if let Some(refused) = forbid(&device, Action::Bump(query.station.as_deref()), "recall here") {
+        return refused;
+    }
+    change_bumps(&state, order_id, query.station, false, device.name).await
 }
 
 pub(super) async fn change_bumps(
@@ -227,6 +294,7 @@ pub(super) async fn change_bumps(
     order_id: String,
     station: Option<String>,
     bumped: bool,
+    device: String,
 ) -> Response {
     let stations = match station {
         Some(station) if !known_station(state, &station) => {
@@ -248,7 +316,7 @@ pub(super) async fn change_bumps(
     let field = if bumped { "bumped_at" } else { "recalled_at" };
     match state
         .writer
-        .bump(order_id.clone(), stations.clone(), bumped)
+        .bump(order_id.clone(), stations.clone(), bumped, device)
         .await
     {
         Ok(Some(_)) => Json(json!({ "order_id": order_id, field: stations })).into_response(),

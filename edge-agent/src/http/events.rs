@@ -2,16 +2,17 @@
 //! then followed live.
 
 use std::{
-    collections::VecDeque,
+    collections::{HashMap, VecDeque},
     convert::Infallible,
     sync::{
-        Arc,
+        Arc, Mutex,
         atomic::{AtomicI64, AtomicU64, Ordering},
     },
     time::Duration,
 };
 
 use axum::{
+    Extension,
     body::Bytes,
     extract::{Query, State},
     http::{HeaderMap, StatusCode, header},
@@ -21,9 +22,11 @@ use futures_util::StreamExt;
 use serde::Deserialize;
 use tokio::sync::broadcast;
 
+use kitchen_daemon::sync::LockExt;
+
 use crate::store::LoggedEvent;
 
-use super::{AppState, error, internal, station_filter, view::snapshot};
+use super::{AppState, error, guard::Caller, internal, station_filter, view::snapshot};
 
 /// Event-log entries read per query while a client catches up.
 const REPLAY_CHUNK: i64 = 256;
@@ -31,11 +34,76 @@ const REPLAY_CHUNK: i64 = 256;
 /// SSE keep-alive comment interval.
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
 
+/// The caps on live streams (overall and per device), and the revocations that end them.
+pub struct StreamSlots {
+    max: u32,
+    per_device: u32,
+    open: Arc<Mutex<HashMap<String, u32>>>,
+    revoked: tokio::sync::watch::Sender<Vec<String>>,
+}
+
+/// A live stream's place under the caps, given back when the stream ends.
+pub(super) struct StreamSlot {
+    open: Arc<Mutex<HashMap<String, u32>>>,
+    device: String,
+}
+
+impl StreamSlots {
+    pub fn new(max: u32, per_device: u32) -> Self {
+        Self {
+            max,
+            per_device,
+            open: Arc::default(),
+            revoked: tokio::sync::watch::Sender::new(Vec::new()),
+        }
+    }
+
+    /// A place for a new stream of `device`, or why there is none.
+    fn acquire(&self, device: &str) -> Result<StreamSlot, String> {
+        let mut open = self.open.lock_or_recover();
+        let total: u32 = open.values().sum();
+        if total >= self.max {
+            return Err(format!("the box serves {} live streams already", self.max));
+        }
+        let mine = open.entry(device.to_owned()).or_insert(0);
+        if *mine >= self.per_device {
+            return Err(format!(
+                "this device has {} live streams open already",
+                self.per_device
+            ));
+        }
+        *mine += 1;
+        Ok(StreamSlot {
+            open: self.open.clone(),
+            device: device.to_owned(),
+        })
+    }
+
+    /// Ends the live streams of a revoked device.
+    pub fn revoked(&self, device: &str) {
+        self.revoked.send_modify(|ids| ids.push(device.to_owned()));
+    }
+}
+
+impl Drop for StreamSlot {
+    fn drop(&mut self) {
+        let mut open = self.open.lock_or_recover();
+        if let Some(count) = open.get_mut(&self.device) {
+            *count -= 1;
+            if *count == 0 {
+                open.remove(&self.device);
+            }
+        }
+    }
+}
+
 /// Counters of the live streams, for `/metrics`.
 #[derive(Debug, Default)]
 pub struct StreamStats {
     pub clients: AtomicI64,
     pub lagging_disconnects: AtomicU64,
+    /// Streams refused at the caps.
+    pub refused: AtomicU64,
 }
 
 #[derive(Deserialize)]
@@ -56,6 +124,12 @@ pub(super) struct Cursor {
     replaying: bool,
     state: AppState,
     _client: ClientGuard,
+    _slot: StreamSlot,
+    /// The device's token hash, checked again at every keep-alive (a revocation made on the
+    /// console ends the stream then), and revocations made here, which end it at once.
+    token_hash: String,
+    device_id: String,
+    revoked: tokio::sync::watch::Receiver<Vec<String>>,
 }
 
 /// Counts an open stream for `/metrics` while it lives.
@@ -155,9 +229,18 @@ impl Cursor {
                 tokio::select! {
                     received = live.recv() => Some(received),
                     () = tokio::time::sleep(KEEP_ALIVE) => None,
+                    changed = self.revoked.changed() => {
+                        if changed.is_err() || self.revoked.borrow().contains(&self.device_id) {
+                            return None;
+                        }
+                        continue;
+                    }
                 }
             };
             let Some(received) = received else {
+                if !self.still_paired().await {
+                    return None;
+                }
                 return Some((Bytes::from_static(KEEP_ALIVE_FRAME), self));
             };
             match received {
@@ -183,6 +266,19 @@ impl Cursor {
     }
 }
 
+impl Cursor {
+    async fn still_paired(&self) -> bool {
+        let hash = self.token_hash.clone();
+        let device = self
+            .state
+            .readers
+            .with(move |store| store.device_by_token(&hash))
+            .await;
+        // A store that cannot be read right now ends nothing.
+        !matches!(device, Ok(None) | Ok(Some(crate::device::Device { revoked_at_ms: Some(_), .. })))
+    }
+}
+
 /// `GET /orders/events[?station=<id>]`: the event log as Server-Sent Events. With
 /// `Last-Event-ID` (header, or `?last_event_id=`) it replays everything after that id, then
 /// continues live — no gap, no duplicate. Without it, or with an id older than the log keeps
@@ -190,9 +286,20 @@ impl Cursor {
 /// behind the live broadcast is disconnected; it reconnects and replays from the log.
 pub(super) async fn events(
     State(state): State<AppState>,
+    Extension(Caller(device)): Extension<Caller>,
     headers: HeaderMap,
     Query(query): Query<EventsQuery>,
 ) -> Response {
+    let slot = match state.access.streams.acquire(&device.id) {
+        Ok(slot) => slot,
+        Err(reason) => {
+            state.streams.refused.fetch_add(1, Ordering::Relaxed);
+            return error(StatusCode::TOO_MANY_REQUESTS, reason);
+        }
+    };
+    let token_hash = super::guard::token(&headers)
+        .map(crate::device::token_hash)
+        .unwrap_or_default();
     let station = match station_filter(&state, query.station) {
         Ok(station) => station,
         Err(reason) => return error(StatusCode::NOT_FOUND, reason),
@@ -245,6 +352,10 @@ pub(super) async fn events(
         live: None,
         replaying: true,
         _client: ClientGuard::new(state.streams.clone()),
+        _slot: slot,
+        token_hash,
+        device_id: device.id.clone(),
+        revoked: state.access.streams.revoked.subscribe(),
         state: state.clone(),
     };
     let stream = futures_util::stream::unfold(cursor, Cursor::next)

@@ -153,6 +153,7 @@ pub(super) async fn metrics(State(state): State<AppState>) -> Response {
         load(&sync.reconciled),
     );
     scanner_metrics(&mut text, &state.scanners);
+    door_metrics(&mut text, &state);
     ([(header::CONTENT_TYPE, CONTENT_TYPE)], text.finish()).into_response()
 }
 
@@ -185,5 +186,53 @@ fn scanner_metrics(text: &mut Exposition, scanners: &Scanners) {
             let labels = [("scanner", scanner.name.as_str()), ("result", result)];
             text.counter(FRAMES, "", &labels, count);
         }
+    }
+}
+
+/// The LAN doors: connections, streams refused at the caps, requests refused by reason.
+fn door_metrics(text: &mut Exposition, state: &AppState) {
+    let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+    let (connections, refused) = (&state.connections, &state.access.refused);
+    text.gauge(
+        "edge_agent_http_connections_open",
+        "LAN connections open now.",
+        &[],
+        load(&connections.open),
+    )
+    .counter(
+        "edge_agent_http_connections_total",
+        "LAN connections accepted.",
+        &[],
+        load(&connections.accepted),
+    )
+    .counter(
+        "edge_agent_http_request_timeouts_total",
+        "Requests answered 408: no answer within request_timeout_secs.",
+        &[],
+        load(&connections.timed_out),
+    )
+    .counter(
+        "edge_agent_sse_refused_total",
+        "Event streams refused at max_streams or max_streams_per_device.",
+        &[],
+        load(&state.streams.refused),
+    );
+    const REFUSED: &str = "edge_agent_http_refused_total";
+    text.family(
+        REFUSED,
+        MetricType::Counter,
+        "Requests refused before a handler, by reason.",
+    );
+    for (reason, counter) in [
+        ("host", &refused.host),
+        ("origin", &refused.origin),
+        ("content_type", &refused.content_type),
+        ("uri", &refused.uri),
+        ("unpaired", &refused.unpaired),
+        ("forbidden", &refused.forbidden),
+        ("rate_limited", &refused.rate_limited),
+        ("busy", &refused.busy),
+    ] {
+        text.counter(REFUSED, "", &[("reason", reason)], load(counter));
     }
 }

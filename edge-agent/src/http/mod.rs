@@ -24,12 +24,18 @@ use kitchen_proto::reference::UNASSIGNED_STATION;
 
 mod api;
 mod events;
+mod guard;
 mod health;
 mod metrics;
+mod pairing;
 mod prep;
 mod view;
 
 pub use events::StreamStats;
+pub use guard::Access;
+
+/// Largest request body accepted (JSON commands are a few hundred bytes).
+pub const MAX_BODY_BYTES: usize = 16 * 1024;
 pub use view::SnapshotCache;
 
 #[derive(Clone)]
@@ -55,6 +61,10 @@ pub struct AppState {
     pub scanners: Arc<Scanners>,
     /// Why the last `kitchen.toml` was refused (`provision`), shown by the displays.
     pub provision_error: Option<String>,
+    /// Host names, paired-device checks, limiters and stream caps (`guard`).
+    pub access: Arc<Access>,
+    /// The server loop's connection counters, for `/metrics`.
+    pub connections: Arc<kitchen_daemon::serve::ServeStats>,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -80,8 +90,36 @@ pub fn router(state: AppState) -> Router {
         .route("/api/orders/{order_id}/bump", post(api::bump))
         .route("/api/orders/{order_id}/recall", post(api::recall))
         .route("/orders/events", get(events::events))
+        .route("/static/{file}", get(asset))
         .merge(prep::routes())
+        .merge(pairing::routes())
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            guard::guard,
+        ))
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
+}
+
+/// The displays' scripts and the pairing page's, embedded in the binary (the CSP allows
+/// scripts from the box only, none inline).
+async fn asset(axum::extract::Path(file): axum::extract::Path<String>) -> Response {
+    let body = match file.as_str() {
+        "display.js" => include_str!("../../static/display.js"),
+        "prep.js" => include_str!("../../static/prep.js"),
+        "pair.js" => include_str!("../../static/pair.js"),
+        "devices.js" => include_str!("../../static/devices.js"),
+        "print.js" => include_str!("../../static/print.js"),
+        _ => return error(StatusCode::NOT_FOUND, format!("no file {file:?}")),
+    };
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        body,
+    )
+        .into_response()
 }
 
 fn error(status: StatusCode, message: impl std::fmt::Display) -> Response {

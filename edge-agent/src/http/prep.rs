@@ -2,8 +2,7 @@
 //! prep labels (HTML with a GS1-128 barcode, or ZPL), and the prep display page.
 
 use axum::{
-    Json, Router,
-    body::Bytes,
+    Extension, Json, Router,
     extract::{Path, Query, State},
     http::{StatusCode, header},
     response::{IntoResponse, Response},
@@ -14,8 +13,12 @@ use kitchen_daemon::clock::now_ms;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{AppState, error, internal};
-use crate::{label, prep, scan, store::Store, writer::StockRejection};
+use super::{
+    AppState, error,
+    guard::{Caller, forbid},
+    internal,
+};
+use crate::{device::Action, label, prep, scan, store::Store, writer::StockRejection};
 
 /// Labels printed at most per request.
 const MAX_COPIES: u32 = 50;
@@ -51,33 +54,17 @@ async fn prep_view(State(state): State<AppState>) -> Response {
     }
 }
 
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct DiscardBody {
-    #[serde(default)]
-    device: String,
-}
-
-/// `POST /api/stock/{stock_id}/discard` (optional body `{"device": "..."}`): the stock is
-/// thrown away. `409` when it was already used or discarded.
+/// `POST /api/stock/{stock_id}/discard` (a manager device): the stock is thrown away, recorded
+/// under the device's name. `409` when it was already used or discarded.
 async fn discard(
     State(state): State<AppState>,
+    Extension(Caller(device)): Extension<Caller>,
     Path(stock_id): Path<String>,
-    body: Bytes,
 ) -> Response {
-    let body: DiscardBody = if body.iter().all(u8::is_ascii_whitespace) {
-        DiscardBody::default()
-    } else {
-        match serde_json::from_slice(&body) {
-            Ok(body) => body,
-            Err(e) => return error(StatusCode::BAD_REQUEST, format!("invalid body: {e}")),
-        }
-    };
-    let device = match body.device.trim() {
-        "" => "prep display".to_owned(),
-        device => device.to_owned(),
-    };
-    match state.writer.discard_stock(stock_id.clone(), device).await {
+    if let Some(refused) = forbid(&device, Action::Discard, "discard stock") {
+        return refused;
+    }
+    match state.writer.discard_stock(stock_id.clone(), device.name).await {
         Ok(Ok(lot)) => Json(json!(lot)).into_response(),
         Ok(Err(rejection @ StockRejection::NoStock(_))) => error(StatusCode::NOT_FOUND, rejection),
         Ok(Err(rejection)) => error(StatusCode::CONFLICT, rejection),
@@ -227,7 +214,9 @@ async fn labels(State(state): State<AppState>, Query(query): Query<LabelQuery>) 
                 .collect();
             (
                 [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
-                format!("{LABEL_PAGE_HEAD}{body}</main></body></html>"),
+                format!(
+                    "{LABEL_PAGE_HEAD}{body}</main><script src=\"/static/print.js\"></script></body></html>"
+                ),
             )
                 .into_response()
         }
@@ -262,5 +251,5 @@ main { display: flex; flex-direction: column; gap: 12px; align-items: center; pa
 .label svg { display: block; margin-top: 3px; max-width: 100%; }
 .label .hri { font-family: ui-monospace, monospace; font-size: 10px; }
 @media print { body { background: #fff; } .bar { display: none; } main { display: block; padding: 0; } }
-</style></head><body><div class="bar"><button onclick="window.print()">Print</button></div><main>
+</style></head><body><div class="bar"><button id="print">Print</button></div><main>
 "#;

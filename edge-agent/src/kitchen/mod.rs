@@ -11,6 +11,7 @@
 
 mod batches;
 mod console;
+mod devices;
 mod orders;
 mod reference;
 mod scans;

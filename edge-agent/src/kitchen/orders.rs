@@ -61,10 +61,12 @@ impl Kitchen {
         order_id: &str,
         stations: &[String],
         bumped: bool,
+        device: &str,
         now_ms: i64,
     ) -> Result<Option<Vec<String>>, StoreError> {
         self.write(now_ms, |state, tx, pending| {
-            let changed = state.set_bumps(tx, order_id, stations, bumped, now_ms, pending)?;
+            let changed =
+                state.set_bumps(tx, order_id, stations, bumped, device, now_ms, pending)?;
             let touched = match &changed {
                 Some(changed) if !changed.is_empty() => Touched::orders([order_id.to_owned()]),
                 _ => Touched::default(),
@@ -82,6 +84,7 @@ impl State {
         order_id: &str,
         stations: &[String],
         bumped: bool,
+        device: &str,
         now_ms: i64,
         pending: &mut Pending,
     ) -> Result<Option<Vec<String>>, StoreError> {
@@ -94,6 +97,7 @@ impl State {
         let bumps = Bumps {
             order_id: order_id.to_owned(),
             stations: changed.clone(),
+            device: Some(device.to_owned()),
         };
         let record = if bumped {
             Record::OrderBumped(bumps)

@@ -169,7 +169,8 @@ impl State {
     ) -> Result<(), StoreError> {
         record.order_id = Some(order_id.to_owned());
         if self.orders.contains_key(order_id) {
-            self.set_bumps(tx, order_id, &[station.to_owned()], true, now_ms, pending)?;
+            let device = record.device.clone();
+            self.set_bumps(tx, order_id, &[station.to_owned()], true, &device, now_ms, pending)?;
             record.action = "bump".into();
             record.accepted = true;
         } else {

@@ -106,7 +106,7 @@ fn run(case: Case) {
             Bump(order, station) | Recall(order, station) => {
                 let bumped = matches!(step, Bump(..));
                 kitchen
-                    .bump(order, &[station.to_owned()], bumped, now)
+                    .bump(order, &[station.to_owned()], bumped, "test", now)
                     .expect("bumps")
                     .expect("known order");
             }

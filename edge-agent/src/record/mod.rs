@@ -177,6 +177,9 @@ pub struct OrderChange {
 pub struct Bumps {
     pub order_id: String,
     pub stations: Vec<String>,
+    /// The paired device (or the scanner) that did it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device: Option<String>,
 }
 
 /// `order.ready`.
@@ -244,6 +247,7 @@ mod tests {
             Record::OrderBumped(Bumps {
                 order_id: "o1".into(),
                 stations: vec!["fry".into()],
+                device: Some("Fry tablet".into()),
             }),
             Record::ReferenceUpdated(ReferenceUpdate {
                 source: "postgresql version 3".into(),
@@ -257,7 +261,7 @@ mod tests {
             ),
             (
                 "order.bumped",
-                r#"{"order_id":"o1","stations":["fry"]}"#,
+                r#"{"device":"Fry tablet","order_id":"o1","stations":["fry"]}"#,
                 true,
             ),
             (

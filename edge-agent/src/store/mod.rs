@@ -6,6 +6,7 @@
 //! the broker redelivers, and the log never disagrees with the data. Readers open their own
 //! connections.
 
+mod devices;
 mod log;
 mod orders;
 mod readers;
@@ -21,6 +22,7 @@ use std::path::Path;
 
 use rusqlite::{Connection, Transaction};
 
+pub use devices::{NewDevice, PairingCode};
 pub use log::{LoggedEvent, OutboxRow, append_log};
 pub use orders::{Applied, Gap, apply_event, open_orders_by_friendly_id, set_bumps, set_ready};
 pub use readers::Readers;
@@ -40,6 +42,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0004_scans.sql"),
     include_str!("../../migrations/0005_prep_stock.sql"),
     include_str!("../../migrations/0006_sync_outbox.sql"),
+    include_str!("../../migrations/0007_devices.sql"),
 ];
 
 #[derive(Debug, thiserror::Error)]

@@ -529,6 +529,7 @@ mod tests {
                 &Record::OrderBumped(Bumps {
                     order_id: "o1".into(),
                     stations: vec!["fry".into()],
+                    device: Some("grill tablet".into()),
                 }),
             ),
             row(

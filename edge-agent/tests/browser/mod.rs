@@ -212,8 +212,28 @@ impl Browser {
         .await;
     }
 
-    /// Opens `url` and waits until the document has loaded.
+    /// Opens `url` as the paired test manager device (its cookie set first) and waits until
+    /// the document has loaded.
     pub async fn navigate(&mut self, url: &str) {
+        self.set_device_cookie(url, kitchen_testkit::http::TEST_TOKEN)
+            .await;
+        self.navigate_unpaired(url).await;
+    }
+
+    /// Sets the device cookie the box's pairing would set, for `url`'s origin.
+    pub async fn set_device_cookie(&mut self, url: &str, token: &str) {
+        let answer = self
+            .page(
+                "Network.setCookie",
+                json!({"name": "kitchen_device", "value": token, "url": url,
+                       "httpOnly": true, "sameSite": "Strict"}),
+            )
+            .await;
+        assert_eq!(answer["success"], json!(true), "cookie set: {answer}");
+    }
+
+    /// Opens `url` with whatever cookies the browser has, and waits until it has loaded.
+    pub async fn navigate_unpaired(&mut self, url: &str) {
         let answer = self.page("Page.navigate", json!({ "url": url })).await;
         if let Some(error) = answer.get("errorText").and_then(Value::as_str) {
             panic!("cannot open {url}: {error}");

@@ -67,10 +67,14 @@ impl TestAgent {
             ..Config::default()
         };
         let mut config = config;
+        // Tests write far faster than a kitchen; the rate limit has its own test.
+        config.write_rate = 100_000;
         adjust(&mut config);
         // `adjust` may name the kitchen (its queues are then removed under that name).
         let kitchen_id = config.kitchen_id.clone();
+        let data_dir = config.data_dir.clone();
         let app = App::build(config).await.expect("agent builds");
+        pair_test_manager(&data_dir);
         let base = format!("http://127.0.0.1:{}", app.port());
         let token = app.shutdown_token();
         let handle = tokio::spawn(app.run_until_stopped());
@@ -113,6 +117,26 @@ impl Drop for TestAgent {
         self.token.cancel();
         remove_kitchen(&self.kitchen_id, &self.exchange, &self.data_dir);
     }
+}
+
+/// Pairs the manager device `kitchen_testkit::http` presents (`TEST_TOKEN`) with the agent
+/// whose data directory this is (before or while it runs).
+pub fn pair_test_manager(data_dir: &std::path::Path) {
+    let devices = edge_agent::pairing::devices(data_dir).expect("devices listed");
+    if devices
+        .iter()
+        .any(|d| d.name == kitchen_testkit::http::TEST_DEVICE && d.revoked_at_ms.is_none())
+    {
+        return;
+    }
+    edge_agent::pairing::pair_with_token(
+        data_dir,
+        "manager",
+        kitchen_testkit::http::TEST_DEVICE,
+        None,
+        kitchen_testkit::http::TEST_TOKEN,
+    )
+    .expect("test manager paired");
 }
 
 /// Removes a test kitchen's queues, exchanges and data directory. Called from `Drop`, so also

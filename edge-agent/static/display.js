@@ -1,0 +1,502 @@
+"use strict";
+// The station display. State comes from the agent's event stream (/orders/events); where an
+// event does not carry what the page needs (older agents send ids only), the REST endpoints are
+// refetched, debounced, so a replay of many events costs one fetch.
+const $ = (id) => document.getElementById(id);
+const esc = (s) => String(s ?? "").replace(/[&<>"']/g, (c) => ({"&":"&amp;","<":"&lt;",">":"&gt;","\"":"&quot;","'":"&#39;"}[c]));
+const REFETCH_DEBOUNCE_MS = 150, STATUS_POLL_MS = 10000, TICK_MS = 5000, QUIET_HINT_MS = 45000, SOON_MS = 5 * 60000;
+
+const state = {
+  stations: [],            // [{id, name}]
+  orders: new Map(),       // order_id -> Ticket
+  batches: [],             // BatchItem of every station
+  upcoming: [],            // [{order_id, fire_at_ms}]
+  sessions: new Map(),     // session_id -> running batch session
+  readyIds: new Set(),     // announced by order.ready
+  batchEvents: false,      // the agent sends batch.updated: no need to refetch counts
+};
+const params = new URLSearchParams(location.search);
+let station = params.get("station") || localStorage.getItem("station") || "all";
+let lastEventId = null, lastMessageAt = 0, events = null, retryMs = 1000;
+let lastBump = null, audio = null, seen = null, ordersLoaded = false;
+const stepped = new Map();   // "station/item" -> N chosen with +/- (else the current count)
+
+// ---------- helpers ----------
+async function json(url, options) {
+  const r = await fetch(url, options);
+  // Revoked (or the box forgot this tablet): the box answers the page with its pairing page.
+  if (r.status === 401) { location.reload(); throw new Error("this tablet is not paired"); }
+  const body = await r.json().catch(() => ({}));
+  if (!r.ok) throw Object.assign(new Error(body.error || `${r.status} ${r.statusText}`), { status: r.status });
+  return body;
+}
+let toastTimer = null;
+function toast(message) {
+  $("toast").textContent = message; $("toast").hidden = false;
+  clearTimeout(toastTimer); toastTimer = setTimeout(() => { $("toast").hidden = true; }, 6000);
+}
+const stationName = (id) => (state.stations.find((s) => s.id === id) || {}).name || id;
+const minutes = (ms) => Math.round(ms / 60000);
+function ago(ms) {
+  const s = Math.max(0, Math.round((Date.now() - ms) / 1000));
+  return s < 60 ? `${s}s` : s < 3600 ? `${Math.floor(s / 60)}m` : `${Math.floor(s / 3600)}h ${Math.floor(s / 60) % 60}m`;
+}
+function urgency(dueMs) {
+  const left = dueMs - Date.now();
+  return left < 0 ? "late" : left < SOON_MS ? "soon" : "fine";
+}
+function dueText(dueMs) {
+  const left = minutes(dueMs - Date.now());
+  return left < 0 ? `${-left} min late` : left === 0 ? "due now" : `due in ${left} min`;
+}
+const clock = (ms) => new Date(ms).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+const isReady = (o) => o.ready === true || state.readyIds.has(o.order_id) ||
+  (o.ready === undefined && o.stations.length > 0 && o.stations.every((s) => o.bumped_at.includes(s)));
+function normalise(ticket) {
+  ticket.stations = ticket.stations || [];
+  ticket.bumped_at = ticket.bumped_at || [];
+  ticket.lines = ticket.lines || [];
+  return ticket;
+}
+
+// ---------- sound ----------
+document.addEventListener("pointerdown", () => {
+  if (audio) return;
+  audio = new (window.AudioContext || window.webkitAudioContext)();
+  $("sound").hidden = true;
+}, { capture: true });
+function chime() {
+  if (!audio) return;
+  const t = audio.currentTime;
+  for (const [i, f] of [880, 1320].entries()) {
+    const o = audio.createOscillator(), g = audio.createGain();
+    o.frequency.value = f; o.connect(g); g.connect(audio.destination);
+    g.gain.setValueAtTime(0.3, t + i * 0.18); g.gain.exponentialRampToValueAtTime(0.001, t + i * 0.18 + 0.3);
+    o.start(t + i * 0.18); o.stop(t + i * 0.18 + 0.3);
+  }
+}
+
+// ---------- refetching (the fallback where events carry ids only) ----------
+const want = { orders: false, batches: false };
+let refetchTimer = null, fetching = false, generation = 0;
+function refetch(what) {
+  for (const w of what) want[w] = true;
+  clearTimeout(refetchTimer);
+  refetchTimer = setTimeout(runRefetch, REFETCH_DEBOUNCE_MS);
+}
+async function runRefetch() {
+  if (fetching) { refetchTimer = setTimeout(runRefetch, REFETCH_DEBOUNCE_MS); return; }
+  const orders = want.orders, batches = want.batches;
+  want.orders = want.batches = false;
+  if (!orders && !batches) return;
+  fetching = true;
+  const started = generation;
+  try {
+    const [o, b] = await Promise.all([orders ? json("/api/orders?state=open") : null, batches ? json("/api/batches") : null]);
+    if (o) { state.orders = new Map(o.orders.map((t) => [t.order_id, normalise(t)])); ordersLoaded = true; }
+    if (b) {
+      state.batches = b.items;
+      if (b.upcoming) state.upcoming = b.upcoming;
+      adoptSessions(b.items);
+    }
+    render();
+    // Events applied while this was in flight may be older than the answer: fetch once more.
+    if (generation !== started) refetch([orders && "orders", batches && "batches"].filter(Boolean));
+  } catch (error) {
+    want.orders ||= orders; want.batches ||= batches;
+    refetchTimer = setTimeout(runRefetch, 2000);
+  } finally { fetching = false; }
+}
+function adoptSessions(items) {
+  for (const item of items) {
+    for (const s of item.sessions || []) {
+      state.sessions.set(s.session_id, { ...s, station_id: item.station_id, item_id: item.item_id });
+    }
+  }
+}
+
+// ---------- events ----------
+function countsChanged() { if (!state.batchEvents) refetch(["batches"]); }
+const handlers = {
+  "snapshot"(d) {
+    state.batches = d.batches || [];
+    state.upcoming = d.upcoming || [];
+    state.sessions.clear();
+    adoptSessions(state.batches);
+    if (Array.isArray(d.orders)) { state.orders = new Map(d.orders.map((t) => [t.order_id, normalise(t)])); ordersLoaded = true; }
+    else refetch(["orders"]);
+    if (!d.upcoming) refetch(["batches"]);
+  },
+  "order.created"(d) { upsert(d); },
+  "order.updated"(d) { upsert(d); },
+  "order.cancelled"(d) { state.orders.delete(d.order_id); countsChanged(); },
+  "order.status"(d) {
+    const o = state.orders.get(d.order_id);
+    if (d.state && d.state !== "open") state.orders.delete(d.order_id);
+    else if (d.state === "open" && o) o.status = d.status || o.status;
+    else refetch(["orders"]);
+    countsChanged();
+  },
+  "order.bumped"(d) { changeBumps(d, true); },
+  "order.recalled"(d) { changeBumps(d, false); },
+  "order.ready"(d) {
+    state.readyIds.add(d.order_id);
+    const o = state.orders.get(d.order_id);
+    if (o) o.ready = true;
+  },
+  // A scanner at this station (or any, on the all-stations view) read something it could not
+  // act on: say why, where the cook is looking. Prep and receiving scans belong to /prep.
+  "scan.rejected"(d) {
+    if (d.role !== "station" || (station !== "all" && d.station_id !== station)) return;
+    toast(`Scan refused (${d.device}): ${d.reason}`);
+    chime();
+  },
+  // New menu data (from head office): stations and what each line counts as may have changed.
+  // The batch.updated events that follow carry the new counts; tickets are fetched again.
+  "reference.updated"() {
+    loadStations().then(render);
+    refetch(["orders"]);
+  },
+  "batch.started"(d) { state.sessions.set(d.session_id, d); },
+  "batch.completed"(d) { state.sessions.delete(d.session_id); countsChanged(); },
+  "batch.updated"(d) {
+    state.batchEvents = true;
+    state.batches = state.batches.filter((b) => b.station_id !== d.station_id).concat(d.items || []);
+    for (const [id, s] of state.sessions) if (s.station_id === d.station_id && !s.completed_at_ms) state.sessions.delete(id);
+    adoptSessions(d.items || []);
+  },
+};
+function upsert(d) {
+  if (d.order && d.order.order_id) {
+    const o = normalise(d.order);
+    if (o.state && o.state !== "open") state.orders.delete(o.order_id); else state.orders.set(o.order_id, o);
+  } else refetch(["orders"]);
+  countsChanged();
+}
+function changeBumps(d, bumped) {
+  const o = state.orders.get(d.order_id);
+  if (o && Array.isArray(d.stations)) {
+    const at = new Set(o.bumped_at);
+    for (const s of d.stations) bumped ? at.add(s) : at.delete(s);
+    o.bumped_at = [...at];
+    if (!bumped) { o.ready = o.ready === undefined ? undefined : false; state.readyIds.delete(o.order_id); }
+  } else refetch(["orders"]);
+  countsChanged();
+}
+
+function connect() {
+  // EventSource reconnects by itself and resends Last-Event-ID; only when it gives up (CLOSED)
+  // do we open a new one, resuming after the last event seen.
+  events = lastEventId === null ? new EventSource("/orders/events")
+    : new EventSource("/orders/events?last_event_id=" + encodeURIComponent(lastEventId));
+  events.onopen = () => { retryMs = 1000; lastMessageAt = Date.now(); showLink(); };
+  events.onerror = () => {
+    showLink();
+    if (events.readyState === EventSource.CLOSED) {
+      events.close();
+      setTimeout(connect, retryMs);
+      retryMs = Math.min(retryMs * 2, 30000);
+    }
+  };
+  for (const [kind, handle] of Object.entries(handlers)) {
+    events.addEventListener(kind, (e) => {
+      lastMessageAt = Date.now();
+      if (e.lastEventId) lastEventId = e.lastEventId;
+      generation++;
+      try { handle(JSON.parse(e.data)); } catch (error) { console.error(kind, error); refetch(["orders", "batches"]); }
+      render();
+    });
+  }
+  showLink();
+}
+function showLink() {
+  const s = events ? events.readyState : EventSource.CONNECTING;
+  const pill = $("link");
+  if (s === EventSource.OPEN) {
+    pill.className = "pill ok";
+    const quiet = Date.now() - lastMessageAt;
+    pill.querySelector("small").textContent = quiet > QUIET_HINT_MS ? `live · last update ${ago(lastMessageAt)} ago` : "live";
+  } else {
+    pill.className = "pill bad";
+    pill.querySelector("small").textContent = lastMessageAt ? `reconnecting… (last ${ago(lastMessageAt)} ago)` : "connecting…";
+  }
+}
+
+const PROVISION_TEXT = document.getElementById("provision").textContent;
+async function pollStatus() {
+  let body;
+  try { body = await json("/api/status"); } catch (error) {
+    try {
+      // Older agents: /readyz has the feed state (answered 503 while not connected).
+      const r = await fetch("/readyz");
+      body = await r.json();
+      body.provisioned = body.feed !== "not provisioned";
+    } catch { body = null; }
+  }
+  const pill = $("feed"), small = pill.querySelector("small");
+  if (!body) { pill.className = "pill bad"; small.textContent = "unknown (box unreachable)"; return; }
+  const gaps = (body.sequence_gaps || []).length;
+  pill.className = "pill " + (body.feed === "connected" ? (gaps ? "warn" : "ok") : "bad");
+  small.textContent = body.feed === "connected" ? (gaps ? `connected · ${gaps} gap${gaps > 1 ? "s" : ""}` : "connected") : body.feed;
+  const notProvisioned = body.provisioned === false || body.feed === "not provisioned";
+  $("provision").hidden = !(notProvisioned || body.provision_error);
+  if (!$("provision").hidden) $("provision").textContent = body.provision_error
+    ? (notProvisioned ? "Not provisioned: the kitchen.toml on the boot card was refused — " : "A new kitchen.toml was refused (this box keeps its previous setup): ") + body.provision_error
+    : PROVISION_TEXT;
+  showScanners(body.scanners || []);
+  // Records on their way to head office: only worth a banner when they have waited too long.
+  const sync = body.sync || {};
+  $("sync").hidden = !sync.alarm;
+  if (sync.alarm) $("sync").textContent = `${sync.backlog} kitchen records have not reached head office since ${new Date(sync.oldest_unsynced_ms).toLocaleTimeString()}`
+    + ` (${sync.state === "connected" ? "catching up" : "no connection to the cloud database"}). The kitchen keeps working; nothing is lost.`;
+  if (body.feed === "connected" && sync.state === "disconnected") {
+    pill.className = "pill warn";
+    small.textContent = `orders connected · records waiting (${sync.backlog})`;
+  }
+  const reference = String(body.reference || "");
+  const refused = reference.startsWith("invalid: ") || reference.startsWith("refused: ");
+  $("reference").hidden = !refused;
+  if (refused) $("reference").textContent = reference.startsWith("invalid: ")
+    ? "Menu data refused — every item shows as Unassigned until it is fixed: " + reference.slice("invalid: ".length)
+    : "New menu data refused, still using the previous copy: " + reference.slice("refused: ".length);
+}
+
+// The serial scanners (shown only when the box has some): how many are connected, and which
+// are not, with why, in the tooltip.
+function showScanners(scanners) {
+  const pill = $("scanners");
+  pill.hidden = scanners.length === 0;
+  if (!scanners.length) return;
+  const up = scanners.filter(s => s.state === "connected").length;
+  const warned = scanners.some(s => s.warning);
+  pill.className = "pill " + (up < scanners.length ? "bad" : warned ? "warn" : "ok");
+  pill.querySelector("small").textContent = `${up}/${scanners.length} connected`;
+  pill.title = scanners.map(s => {
+    const where = s.station ? ` (${s.station})` : ` (${s.role})`;
+    const why = s.state === "connected" ? "" : ` since ${new Date(s.since_ms).toLocaleTimeString()}: ${s.last_error || ""}`;
+    return `${s.name}${where}: ${s.state}${why}${s.warning ? " — " + s.warning : ""}`;
+  }).join("\n");
+}
+
+// ---------- actions ----------
+const stationQuery = () => station === "all" ? "" : `?station=${encodeURIComponent(station)}`;
+async function bump(orderId) {
+  const q = stationQuery();
+  await json(`/api/orders/${encodeURIComponent(orderId)}/bump${q}`, { method: "POST" });
+  lastBump = { orderId, q, station };
+  const o = state.orders.get(orderId);
+  if (o) o.bumped_at = station === "all" ? [...o.stations] : [...new Set([...o.bumped_at, station])];
+  countsChanged();
+  render();
+}
+async function recall() {
+  if (!lastBump) return;
+  const { orderId, q } = lastBump;
+  await json(`/api/orders/${encodeURIComponent(orderId)}/recall${q}`, { method: "POST" });
+  lastBump = null;
+  refetch(["orders"]);
+  countsChanged();
+  render();
+}
+async function startBatch(stationId, itemId, quantity) {
+  const path = `/api/batches/${encodeURIComponent(stationId)}/${encodeURIComponent(itemId)}/start`;
+  let session;
+  try {
+    session = await json(path, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ quantity }) });
+  } catch (error) {
+    if (error.status === 404 || error.status === 405) throw new Error("This kitchen box cannot run batches yet (update the agent)");
+    throw error;
+  }
+  state.sessions.set(session.session_id, { station_id: stationId, item_id: itemId, ...session });
+  stepped.delete(`${stationId}/${itemId}`);
+  render();
+}
+async function completeBatch(sessionId) {
+  await json(`/api/batch-sessions/${encodeURIComponent(sessionId)}/complete`, { method: "POST" });
+  state.sessions.delete(sessionId);
+  countsChanged();
+  render();
+}
+
+document.addEventListener("click", (e) => {
+  const button = e.target.closest("button");
+  if (!button) return;
+  const row = button.closest("[data-item-id]");
+  const act = (promise) => promise.catch((error) => toast(error.message));
+  if (button.classList.contains("bump")) act(bump(button.closest("[data-order-id]").dataset.orderId));
+  else if (button.id === "recall") act(recall());
+  else if (row && button.classList.contains("step")) {
+    const key = `${row.dataset.stationId}/${row.dataset.itemId}`;
+    const item = state.batches.find((b) => b.station_id === row.dataset.stationId && b.item_id === row.dataset.itemId);
+    const n = (stepped.get(key) ?? (item ? item.quantity : 1)) + Number(button.dataset.step);
+    stepped.set(key, Math.max(1, n));
+    render();
+  } else if (row && button.classList.contains("start")) act(startBatch(row.dataset.stationId, row.dataset.itemId, Number(button.dataset.n)));
+  else if (button.classList.contains("done")) act(completeBatch(button.dataset.session));
+});
+$("station").addEventListener("change", () => choose($("station").value));
+function choose(id) {
+  station = id;
+  localStorage.setItem("station", station);
+  const url = new URL(location.href);
+  url.searchParams.set("station", station);
+  history.replaceState(null, "", url);
+  seen = null;
+  render();
+}
+
+// ---------- rendering ----------
+// Elements are kept per key and replaced only when their content changed, so a tap in progress
+// is not lost to a re-render; times are filled in by tick().
+function patch(container, entries, empty) {
+  const old = new Map([...container.children].filter((c) => c.dataset.key).map((c) => [c.dataset.key, c]));
+  if (!entries.length) { container.innerHTML = `<div class="empty">${esc(empty)}</div>`; return; }
+  const wanted = entries.map(({ key, html }) => {
+    const existing = old.get(key);
+    if (existing && existing.dataset.html === html) return existing;
+    const holder = document.createElement("div");
+    holder.innerHTML = html;
+    const element = holder.firstElementChild;
+    element.dataset.key = key; element.dataset.html = html;
+    return element;
+  });
+  [...container.children].forEach((c) => { if (!wanted.includes(c)) c.remove(); });
+  wanted.forEach((element, i) => { if (container.children[i] !== element) container.insertBefore(element, container.children[i] || null); });
+}
+
+// Whether a line, or anything in it, is made at station `s`.
+const touches = (l, s) => l.station_id === s || (l.modifiers || []).some((m) => touches(m, s));
+// On a station's screen (`mine` set) lines made elsewhere are dimmed and what this station
+// makes inside them (the fries in a meal) stands out.
+function renderLines(lines, top, mine) {
+  if (!lines.length) return "";
+  return "<ul>" + lines.map((l) => {
+    const cls = !mine || !("station_id" in l) ? "" : top ? (touches(l, mine) ? "" : "other") : (l.station_id === mine ? "mine" : "");
+    return `<li${cls ? ` class="${cls}"` : ""}>${top || l.quantity !== 1 ? `<span class="q">${esc(l.quantity)}×</span> ` : ""}${esc(l.name)}` +
+      (l.note ? `<span class="note">${esc(l.note)}</span>` : "") + renderLines(l.modifiers || [], false, mine) + "</li>";
+  }).join("") + "</ul>";
+}
+function ticketHtml(o, expo) {
+  const since = o.received_at_ms || 0;
+  // Coloured by the promised time; older agents do not send it (a batch item's due time is
+  // the earliest over all its orders, so it cannot stand in): then the ticket stays neutral.
+  const due = o.promised_at_ms || "";
+  const marks = expo ? `<div class="marks">${o.stations.map((s) => `<span class="mark${o.bumped_at.includes(s) ? " done" : ""}">${esc(stationName(s))}</span>`).join("")}</div>` : "";
+  const status = String(o.status || "").replace("ORDER_STATUS_", "").replaceAll("_", " ").toLowerCase();
+  return `<div class="ticket" data-order-id="${esc(o.order_id)}" data-since="${esc(since)}" data-due="${esc(due)}">
+    <div class="top"><span class="friendly">${esc(o.friendly_id || o.order_id.slice(0, 6))}</span><span class="age"></span></div>
+    <div class="who">${esc(o.customer_name)}${status ? " · " + esc(status) : ""}</div>
+    ${o.customer_note ? `<span class="note">${esc(o.customer_note)}</span>` : ""}
+    ${marks}${renderLines(o.lines, true, expo ? null : station)}
+    <button class="bump">${expo ? "Bump all stations" : "Bump"}</button></div>`;
+}
+function readyHtml(o) {
+  return `<div class="ticket" data-order-id="${esc(o.order_id)}"><span class="friendly">${esc(o.friendly_id || o.order_id.slice(0, 6))}</span>
+    <div class="who">${esc(o.customer_name)}</div></div>`;
+}
+// batch.updated gives the count of orders; snapshots and /api/batches the ids.
+const orderCount = (item) => item.order_count ?? (item.order_ids || []).length;
+function rowHtml(item, expo) {
+  const key = `${item.station_id}/${item.item_id}`;
+  const running = [...state.sessions.values()].filter((s) => s.station_id === item.station_id && s.item_id === item.item_id && !s.completed_at_ms);
+  const n = stepped.get(key) ?? item.quantity;
+  const actions = running.length
+    ? running.map((s) => `<button class="done" data-session="${esc(s.session_id)}">Done ${esc(s.quantity)}</button>`).join("")
+    : `<button class="step" data-step="-1" aria-label="One fewer">−</button><button class="start" data-n="${n}">Start ${n}</button><button class="step" data-step="1" aria-label="One more">+</button>`;
+  const runningText = running.length ? `<div class="running">Cooking ${running.map((s) => `${esc(s.quantity)} since ${clock(s.started_at_ms)}`).join(", ")}</div>` : "";
+  return `<div class="row" data-station-id="${esc(item.station_id)}" data-item-id="${esc(item.item_id)}" data-due="${Date.parse(item.due_at)}">
+    <div class="qty">${esc(item.quantity)}</div>
+    <div class="what"><div class="name">${esc(item.item_name)}</div>
+      <div class="due"></div><div class="due-meta" hidden>${expo ? esc(stationName(item.station_id)) + " · " : ""}${orderCount(item)} order${orderCount(item) === 1 ? "" : "s"}</div></div>
+    <div class="actions">${actions}</div>${runningText}</div>`;
+}
+
+let renderQueued = false;
+function render() {
+  if (renderQueued) return;
+  renderQueued = true;
+  requestAnimationFrame(() => { renderQueued = false; draw(); });
+}
+function draw() {
+  const expo = station === "all";
+  document.body.classList.toggle("expo", expo);
+  $("title").textContent = expo ? "Expo" : stationName(station);
+  $("ready-box").hidden = !expo;
+  $("recall").disabled = !lastBump || lastBump.station !== station;
+  $("recall").textContent = lastBump && lastBump.station === station
+    ? `Recall #${(state.orders.get(lastBump.orderId) || {}).friendly_id || ""}` : "Recall";
+
+  const open = [...state.orders.values()].sort((a, b) => (a.received_at_ms || 0) - (b.received_at_ms || 0));
+  let mine, ready = [];
+  if (expo) {
+    ready = open.filter(isReady);
+    mine = open.filter((o) => !isReady(o));
+  } else {
+    mine = open.filter((o) => o.stations.includes(station) && !o.bumped_at.includes(station));
+  }
+  const ids = new Set(mine.map((o) => o.order_id));
+  // Chime and flash only for tickets that arrive after the first load (or station change).
+  const fresh = seen ? mine.filter((o) => !seen.has(o.order_id)) : [];
+  if (ordersLoaded) seen = ids;
+  if (fresh.length) chime();
+  patch($("tickets"), mine.map((o) => ({ key: o.order_id, html: ticketHtml(o, expo) })), expo ? "No open tickets." : "No tickets for this station.");
+  for (const o of fresh) $("tickets").querySelector(`[data-order-id="${CSS.escape(o.order_id)}"]`)?.classList.add("new");
+  $("tickets-n").textContent = mine.length ? `(${mine.length})` : "";
+  patch($("ready"), ready.map((o) => ({ key: o.order_id, html: readyHtml(o) })), "Nothing ready yet.");
+  $("ready-n").textContent = ready.length ? `(${ready.length})` : "";
+
+  const items = state.batches.filter((b) => (expo || b.station_id === station) && b.quantity > 0)
+    .sort((a, b) => Date.parse(a.due_at) - Date.parse(b.due_at) || b.quantity - a.quantity);
+  patch($("counts"), items.map((i) => ({ key: `${i.station_id}/${i.item_id}`, html: rowHtml(i, expo) })), "Nothing to make.");
+  const upcoming = state.upcoming.filter((u) => expo || (state.orders.get(u.order_id)?.stations || [station]).includes(station));
+  $("upcoming-box").hidden = !upcoming.length;
+  $("upcoming").innerHTML = upcoming.map((u) => {
+    const o = state.orders.get(u.order_id);
+    return `<li><b>#${esc(o?.friendly_id || u.order_id.slice(0, 6))}</b> fires at ${clock(u.fire_at_ms)} (in ${Math.max(0, minutes(u.fire_at_ms - Date.now()))} min)</li>`;
+  }).join("");
+  tick();
+}
+
+// Time-dependent text and colours, refreshed every few seconds without rebuilding elements.
+function tick() {
+  for (const row of document.querySelectorAll(".row[data-due]")) {
+    const due = Number(row.dataset.due), meta = row.querySelector(".due-meta").textContent;
+    row.classList.remove("fine", "soon", "late");
+    if (Number.isFinite(due)) row.classList.add(urgency(due));
+    row.querySelector(".due").textContent = Number.isFinite(due) ? `${dueText(due)} · ${meta}` : meta;
+  }
+  for (const t of document.querySelectorAll("#tickets .ticket[data-since]")) {
+    const since = Number(t.dataset.since), due = Number(t.dataset.due);
+    t.classList.remove("fine", "soon", "late");
+    if (due) t.classList.add(urgency(due));
+    t.querySelector(".age").textContent = since ? ago(since) : "";
+  }
+  showLink();
+}
+
+// ---------- start ----------
+async function loadStations() {
+  for (;;) {
+    try { state.stations = (await json("/api/stations")).stations; break; } catch (error) {
+      $("banner").hidden = false; $("banner").textContent = "Cannot reach the kitchen box: " + error.message + " — retrying";
+      await new Promise((r) => setTimeout(r, 3000));
+    }
+  }
+  $("banner").hidden = true;
+  $("station").innerHTML = '<option value="all">Expo (all stations)</option>' +
+    state.stations.map((s) => `<option value="${esc(s.id)}">${esc(s.name)}</option>`).join("");
+  if (![...$("station").options].some((o) => o.value === station)) station = "all";
+  $("station").value = station;
+  localStorage.setItem("station", station);
+}
+loadStations().then(() => { connect(); render(); });
+pollStatus(); setInterval(pollStatus, STATUS_POLL_MS);
+setInterval(tick, TICK_MS);
+
+// ---------- who this tablet is ----------
+json("/api/me").then((me) => {
+  if (!me.device) return;
+  const d = me.device;
+  $("paired-as").textContent = `${d.name} · ${d.role}${d.station ? " at " + stationName(d.station) : ""}`;
+  $("devices-link").hidden = d.role !== "manager";
+}).catch(() => {});

@@ -1,0 +1,34 @@
+"use strict";
+// The pairing page: a code from a manager device (or the provisioning code) and a name in; the
+// box answers with an HttpOnly cookie this page never sees, then the page the tablet wanted loads.
+const $ = (id) => document.getElementById(id);
+
+fetch("/api/me", { cache: "no-store" }).then((r) => r.json()).then((me) => {
+  if (me.revoked) $("revoked").hidden = false;
+}).catch(() => {});
+
+$("form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  $("error").hidden = true;
+  $("submit").disabled = true;
+  try {
+    const r = await fetch("/api/pair", {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ code: $("code").value, name: $("name").value }),
+    });
+    const body = await r.json().catch(() => ({}));
+    if (!r.ok) throw new Error(body.error || `${r.status} ${r.statusText}`);
+    const d = body.device;
+    $("form").hidden = true;
+    $("done").hidden = false;
+    $("done").textContent = `Paired as ${d.name} (${d.role}${d.station ? " at " + d.station : ""}). Opening…`;
+    // The page this tablet asked for (/, /prep), now served for real.
+    setTimeout(() => location.replace(location.pathname === "/pair" ? "/" : location.pathname), 800);
+  } catch (error) {
+    $("error").hidden = false;
+    $("error").textContent = error.message;
+  } finally {
+    $("submit").disabled = false;
+  }
+});
