@@ -103,25 +103,26 @@ pub async fn serve(
         stats.open.fetch_add(1, Relaxed);
         let router = router.clone();
         let service_stats = stats.clone();
-        let service = hyper::service::service_fn(move |mut request: Request<hyper::body::Incoming>| {
-            request.extensions_mut().insert(ConnectInfo(peer));
-            request.extensions_mut().insert(LocalAddr(local));
-            let mut router = router.clone();
-            let stats = service_stats.clone();
-            async move {
-                let request = request.map(Body::new);
-                let call = tower_call(&mut router, request);
-                Ok::<_, Infallible>(
-                    match tokio::time::timeout(limits.request_timeout, call).await {
-                        Ok(response) => response,
-                        Err(_) => {
-                            stats.timed_out.fetch_add(1, Relaxed);
-                            (StatusCode::REQUEST_TIMEOUT, "request timed out\n").into_response()
-                        }
-                    },
-                )
-            }
-        });
+        let service =
+            hyper::service::service_fn(move |mut request: Request<hyper::body::Incoming>| {
+                request.extensions_mut().insert(ConnectInfo(peer));
+                request.extensions_mut().insert(LocalAddr(local));
+                let mut router = router.clone();
+                let stats = service_stats.clone();
+                async move {
+                    let request = request.map(Body::new);
+                    let call = tower_call(&mut router, request);
+                    Ok::<_, Infallible>(
+                        match tokio::time::timeout(limits.request_timeout, call).await {
+                            Ok(response) => response,
+                            Err(_) => {
+                                stats.timed_out.fetch_add(1, Relaxed);
+                                (StatusCode::REQUEST_TIMEOUT, "request timed out\n").into_response()
+                            }
+                        },
+                    )
+                }
+            });
         let connection = http.serve_connection(TokioIo::new(stream), service);
         let shutdown = shutdown.clone();
         let stats = stats.clone();

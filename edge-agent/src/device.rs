@@ -111,9 +111,7 @@ impl Device {
         match (self.role, action) {
             (_, Action::Read) | (Role::Manager, _) => true,
             (Role::Expo, Action::Bump(_) | Action::Batch(_) | Action::StationScan(_)) => true,
-            (Role::Cook, Action::Bump(station) | Action::Batch(station)) => {
-                at_own_station(station)
-            }
+            (Role::Cook, Action::Bump(station) | Action::Batch(station)) => at_own_station(station),
             (Role::Cook, Action::StationScan(station)) => at_own_station(Some(station)),
             (Role::Prep, Action::PrepScan) => true,
             _ => false,
@@ -246,35 +244,58 @@ mod tests {
         let allowed = |d: &Device| actions.map(|a| d.may(a));
         assert_eq!(
             allowed(&device(Role::Display, None)),
-            [true, false, false, false, false, false, false, false, false, false, false]
+            [
+                true, false, false, false, false, false, false, false, false, false, false
+            ]
         );
         assert_eq!(
             allowed(&device(Role::Cook, Some("grill"))),
-            [true, true, false, false, true, false, true, false, false, false, false]
+            [
+                true, true, false, false, true, false, true, false, false, false, false
+            ]
         );
         assert_eq!(
             allowed(&device(Role::Expo, None)),
-            [true, true, true, true, true, true, true, true, false, false, false]
+            [
+                true, true, true, true, true, true, true, true, false, false, false
+            ]
         );
         assert_eq!(
             allowed(&device(Role::Prep, None)),
-            [true, false, false, false, false, false, false, false, true, false, false]
+            [
+                true, false, false, false, false, false, false, false, true, false, false
+            ]
         );
         assert_eq!(allowed(&device(Role::Manager, None)), [true; 11]);
     }
 
     #[test]
     fn new_devices_are_checked() {
-        assert_eq!(check_new("  Grill 1 ", Role::Cook, Some("grill")), Ok("Grill 1".into()));
-        assert_eq!(check_new("x", Role::Cook, None), Err(DeviceError::CookWithoutStation));
+        assert_eq!(
+            check_new("  Grill 1 ", Role::Cook, Some("grill")),
+            Ok("Grill 1".into())
+        );
+        assert_eq!(
+            check_new("x", Role::Cook, None),
+            Err(DeviceError::CookWithoutStation)
+        );
         assert_eq!(
             check_new("x", Role::Expo, Some("grill")),
             Err(DeviceError::StationWithoutCook)
         );
         assert_eq!(check_new(" ", Role::Expo, None), Err(DeviceError::BadName));
-        assert_eq!(check_new("a\u{0}b", Role::Expo, None), Err(DeviceError::BadName));
-        assert_eq!(check_new(&"n".repeat(65), Role::Expo, None), Err(DeviceError::BadName));
-        assert_eq!(Role::parse("chef"), Err(DeviceError::UnknownRole("chef".into())));
+        assert_eq!(
+            check_new("a\u{0}b", Role::Expo, None),
+            Err(DeviceError::BadName)
+        );
+        assert_eq!(
+            check_new(&"n".repeat(65), Role::Expo, None),
+            Err(DeviceError::BadName)
+        );
+        assert_eq!(
+            Role::parse("chef"),
+            Err(DeviceError::UnknownRole("chef".into()))
+        );
     }
 
     #[test]
@@ -289,7 +310,10 @@ mod tests {
         let code = new_pairing_code();
         assert_eq!(code.len(), 9);
         assert_eq!(&code[4..5], "-");
-        assert!(code.chars().all(|c| c == '-' || CODE_ALPHABET.contains(&(c as u8))));
+        assert!(
+            code.chars()
+                .all(|c| c == '-' || CODE_ALPHABET.contains(&(c as u8)))
+        );
         assert_eq!(normalize_code(" abcd-efgh "), Some("ABCDEFGH".into()));
         assert_eq!(normalize_code(&"a".repeat(65)), None);
     }

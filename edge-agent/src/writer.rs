@@ -106,9 +106,7 @@ impl StoreWriter {
         bumped: bool,
         device: String,
     ) -> Result<Option<Vec<String>>, WriteError> {
-        self.run(move |kitchen, now_ms| {
-            kitchen.bump(&order_id, &stations, bumped, &device, now_ms)
-        })
+        self.run(move |kitchen, now_ms| kitchen.bump(&order_id, &stations, bumped, &device, now_ms))
             .await
     }
 

@@ -97,7 +97,8 @@ impl Setup {
     }
 
     async fn applied(&self) -> u64 {
-        let Ok(response) = kitchen_testkit::http::get(format!("{}/metrics", self.base())).await else {
+        let Ok(response) = kitchen_testkit::http::get(format!("{}/metrics", self.base())).await
+        else {
             return 0;
         };
         response

@@ -59,7 +59,9 @@ where
 }
 
 async fn get_json(url: &str) -> Value {
-    let response = kitchen_testkit::http::get(url).await.expect("agent answers");
+    let response = kitchen_testkit::http::get(url)
+        .await
+        .expect("agent answers");
     assert!(
         response.status().is_success(),
         "{url}: {}",
@@ -162,7 +164,9 @@ impl Kitchen {
             || {
                 let readyz = readyz.clone();
                 async move {
-                    let response = kitchen_testkit::http::get(&readyz).await.map_err(|e| e.to_string())?;
+                    let response = kitchen_testkit::http::get(&readyz)
+                        .await
+                        .map_err(|e| e.to_string())?;
                     match response.status().as_u16() {
                         200 => Ok(()),
                         status => Err(format!(

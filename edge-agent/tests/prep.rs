@@ -441,12 +441,13 @@ async fn printed_prep_labels_scan_back_in_and_zpl_names_the_same_data() {
     }
     expect_on_hand(&base, 6, 0, 0, "three labels of two").await;
 
-    let zpl = kitchen_testkit::http::get(format!("{base}/labels/prep?item=slaw&batch=Z9&format=zpl"))
-        .await
-        .expect("answers")
-        .text()
-        .await
-        .expect("zpl");
+    let zpl =
+        kitchen_testkit::http::get(format!("{base}/labels/prep?item=slaw&batch=Z9&format=zpl"))
+            .await
+            .expect("answers")
+            .text()
+            .await
+            .expect("zpl");
     assert!(zpl.starts_with("^XA\n") && zpl.ends_with("^XZ\n"), "{zpl}");
     let field = format!(
         "^FD>;>811{}17{}91>6slaw>810Z9>8371^FS",

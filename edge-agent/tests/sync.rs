@@ -395,7 +395,9 @@ async fn a_kill_in_the_middle_of_a_sync_batch_loses_and_doubles_nothing() {
     };
     let mut agent = start();
     wait_until("the agent", Duration::from_secs(20), || async {
-        kitchen_testkit::http::get(format!("{base}/healthz")).await.is_ok()
+        kitchen_testkit::http::get(format!("{base}/healthz"))
+            .await
+            .is_ok()
     })
     .await;
     let client = kitchen_testkit::http::client();

@@ -47,11 +47,7 @@ pub async fn get_json(url: &str) -> serde_json::Value {
 
 /// `POST url` without a body, and its JSON body (whatever the status).
 pub async fn post_json(url: &str) -> serde_json::Value {
-    let response = client()
-        .post(url)
-        .send()
-        .await
-        .expect("answers");
+    let response = client().post(url).send().await.expect("answers");
     response.json().await.expect("json")
 }
 

@@ -329,7 +329,10 @@ impl Config {
             ("AGENT_HEADER_TIMEOUT_SECS", &mut self.header_timeout_secs),
             ("AGENT_REQUEST_TIMEOUT_SECS", &mut self.request_timeout_secs),
             ("AGENT_MAX_STREAMS", &mut self.max_streams),
-            ("AGENT_MAX_STREAMS_PER_DEVICE", &mut self.max_streams_per_device),
+            (
+                "AGENT_MAX_STREAMS_PER_DEVICE",
+                &mut self.max_streams_per_device,
+            ),
             ("AGENT_WRITE_RATE", &mut self.write_rate),
         ] {
             if let Some(value) = lookup(name) {

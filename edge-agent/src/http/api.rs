@@ -99,7 +99,11 @@ pub(super) async fn start_batch(
     Path((station_id, item_id)): Path<(String, String)>,
     body: Bytes,
 ) -> Response {
-    if let Some(refused) = forbid(&device, Action::Batch(Some(&station_id)), "batch at this station") {
+    if let Some(refused) = forbid(
+        &device,
+        Action::Batch(Some(&station_id)),
+        "batch at this station",
+    ) {
         return refused;
     }
     let body: StartBody = if body.iter().all(u8::is_ascii_whitespace) {
@@ -199,7 +203,9 @@ pub(super) async fn scan(
         );
     }
     let device = match body.device.as_deref().map(str::trim) {
-        Some(scanner) if scanner.len() > MAX_DEVICE_BYTES || scanner.chars().any(char::is_control) => {
+        Some(scanner)
+            if scanner.len() > MAX_DEVICE_BYTES || scanner.chars().any(char::is_control) =>
+        {
             return error(
                 StatusCode::BAD_REQUEST,
                 format!("device must be at most {MAX_DEVICE_BYTES} bytes of printable text"),
@@ -283,7 +289,11 @@ pub(super) async fn recall(
     Path(order_id): Path<String>,
     Query(query): Query<BumpQuery>,
 ) -> Response {
-    if let Some(refused) = forbid(&device, Action::Bump(query.station.as_deref()), "recall here") {
+    if let Some(refused) = forbid(
+        &device,
+        Action::Bump(query.station.as_deref()),
+        "recall here",
+    ) {
         return refused;
     }
     change_bumps(&state, order_id, query.station, false, device.name).await

@@ -275,7 +275,14 @@ impl Cursor {
             .with(move |store| store.device_by_token(&hash))
             .await;
         // A store that cannot be read right now ends nothing.
-        !matches!(device, Ok(None) | Ok(Some(crate::device::Device { revoked_at_ms: Some(_), .. })))
+        !matches!(
+            device,
+            Ok(None)
+                | Ok(Some(crate::device::Device {
+                    revoked_at_ms: Some(_),
+                    ..
+                }))
+        )
     }
 }
 

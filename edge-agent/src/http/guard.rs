@@ -105,9 +105,7 @@ impl Access {
         let literal = name.trim_start_matches('[').trim_end_matches(']');
         if let Ok(ip) = literal.parse::<IpAddr>() {
             return match local {
-                Some(local) => {
-                    same_ip(ip, local) || (ip.is_loopback() && local.is_loopback())
-                }
+                Some(local) => same_ip(ip, local) || (ip.is_loopback() && local.is_loopback()),
                 None => ip.is_loopback(),
             };
         }
@@ -154,11 +152,9 @@ impl RateLimiter {
                 buckets.clear();
             }
         }
-        let (tokens, at) = buckets
-            .entry(key.to_owned())
-            .or_insert((self.burst, now));
-        *tokens = (*tokens + now.duration_since(*at).as_secs_f64() * self.per_second)
-            .min(self.burst);
+        let (tokens, at) = buckets.entry(key.to_owned()).or_insert((self.burst, now));
+        *tokens =
+            (*tokens + now.duration_since(*at).as_secs_f64() * self.per_second).min(self.burst);
         *at = now;
         if *tokens < 1.0 {
             return false;
@@ -221,10 +217,7 @@ pub async fn guard(State(state): State<AppState>, mut request: Request, next: Ne
 
 /// Paths anyone on the LAN may use: liveness, and pairing (page, its script, the call).
 fn open_path(path: &str) -> bool {
-    matches!(
-        path,
-        "/healthz" | "/pair" | "/api/pair" | "/api/me"
-    ) || path.starts_with("/static/")
+    matches!(path, "/healthz" | "/pair" | "/api/pair" | "/api/me") || path.starts_with("/static/")
 }
 
 /// The pages a browser opens: an unpaired one gets the pairing page instead.
@@ -242,7 +235,9 @@ async fn check<'a>(
     let uri = request.uri();
     let path = uri.path().to_owned();
     if path.len() > MAX_PATH_BYTES
-        || path.split('/').any(|segment| segment.len() > MAX_SEGMENT_BYTES)
+        || path
+            .split('/')
+            .any(|segment| segment.len() > MAX_SEGMENT_BYTES)
         || uri.query().is_some_and(|q| q.len() > MAX_QUERY_BYTES)
     {
         return Err(Refusal::Uri);
@@ -311,9 +306,11 @@ async fn check<'a>(
 fn check_write_headers(headers: &HeaderMap, host: &str) -> Result<(), Refusal> {
     if let Some(origin) = headers.get(header::ORIGIN) {
         let origin = origin.to_str().unwrap_or_default();
-        let same = ["http://", "https://"]
-            .iter()
-            .any(|scheme| origin.strip_prefix(scheme).is_some_and(|rest| rest.eq_ignore_ascii_case(host)));
+        let same = ["http://", "https://"].iter().any(|scheme| {
+            origin
+                .strip_prefix(scheme)
+                .is_some_and(|rest| rest.eq_ignore_ascii_case(host))
+        });
         if !same {
             return Err(Refusal::Origin(origin.to_owned()));
         }
@@ -355,7 +352,11 @@ async fn identify(state: &AppState, headers: &HeaderMap) -> Result<Identity, Ref
         return Ok(Identity::Unpaired);
     }
     let hash = device::token_hash(token);
-    match state.readers.with(|store| store.device_by_token(&hash)).await {
+    match state
+        .readers
+        .with(|store| store.device_by_token(&hash))
+        .await
+    {
         Ok(Some(device)) if device.revoked_at_ms.is_some() => Ok(Identity::Revoked(device)),
         Ok(Some(device)) => Ok(Identity::Paired(device)),
         Ok(None) => Ok(Identity::Unpaired),
@@ -424,7 +425,9 @@ impl IntoResponse for Refusal {
             Refusal::Uri => json(StatusCode::URI_TOO_LONG, "path or query too long".into()),
             Refusal::Host(host) => json(
                 StatusCode::MISDIRECTED_REQUEST,
-                format!("this box does not answer to the host name {host:?} (allowed_hosts in docs/agent.md)"),
+                format!(
+                    "this box does not answer to the host name {host:?} (allowed_hosts in docs/agent.md)"
+                ),
             ),
             Refusal::Origin(origin) => json(
                 StatusCode::FORBIDDEN,
@@ -549,9 +552,15 @@ mod tests {
     #[test]
     fn tokens_from_the_header_or_the_cookie() {
         let mut headers = HeaderMap::new();
-        headers.insert(header::COOKIE, HeaderValue::from_static("a=1; kitchen_device=kd1_x"));
+        headers.insert(
+            header::COOKIE,
+            HeaderValue::from_static("a=1; kitchen_device=kd1_x"),
+        );
         assert_eq!(token(&headers), Some("kd1_x"));
-        headers.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer kd1_y"));
+        headers.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("Bearer kd1_y"),
+        );
         assert_eq!(token(&headers), Some("kd1_y"));
         headers.insert(header::AUTHORIZATION, HeaderValue::from_static("Basic abc"));
         assert_eq!(token(&headers), None);
@@ -568,13 +577,33 @@ mod tests {
         };
         let host = "192.168.1.20:8080";
         assert!(check_write_headers(&headers(&[]), host).is_ok());
-        assert!(check_write_headers(&headers(&[("origin", "http://192.168.1.20:8080")]), host).is_ok());
+        assert!(
+            check_write_headers(&headers(&[("origin", "http://192.168.1.20:8080")]), host).is_ok()
+        );
         assert!(check_write_headers(&headers(&[("origin", "http://evil.example")]), host).is_err());
         assert!(check_write_headers(&headers(&[("origin", "null")]), host).is_err());
         assert!(check_write_headers(&headers(&[("sec-fetch-site", "cross-site")]), host).is_err());
-        assert!(check_write_headers(&headers(&[("content-type", "application/json; charset=utf-8"), ("content-length", "2")]), host).is_ok());
+        assert!(
+            check_write_headers(
+                &headers(&[
+                    ("content-type", "application/json; charset=utf-8"),
+                    ("content-length", "2")
+                ]),
+                host
+            )
+            .is_ok()
+        );
         assert!(check_write_headers(&headers(&[("content-type", "text/plain")]), host).is_err());
-        assert!(check_write_headers(&headers(&[("content-type", "application/x-www-form-urlencoded"), ("content-length", "0")]), host).is_err());
+        assert!(
+            check_write_headers(
+                &headers(&[
+                    ("content-type", "application/x-www-form-urlencoded"),
+                    ("content-length", "0")
+                ]),
+                host
+            )
+            .is_err()
+        );
         assert!(check_write_headers(&headers(&[("content-length", "5")]), host).is_err());
     }
 

@@ -127,12 +127,13 @@ async fn pair(State(state): State<AppState>, request: Request) -> Response {
         Ok(Some(Ok(device))) => {
             tracing::info!(device = %device.id, name = %device.name, role = %device.role,
                 by = %device.paired_by, "device paired");
-            let cookie = format!(
-                "{COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age=315360000"
-            );
-            let mut response =
-                (StatusCode::CREATED, Json(json!({ "device": device, "token": token })))
-                    .into_response();
+            let cookie =
+                format!("{COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age=315360000");
+            let mut response = (
+                StatusCode::CREATED,
+                Json(json!({ "device": device, "token": token })),
+            )
+                .into_response();
             if let Ok(cookie) = HeaderValue::from_str(&cookie) {
                 response.headers_mut().insert(header::SET_COOKIE, cookie);
             }
@@ -164,7 +165,10 @@ async fn me(Extension(identity): Extension<Identity>) -> Response {
 }
 
 /// `GET /api/devices` (manager): every device ever paired, revoked ones included.
-async fn list(State(state): State<AppState>, Extension(Caller(device)): Extension<Caller>) -> Response {
+async fn list(
+    State(state): State<AppState>,
+    Extension(Caller(device)): Extension<Caller>,
+) -> Response {
     if let Some(refused) = forbid(&device, Action::Manage, "list devices") {
         return refused;
     }
@@ -205,7 +209,10 @@ async fn new_code(
     if let Some(station) = &body.station
         && !known_station(&state, station)
     {
-        return error(StatusCode::BAD_REQUEST, format!("unknown station {station:?}"));
+        return error(
+            StatusCode::BAD_REQUEST,
+            format!("unknown station {station:?}"),
+        );
     }
     let code = device::new_pairing_code();
     let expires_at_ms = kitchen_daemon::clock::now_ms() + device::PAIRING_CODE_TTL_MS;

@@ -64,7 +64,11 @@ async fn discard(
     if let Some(refused) = forbid(&device, Action::Discard, "discard stock") {
         return refused;
     }
-    match state.writer.discard_stock(stock_id.clone(), device.name).await {
+    match state
+        .writer
+        .discard_stock(stock_id.clone(), device.name)
+        .await
+    {
         Ok(Ok(lot)) => Json(json!(lot)).into_response(),
         Ok(Err(rejection @ StockRejection::NoStock(_))) => error(StatusCode::NOT_FOUND, rejection),
         Ok(Err(rejection)) => error(StatusCode::CONFLICT, rejection),
@@ -131,6 +135,14 @@ async fn labels(State(state): State<AppState>, Query(query): Query<LabelQuery>) 
             }
         },
     };
+    // A label's dates are GS1 YYMMDD: a year outside 2000–2099 cannot be printed on it.
+    let printable = |date: NaiveDate| (2000..=2099).contains(&chrono::Datelike::year(&date));
+    if !printable(prepared) || !printable(use_by) {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "prepared and use_by must be between 2000-01-01 and 2099-12-31",
+        );
+    }
     let batch = query.batch.unwrap_or_else(|| prep::new_batch_id(now));
     let mut labels = Vec::new();
     for copy in 1..=copies {

@@ -170,7 +170,15 @@ impl State {
         record.order_id = Some(order_id.to_owned());
         if self.orders.contains_key(order_id) {
             let device = record.device.clone();
-            self.set_bumps(tx, order_id, &[station.to_owned()], true, &device, now_ms, pending)?;
+            self.set_bumps(
+                tx,
+                order_id,
+                &[station.to_owned()],
+                true,
+                &device,
+                now_ms,
+                pending,
+            )?;
             record.action = "bump".into();
             record.accepted = true;
         } else {

@@ -49,9 +49,7 @@ impl Store {
         Ok(self
             .connection
             .query_row(
-                &format!(
-                    "SELECT {COLUMNS} FROM devices WHERE token_hash = ?1"
-                ),
+                &format!("SELECT {COLUMNS} FROM devices WHERE token_hash = ?1"),
                 [token_hash],
                 device,
             )
@@ -122,7 +120,10 @@ impl Store {
         new.paired_by = format!("code:{created_by}");
         let paired = insert(&tx, &new, now_ms)?;
         if paired.is_ok() {
-            tx.execute("DELETE FROM pairing_codes WHERE code_hash = ?1", [code_hash])?;
+            tx.execute(
+                "DELETE FROM pairing_codes WHERE code_hash = ?1",
+                [code_hash],
+            )?;
         }
         tx.commit()?;
         Ok(Some(paired))
