@@ -90,6 +90,9 @@ pub fn describe(device: &Device) -> String {
     };
     format!(
         "{}  {:<8} {}{station}  ({state}, by {})",
-        device.id, device.role, device.name, device.paired_by
+        device.id,
+        device.role.as_str(),
+        device.name,
+        device.paired_by
     )
 }

@@ -186,3 +186,57 @@ fn tells_systemd_ready_pings_the_watchdog_and_says_stopping() {
     let status = child.wait().expect("exits");
     assert!(status.success(), "{status}");
 }
+
+#[test]
+fn pairs_lists_and_revokes_devices_on_the_console() {
+    let dir = TempDir::new("pair");
+    let paired = agent(&dir.0)
+        .args([
+            "pair",
+            "--role",
+            "cook",
+            "--name",
+            "Grill tablet",
+            "--station",
+            "grill",
+        ])
+        .output()
+        .expect("runs");
+    assert!(paired.status.success(), "{}", text(&paired.stderr));
+    let out = text(&paired.stdout);
+    let last = out.lines().last().expect("a line");
+    let token = last.split_whitespace().last().expect("a word");
+    assert_eq!(last, format!("token: {token}"));
+    assert!(token.starts_with("kd1_") && token.len() == 68, "{token}");
+    let first = out.lines().next().expect("the device");
+    let id = first.split_whitespace().next().expect("id");
+    assert!(
+        first.contains("cook     Grill tablet at grill  (paired "),
+        "{first}"
+    );
+    assert!(first.ends_with(", by console)"), "{first}");
+
+    let refused = agent(&dir.0)
+        .args(["pair", "--role", "cook", "--name", "Fry tablet"])
+        .output()
+        .expect("runs");
+    assert!(!refused.status.success());
+    assert!(
+        text(&refused.stderr).contains("a cook device needs its station"),
+        "{}",
+        text(&refused.stderr)
+    );
+
+    let revoked = agent(&dir.0).args(["revoke", id]).output().expect("runs");
+    assert!(revoked.status.success(), "{}", text(&revoked.stderr));
+    assert!(text(&revoked.stdout).contains("Grill tablet at grill  (revoked "));
+    let listed = agent(&dir.0).arg("devices").output().expect("runs");
+    assert_eq!(text(&listed.stdout).lines().count(), 1);
+    assert!(text(&listed.stdout).starts_with(&format!("{id}  cook ")));
+    let unknown = agent(&dir.0)
+        .args(["revoke", "dev-0"])
+        .output()
+        .expect("runs");
+    assert!(!unknown.status.success());
+    assert!(text(&unknown.stderr).contains("no device \"dev-0\""));
+}
