@@ -114,6 +114,7 @@ async fn run(
     let secret = "bench-secret";
     let config = Config {
         listen: "127.0.0.1:0".parse()?,
+        admin_listen: "127.0.0.1:0".parse()?,
         database_url: SecretString::from(
             std::env::var("BENCH_RELAY_DATABASE_URL")
                 .map(|u| {

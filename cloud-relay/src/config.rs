@@ -10,8 +10,12 @@ use serde::Deserialize;
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
-    /// Address the HTTP server binds (`RELAY_LISTEN`). Port 0 picks a free port.
+    /// Address the public HTTP server binds: the webhook, `/ping` and `/healthz`
+    /// (`RELAY_LISTEN`). Port 0 picks a free port.
     pub listen: SocketAddr,
+    /// Address the admin HTTP server binds: `/readyz`, `/metrics` and `/healthz`
+    /// (`RELAY_ADMIN_LISTEN`). Loopback by default; never expose it to the internet.
+    pub admin_listen: SocketAddr,
     /// PostgreSQL connection URL (`DATABASE_URL`).
     pub database_url: SecretString,
     /// Size of the PostgreSQL connection pool (`RELAY_DATABASE_POOL_SIZE`).
@@ -25,9 +29,38 @@ pub struct Config {
     /// Otter webhook secret, the HMAC-SHA256 key (`OTTER_WEBHOOK_SECRET`). Required unless
     /// `insecure_skip_signature` is set.
     pub otter_webhook_secret: Option<SecretString>,
+    /// The secret being rotated out (`OTTER_WEBHOOK_SECRET_PREVIOUS`): while it is set, a
+    /// signature made with either secret is accepted; `relay_webhook_signatures_total` says
+    /// which one matched, so it can go once `previous` stops counting.
+    pub otter_webhook_secret_previous: Option<SecretString>,
     /// Accept unsigned webhooks (`--insecure-skip-signature`, `RELAY_INSECURE_SKIP_SIGNATURE`).
-    /// For local experiments only: the relay warns at start and on every request.
+    /// For local experiments only: refused unless `listen` is a loopback address; the relay
+    /// warns at start and on every request.
     pub insecure_skip_signature: bool,
+    /// Connections the public listener serves at once; more wait in the kernel's backlog
+    /// (`RELAY_MAX_CONNECTIONS`). The unit's `LimitNOFILE` is sized for it.
+    pub max_connections: usize,
+    /// Time a client has to send a request's head, and the longest a kept-alive connection
+    /// may sit idle (`RELAY_HEADER_TIMEOUT_MS`). Cuts off slowloris clients.
+    #[serde(with = "millis")]
+    pub header_timeout: Duration,
+    /// Time from a request's head to its answer, body read included; past it the client gets
+    /// `408` (`RELAY_REQUEST_TIMEOUT_MS`). Must be longer than `ingest_timeout`.
+    #[serde(with = "millis")]
+    pub request_timeout: Duration,
+    /// Webhooks checked and stored at once (body read, signature, commit wait); one more is
+    /// answered `503` with `Retry-After` at once instead of queueing
+    /// (`RELAY_MAX_INFLIGHT_WEBHOOKS`).
+    pub max_inflight_webhooks: usize,
+    /// Rejected (4xx) requests a client address may make in a burst before it is answered
+    /// `429` without being read (`RELAY_REJECTED_BURST`). 0 turns the per-address limit off.
+    pub rejected_burst: u32,
+    /// Rate at which a client address earns back rejected requests, per minute
+    /// (`RELAY_REJECTED_PER_MINUTE`).
+    pub rejected_per_minute: u32,
+    /// Client addresses whose rejections are remembered; past it the least recently seen are
+    /// forgotten (`RELAY_REJECTED_MAX_CLIENTS`).
+    pub rejected_max_clients: usize,
     /// Parallel PostgreSQL writers for webhooks; events of one store always go to the same
     /// writer (`RELAY_INGEST_WRITERS`).
     pub ingest_writers: usize,
@@ -56,13 +89,22 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             listen: SocketAddr::from(([0, 0, 0, 0], 8001)),
+            admin_listen: SocketAddr::from(([127, 0, 0, 1], 8002)),
             database_url: SecretString::from("postgres://postgres@127.0.0.1:5432/kitchen"),
             database_pool_size: 16,
             amqp_url: SecretString::from("amqp://guest:guest@127.0.0.1:5672/%2f"),
             order_exchange: kitchen_proto::ORDER_EXCHANGE.to_owned(),
             raw_events_exchange: kitchen_proto::RAW_EVENTS_EXCHANGE.to_owned(),
             otter_webhook_secret: None,
+            otter_webhook_secret_previous: None,
             insecure_skip_signature: false,
+            max_connections: 1024,
+            header_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(30),
+            max_inflight_webhooks: 256,
+            rejected_burst: 20,
+            rejected_per_minute: 10,
+            rejected_max_clients: 16384,
             ingest_writers: 4,
             ingest_batch_max: 64,
             publish_batch_max: 512,
@@ -115,10 +157,16 @@ impl Config {
     }
 
     /// Secrets from systemd's credentials directory (`LoadCredential=`): a file named
-    /// `database_url`, `amqp_url` or `otter_webhook_secret` overrides the file and the
-    /// environment, so no secret needs to be on the command line or in the environment.
+    /// `database_url`, `amqp_url`, `otter_webhook_secret` or `otter_webhook_secret_previous`
+    /// overrides the file and the environment, so no secret needs to be on the command line or
+    /// in the environment.
     pub fn apply_credentials(&mut self, dir: &Path) -> Result<(), ConfigError> {
-        for name in ["database_url", "amqp_url", "otter_webhook_secret"] {
+        for name in [
+            "database_url",
+            "amqp_url",
+            "otter_webhook_secret",
+            "otter_webhook_secret_previous",
+        ] {
             let value = kitchen_daemon::credentials::read(dir, name).map_err(|source| {
                 ConfigError::Read {
                     path: dir.join(name).display().to_string(),
@@ -130,7 +178,8 @@ impl Config {
             match name {
                 "database_url" => self.database_url = secret,
                 "amqp_url" => self.amqp_url = secret,
-                _ => self.otter_webhook_secret = Some(secret),
+                "otter_webhook_secret" => self.otter_webhook_secret = Some(secret),
+                _ => self.otter_webhook_secret_previous = Some(secret),
             }
         }
         Ok(())
@@ -171,6 +220,9 @@ impl Config {
         if let Some(value) = lookup("RELAY_LISTEN") {
             self.listen = parsed("RELAY_LISTEN", value)?;
         }
+        if let Some(value) = lookup("RELAY_ADMIN_LISTEN") {
+            self.admin_listen = parsed("RELAY_ADMIN_LISTEN", value)?;
+        }
         if let Some(value) = lookup("DATABASE_URL") {
             self.database_url = SecretString::from(value);
         }
@@ -189,8 +241,35 @@ impl Config {
         if let Some(value) = lookup("OTTER_WEBHOOK_SECRET") {
             self.otter_webhook_secret = Some(SecretString::from(value));
         }
+        if let Some(value) = lookup("OTTER_WEBHOOK_SECRET_PREVIOUS") {
+            // Set empty to end a rotation without removing the variable.
+            self.otter_webhook_secret_previous = Some(value)
+                .filter(|value| !value.is_empty())
+                .map(SecretString::from);
+        }
         if let Some(value) = lookup("RELAY_INSECURE_SKIP_SIGNATURE") {
             self.insecure_skip_signature = parsed("RELAY_INSECURE_SKIP_SIGNATURE", value)?;
+        }
+        if let Some(value) = lookup("RELAY_MAX_CONNECTIONS") {
+            self.max_connections = parsed("RELAY_MAX_CONNECTIONS", value)?;
+        }
+        if let Some(value) = lookup("RELAY_HEADER_TIMEOUT_MS") {
+            self.header_timeout = millis("RELAY_HEADER_TIMEOUT_MS", value)?;
+        }
+        if let Some(value) = lookup("RELAY_REQUEST_TIMEOUT_MS") {
+            self.request_timeout = millis("RELAY_REQUEST_TIMEOUT_MS", value)?;
+        }
+        if let Some(value) = lookup("RELAY_MAX_INFLIGHT_WEBHOOKS") {
+            self.max_inflight_webhooks = parsed("RELAY_MAX_INFLIGHT_WEBHOOKS", value)?;
+        }
+        if let Some(value) = lookup("RELAY_REJECTED_BURST") {
+            self.rejected_burst = parsed("RELAY_REJECTED_BURST", value)?;
+        }
+        if let Some(value) = lookup("RELAY_REJECTED_PER_MINUTE") {
+            self.rejected_per_minute = parsed("RELAY_REJECTED_PER_MINUTE", value)?;
+        }
+        if let Some(value) = lookup("RELAY_REJECTED_MAX_CLIENTS") {
+            self.rejected_max_clients = parsed("RELAY_REJECTED_MAX_CLIENTS", value)?;
         }
         if let Some(value) = lookup("RELAY_INGEST_WRITERS") {
             self.ingest_writers = parsed("RELAY_INGEST_WRITERS", value)?;
@@ -216,7 +295,8 @@ impl Config {
         Ok(())
     }
 
-    /// Checks what the types cannot: a secret unless explicitly insecure, sane sizes.
+    /// Checks what the types cannot: a secret unless explicitly insecure (and then only on
+    /// loopback), sane sizes and timeouts, two distinct listeners.
     pub fn validate(&self) -> Result<(), ConfigError> {
         use secrecy::ExposeSecret;
         let secret_missing = self
@@ -230,16 +310,49 @@ impl Config {
                     .into(),
             ));
         }
+        if self.insecure_skip_signature && !self.listen.ip().is_loopback() {
+            return Err(ConfigError::Invalid(format!(
+                "--insecure-skip-signature is only allowed on a loopback listen address \
+                 (RELAY_LISTEN=127.0.0.1:{}), not {}: anyone who can reach it could inject orders",
+                self.listen.port(),
+                self.listen
+            )));
+        }
         let positive = [
             ("ingest_writers", self.ingest_writers as u64),
             ("ingest_batch_max", self.ingest_batch_max as u64),
             ("publish_batch_max", self.publish_batch_max.max(0) as u64),
             ("database_pool_size", u64::from(self.database_pool_size)),
+            ("max_connections", self.max_connections as u64),
+            ("max_inflight_webhooks", self.max_inflight_webhooks as u64),
+            ("rejected_max_clients", self.rejected_max_clients as u64),
+            ("header_timeout", self.header_timeout.as_millis() as u64),
         ];
         for (key, value) in positive {
             if value == 0 {
                 return Err(ConfigError::Invalid(format!("{key} must be at least 1")));
             }
+        }
+        if self.rejected_burst > 0 && self.rejected_per_minute == 0 {
+            return Err(ConfigError::Invalid(
+                "rejected_per_minute must be at least 1 (or rejected_burst 0 to turn the \
+                 per-address limit off)"
+                    .into(),
+            ));
+        }
+        if self.request_timeout <= self.ingest_timeout {
+            return Err(ConfigError::Invalid(format!(
+                "request_timeout ({} ms) must be longer than ingest_timeout ({} ms), so a slow \
+                 commit is answered 503 rather than cut off",
+                self.request_timeout.as_millis(),
+                self.ingest_timeout.as_millis()
+            )));
+        }
+        if self.listen == self.admin_listen && self.listen.port() != 0 {
+            return Err(ConfigError::Invalid(format!(
+                "listen and admin_listen are both {}; the admin endpoints need their own address",
+                self.listen
+            )));
         }
         if self.order_exchange.is_empty() || self.raw_events_exchange.is_empty() {
             return Err(ConfigError::Invalid(
@@ -342,17 +455,139 @@ mod tests {
             "{error}"
         );
         config.insecure_skip_signature = true;
+        config.listen = SocketAddr::from(([127, 0, 0, 1], 8001));
         config.validate().expect("insecure mode needs no secret");
+    }
+
+    #[test]
+    fn the_public_endpoint_keys_come_from_the_environment() {
+        use secrecy::ExposeSecret;
+        let mut config = Config::default();
+        assert_eq!(
+            config.admin_listen,
+            SocketAddr::from(([127, 0, 0, 1], 8002))
+        );
+        config
+            .apply_env(env(&[
+                ("RELAY_ADMIN_LISTEN", "127.0.0.1:9191"),
+                ("OTTER_WEBHOOK_SECRET", "new"),
+                ("OTTER_WEBHOOK_SECRET_PREVIOUS", "old"),
+                ("RELAY_MAX_CONNECTIONS", "64"),
+                ("RELAY_HEADER_TIMEOUT_MS", "1500"),
+                ("RELAY_REQUEST_TIMEOUT_MS", "20000"),
+                ("RELAY_MAX_INFLIGHT_WEBHOOKS", "8"),
+                ("RELAY_REJECTED_BURST", "5"),
+                ("RELAY_REJECTED_PER_MINUTE", "2"),
+                ("RELAY_REJECTED_MAX_CLIENTS", "100"),
+            ]))
+            .expect("valid env");
+        assert_eq!(config.admin_listen.port(), 9191);
+        let previous = config.otter_webhook_secret_previous.as_ref().expect("set");
+        assert_eq!(previous.expose_secret(), "old");
+        assert_eq!(
+            (
+                config.max_connections,
+                config.header_timeout,
+                config.request_timeout,
+                config.max_inflight_webhooks,
+            ),
+            (64, Duration::from_millis(1500), Duration::from_secs(20), 8)
+        );
+        assert_eq!(
+            (
+                config.rejected_burst,
+                config.rejected_per_minute,
+                config.rejected_max_clients
+            ),
+            (5, 2, 100)
+        );
+        config.validate().expect("valid");
+        // An empty previous secret ends the rotation.
+        config
+            .apply_env(env(&[("OTTER_WEBHOOK_SECRET_PREVIOUS", "")]))
+            .expect("valid env");
+        assert!(config.otter_webhook_secret_previous.is_none());
+    }
+
+    #[test]
+    fn the_previous_secret_may_be_a_credential() {
+        use secrecy::ExposeSecret;
+        let dir = std::env::temp_dir().join(format!("relay-creds-prev-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        std::fs::write(dir.join("otter_webhook_secret_previous"), "old\n").expect("write");
+        let mut config = Config::default();
+        config.apply_credentials(&dir).expect("read");
+        let previous = config.otter_webhook_secret_previous.as_ref().expect("set");
+        assert_eq!(previous.expose_secret(), "old");
+        assert!(config.otter_webhook_secret.is_none());
+        std::fs::remove_dir_all(&dir).expect("clean up");
+    }
+
+    #[test]
+    fn invalid_combinations_are_refused() {
+        let check = |adjust: &dyn Fn(&mut Config), expected: &str| {
+            let mut config = Config {
+                otter_webhook_secret: Some(SecretString::from("s")),
+                ..Config::default()
+            };
+            adjust(&mut config);
+            let error = config.validate().expect_err(expected);
+            assert_eq!(error.to_string(), format!("invalid config: {expected}"));
+        };
+        check(
+            &|config| config.insecure_skip_signature = true,
+            "--insecure-skip-signature is only allowed on a loopback listen address \
+             (RELAY_LISTEN=127.0.0.1:8001), not 0.0.0.0:8001: anyone who can reach it could \
+             inject orders",
+        );
+        check(
+            &|config| config.request_timeout = config.ingest_timeout,
+            "request_timeout (10000 ms) must be longer than ingest_timeout (10000 ms), so a slow \
+             commit is answered 503 rather than cut off",
+        );
+        check(
+            &|config| config.admin_listen = config.listen,
+            "listen and admin_listen are both 0.0.0.0:8001; the admin endpoints need their own \
+             address",
+        );
+        check(
+            &|config| config.rejected_per_minute = 0,
+            "rejected_per_minute must be at least 1 (or rejected_burst 0 to turn the \
+             per-address limit off)",
+        );
+        check(
+            &|config| config.max_inflight_webhooks = 0,
+            "max_inflight_webhooks must be at least 1",
+        );
+        check(
+            &|config| config.max_connections = 0,
+            "max_connections must be at least 1",
+        );
+        let mut loopback = Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8001)),
+            insecure_skip_signature: true,
+            ..Config::default()
+        };
+        loopback.validate().expect("insecure on loopback");
+        loopback.listen = "[::1]:8001".parse().expect("addr");
+        loopback.validate().expect("insecure on IPv6 loopback");
+        loopback.rejected_burst = 0;
+        loopback.rejected_per_minute = 0;
+        loopback
+            .validate()
+            .expect("the per-address limit turned off");
     }
 
     #[test]
     fn secrets_are_not_printed() {
         let config = Config {
             otter_webhook_secret: Some(SecretString::from("hunter2")),
+            otter_webhook_secret_previous: Some(SecretString::from("hunter1")),
             ..Config::default()
         };
         let printed = format!("{config:?}");
         assert!(!printed.contains("hunter2"), "{printed}");
+        assert!(!printed.contains("hunter1"), "{printed}");
         assert!(!printed.contains("guest:guest"), "{printed}");
     }
 }

@@ -1,8 +1,8 @@
 //! The cloud relay: receives Otter webhooks, stores each event exactly once in PostgreSQL and
 //! fans the orders out over RabbitMQ to the kitchens that serve each store.
 //!
-//! `App::build` does everything fallible (bind, connect, migrate); `App::run_until_stopped`
-//! only runs. Tests and the benchmark drive the same `App`.
+//! `App::build` does everything fallible (bind both listeners, connect, migrate);
+//! `App::run_until_stopped` only runs. Tests and the benchmark drive the same `App`.
 
 pub mod config;
 pub mod db;
@@ -16,15 +16,20 @@ pub mod telemetry;
 use std::{net::SocketAddr, sync::Arc};
 
 use anyhow::Context;
-use tokio::{net::TcpListener, sync::Notify};
+use kitchen_daemon::serve::{Limits, ServeStats, serve};
+use tokio::{net::TcpListener, sync::Notify, task::JoinHandle};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 pub use config::Config;
 
-/// A relay ready to run: listener bound, database migrated, tasks not yet started.
+/// Connections the admin listener serves at once (a scraper and an operator or two).
+const ADMIN_MAX_CONNECTIONS: usize = 16;
+
+/// A relay ready to run: listeners bound, database migrated, tasks not yet started.
 pub struct App {
     config: Config,
     listener: TcpListener,
+    admin_listener: TcpListener,
     pool: sqlx::PgPool,
     token: CancellationToken,
 }
@@ -44,6 +49,16 @@ impl App {
         let listener = TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("cannot listen on {}", config.listen))?;
+        let admin_listener = TcpListener::bind(config.admin_listen)
+            .await
+            .with_context(|| format!("cannot listen on {} (admin)", config.admin_listen))?;
+        if !config.admin_listen.ip().is_loopback() {
+            tracing::warn!(
+                admin_listen = %config.admin_listen,
+                "the admin listener (/readyz, /metrics) is not on loopback; keep it off the \
+                 internet"
+            );
+        }
         if config.insecure_skip_signature {
             tracing::warn!(
                 "INSECURE: --insecure-skip-signature is set; webhooks are accepted without \
@@ -53,6 +68,7 @@ impl App {
         Ok(Self {
             config,
             listener,
+            admin_listener,
             pool,
             token: CancellationToken::new(),
         })
@@ -66,6 +82,13 @@ impl App {
         self.local_addr().port()
     }
 
+    /// Where `/readyz` and `/metrics` are served.
+    pub fn admin_addr(&self) -> SocketAddr {
+        self.admin_listener
+            .local_addr()
+            .unwrap_or(self.config.admin_listen)
+    }
+
     /// Cancelling this token stops the relay gracefully (what SIGTERM does).
     pub fn shutdown_token(&self) -> CancellationToken {
         self.token.clone()
@@ -77,6 +100,7 @@ impl App {
         let Self {
             config,
             listener,
+            admin_listener,
             pool,
             token,
         } = self;
@@ -106,37 +130,82 @@ impl App {
             token.clone(),
         );
         tracker.spawn(publisher.run());
-        let state = http::AppState {
+        let limiter = Arc::new(http::RejectionLimiter::new(http::RejectionLimits {
+            burst: config.rejected_burst,
+            per_minute: config.rejected_per_minute,
+            max_clients: config.rejected_max_clients,
+        }));
+        let in_flight = http::InFlight::new(config.max_inflight_webhooks);
+        let admin_state = http::AdminState {
             pool: pool.clone(),
+            metrics: metrics.clone(),
+            limiter: limiter.clone(),
+            in_flight: in_flight.clone(),
+        };
+        let state = http::AppState {
             ingest,
-            signer: config
+            verifier: config
                 .otter_webhook_secret
                 .clone()
                 .filter(|_| !config.insecure_skip_signature)
-                .map(otter::WebhookSigner::new),
-            metrics,
+                .map(|current| {
+                    otter::WebhookVerifier::new(
+                        current,
+                        config.otter_webhook_secret_previous.clone(),
+                    )
+                }),
+            metrics: metrics.clone(),
+            limiter,
+            in_flight,
         };
-        tracing::info!(listen = %listener.local_addr()?, "relay listening");
-        let server = axum::serve(listener, http::router(state))
-            .with_graceful_shutdown(token.clone().cancelled_owned());
-        let mut server = tokio::spawn(async move { server.await });
-        tokio::select! {
-            result = &mut server => {
-                // The server only ends by itself on an accept error.
-                token.cancel();
-                result.context("http server panicked")?.context("http server failed")?;
+        tracing::info!(
+            listen = %listener.local_addr()?,
+            admin_listen = %admin_listener.local_addr()?,
+            previous_secret = config.otter_webhook_secret_previous.is_some(),
+            "relay listening"
+        );
+        let public_limits = Limits {
+            max_connections: config.max_connections,
+            header_read_timeout: config.header_timeout,
+            request_timeout: config.request_timeout,
+        };
+        let admin_limits = Limits {
+            max_connections: ADMIN_MAX_CONNECTIONS,
+            ..public_limits
+        };
+        let public = spawn_server(
+            listener,
+            http::public_router(state),
+            public_limits,
+            metrics.public_server.clone(),
+            &token,
+        );
+        let admin = spawn_server(
+            admin_listener,
+            http::admin_router(admin_state),
+            admin_limits,
+            metrics.admin_server.clone(),
+            &token,
+        );
+        let mut servers = tokio::spawn(async move {
+            let (public, admin) = tokio::join!(public, admin);
+            public
+                .context("public http server panicked")?
+                .context("public http server failed")?;
+            admin
+                .context("admin http server panicked")?
+                .context("admin http server failed")
+        });
+        token.cancelled().await;
+        tracing::info!("shutting down: finishing in-flight requests and publishes");
+        let served = match tokio::time::timeout(config.shutdown_grace, &mut servers).await {
+            Ok(result) => result.context("http servers panicked")?,
+            Err(_) => {
+                tracing::warn!("in-flight requests did not finish in time");
+                servers.abort();
+                Ok(())
             }
-            () = token.cancelled() => {
-                tracing::info!("shutting down: finishing in-flight requests and publishes");
-                match tokio::time::timeout(config.shutdown_grace, &mut server).await {
-                    Ok(result) => result.context("http server panicked")?.context("http server failed")?,
-                    Err(_) => {
-                        tracing::warn!("in-flight requests did not finish in time");
-                        server.abort();
-                    }
-                }
-            }
-        }
+        };
         // The router (and with it every Ingest sender) is gone: the writers drain and exit.
         tracker.close();
         if tokio::time::timeout(config.shutdown_grace, tracker.wait())
@@ -147,6 +216,23 @@ impl App {
         }
         pool.close().await;
         tracing::info!("relay stopped");
-        Ok(())
+        served
     }
+}
+
+/// Serves `router` on `listener` until `token` is cancelled; a server that ends by itself
+/// cancels it, stopping the relay.
+fn spawn_server(
+    listener: TcpListener,
+    router: axum::Router,
+    limits: Limits,
+    stats: Arc<ServeStats>,
+    token: &CancellationToken,
+) -> JoinHandle<std::io::Result<()>> {
+    let token = token.clone();
+    tokio::spawn(async move {
+        let result = serve(listener, router, limits, stats, token.clone()).await;
+        token.cancel();
+        result
+    })
 }

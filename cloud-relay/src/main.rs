@@ -17,7 +17,8 @@ struct Cli {
     /// TOML config file; every key can be overridden from the environment (docs/relay.md).
     #[arg(long, global = true, env = "RELAY_CONFIG")]
     config: Option<PathBuf>,
-    /// Accept webhooks without checking their signature. Local experiments only.
+    /// Accept webhooks without checking their signature. Local experiments only: refused
+    /// unless the public listener is a loopback address.
     #[arg(long, global = true)]
     insecure_skip_signature: bool,
     /// Log one JSON object per line instead of text.
@@ -99,7 +100,10 @@ async fn main() -> anyhow::Result<()> {
     match command {
         Command::CheckConfig => {
             let config = load(&cli)?;
-            println!("config ok (listen {})", config.listen);
+            println!(
+                "config ok (listen {}, admin {})",
+                config.listen, config.admin_listen
+            );
             Ok(())
         }
         Command::Migrate => {

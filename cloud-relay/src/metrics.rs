@@ -3,7 +3,7 @@
 use std::{
     collections::BTreeMap,
     sync::{
-        Mutex,
+        Arc, Mutex,
         atomic::{AtomicBool, AtomicU64, Ordering},
     },
     time::Duration,
@@ -11,8 +11,11 @@ use std::{
 
 use kitchen_daemon::{
     metrics::{Buckets, Exposition, MetricType},
+    serve::ServeStats,
     sync::LockExt,
 };
+
+use crate::otter::{SecretUsed, SignatureError};
 
 /// Distinct event-type labels kept before the rest are counted as `other` (the type comes
 /// from the sender, so its cardinality is bounded here).
@@ -76,7 +79,36 @@ pub struct Metrics {
     /// Another relay holds the publisher lock; this one only ingests.
     pub publisher_standby: AtomicBool,
     pub broker_connects: AtomicU64,
+    /// Valid signatures by the secret they were made with: current, previous.
+    signatures: [AtomicU64; 2],
+    /// Refused signatures: missing, malformed, mismatch.
+    signature_failures: [AtomicU64; 3],
+    /// Requests answered 429 because their address was over its rejection limit.
+    rate_limited: AtomicU64,
+    /// The public listener's connections.
+    pub public_server: Arc<ServeStats>,
+    /// The admin listener's connections.
+    pub admin_server: Arc<ServeStats>,
 }
+
+/// What `/metrics` reads at the time it is asked rather than counts.
+#[derive(Debug, Default)]
+pub struct Gauges {
+    /// (unpublished rows, age of the oldest in seconds) when the database could be asked.
+    pub outbox: Option<(i64, Option<f64>)>,
+    pub webhooks_in_flight: usize,
+    /// Client addresses whose rejections are remembered.
+    pub rejecting_clients: usize,
+}
+
+/// In the order of `Metrics::signatures`.
+const SECRETS: [SecretUsed; 2] = [SecretUsed::Current, SecretUsed::Previous];
+/// In the order of `Metrics::signature_failures`.
+const SIGNATURE_FAILURES: [SignatureError; 3] = [
+    SignatureError::Missing,
+    SignatureError::Malformed,
+    SignatureError::Mismatch,
+];
 
 impl Metrics {
     /// Counts one webhook answered with `outcome`.
@@ -94,6 +126,30 @@ impl Metrics {
         }
     }
 
+    /// Counts a valid signature made with `secret`.
+    pub fn signature_matched(&self, secret: SecretUsed) {
+        let index = match secret {
+            SecretUsed::Current => 0,
+            SecretUsed::Previous => 1,
+        };
+        self.signatures[index].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts a refused signature.
+    pub fn signature_failed(&self, failure: &SignatureError) {
+        let index = match failure {
+            SignatureError::Missing => 0,
+            SignatureError::Malformed => 1,
+            SignatureError::Mismatch => 2,
+        };
+        self.signature_failures[index].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts a request answered 429.
+    pub fn rate_limited(&self) {
+        self.rate_limited.fetch_add(1, Ordering::Relaxed);
+    }
+
     pub fn observe_batch(&self, events: usize, took: Duration) {
         self.batches.fetch_add(1, Ordering::Relaxed);
         self.batched_events
@@ -101,9 +157,8 @@ impl Metrics {
         self.commit_latency.observe(took);
     }
 
-    /// Prometheus text format; `outbox` is (unpublished rows, age of the oldest in seconds)
-    /// when the database could be asked.
-    pub fn render(&self, outbox: Option<(i64, Option<f64>)>) -> String {
+    /// Prometheus text format.
+    pub fn render(&self, gauges: &Gauges) -> String {
         let mut text = Exposition::new();
         const WEBHOOKS: &str = "relay_webhooks_total";
         const WEBHOOKS_HELP: &str = "Webhooks answered, by Otter event type and outcome.";
@@ -184,7 +239,8 @@ impl Metrics {
             &[],
             self.publisher_standby.load(Ordering::Relaxed),
         );
-        if let Some((depth, oldest)) = outbox {
+        self.render_doors(&mut text, gauges);
+        if let Some((depth, oldest)) = gauges.outbox {
             text.gauge(
                 "relay_outbox_depth",
                 "Events stored but not yet published.",
@@ -200,6 +256,80 @@ impl Metrics {
         }
         text.finish()
     }
+
+    /// The public endpoint's defences: signatures, load shedding, rejection limits,
+    /// connections.
+    fn render_doors(&self, text: &mut Exposition, gauges: &Gauges) {
+        let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+        const SIGNATURES: &str = "relay_webhook_signatures_total";
+        const SIGNATURES_HELP: &str = "Valid webhook signatures, by the secret that matched \
+             (previous: OTTER_WEBHOOK_SECRET_PREVIOUS, still in use while this grows).";
+        for (secret, count) in SECRETS.iter().zip(&self.signatures) {
+            text.counter(
+                SIGNATURES,
+                SIGNATURES_HELP,
+                &[("secret", secret.as_str())],
+                load(count),
+            );
+        }
+        const FAILURES: &str = "relay_webhook_signature_failures_total";
+        const FAILURES_HELP: &str = "Webhooks refused for their signature, by reason.";
+        for (failure, count) in SIGNATURE_FAILURES.iter().zip(&self.signature_failures) {
+            text.counter(
+                FAILURES,
+                FAILURES_HELP,
+                &[("reason", failure.reason())],
+                load(count),
+            );
+        }
+        text.gauge(
+            "relay_webhooks_in_flight",
+            "Webhooks being checked and stored now (at most max_inflight_webhooks).",
+            &[],
+            gauges.webhooks_in_flight as u64,
+        )
+        .counter(
+            "relay_rate_limited_total",
+            "Requests answered 429 unread because their address was over its rejection limit.",
+            &[],
+            load(&self.rate_limited),
+        )
+        .gauge(
+            "relay_rejecting_clients",
+            "Client addresses whose rejected requests are remembered (at most \
+             rejected_max_clients).",
+            &[],
+            gauges.rejecting_clients as u64,
+        );
+        let listeners = [
+            ("public", &self.public_server),
+            ("admin", &self.admin_server),
+        ];
+        for (listener, stats) in listeners {
+            text.gauge(
+                "relay_http_connections_open",
+                "HTTP connections open, by listener.",
+                &[("listener", listener)],
+                load(&stats.open),
+            );
+        }
+        for (listener, stats) in listeners {
+            text.counter(
+                "relay_http_connections_total",
+                "HTTP connections accepted, by listener.",
+                &[("listener", listener)],
+                load(&stats.accepted),
+            );
+        }
+        for (listener, stats) in listeners {
+            text.counter(
+                "relay_http_request_timeouts_total",
+                "Requests answered 408 because no answer was ready within request_timeout.",
+                &[("listener", listener)],
+                load(&stats.timed_out),
+            );
+        }
+    }
 }
 
 #[cfg(test)]
@@ -213,7 +343,10 @@ mod tests {
         metrics.webhook("orders.new_order", "applied");
         metrics.webhook("ping.ping", "stored");
         metrics.publish_latency.observe(Duration::from_millis(3));
-        let text = metrics.render(Some((2, Some(1.5))));
+        let text = metrics.render(&Gauges {
+            outbox: Some((2, Some(1.5))),
+            ..Gauges::default()
+        });
         for line in [
             "relay_webhooks_total{event_type=\"orders.new_order\",outcome=\"applied\"} 2",
             "relay_webhooks_total{event_type=\"ping.ping\",outcome=\"stored\"} 1",
@@ -233,7 +366,7 @@ mod tests {
     #[test]
     fn families_are_described_before_samples_and_labels_escaped() {
         let metrics = Metrics::default();
-        let text = metrics.render(None);
+        let text = metrics.render(&Gauges::default());
         assert!(
             text.starts_with(
                 "# HELP relay_webhooks_total Webhooks answered, by Otter event type and outcome.\n\
@@ -243,10 +376,70 @@ mod tests {
             "{text}"
         );
         metrics.webhook("we\"ird\\type", "stored");
-        let text = metrics.render(None);
+        let text = metrics.render(&Gauges::default());
         assert_eq!(
             text.lines().nth(2),
             Some(r#"relay_webhooks_total{event_type="we\"ird\\type",outcome="stored"} 1"#)
+        );
+    }
+
+    #[test]
+    fn signatures_rejections_and_connections() {
+        let metrics = Metrics::default();
+        metrics.signature_matched(SecretUsed::Current);
+        metrics.signature_matched(SecretUsed::Current);
+        metrics.signature_failed(&SignatureError::Mismatch);
+        metrics.signature_failed(&SignatureError::Missing);
+        metrics.signature_failed(&SignatureError::Mismatch);
+        metrics.rate_limited();
+        metrics.public_server.open.store(3, Ordering::Relaxed);
+        metrics.public_server.accepted.store(7, Ordering::Relaxed);
+        metrics.admin_server.timed_out.store(1, Ordering::Relaxed);
+        let text = metrics.render(&Gauges {
+            outbox: None,
+            webhooks_in_flight: 4,
+            rejecting_clients: 2,
+        });
+        let family = |name: &str| -> Vec<&str> {
+            text.lines().filter(|line| line.starts_with(name)).collect()
+        };
+        assert_eq!(
+            family("relay_webhook_signatures_total"),
+            [
+                "relay_webhook_signatures_total{secret=\"current\"} 2",
+                "relay_webhook_signatures_total{secret=\"previous\"} 0",
+            ]
+        );
+        assert_eq!(
+            family("relay_webhook_signature_failures_total"),
+            [
+                "relay_webhook_signature_failures_total{reason=\"missing\"} 1",
+                "relay_webhook_signature_failures_total{reason=\"malformed\"} 0",
+                "relay_webhook_signature_failures_total{reason=\"mismatch\"} 2",
+            ]
+        );
+        assert_eq!(
+            family("relay_webhooks_in_flight"),
+            ["relay_webhooks_in_flight 4"]
+        );
+        assert_eq!(
+            family("relay_rate_limited_total"),
+            ["relay_rate_limited_total 1"]
+        );
+        assert_eq!(
+            family("relay_rejecting_clients"),
+            ["relay_rejecting_clients 2"]
+        );
+        assert_eq!(
+            family("relay_http_"),
+            [
+                "relay_http_connections_open{listener=\"public\"} 3",
+                "relay_http_connections_open{listener=\"admin\"} 0",
+                "relay_http_connections_total{listener=\"public\"} 7",
+                "relay_http_connections_total{listener=\"admin\"} 0",
+                "relay_http_request_timeouts_total{listener=\"public\"} 0",
+                "relay_http_request_timeouts_total{listener=\"admin\"} 1",
+            ]
         );
     }
 
@@ -256,7 +449,7 @@ mod tests {
         for n in 0..(MAX_EVENT_TYPE_LABELS + 10) {
             metrics.webhook(&format!("spam.{n}"), "stored");
         }
-        let text = metrics.render(None);
+        let text = metrics.render(&Gauges::default());
         let lines = text
             .lines()
             .filter(|l| l.starts_with("relay_webhooks_total{"))

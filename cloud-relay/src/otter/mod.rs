@@ -11,4 +11,4 @@ pub use event::{
     WebhookEvent,
 };
 pub use proto::order_event;
-pub use signature::{SignatureError, WebhookSigner};
+pub use signature::{SecretUsed, SignatureError, WebhookSigner, WebhookVerifier};

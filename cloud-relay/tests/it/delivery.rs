@@ -101,11 +101,12 @@ async fn a_second_relay_ingests_while_only_one_publishes_and_takes_over_when_it_
     let mut first = spawn_app().await;
     let queue = first.broker.kitchen_queue(&["s1"]).await;
     let client = first.client.clone();
-    let ready = |addr: std::net::SocketAddr| {
+    // Readiness is on each relay's admin listener.
+    let ready = |admin_addr: std::net::SocketAddr| {
         let client = client.clone();
         async move {
             let response = client
-                .get(format!("http://{addr}/readyz"))
+                .get(format!("http://{admin_addr}/readyz"))
                 .send()
                 .await
                 .ok()?;
@@ -115,14 +116,14 @@ async fn a_second_relay_ingests_while_only_one_publishes_and_takes_over_when_it_
         }
     };
     eventually("first relay publishes", Duration::from_secs(10), || async {
-        (ready(first.addr).await? == (200, "up".to_owned())).then_some(())
+        (ready(first.admin_addr).await? == (200, "up".to_owned())).then_some(())
     })
     .await;
     let second = first.start_another_relay().await;
     eventually(
         "second relay stands by",
         Duration::from_secs(10),
-        || async { (ready(second.addr).await? == (200, "standby".to_owned())).then_some(()) },
+        || async { (ready(second.admin_addr).await? == (200, "standby".to_owned())).then_some(()) },
     )
     .await;
 
@@ -141,11 +142,11 @@ async fn a_second_relay_ingests_while_only_one_publishes_and_takes_over_when_it_
 
     // The first relay stops: the second takes the lock and publishes what comes next.
     first.stop_relay().await;
-    let second_addr = second.addr;
+    let (second_addr, second_admin) = (second.addr, second.admin_addr);
     eventually(
         "second relay takes over",
         Duration::from_secs(15),
-        || async { (ready(second_addr).await? == (200, "up".to_owned())).then_some(()) },
+        || async { (ready(second_admin).await? == (200, "up".to_owned())).then_some(()) },
     )
     .await;
     let body = new_order("e5", "s1", "o5", "2025-03-14T18:00:00Z");

@@ -175,7 +175,10 @@ impl TestBroker {
 
 /// A running relay with its database and broker objects.
 pub struct TestApp {
+    /// The public listener (webhooks, `/ping`, `/healthz`).
     pub addr: SocketAddr,
+    /// The admin listener (`/readyz`, `/metrics`, `/healthz`).
+    pub admin_addr: SocketAddr,
     pub config: Config,
     pub client: reqwest::Client,
     pub signer: WebhookSigner,
@@ -196,6 +199,7 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
     let broker = TestBroker::create().await;
     let mut config = Config {
         listen: "127.0.0.1:0".parse().expect("addr"),
+        admin_listen: "127.0.0.1:0".parse().expect("addr"),
         database_url: SecretString::from(db.url.clone()),
         amqp_url: SecretString::from(amqp_url()),
         order_exchange: broker.order_exchange.clone(),
@@ -211,10 +215,12 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
     config.validate().expect("test config is valid");
     let app = App::build(config.clone()).await.expect("relay builds");
     let addr = SocketAddr::from(([127, 0, 0, 1], app.port()));
+    let admin_addr = app.admin_addr();
     let token = app.shutdown_token();
     let handle = tokio::spawn(app.run_until_stopped());
     TestApp {
         addr,
+        admin_addr,
         config,
         client: reqwest::Client::new(),
         signer: WebhookSigner::new(SecretString::from(SECRET)),
@@ -228,6 +234,7 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
 /// Another relay on the same database and broker (as a second instance would be deployed).
 pub struct OtherRelay {
     pub addr: SocketAddr,
+    pub admin_addr: SocketAddr,
     pub token: CancellationToken,
     pub handle: JoinHandle<anyhow::Result<()>>,
 }
@@ -236,17 +243,37 @@ impl TestApp {
     pub async fn start_another_relay(&self) -> OtherRelay {
         let app = App::build(self.config.clone()).await.expect("relay builds");
         let addr = SocketAddr::from(([127, 0, 0, 1], app.port()));
+        let admin_addr = app.admin_addr();
         let token = app.shutdown_token();
         let handle = tokio::spawn(app.run_until_stopped());
         OtherRelay {
             addr,
+            admin_addr,
             token,
             handle,
         }
     }
 
+    /// `path` on the public listener.
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
+    }
+
+    /// `path` on the admin listener.
+    pub fn admin_url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.admin_addr)
+    }
+
+    /// The admin listener's `/metrics` text.
+    pub async fn metrics(&self) -> String {
+        let response = self
+            .client
+            .get(self.admin_url("/metrics"))
+            .send()
+            .await
+            .expect("admin answers");
+        assert_eq!(response.status(), 200);
+        response.text().await.expect("metrics text")
     }
 
     /// POSTs `body` to the webhook endpoint, signed with the test secret.

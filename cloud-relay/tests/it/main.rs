@@ -2,6 +2,7 @@
 //! own database and its own exchanges and queues, and removes them when it ends.
 
 mod delivery;
+mod doors;
 mod harness;
 mod ingest;
 mod kitchens;

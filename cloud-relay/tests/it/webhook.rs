@@ -173,13 +173,7 @@ async fn bad_requests_get_a_clear_answer_and_the_relay_keeps_serving() {
         .await
         .expect("answers");
     assert_eq!(ping.text().await.expect("body"), "pong");
-    let metrics = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .expect("answers");
-    let metrics = metrics.text().await.expect("body");
+    let metrics = app.metrics().await;
     for line in [
         "relay_webhooks_total{event_type=\"unknown\",outcome=\"invalid\"} 2",
         "relay_webhooks_total{event_type=\"unknown\",outcome=\"unsupported_media_type\"} 1",
@@ -194,13 +188,13 @@ async fn bad_requests_get_a_clear_answer_and_the_relay_keeps_serving() {
 }
 
 #[tokio::test]
-async fn readyz_reports_database_and_broker() {
+async fn readyz_and_metrics_are_served_on_the_admin_listener_only() {
     let app = spawn_app().await;
     let ready = eventually(
         "relay ready",
         std::time::Duration::from_secs(10),
         || async {
-            let response = app.client.get(app.url("/readyz")).send().await.ok()?;
+            let response = app.client.get(app.admin_url("/readyz")).send().await.ok()?;
             (response.status() == 200).then_some(response)
         },
     )
@@ -208,7 +202,77 @@ async fn readyz_reports_database_and_broker() {
     let body: serde_json::Value = ready.json().await.expect("json");
     assert_eq!(
         body,
-        serde_json::json!({"ready": true, "database": "up", "broker": "up"})
+        serde_json::json!({"status": "ready", "database": "up", "broker": "up"})
+    );
+    let metrics = app
+        .client
+        .get(app.admin_url("/metrics"))
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(metrics.status(), 200);
+    assert_eq!(
+        metrics.headers()["content-type"],
+        kitchen_daemon::metrics::CONTENT_TYPE
+    );
+    let metrics = metrics.text().await.expect("body");
+    for line in [
+        "relay_webhook_signatures_total{secret=\"current\"} 0",
+        "relay_webhook_signatures_total{secret=\"previous\"} 0",
+        "relay_webhooks_in_flight 0",
+        "relay_rate_limited_total 0",
+        // Nothing has connected to the public listener yet.
+        "relay_http_connections_open{listener=\"public\"} 0",
+        "relay_http_connections_total{listener=\"public\"} 0",
+    ] {
+        assert!(
+            metrics.lines().any(|l| l == line),
+            "missing {line} in\n{metrics}"
+        );
+    }
+    // This request's own connection at least (the client may hold others open).
+    let admin_open: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("relay_http_connections_open{listener=\"admin\"} "))
+        .expect("admin connections gauge")
+        .parse()
+        .expect("a number");
+    assert!(admin_open >= 1, "{metrics}");
+    let admin_health = app
+        .client
+        .get(app.admin_url("/healthz"))
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(admin_health.text().await.expect("body"), "ok");
+
+    // The public listener has neither; the admin one takes no webhooks.
+    for path in ["/readyz", "/metrics"] {
+        let response = app.client.get(app.url(path)).send().await.expect("answers");
+        assert_eq!(
+            (
+                response.status().as_u16(),
+                response.text().await.expect("body")
+            ),
+            (404, String::new()),
+            "{path}"
+        );
+    }
+    let response = app
+        .client
+        .post(app.admin_url("/webhooks/otter"))
+        .header("content-type", "application/json")
+        .header("x-hmac-sha256", app.signer.sign(NEW_ORDER))
+        .body(NEW_ORDER.to_vec())
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(response.status(), 404);
+    assert_eq!(
+        app.db
+            .count("SELECT count(*) FROM otter.webhook_events")
+            .await,
+        0
     );
 }
 
@@ -229,6 +293,7 @@ async fn the_binary_exits_cleanly_on_sigterm() {
     let broker = TestBroker::create().await;
     let mut relay = tokio::process::Command::new(env!("CARGO_BIN_EXE_cloud-relay"))
         .env("RELAY_LISTEN", "127.0.0.1:0")
+        .env("RELAY_ADMIN_LISTEN", "127.0.0.1:0")
         .env("DATABASE_URL", &db.url)
         .env("AMQP_URL", amqp_url())
         .env("RELAY_ORDER_EXCHANGE", &broker.order_exchange)
@@ -249,8 +314,9 @@ async fn the_binary_exits_cleanly_on_sigterm() {
                 .await
                 .expect("reads stderr")
                 .expect("relay exited early");
-            if let Some(at) = line.find("listen=") {
-                return line[at + "listen=".len()..].trim().to_owned();
+            if let Some(at) = line.find(" listen=") {
+                let rest = &line[at + " listen=".len()..];
+                return rest.split_whitespace().next().unwrap_or(rest).to_owned();
             }
         }
     })

@@ -1,53 +1,32 @@
-//! HTTP: the Otter webhook endpoint, health, readiness and metrics.
+//! `POST /webhooks/otter`: the body's signature checked on its exact bytes, the event parsed
+//! and handed to the ingest writers; answered only after its commit. `WebhookError` is every
+//! other answer.
 
-use std::{
-    sync::{Arc, atomic::Ordering},
-    time::Instant,
-};
+use std::time::Instant;
 
 use axum::{
-    Json, Router,
+    Json,
     body::Bytes,
-    extract::{DefaultBodyLimit, State, rejection::BytesRejection},
+    extract::{State, rejection::BytesRejection},
     http::{HeaderMap, StatusCode, header},
     response::{IntoResponse, Response},
-    routing::{get, post},
 };
 use chrono::Utc;
 use serde_json::json;
 use tracing::Instrument;
 
+use super::{AppState, SIGNATURE_HEADER};
 use crate::{
-    db::{self, Incoming, Ingest, IngestError, Outcome},
-    metrics::Metrics,
-    otter::{ParseError, SignatureError, WebhookEvent, WebhookSigner},
+    db::{Incoming, IngestError, Outcome},
+    otter::{ParseError, SignatureError, WebhookEvent},
 };
 
-/// Largest webhook body accepted; larger ones get 413.
-pub const MAX_BODY_BYTES: usize = 1024 * 1024;
-/// Header carrying the base64 HMAC-SHA256 of the body.
-pub const SIGNATURE_HEADER: &str = "x-hmac-sha256";
+/// Seconds a shed webhook is told to wait before it is sent again.
+const SHED_RETRY_AFTER_SECS: u64 = 1;
 
-/// Shared by every request.
-#[derive(Clone)]
-pub struct AppState {
-    pub pool: sqlx::PgPool,
-    pub ingest: Ingest,
-    /// `None` only with `--insecure-skip-signature`.
-    pub signer: Option<WebhookSigner>,
-    pub metrics: Arc<Metrics>,
-}
-
-pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/webhooks/otter", post(otter_webhook))
-        .route("/ping", get(|| async { "pong" }))
-        .route("/healthz", get(|| async { "ok" }))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .with_state(state)
-}
+/// What a rejected (4xx) answer was about, for the sampled log line the rejection layer writes.
+#[derive(Debug, Clone)]
+pub struct RejectionNote(pub String);
 
 /// Everything a webhook can be answered with besides 200. Client errors say what was wrong;
 /// server errors are logged in detail and answered generically.
@@ -63,6 +42,8 @@ pub enum WebhookError {
     Parse(#[from] ParseError),
     #[error(transparent)]
     Ingest(#[from] IngestError),
+    #[error("too many webhooks in flight; retry later")]
+    Overloaded,
 }
 
 impl WebhookError {
@@ -73,7 +54,7 @@ impl WebhookError {
             Self::ContentType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Parse(_) => StatusCode::BAD_REQUEST,
             Self::Ingest(IngestError::Failed(_)) => StatusCode::INTERNAL_SERVER_ERROR,
-            Self::Ingest(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Ingest(_) | Self::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -87,6 +68,7 @@ impl WebhookError {
             Self::Parse(_) => "invalid",
             Self::Ingest(IngestError::Failed(_)) => "failed",
             Self::Ingest(_) => "unavailable",
+            Self::Overloaded => "shed",
         }
     }
 }
@@ -99,17 +81,33 @@ impl IntoResponse for WebhookError {
             Self::Ingest(_) => "temporarily unable to store the event; retry later".to_owned(),
             other => other.to_string(),
         };
-        (status, Json(json!({ "error": message }))).into_response()
+        let mut response = (status, Json(json!({ "error": message }))).into_response();
+        if matches!(self, Self::Overloaded) {
+            response.headers_mut().insert(
+                header::RETRY_AFTER,
+                header::HeaderValue::from(SHED_RETRY_AFTER_SECS),
+            );
+        }
+        if status.is_client_error() {
+            response.extensions_mut().insert(RejectionNote(message));
+        }
+        response
     }
 }
 
-async fn otter_webhook(
+pub(super) async fn otter_webhook(
     State(state): State<AppState>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let started = Instant::now();
-    match handle_webhook(&state, &headers, body).await {
+    // Taken once the body is read (a slow sender holds a connection, not a place), held
+    // through the signature check and the commit wait.
+    let result = match state.in_flight.try_enter() {
+        Some(_place) => handle_webhook(&state, &headers, body).await,
+        None => Err((None, WebhookError::Overloaded)),
+    };
+    match result {
         Ok((event_type, outcome)) => {
             state.metrics.webhook(&event_type, outcome.as_str());
             state.metrics.webhook_latency.observe(started.elapsed());
@@ -118,10 +116,17 @@ async fn otter_webhook(
         Err((event_type, error)) => {
             let event_type = event_type.as_deref().unwrap_or("unknown");
             state.metrics.webhook(event_type, error.outcome());
-            if error.status().is_server_error() {
-                tracing::error!(%error, event_type, "webhook not stored");
-            } else {
-                tracing::warn!(%error, status = error.status().as_u16(), "webhook rejected");
+            match &error {
+                WebhookError::Overloaded => {
+                    // Counted (`outcome="shed"`); one line per shed webhook would add to the load.
+                    tracing::debug!("webhook shed: max_inflight_webhooks reached");
+                }
+                WebhookError::Signature(failure) => state.metrics.signature_failed(failure),
+                error if error.status().is_server_error() => {
+                    tracing::error!(%error, event_type, "webhook not stored");
+                }
+                // Logged, sampled per client, by the rejection layer.
+                _ => {}
             }
             error.into_response()
         }
@@ -142,10 +147,13 @@ async fn handle_webhook(
             rejection.status(),
         ))
     })?;
-    match &state.signer {
-        Some(signer) => signer
-            .verify(&body, headers.get(SIGNATURE_HEADER).map(|v| v.as_bytes()))
-            .map_err(|error| reject(error.into()))?,
+    match &state.verifier {
+        Some(verifier) => {
+            let secret = verifier
+                .verify(&body, headers.get(SIGNATURE_HEADER).map(|v| v.as_bytes()))
+                .map_err(|error| reject(error.into()))?;
+            state.metrics.signature_matched(secret);
+        }
         None => {
             tracing::warn!("INSECURE: webhook signature not checked (--insecure-skip-signature)")
         }
@@ -176,47 +184,4 @@ async fn handle_webhook(
         .map_err(|error| (Some(event_type.clone()), error.into()))?;
     span.in_scope(|| tracing::debug!(outcome = outcome.as_str(), "webhook stored"));
     Ok((event_type, outcome))
-}
-
-/// Ready when PostgreSQL answers and the publisher is connected to RabbitMQ.
-async fn readyz(State(state): State<AppState>) -> Response {
-    let database = match sqlx::query("SELECT 1").execute(&state.pool).await {
-        Ok(_) => Ok(()),
-        Err(error) => Err(error.to_string()),
-    };
-    let broker = if state.metrics.broker_connected.load(Ordering::Relaxed) {
-        "up"
-    } else if state.metrics.publisher_standby.load(Ordering::Relaxed) {
-        // Another relay publishes; this one is ready to ingest.
-        "standby"
-    } else {
-        "down"
-    };
-    let ready = database.is_ok() && broker != "down";
-    let body = json!({
-        "ready": ready,
-        "database": match &database { Ok(()) => json!("up"), Err(e) => json!({"down": e}) },
-        "broker": broker,
-    });
-    let status = if ready {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
-    };
-    (status, Json(body)).into_response()
-}
-
-async fn metrics(State(state): State<AppState>) -> Response {
-    let outbox = match db::outbox::depth(&state.pool).await {
-        Ok(depth) => Some(depth),
-        Err(error) => {
-            tracing::debug!(%error, "outbox depth unavailable for /metrics");
-            None
-        }
-    };
-    (
-        [(header::CONTENT_TYPE, kitchen_daemon::metrics::CONTENT_TYPE)],
-        state.metrics.render(outbox),
-    )
-        .into_response()
 }
