@@ -1,6 +1,7 @@
 //! The kitchen LAN's doors (docs/security.md), against a real agent on its own queues: who is
 //! refused where, pairing and revocation, hostile values, and idle connections.
 
+mod browser;
 mod common;
 
 use std::time::{Duration, Instant};
@@ -640,5 +641,84 @@ async fn idle_connections_do_not_stop_a_paired_tablet_from_getting_its_stream() 
     drop(idle);
     // The token the harness uses is the one this test's requests carried.
     assert!(TEST_TOKEN.starts_with("kd1_"));
+    kitchen.stop().await;
+}
+
+/// A new tablet as a cook would pair it: the station display sends it to the pairing page; a
+/// manager's code and a name pair it; it then shows who it is paired as, never sees its token
+/// (HttpOnly); revoked, it is back on the pairing page saying why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tablet_pairs_with_a_managers_code_and_shows_it_was_revoked() {
+    let kitchen = TestAgent::start(Some(REFERENCE)).await;
+    let base = kitchen.base.clone();
+    let wait = Duration::from_secs(20);
+    let mut tablet = browser::Browser::launch(1280, 800).await;
+    tablet
+        .navigate_unpaired(&format!("{base}/?station=fry"))
+        .await;
+    tablet
+        .wait_for_value(
+            "the pairing page",
+            wait,
+            "document.querySelector('h1').textContent",
+            &json!("Pair this device"),
+        )
+        .await;
+    let (status, code) = status_and_json(
+        client()
+            .post(format!("{base}/api/devices/pairing-codes"))
+            .json(&json!({"role": "cook", "station": "fry"})),
+    )
+    .await;
+    assert_eq!(status, 201, "{code}");
+    tablet.tap("#code").await;
+    tablet.type_text(code["code"].as_str().expect("code")).await;
+    tablet.tap("#name").await;
+    tablet.type_text("Fry tablet").await;
+    tablet.tap("#submit").await;
+    tablet
+        .wait_for_value(
+            "the station display, paired",
+            wait,
+            "(document.querySelector('#paired-as') || {}).textContent || null",
+            &json!("Fry tablet · cook at Fryer"),
+        )
+        .await;
+    tablet
+        .wait_for(
+            "the live stream",
+            wait,
+            "document.querySelector('#link').className.includes('ok')",
+        )
+        .await;
+    assert_eq!(tablet.eval("document.cookie").await, json!(""), "HttpOnly");
+    assert_eq!(
+        tablet
+            .eval("document.querySelector('#devices-link').hidden")
+            .await,
+        json!(true),
+        "a cook has no device page"
+    );
+
+    let devices = get_json(&format!("{base}/api/devices")).await;
+    let id = devices["devices"]
+        .as_array()
+        .expect("devices")
+        .iter()
+        .find(|d| d["name"] == "Fry tablet")
+        .and_then(|d| d["id"].as_str())
+        .expect("the tablet is listed")
+        .to_owned();
+    let (status, _) =
+        status_and_json(client().post(format!("{base}/api/devices/{id}/revoke"))).await;
+    assert_eq!(status, 200);
+    tablet
+        .wait_for(
+            "the pairing page saying the tablet was revoked",
+            wait,
+            "!!document.querySelector('#revoked') && !document.querySelector('#revoked').hidden",
+        )
+        .await;
+    tablet.close().await;
     kitchen.stop().await;
 }

@@ -102,6 +102,7 @@ impl Kitchen {
 
         let relay_config = cloud_relay::Config {
             listen: "127.0.0.1:0".parse().expect("addr"),
+            admin_listen: "127.0.0.1:0".parse().expect("addr"),
             database_url: SecretString::from(db.url.clone()),
             amqp_url: SecretString::from(amqp_url()),
             order_exchange: order_exchange.clone(),

@@ -538,6 +538,14 @@ async fn the_prep_display_follows_scans_live_and_alerts_on_a_refused_one() {
         )
         .await;
     tablet
+        .wait_for_value(
+            "the paired-as line",
+            wait,
+            "document.querySelector('#paired-as').textContent",
+            &json!("test-manager · manager"),
+        )
+        .await;
+    tablet
         .wait_for(
             "the live stream",
             wait,

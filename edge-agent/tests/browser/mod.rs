@@ -303,6 +303,11 @@ impl Browser {
         }
     }
 
+    /// Types `text` into the focused element as a keyboard would (`Input.insertText`).
+    pub async fn type_text(&mut self, text: &str) {
+        self.page("Input.insertText", json!({ "text": text })).await;
+    }
+
     /// Taps the element `selector` names as a finger would: a real mouse press and release at
     /// its centre (after scrolling it into view). Panics if it is not there or not on top.
     pub async fn tap(&mut self, selector: &str) {
