@@ -5,6 +5,12 @@ const $ = (id) => document.getElementById(id);
 
 fetch("/api/me", { cache: "no-store" }).then((r) => r.json()).then((me) => {
   if (me.revoked) $("revoked").hidden = false;
+  if (!me.provisioned || me.provision_error) {
+    $("provision").hidden = false;
+    $("provision").textContent = me.provision_error
+      ? "This box's kitchen.toml was refused: " + me.provision_error
+      : "This box is not provisioned yet: put a kitchen.toml (with pairing_code for the first manager device) on its boot card.";
+  }
 }).catch(() => {});
 
 $("form").addEventListener("submit", async (event) => {

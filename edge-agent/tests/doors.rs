@@ -126,7 +126,10 @@ async fn each_door_refuses_exactly_who_it_should() {
     );
     assert_eq!(
         status_and_json(stranger.get(format!("{base}/api/me"))).await,
-        (200, json!({"paired": false, "revoked": false}))
+        (
+            200,
+            json!({"paired": false, "revoked": false, "provisioned": true, "provision_error": null})
+        )
     );
 
     // A display paired on the console reads but changes nothing.
@@ -360,7 +363,10 @@ async fn each_door_refuses_exactly_who_it_should() {
     );
     assert_eq!(
         status_and_json(as_fry(fry.get(format!("{base}/api/me")))).await,
-        (200, json!({"paired": false, "revoked": true}))
+        (
+            200,
+            json!({"paired": false, "revoked": true, "provisioned": true, "provision_error": null})
+        )
     );
     let page = as_fry(fry.get(format!("{base}/")))
         .send()
@@ -720,5 +726,93 @@ async fn a_tablet_pairs_with_a_managers_code_and_shows_it_was_revoked() {
         )
         .await;
     tablet.close().await;
+    kitchen.stop().await;
+}
+
+#[tokio::test]
+async fn live_streams_are_capped_per_device_and_a_slow_client_is_cut_off() {
+    let kitchen = TestAgent::start_with(Some(REFERENCE), &["kitchen-bk-01"], |config| {
+        config.max_streams_per_device = 2;
+        config.header_timeout_secs = 1;
+    })
+    .await;
+    let base = kitchen.base.clone();
+    let mut first = SseReader::open(&format!("{base}/orders/events"), None).await;
+    let mut second = SseReader::open(&format!("{base}/orders/events"), None).await;
+    assert_eq!(first.next().await.1, "snapshot");
+    assert_eq!(second.next().await.1, "snapshot");
+    assert_eq!(
+        status_and_json(client().get(format!("{base}/orders/events"))).await,
+        (
+            429,
+            json!({"error": "this device has 2 live streams open already"})
+        )
+    );
+    let (_, expo_token) =
+        edge_agent::pairing::pair(&kitchen.data_dir, "expo", "Expo", None).expect("paired");
+    let expo = device(&expo_token)
+        .get(format!("{base}/orders/events"))
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(
+        expo.status(),
+        StatusCode::OK,
+        "another device has its own streams"
+    );
+    drop(first);
+    // The place comes back when a stream ends.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let response = client()
+            .get(format!("{base}/orders/events"))
+            .send()
+            .await
+            .expect("answers");
+        if response.status() == StatusCode::OK {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the stream's place never came back"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // Slowloris: a request head sent a byte at a time is cut off at the header timeout.
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = base.trim_start_matches("http://").to_owned();
+    let mut slow = tokio::net::TcpStream::connect(&addr)
+        .await
+        .expect("connects");
+    let started = Instant::now();
+    let head = b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nX-Slow: ";
+    let mut closed_after = None;
+    for byte in head.iter().chain(std::iter::repeat(&b'a')).take(200) {
+        if slow.write_all(&[*byte]).await.is_err() {
+            closed_after = Some(started.elapsed());
+            break;
+        }
+        let mut buffer = [0u8; 256];
+        match tokio::time::timeout(Duration::from_millis(100), slow.read(&mut buffer)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => {
+                closed_after = Some(started.elapsed());
+                break;
+            }
+            _ => {}
+        }
+    }
+    let closed_after = closed_after.expect("the server closed the slow connection");
+    assert!(
+        closed_after >= Duration::from_millis(900) && closed_after < Duration::from_millis(2500),
+        "cut off after {closed_after:?}"
+    );
+    assert_eq!(
+        kitchen_testkit::http::get(format!("{base}/healthz"))
+            .await
+            .expect("answers")
+            .status(),
+        200
+    );
     kitchen.stop().await;
 }

@@ -154,12 +154,22 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-/// `GET /api/me`: `{"paired": true, "device": {...}}`, or `{"paired": false, "revoked": bool}`.
-async fn me(Extension(identity): Extension<Identity>) -> Response {
+/// `GET /api/me`: `{"paired": true, "device": {...}}`, or `{"paired": false, "revoked": bool,
+/// "provisioned": bool, "provision_error": ...}` — an installer at a box that is not set up
+/// sees why on the pairing page (the reason never quotes a secret).
+async fn me(State(state): State<AppState>, Extension(identity): Extension<Identity>) -> Response {
+    let unpaired = |revoked: bool| {
+        json!({
+            "paired": false,
+            "revoked": revoked,
+            "provisioned": state.provisioned,
+            "provision_error": state.provision_error,
+        })
+    };
     Json(match identity {
         Identity::Paired(device) => json!({ "paired": true, "device": device }),
-        Identity::Revoked(_) => json!({ "paired": false, "revoked": true }),
-        Identity::Unpaired => json!({ "paired": false, "revoked": false }),
+        Identity::Revoked(_) => unpaired(true),
+        Identity::Unpaired => unpaired(false),
     })
     .into_response()
 }
