@@ -425,6 +425,23 @@ mod tests {
 
         let named = plan_ok(&kitchen("hostname = \"fry-box\"\n"));
         assert_eq!(named.hostname, "fry-box");
+
+        // The first manager's pairing code is a secret like the broker's password.
+        let paired = plan_ok(&kitchen("pairing_code = \"ROSE-TIGER-4471\"\n"));
+        assert_eq!(
+            paired.credentials[1],
+            ("pairing_code", "ROSE-TIGER-4471".into())
+        );
+        assert!(
+            !paired.config_text.contains("ROSE"),
+            "{}",
+            paired.config_text
+        );
+        let short = super::plan(&kitchen("pairing_code = \"1234\"\n"), None).expect_err("short");
+        assert_eq!(
+            short,
+            "invalid config: pairing_code must have at least 8 letters or digits"
+        );
     }
 
     fn plan_ok(text: &str) -> Plan {
