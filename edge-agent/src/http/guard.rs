@@ -109,7 +109,7 @@ impl Access {
                 None => ip.is_loopback(),
             };
         }
-        self.hosts.iter().any(|allowed| *allowed == name)
+        self.hosts.contains(&name)
     }
 }
 

@@ -65,8 +65,13 @@ impl Kitchen {
         now_ms: i64,
     ) -> Result<Option<Vec<String>>, StoreError> {
         self.write(now_ms, |state, tx, pending| {
-            let changed =
-                state.set_bumps(tx, order_id, stations, bumped, device, now_ms, pending)?;
+            let request = BumpRequest {
+                order_id,
+                stations,
+                bumped,
+                device,
+            };
+            let changed = state.set_bumps(tx, request, now_ms, pending)?;
             let touched = match &changed {
                 Some(changed) if !changed.is_empty() => Touched::orders([order_id.to_owned()]),
                 _ => Touched::default(),
@@ -75,19 +80,30 @@ impl Kitchen {
         })
     }
 }
+/// A bump (or recall) asked for: of an order, at stations, by a device (or scanner).
+pub(super) struct BumpRequest<'a> {
+    pub order_id: &'a str,
+    pub stations: &'a [String],
+    pub bumped: bool,
+    pub device: &'a str,
+}
+
 impl State {
     /// Bumps (or recalls) an order at stations and logs `order.bumped` / `order.recalled` when
     /// anything changed. `None`: no such order.
     pub(super) fn set_bumps(
         &self,
         tx: &Transaction<'_>,
-        order_id: &str,
-        stations: &[String],
-        bumped: bool,
-        device: &str,
+        request: BumpRequest<'_>,
         now_ms: i64,
         pending: &mut Pending,
     ) -> Result<Option<Vec<String>>, StoreError> {
+        let BumpRequest {
+            order_id,
+            stations,
+            bumped,
+            device,
+        } = request;
         let Some(changed) = store::set_bumps(tx, order_id, stations, bumped, now_ms)? else {
             return Ok(None);
         };

@@ -169,16 +169,14 @@ impl State {
     ) -> Result<(), StoreError> {
         record.order_id = Some(order_id.to_owned());
         if self.orders.contains_key(order_id) {
-            let device = record.device.clone();
-            self.set_bumps(
-                tx,
+            let stations = [station.to_owned()];
+            let request = super::orders::BumpRequest {
                 order_id,
-                &[station.to_owned()],
-                true,
-                &device,
-                now_ms,
-                pending,
-            )?;
+                stations: &stations,
+                bumped: true,
+                device: &record.device,
+            };
+            self.set_bumps(tx, request, now_ms, pending)?;
             record.action = "bump".into();
             record.accepted = true;
         } else {
