@@ -67,6 +67,8 @@ async fn main() {
     let broker = BrokerObjects::edge_kitchen(&kitchen_id, &exchange);
     let app = App::build(Config {
         listen: "127.0.0.1:0".parse().expect("addr"),
+        // The backlog is made by a burst of HTTP scans from one device.
+        write_rate: 1_000_000,
         data_dir: data_dir.path().to_owned(),
         amqp_url: amqp_url(),
         kitchen_id: kitchen_id.clone(),
