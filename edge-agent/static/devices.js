@@ -22,11 +22,14 @@ async function load() {
   }
   const body = $("devices");
   body.replaceChildren();
+  const names = new Map(list.devices.map((d) => [d.id, d.name]));
+  const how = (by) => by.startsWith("code:") ? `code from ${names.get(by.slice(5)) || by.slice(5)}`
+    : by === "bootstrap" ? "provisioning code" : by;
   for (const d of list.devices) {
     const row = document.createElement("tr");
     if (d.revoked_at_ms) row.className = "revoked";
     row.append(text("td", d.name), text("td", d.role + (d.station ? ` · ${d.station}` : "")),
-      text("td", d.revoked_at_ms ? `revoked ${when(d.revoked_at_ms)}` : when(d.paired_at_ms)), text("td", d.paired_by, "dim"));
+      text("td", d.revoked_at_ms ? `revoked ${when(d.revoked_at_ms)}` : when(d.paired_at_ms)), text("td", how(d.paired_by), "dim"));
     const cell = document.createElement("td");
     if (!d.revoked_at_ms && !(me.device && me.device.id === d.id)) {
       const button = text("button", "Revoke", "revoke");

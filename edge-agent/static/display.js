@@ -498,5 +498,6 @@ json("/api/me").then((me) => {
   if (!me.device) return;
   const d = me.device;
   $("paired-as").textContent = `${d.name} · ${d.role}${d.station ? " at " + stationName(d.station) : ""}`;
+  $("paired-as").title = `This tablet is paired with the kitchen box as ${$("paired-as").textContent}`;
   $("devices-link").hidden = d.role !== "manager";
 }).catch(() => {});

@@ -816,3 +816,42 @@ async fn live_streams_are_capped_per_device_and_a_slow_client_is_cut_off() {
     );
     kitchen.stop().await;
 }
+
+/// The manager's device page with a fresh pairing code, as a picture for the docs:
+/// `SCREENSHOT=$PWD/docs/images/devices.png cargo test -p edge-agent --test doors -- --ignored
+/// screenshot` (the test runs in `edge-agent/`: give an absolute path).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "makes docs/images/devices.png"]
+async fn screenshot_of_the_device_page() {
+    let kitchen = TestAgent::start(Some(REFERENCE)).await;
+    let base = kitchen.base.clone();
+    edge_agent::pairing::pair(&kitchen.data_dir, "cook", "Grill tablet", Some("grill"))
+        .expect("paired");
+    let (_, _) = edge_agent::pairing::pair(&kitchen.data_dir, "display", "Pass screen", None)
+        .expect("paired");
+    let (fry, _) = edge_agent::pairing::pair(&kitchen.data_dir, "cook", "Fry tablet", Some("fry"))
+        .expect("paired");
+    edge_agent::pairing::revoke(&kitchen.data_dir, &fry.id).expect("revoked");
+    let mut tablet = browser::Browser::launch(1000, 700).await;
+    tablet.navigate(&format!("{base}/devices")).await;
+    let wait = Duration::from_secs(10);
+    tablet
+        .wait_for(
+            "the device list",
+            wait,
+            "document.querySelectorAll('#devices tr').length === 4",
+        )
+        .await;
+    tablet.tap("#make").await;
+    tablet
+        .wait_for(
+            "the code",
+            wait,
+            "document.querySelector('#code').textContent.length === 9",
+        )
+        .await;
+    let path = std::env::var("SCREENSHOT").unwrap_or_else(|_| "target/devices.png".into());
+    tablet.screenshot(std::path::Path::new(&path)).await;
+    tablet.close().await;
+    kitchen.stop().await;
+}
