@@ -219,6 +219,8 @@ async fn main() -> anyhow::Result<()> {
         .env("AGENT_LISTEN", format!("127.0.0.1:{port}"))
         .env("AGENT_DATA_DIR", &data_dir)
         .env("AGENT_WRITE_RATE", "1000000")
+        // The 50 tablets present one device's token here: let it hold them all.
+        .env("AGENT_MAX_STREAMS_PER_DEVICE", "1000")
         .env("AMQP_URL", &amqp_url)
         .env("KITCHEN_ID", &kitchen_id)
         .env("STORE_IDS", STORES.join(","))
