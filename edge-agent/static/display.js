@@ -489,12 +489,14 @@ async function loadStations() {
   $("station").value = station;
   localStorage.setItem("station", station);
 }
-loadStations().then(() => { connect(); render(); });
+const stationsLoaded = loadStations();
+stationsLoaded.then(() => { connect(); render(); });
 pollStatus(); setInterval(pollStatus, STATUS_POLL_MS);
 setInterval(tick, TICK_MS);
 
 // ---------- who this tablet is ----------
-json("/api/me").then((me) => {
+// Once the stations are known, so a cook's station shows by its name.
+stationsLoaded.then(() => json("/api/me")).then((me) => {
   if (!me.device) return;
   const d = me.device;
   $("paired-as").textContent = `${d.name} · ${d.role}${d.station ? " at " + stationName(d.station) : ""}`;

@@ -30,7 +30,9 @@ $("form").addEventListener("submit", async (event) => {
     $("done").hidden = false;
     $("done").textContent = `Paired as ${d.name} (${d.role}${d.station ? " at " + d.station : ""}). Opening…`;
     // The page this tablet asked for (/, /prep), now served for real.
-    setTimeout(() => location.replace(location.pathname === "/pair" ? "/" : location.pathname), 800);
+    const page = location.pathname === "/prep" || (location.pathname === "/devices" && d.role === "manager")
+      ? location.pathname : "/";
+    setTimeout(() => location.replace(page), 800);
   } catch (error) {
     $("error").hidden = false;
     $("error").textContent = error.message;

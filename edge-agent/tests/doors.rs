@@ -96,7 +96,7 @@ async fn each_door_refuses_exactly_who_it_should() {
         orders.json::<Value>().await.expect("json"),
         json!({"error": "this device is not paired: pair it at /pair, or send Authorization: Bearer <token>"})
     );
-    for page in ["/", "/prep"] {
+    for page in ["/", "/prep", "/devices"] {
         let response = stranger
             .get(format!("{base}{page}"))
             .send()

@@ -148,6 +148,19 @@ impl Browser {
     /// Sends one DevTools command (to the page's session, or the browser's with `None`) and
     /// returns its result; panics on an error answer or after `COMMAND_TIMEOUT`.
     async fn command(&mut self, session: Option<&str>, method: &str, params: Value) -> Value {
+        match self.try_command(session, method, params).await {
+            Ok(result) => result,
+            Err(error) => panic!("{method} failed: {error}"),
+        }
+    }
+
+    /// A command, its error (Chromium's answer) returned rather than a panic.
+    async fn try_command(
+        &mut self,
+        session: Option<&str>,
+        method: &str,
+        params: Value,
+    ) -> Result<Value, Value> {
         self.next_id += 1;
         let id = self.next_id;
         let mut message = json!({"id": id, "method": method, "params": params});
@@ -184,10 +197,10 @@ impl Browser {
                 self.log()
             ),
         };
-        if let Some(error) = answer.get("error") {
-            panic!("{method} failed: {error}");
+        match answer.get("error") {
+            Some(error) => Err(error.clone()),
+            None => Ok(answer["result"].clone()),
         }
-        answer["result"].clone()
     }
 
     /// The end of Chromium's own log, for failure messages.
@@ -291,7 +304,21 @@ impl Browser {
     ) -> Value {
         let deadline = Instant::now() + timeout;
         loop {
-            let value = self.eval(expression).await;
+            // The page may be navigating (a reload after pairing, say): evaluate again later.
+            let session = self.session.clone();
+            let answer = self
+                .try_command(
+                    Some(&session),
+                    "Runtime.evaluate",
+                    json!({"expression": expression, "returnByValue": true, "awaitPromise": true}),
+                )
+                .await;
+            let value = match answer {
+                Ok(answer) if answer.get("exceptionDetails").is_none() => {
+                    answer["result"]["value"].clone()
+                }
+                Ok(_) | Err(_) => Value::Null,
+            };
             if done(&value) {
                 return value;
             }
