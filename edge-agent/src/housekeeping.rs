@@ -23,7 +23,8 @@ const PROCESSED_KEEP_MS: i64 = 30 * 24 * 3600 * 1000;
 /// It is also the agent's pulse for systemd's watchdog: `WATCHDOG=1` goes out only after a
 /// clock tick made the round trip through the store writer, so a wedged writer thread, a stuck
 /// runtime or a stuck loop here stops the pings and systemd restarts the agent. The tick comes
-/// at least twice per watchdog timeout.
+/// at least twice per watchdog timeout. The tick goes ahead of queued writes, so a flood of LAN
+/// writes cannot hold the pings back; a writer stuck in one transaction still does.
 pub async fn run(
     writer: writer::StoreWriter,
     checkpointer: store::Store,

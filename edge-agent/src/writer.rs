@@ -42,6 +42,9 @@ pub struct WriteStats {
 #[derive(Clone)]
 pub struct StoreWriter {
     sender: tokio::sync::mpsc::Sender<Job>,
+    /// The clock's tick goes ahead of queued writes: the watchdog's proof of progress must not
+    /// wait behind a flood of them (the thread takes it between two jobs).
+    priority: std::sync::mpsc::Sender<Job>,
     pub stats: Arc<WriteStats>,
 }
 
@@ -52,12 +55,19 @@ impl StoreWriter {
         events: broadcast::Sender<Arc<LoggedEvent>>,
     ) -> std::io::Result<Self> {
         let (sender, mut receiver) = tokio::sync::mpsc::channel::<Job>(256);
+        let (priority, priority_jobs) = std::sync::mpsc::channel::<Job>();
         let stats = Arc::new(WriteStats::default());
         let thread_stats = stats.clone();
         std::thread::Builder::new()
             .name("store-writer".into())
             .spawn(move || {
-                while let Some(job) = receiver.blocking_recv() {
+                let next = |receiver: &mut tokio::sync::mpsc::Receiver<Job>| {
+                    priority_jobs
+                        .try_recv()
+                        .ok()
+                        .or_else(|| receiver.blocking_recv())
+                };
+                while let Some(job) = next(&mut receiver) {
                     let started = std::time::Instant::now();
                     job(&mut kitchen, kitchen_daemon::clock::now_ms());
                     let us = started.elapsed().as_micros() as u64;
@@ -70,7 +80,11 @@ impl StoreWriter {
                     }
                 }
             })?;
-        Ok(Self { sender, stats })
+        Ok(Self {
+            sender,
+            priority,
+            stats,
+        })
     }
 
     /// Runs `job` on the writer thread and returns its result once committed.
@@ -207,9 +221,18 @@ impl StoreWriter {
             .await
     }
 
-    /// Lets the clock move scheduled orders into the count.
+    /// Lets the clock move scheduled orders into the count. Ahead of queued writes: the
+    /// thread takes it after the job it is running.
     pub async fn tick(&self) -> Result<(), WriteError> {
-        self.run(|kitchen, now_ms| kitchen.tick(now_ms)).await
+        let (reply, answer) = oneshot::channel();
+        let job: Job = Box::new(move |kitchen, now_ms| {
+            let _ = reply.send(kitchen.tick(now_ms));
+        });
+        self.priority.send(job).map_err(|_| WriteError::Gone)?;
+        // Wakes the thread if it waits for work; when the queue is full it is busy and finds
+        // the tick after its current job anyway.
+        let _ = self.sender.try_send(Box::new(|_, _| {}));
+        Ok(answer.await.map_err(|_| WriteError::Gone)??)
     }
 
     /// Trims the event log to `keep` entries and processed ids to `keep_ms`.

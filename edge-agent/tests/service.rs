@@ -240,3 +240,110 @@ fn pairs_lists_and_revokes_devices_on_the_console() {
     assert!(!unknown.status.success());
     assert!(text(&unknown.stderr).contains("no device \"dev-0\""));
 }
+
+/// A flood of LAN writes cannot starve the watchdog: its tick goes through the same store
+/// writer, but at most 32 writes wait there (the rest are answered 503), so the pings keep
+/// coming at their interval while 1,000 clients write as fast as they can.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_writes_does_not_starve_the_watchdog() {
+    let dir = TempDir::new("flood");
+    let paired = agent(&dir.0)
+        .args(["pair", "--role", "manager", "--name", "flooder"])
+        .output()
+        .expect("runs");
+    assert!(paired.status.success(), "{}", text(&paired.stderr));
+    let token = text(&paired.stdout)
+        .split_whitespace()
+        .last()
+        .expect("token")
+        .to_owned();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let socket_path = dir.0.join("notify.sock");
+    let socket = UnixDatagram::bind(&socket_path).expect("bind");
+    socket
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    let mut child = agent(&dir.0)
+        .env("NOTIFY_SOCKET", &socket_path)
+        .env("WATCHDOG_USEC", "2000000")
+        .env("AGENT_LISTEN", format!("127.0.0.1:{port}"))
+        .env("AGENT_WRITE_RATE", "1000000")
+        .arg("run")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("starts");
+    let pings = tokio::task::spawn_blocking(move || {
+        let mut buf = [0u8; 512];
+        let mut pings = Vec::new();
+        let started = Instant::now();
+        while started.elapsed() < Duration::from_secs(9) {
+            let Ok(n) = socket.recv(&mut buf) else { break };
+            if &buf[..n] == b"WATCHDOG=1" {
+                pings.push(Instant::now());
+            }
+        }
+        pings
+    });
+    // Serving: then 1,000 clients flood scans for 6 s.
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while client.get(format!("{base}/healthz")).send().await.is_err() {
+        assert!(Instant::now() < deadline, "never served");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let flood_started = Instant::now();
+    let mut writers = Vec::new();
+    for w in 0..1000 {
+        let (client, base, token) = (client.clone(), base.clone(), token.clone());
+        writers.push(tokio::spawn(async move {
+            let (mut answered, mut shed) = (0u32, 0u32);
+            let mut n = 0;
+            while flood_started.elapsed() < Duration::from_secs(6) {
+                n += 1;
+                let response = client
+                    .post(format!("{base}/api/scans"))
+                    .bearer_auth(&token)
+                    .json(&serde_json::json!({"code": format!("ORDER:w{w}-{n}"), "role": "prep"}))
+                    .send()
+                    .await;
+                match response.map(|r| r.status().as_u16()) {
+                    Ok(422) => answered += 1,
+                    Ok(503) => shed += 1,
+                    other => panic!("unexpected answer {other:?}"),
+                }
+            }
+            (answered, shed)
+        }));
+    }
+    let (mut answered, mut shed) = (0, 0);
+    for writer in writers {
+        let (a, s) = writer.await.expect("writer");
+        answered += a;
+        shed += s;
+    }
+    let pings = pings.await.expect("pings");
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let _ = child.wait();
+    let during: Vec<Duration> = pings
+        .windows(2)
+        .filter(|w| w[0] >= flood_started && w[1] <= flood_started + Duration::from_secs(6))
+        .map(|w| w[1] - w[0])
+        .collect();
+    assert!(answered > 100, "{answered} writes answered, {shed} shed");
+    assert!(during.len() >= 4, "pings during the flood: {during:?}");
+    let longest = during.iter().max().copied().unwrap_or_default();
+    assert!(
+        longest < Duration::from_millis(1500),
+        "the watchdog waited {longest:?} between pings during the flood ({answered} writes answered, {shed} shed)"
+    );
+    println!(
+        "flood: {answered} writes answered, {shed} shed (503); longest gap between pings {longest:?}"
+    );
+}

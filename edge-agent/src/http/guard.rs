@@ -33,8 +33,10 @@ pub const COOKIE: &str = "kitchen_device";
 const MAX_PATH_BYTES: usize = 512;
 const MAX_SEGMENT_BYTES: usize = 128;
 const MAX_QUERY_BYTES: usize = 2048;
-/// Writes waiting for (or in) the store writer at once; past it, `503`. Bounds how long the
-/// watchdog's tick can queue behind a flood of requests.
+/// Writes waiting for (or in) the store writer at once; past it, `503` at once. A write then
+/// never waits behind more than this many commits, so it is answered well within the request
+/// timeout and never times out after it committed. (The watchdog's tick goes ahead of them
+/// all: `StoreWriter::tick`.)
 pub const MAX_PENDING_WRITES: usize = 32;
 
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; \
