@@ -89,38 +89,34 @@ async fn pair(State(state): State<AppState>, request: Request) -> Response {
         failures.allow(&client);
         return error(StatusCode::FORBIDDEN, "wrong or expired pairing code");
     };
-    let token = device::new_token();
-    let new = |role, station| {
-        device::check_new(&body.name, role, station).map(|name| NewDevice {
-            id: device::new_id(),
-            token_hash: device::token_hash(&token),
-            name,
-            role,
-            station: station.map(str::to_owned),
-            paired_by: "bootstrap".into(),
-        })
-    };
-    // The name is checked for the role the code will give; any role but cook has no station,
-    // and a cook's station comes with the code, so `Expo` checks the name alone.
-    let checked = match new(Role::Expo, None) {
-        Ok(new) => new,
+    // The name alone is checked here (as for any role without a station): the role, and a
+    // cook's station, come with the code.
+    let name = match device::check_new(&body.name, Role::Display, None) {
+        Ok(name) => name,
         Err(reason) => return error(StatusCode::BAD_REQUEST, reason),
     };
+    let token = device::new_token();
     let bootstrap = state
         .access
         .bootstrap_code
         .as_deref()
         .is_some_and(|expected| constant_time_eq(expected.as_bytes(), code.as_bytes()));
+    // The provisioning code pairs a manager; a manager's code sets role, station and
+    // `paired_by` from what it was made for.
+    let new = NewDevice {
+        id: device::new_id(),
+        token_hash: device::token_hash(&token),
+        name,
+        role: Role::Manager,
+        station: None,
+        paired_by: "bootstrap".into(),
+    };
     let paired = if bootstrap {
-        let new = NewDevice {
-            role: Role::Manager,
-            ..checked
-        };
         state.writer.pair_bootstrap(new).await
     } else {
         state
             .writer
-            .pair_with_code(device::token_hash(&code), checked)
+            .pair_with_code(device::token_hash(&code), new)
             .await
     };
     match paired {
