@@ -440,45 +440,45 @@ impl IntoResponse for Refusal {
                 format!("send application/json, not {kind:?}"),
             ),
             Refusal::PairingPage => super::pairing::page(),
-            Refusal::Unpaired => {
-                let mut response = json(
+            Refusal::Unpaired => with_header(
+                json(
                     StatusCode::UNAUTHORIZED,
                     "this device is not paired: pair it at /pair, or send Authorization: Bearer <token>".into(),
-                );
-                response.headers_mut().insert(
-                    header::WWW_AUTHENTICATE,
-                    HeaderValue::from_static("Bearer realm=\"kitchen\""),
-                );
-                response
-            }
+                ),
+                header::WWW_AUTHENTICATE,
+                "Bearer realm=\"kitchen\"",
+            ),
             Refusal::Revoked(name) => json(
                 StatusCode::UNAUTHORIZED,
                 format!("the pairing of {name:?} was revoked by a manager: pair it again at /pair"),
             ),
             Refusal::Forbidden(reason) => json(StatusCode::FORBIDDEN, reason),
-            Refusal::RateLimited => {
-                let mut response = json(
+            Refusal::RateLimited => with_header(
+                json(
                     StatusCode::TOO_MANY_REQUESTS,
                     "too many writes from this device: slow down".into(),
-                );
-                response
-                    .headers_mut()
-                    .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-                response
-            }
-            Refusal::Busy => {
-                let mut response = json(
+                ),
+                header::RETRY_AFTER,
+                "1",
+            ),
+            Refusal::Busy => with_header(
+                json(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "the kitchen is busy writing: try again".into(),
-                );
-                response
-                    .headers_mut()
-                    .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-                response
-            }
+                ),
+                header::RETRY_AFTER,
+                "1",
+            ),
             Refusal::Internal => json(StatusCode::INTERNAL_SERVER_ERROR, "internal error".into()),
         }
     }
+}
+
+fn with_header(mut response: Response, name: header::HeaderName, value: &'static str) -> Response {
+    response
+        .headers_mut()
+        .insert(name, HeaderValue::from_static(value));
+    response
 }
 
 /// The host part of a `Host` header value (`name`, `1.2.3.4`, `[::1]`), without the port.
