@@ -176,6 +176,21 @@ async fn records_made_offline_all_reach_postgresql_exactly_once() {
         ),
         (200, 200, 200, 100)
     );
+    // Who did it travels with the record: the paired device (and the tablet's scanner).
+    assert_eq!(
+        (
+            cloud
+                .count(
+                    "SELECT count(*) FROM kitchen.order_events
+                     WHERE kind = 'order.bumped' AND data->>'device' = 'test-manager'",
+                )
+                .await,
+            cloud
+                .count("SELECT count(*) FROM kitchen.scans WHERE device = 'test-manager / grill-1'")
+                .await,
+        ),
+        (200, 300)
+    );
     let raw: Vec<u8> = sqlx::query_scalar(
         "SELECT raw FROM kitchen.scans WHERE NOT accepted ORDER BY scanned_at LIMIT 1",
     )
