@@ -1,8 +1,9 @@
 //! Writes the seeds that have to be built rather than copied: `order_events` sequences (the
 //! relay's own conversion of the Otter fixtures, and kitchen scenarios like the kitchen unit
 //! tests': new orders, updates, bumps' statuses, cancellations, scheduled orders, duplicates)
-//! and `scan` prep labels as the agent writes them. `seeds DIR` writes `DIR/<target>/<name>`;
-//! scripts/fuzz --seeds runs it. Not a fuzz target.
+//! and `scan` prep labels as the agent writes them. Not a fuzz target: after
+//! `scripts/fuzz --build-only`, `<target dir>/release/seeds DIR` writes `DIR/<target>/<name>`,
+//! to be copied into `fuzz/corpus/<target>/` as `seed-<name>` (docs/fuzzing.md).
 
 use std::path::Path;
 
