@@ -329,6 +329,15 @@ impl Metrics {
                 load(&stats.timed_out),
             );
         }
+        for (listener, stats) in listeners {
+            text.counter(
+                "relay_http_header_timeouts_total",
+                "Connections closed because no request head arrived within header_timeout \
+                 (slow clients, idle kept-alive connections).",
+                &[("listener", listener)],
+                load(&stats.header_timeouts),
+            );
+        }
     }
 }
 
@@ -439,6 +448,8 @@ mod tests {
                 "relay_http_connections_total{listener=\"admin\"} 0",
                 "relay_http_request_timeouts_total{listener=\"public\"} 0",
                 "relay_http_request_timeouts_total{listener=\"admin\"} 1",
+                "relay_http_header_timeouts_total{listener=\"public\"} 0",
+                "relay_http_header_timeouts_total{listener=\"admin\"} 0",
             ]
         );
     }

@@ -58,6 +58,9 @@ pub struct ServeStats {
     pub open: std::sync::atomic::AtomicU64,
     pub accepted: std::sync::atomic::AtomicU64,
     pub timed_out: std::sync::atomic::AtomicU64,
+    /// Connections closed because a request head (or the next one, on an idle kept-alive
+    /// connection) did not arrive within `header_read_timeout`: slow clients, slowloris.
+    pub header_timeouts: std::sync::atomic::AtomicU64,
 }
 
 /// Serves `router` on `listener` within `limits` until `shutdown` is cancelled, then waits for
@@ -128,12 +131,20 @@ pub async fn serve(
         let stats = stats.clone();
         connections.spawn(async move {
             let mut connection = std::pin::pin!(connection);
-            tokio::select! {
-                result = connection.as_mut() => log_end(result),
+            let result = tokio::select! {
+                result = connection.as_mut() => result,
                 () = shutdown.cancelled() => {
                     connection.as_mut().graceful_shutdown();
-                    log_end(connection.await);
+                    connection.await
                 }
+            };
+            if let Err(error) = result {
+                if error.is_timeout() {
+                    stats.header_timeouts.fetch_add(1, Relaxed);
+                }
+                // Timeouts, resets and malformed requests: the client's business, not an
+                // incident.
+                tracing::debug!(%error, "connection ended");
             }
             stats.open.fetch_sub(1, Relaxed);
             drop(slot);
@@ -149,12 +160,5 @@ async fn tower_call(router: &mut Router, request: Request) -> Response {
     match router.call(request).await {
         Ok(response) => response,
         Err(never) => match never {},
-    }
-}
-
-fn log_end(result: hyper::Result<()>) {
-    if let Err(error) = result {
-        // Timeouts, resets and malformed requests: the client's business, not an incident.
-        tracing::debug!(%error, "connection ended");
     }
 }

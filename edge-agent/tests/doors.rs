@@ -814,6 +814,18 @@ async fn live_streams_are_capped_per_device_and_a_slow_client_is_cut_off() {
             .status(),
         200
     );
+    let metrics = kitchen_testkit::http::get(format!("{base}/metrics"))
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    let cut: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("edge_agent_http_header_timeouts_total "))
+        .and_then(|v| v.parse().ok())
+        .expect("counter");
+    assert!(cut >= 1, "the slow client is counted: {cut}");
     kitchen.stop().await;
 }
 

@@ -212,6 +212,12 @@ fn door_metrics(text: &mut Exposition, state: &AppState) {
         load(&connections.timed_out),
     )
     .counter(
+        "edge_agent_http_header_timeouts_total",
+        "Connections closed: no request head within header_timeout_secs (slow or idle clients).",
+        &[],
+        load(&connections.header_timeouts),
+    )
+    .counter(
         "edge_agent_sse_refused_total",
         "Event streams refused at max_streams or max_streams_per_device.",
         &[],
