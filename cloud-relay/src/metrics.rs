@@ -305,36 +305,32 @@ impl Metrics {
             ("public", &self.public_server),
             ("admin", &self.admin_server),
         ];
+        // Each family's samples stay together in the text whatever the order they come in.
         for (listener, stats) in listeners {
+            let labels = [("listener", listener)];
             text.gauge(
                 "relay_http_connections_open",
                 "HTTP connections open, by listener.",
-                &[("listener", listener)],
+                &labels,
                 load(&stats.open),
-            );
-        }
-        for (listener, stats) in listeners {
-            text.counter(
+            )
+            .counter(
                 "relay_http_connections_total",
                 "HTTP connections accepted, by listener.",
-                &[("listener", listener)],
+                &labels,
                 load(&stats.accepted),
-            );
-        }
-        for (listener, stats) in listeners {
-            text.counter(
+            )
+            .counter(
                 "relay_http_request_timeouts_total",
                 "Requests answered 408 because no answer was ready within request_timeout.",
-                &[("listener", listener)],
+                &labels,
                 load(&stats.timed_out),
-            );
-        }
-        for (listener, stats) in listeners {
-            text.counter(
+            )
+            .counter(
                 "relay_http_header_timeouts_total",
                 "Connections closed because no request head arrived within header_timeout \
                  (slow clients, idle kept-alive connections).",
-                &[("listener", listener)],
+                &labels,
                 load(&stats.header_timeouts),
             );
         }
