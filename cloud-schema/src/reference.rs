@@ -72,7 +72,7 @@ pub async fn load_reference(
     .fetch_all(&mut *connection)
     .await?
     .into_iter()
-    .map(|(store_id, brand)| OtterStore { store_id, brand })
+    .map(|(store_id, brand)| OtterStore { store_id, brand, accept: Default::default() })
     .collect();
     let item_rows: Vec<ItemRow> = sqlx::query_as(
         "SELECT i.id, i.name, i.station_id, i.prep_seconds, i.par, i.unit, i.shelf_life_days,

@@ -28,7 +28,46 @@ pub struct OtterStore {
     /// Otter `metadata.storeId`.
     pub store_id: String,
     pub brand: String,
+    /// How the store's orders are accepted on Otter: `auto` (the box confirms each order once
+    /// it is on a screen, with its own prep-time estimate) or `manual` (Expo accepts, adjusts
+    /// the time or rejects).
+    #[serde(default, skip_serializing_if = "AcceptMode::is_auto")]
+    pub accept: AcceptMode,
 }
+
+/// How a store's orders are accepted on Otter.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AcceptMode {
+    #[default]
+    Auto,
+    Manual,
+}
+
+impl AcceptMode {
+    pub fn is_auto(&self) -> bool {
+        *self == AcceptMode::Auto
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AcceptMode::Auto => "auto",
+            AcceptMode::Manual => "manual",
+        }
+    }
+
+    /// From its name (`auto` / `manual`), as PostgreSQL stores it.
+    pub fn from_name(name: &str) -> Option<Self> {
+        match name {
+            "auto" => Some(AcceptMode::Auto),
+            "manual" => Some(AcceptMode::Manual),
+            _ => None,
+        }
+    }
+}
+
+/// The most characters an Otter menu entity id may have (Otter's limit on ids it echoes).
+pub const MAX_ENTITY_ID_LEN: usize = 255;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -55,6 +94,11 @@ pub struct Item {
     /// Days a prepped unit keeps: a label printed today is used by today + this (default 1).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shelf_life_days: Option<u32>,
+    /// The item's Otter menu entity ids per store id (the ids the kitchen gave Otter for its
+    /// menu entities), for 86ing it on Otter. A store missing here: the item is 86'd on the
+    /// kitchen's screens only, not on that store's menu.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub otter_entities: BTreeMap<String, Vec<String>>,
 }
 
 impl Item {
@@ -236,6 +280,37 @@ impl Reference {
                     item.id
                 ));
             }
+            for (store, ids) in &item.otter_entities {
+                if !store_ids.contains(store.as_str()) {
+                    return invalid(format!(
+                        "item {:?} has Otter entities for store {store:?}, which is not listed",
+                        item.id
+                    ));
+                }
+                if ids.is_empty() {
+                    return invalid(format!(
+                        "item {:?}: otter_entities for store {store:?} is empty",
+                        item.id
+                    ));
+                }
+                let mut seen = std::collections::HashSet::new();
+                for id in ids {
+                    let printable = id.bytes().all(|b| (0x20..0x7f).contains(&b));
+                    if id.trim().is_empty() || id.len() > MAX_ENTITY_ID_LEN || !printable {
+                        return invalid(format!(
+                            "item {:?}: Otter entity id {id:?} for store {store:?} must be 1 to \
+                             {MAX_ENTITY_ID_LEN} printable ASCII characters",
+                            item.id
+                        ));
+                    }
+                    if !seen.insert(id.as_str()) {
+                        return invalid(format!(
+                            "item {:?}: Otter entity id {id:?} is listed twice for store {store:?}",
+                            item.id
+                        ));
+                    }
+                }
+            }
             for key in &item.matches {
                 let key = key.trim();
                 if key.is_empty() {
@@ -324,6 +399,15 @@ impl Reference {
 
     pub fn station(&self, id: &str) -> Option<&Station> {
         self.stations.iter().find(|station| station.id == id)
+    }
+
+    pub fn store(&self, store_id: &str) -> Option<&OtterStore> {
+        self.stores.iter().find(|store| store.store_id == store_id)
+    }
+
+    /// How the store's orders are accepted (`auto` for a store not listed).
+    pub fn accept_mode(&self, store_id: &str) -> AcceptMode {
+        self.store(store_id).map(|store| store.accept).unwrap_or_default()
     }
 
     pub fn brand(&self, store_id: &str) -> Option<&str> {
@@ -473,6 +557,20 @@ prep_seconds = 0
     }
 
     #[test]
+    fn accept_mode_and_otter_entities_round_trip() {
+        let text = "[[stations]]\nid = \"g\"\nname = \"G\"\n\n[[stores]]\nstore_id = \"s1\"\nbrand = \"B\"\naccept = \"manual\"\n\n[[stores]]\nstore_id = \"s2\"\nbrand = \"C\"\n\n[[items]]\nid = \"a\"\nname = \"A\"\nstation = \"g\"\nprep_seconds = 1\nmatch = []\n\n[items.otter_entities]\ns1 = [\"burger-42\", \"burger-42-combo\"]\n";
+        let reference = Reference::parse(text).expect("valid");
+        assert_eq!(reference.accept_mode("s1"), AcceptMode::Manual);
+        assert_eq!(reference.accept_mode("s2"), AcceptMode::Auto);
+        assert_eq!(reference.accept_mode("elsewhere"), AcceptMode::Auto);
+        assert_eq!(
+            reference.items[0].otter_entities,
+            BTreeMap::from([("s1".to_owned(), vec!["burger-42".to_owned(), "burger-42-combo".to_owned()])])
+        );
+        assert_eq!(reference.to_toml().expect("writes"), text);
+    }
+
+    #[test]
     fn writes_the_file_format_back() {
         let reference = Reference::parse(EXAMPLE).expect("valid");
         let text = reference.to_toml().expect("serializes");
@@ -524,6 +622,26 @@ prep_seconds = 0
             "[[stations]]\nid = \"unassigned\"\nname = \"U\"",
             "invalid reference: station id \"unassigned\" is reserved",
         );
+        let item = "[[stations]]\nid = \"g\"\nname = \"G\"\n[[stores]]\nstore_id = \"s1\"\nbrand = \"B\"\n[[items]]\nid = \"a\"\nname = \"A\"\nstation = \"g\"\nprep_seconds = 1\n";
+        check(
+            &format!("{item}otter_entities = {{ s2 = [\"e1\"] }}"),
+            "invalid reference: item \"a\" has Otter entities for store \"s2\", which is not listed",
+        );
+        check(
+            &format!("{item}otter_entities = {{ s1 = [] }}"),
+            "invalid reference: item \"a\": otter_entities for store \"s1\" is empty",
+        );
+        check(
+            &format!("{item}otter_entities = {{ s1 = [\"e1\", \"e1\"] }}"),
+            "invalid reference: item \"a\": Otter entity id \"e1\" is listed twice for store \"s1\"",
+        );
+        check(
+            &format!("{item}otter_entities = {{ s1 = [\"\u{e9}\"] }}"),
+            "invalid reference: item \"a\": Otter entity id \"\u{e9}\" for store \"s1\" must be 1 to 255 printable ASCII characters",
+        );
+        let error = Reference::parse(&item.replace("brand = \"B\"", "brand = \"B\"\naccept = \"sometimes\""))
+            .expect_err("unknown accept mode");
+        assert!(error.to_string().contains("unknown variant `sometimes`"), "{error}");
         let error = Reference::parse("[[stations]]\nid = \"g\"\nname = \"G\"\ncolour = \"red\"")
             .expect_err("unknown key");
         assert!(

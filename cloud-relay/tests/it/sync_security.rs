@@ -192,6 +192,7 @@ fn reference_with_stores(stores: &[&str]) -> Reference {
         .map(|store_id| OtterStore {
             store_id: (*store_id).to_owned(),
             brand: format!("Brand of {store_id}"),
+            accept: Default::default(),
         })
         .collect();
     Reference::new(fixture.stations, stores, fixture.items, fixture.day_parts).expect("valid")

@@ -107,6 +107,7 @@ impl Store {
                 Ok(kitchen_proto::reference::OtterStore {
                     store_id: row.get(0)?,
                     brand: row.get(1)?,
+                    accept: Default::default(),
                 })
             })?
             .collect::<Result<_, _>>()?;
