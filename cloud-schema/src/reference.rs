@@ -146,6 +146,7 @@ impl ItemRow {
             station: self.station_id,
             matches: self.matches,
             unit: self.unit,
+            otter_entities: BTreeMap::new(),
         })
     }
 }
