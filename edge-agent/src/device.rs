@@ -100,6 +100,12 @@ pub enum Action<'a> {
     Discard,
     /// Pair, list and revoke devices; read `/readyz` and `/metrics` from the LAN.
     Manage,
+    /// Tell Otter about an order: accept, a new prep time, reject, ready, hand off.
+    Expo,
+    /// Cancel an order on Otter.
+    CancelOrder,
+    /// 86 an item of this station, or put it back on.
+    EightySix(&'a str),
 }
 
 impl Device {
@@ -110,7 +116,16 @@ impl Device {
         };
         match (self.role, action) {
             (_, Action::Read) | (Role::Manager, _) => true,
-            (Role::Expo, Action::Bump(_) | Action::Batch(_) | Action::StationScan(_)) => true,
+            (
+                Role::Expo,
+                Action::Bump(_)
+                | Action::Batch(_)
+                | Action::StationScan(_)
+                | Action::Expo
+                | Action::EightySix(_),
+            ) => true,
+            (Role::Cook, Action::EightySix(station)) => at_own_station(Some(station)),
+            (Role::Prep, Action::EightySix(_)) => true,
             (Role::Cook, Action::Bump(station) | Action::Batch(station)) => at_own_station(station),
             (Role::Cook, Action::StationScan(station)) => at_own_station(Some(station)),
             (Role::Prep, Action::PrepScan) => true,
@@ -151,6 +166,12 @@ pub fn new_token() -> String {
     let mut bytes = [0u8; 32];
     rand::rngs::OsRng.fill_bytes(&mut bytes);
     format!("kd1_{}", hex(&bytes))
+}
+
+/// A new staff PIN: six random digits (docs/otter.md: who may 86).
+pub fn new_pin() -> String {
+    use rand::Rng;
+    format!("{:06}", rand::rngs::OsRng.gen_range(0..1_000_000))
 }
 
 /// A new device id: 64 random bits, hex.
@@ -240,33 +261,41 @@ mod tests {
             Action::PrepScan,
             Action::Discard,
             Action::Manage,
+            Action::Expo,
+            Action::CancelOrder,
+            Action::EightySix("grill"),
+            Action::EightySix("fry"),
         ];
         let allowed = |d: &Device| actions.map(|a| d.may(a));
         assert_eq!(
             allowed(&device(Role::Display, None)),
             [
-                true, false, false, false, false, false, false, false, false, false, false
+                true, false, false, false, false, false, false, false, false, false, false, false,
+                false, false, false
             ]
         );
         assert_eq!(
             allowed(&device(Role::Cook, Some("grill"))),
             [
-                true, true, false, false, true, false, true, false, false, false, false
+                true, true, false, false, true, false, true, false, false, false, false, false,
+                false, true, false
             ]
         );
         assert_eq!(
             allowed(&device(Role::Expo, None)),
             [
-                true, true, true, true, true, true, true, true, false, false, false
+                true, true, true, true, true, true, true, true, false, false, false, true, false,
+                true, true
             ]
         );
         assert_eq!(
             allowed(&device(Role::Prep, None)),
             [
-                true, false, false, false, false, false, false, false, true, false, false
+                true, false, false, false, false, false, false, false, true, false, false, false,
+                false, true, true
             ]
         );
-        assert_eq!(allowed(&device(Role::Manager, None)), [true; 11]);
+        assert_eq!(allowed(&device(Role::Manager, None)), [true; 15]);
     }
 
     #[test]

@@ -12,6 +12,7 @@ mod housekeeping;
 mod http;
 pub mod kitchen;
 pub mod label;
+pub mod otter;
 pub mod pairing;
 pub mod prep;
 pub mod provision;
@@ -60,13 +61,14 @@ impl App {
         let checkpointer = store::Store::open(&path).context("cannot open the checkpointer")?;
         let (reference, reference_status) = resolve_reference(&config, &mut store)?;
         let reference = Arc::new(reference);
-        let kitchen = kitchen::Kitchen::open(
+        let mut kitchen = kitchen::Kitchen::open(
             store,
             reference.clone(),
             config.schedule_horizon_ms(),
             kitchen_daemon::clock::now_ms(),
         )
         .context("cannot load the open orders")?;
+        kitchen.set_otter_settings(config.otter_settings().context("invalid day_end")?);
         let (events, _) = tokio::sync::broadcast::channel(config.sse_lag_limit.max(16) as usize);
         let writer = writer::StoreWriter::spawn(kitchen, events.clone())
             .context("cannot start the store writer")?;

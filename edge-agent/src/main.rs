@@ -48,6 +48,11 @@ enum Command {
         /// The device id (`edge-agent devices` lists them).
         id: String,
     },
+    /// Staff PINs for 86ing from the displays: once anyone has one, 86 needs a PIN.
+    Staff {
+        #[command(subcommand)]
+        command: StaffCommand,
+    },
     /// Apply a kitchen.toml from the boot partition (first-boot provisioning, as root).
     Provision {
         /// The kitchen.toml to apply; nothing happens when it does not exist.
@@ -59,6 +64,22 @@ enum Command {
         /// The directory holding `hostname` and `hosts`.
         #[arg(long, default_value = "/etc")]
         etc: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum StaffCommand {
+    /// Give someone a PIN: prints it as the last word of the last line (shown once).
+    Add {
+        #[arg(long)]
+        name: String,
+    },
+    /// Everyone with a PIN.
+    List,
+    /// Take someone's PIN away.
+    Remove {
+        #[arg(long)]
+        name: String,
     },
 }
 
@@ -127,6 +148,25 @@ async fn main() -> anyhow::Result<()> {
             let config = edge_agent::Config::load(cli.config.as_deref())?;
             let device = edge_agent::pairing::revoke(&config.data_dir, &id)?;
             println!("{}", edge_agent::pairing::describe(&device));
+            Ok(())
+        }
+        Command::Staff { command } => {
+            let config = edge_agent::Config::load(cli.config.as_deref())?;
+            match command {
+                StaffCommand::Add { name } => {
+                    let pin = edge_agent::pairing::add_staff(&config.data_dir, &name)?;
+                    println!("{} may 86 with PIN: {pin}", name.trim());
+                }
+                StaffCommand::List => {
+                    for name in edge_agent::pairing::staff(&config.data_dir)? {
+                        println!("{name}");
+                    }
+                }
+                StaffCommand::Remove { name } => {
+                    edge_agent::pairing::remove_staff(&config.data_dir, &name)?;
+                    println!("{} has no PIN any more", name.trim());
+                }
+            }
             Ok(())
         }
         Command::Run => run(cli.config).await,

@@ -65,6 +65,45 @@ pub fn revoke(data_dir: &Path, id: &str) -> anyhow::Result<Device> {
         .with_context(|| format!("no device {id:?} (edge-agent devices lists them)"))
 }
 
+/// Adds a staff member who may 86 with a PIN; returns the PIN (shown once, stored hashed). Once
+/// any staff member exists, 86ing needs a PIN.
+pub fn add_staff(data_dir: &Path, name: &str) -> anyhow::Result<String> {
+    let name = name.trim();
+    anyhow::ensure!(
+        !name.is_empty()
+            && name.len() <= device::MAX_NAME_BYTES
+            && !name.chars().any(char::is_control),
+        "a staff name is 1 to {} bytes of printable text",
+        device::MAX_NAME_BYTES
+    );
+    let mut store = open(data_dir)?;
+    anyhow::ensure!(
+        !store.staff_names()?.iter().any(|known| known == name),
+        "{name:?} already has a PIN (edge-agent staff remove --name first)"
+    );
+    // A PIN already someone else's is drawn again.
+    for _ in 0..20 {
+        let pin = device::new_pin();
+        let hash = device::token_hash(&pin);
+        if store.add_staff(name, &hash, kitchen_daemon::clock::now_ms())? {
+            return Ok(pin);
+        }
+    }
+    anyhow::bail!("no free PIN found; remove staff who have left")
+}
+
+pub fn staff(data_dir: &Path) -> anyhow::Result<Vec<String>> {
+    Ok(open(data_dir)?.staff_names()?)
+}
+
+pub fn remove_staff(data_dir: &Path, name: &str) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        open(data_dir)?.remove_staff(name.trim())?,
+        "no staff member {name:?} (edge-agent staff list lists them)"
+    );
+    Ok(())
+}
+
 fn open(data_dir: &Path) -> anyhow::Result<Store> {
     std::fs::create_dir_all(data_dir)
         .with_context(|| format!("cannot create {}", data_dir.display()))?;

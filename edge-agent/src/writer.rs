@@ -12,10 +12,11 @@ use kitchen_proto::OrderEvent;
 use tokio::sync::{broadcast, oneshot};
 
 pub use crate::kitchen::{BatchError, StockRejection};
+pub use crate::otter::OtterRejection;
 use crate::{
     device::{Device, DeviceError},
     kitchen::Kitchen,
-    record::{Lot, Session},
+    record::{Availability, Lot, OtterCall, Session},
     store::{Applied, LoggedEvent, NewDevice, PairingCode, StoreError},
 };
 
@@ -233,6 +234,43 @@ impl StoreWriter {
         // the tick after its current job anyway.
         let _ = self.sender.try_send(Box::new(|_, _| {}));
         Ok(answer.await.map_err(|_| WriteError::Gone)??)
+    }
+
+    /// An Expo or manager action on an order (see `Kitchen::order_action`).
+    pub async fn order_action(
+        &self,
+        order_id: String,
+        action: crate::otter::OrderAction,
+        device: String,
+    ) -> Result<Result<(), OtterRejection>, WriteError> {
+        self.run(move |kitchen, now_ms| kitchen.order_action(&order_id, action, &device, now_ms))
+            .await
+    }
+
+    /// 86es an item (`Some(until)`) or puts it back on (`None`).
+    pub async fn availability(
+        &self,
+        item_id: String,
+        until: Option<crate::otter::Until>,
+        note: String,
+        device: String,
+        staff: Option<String>,
+    ) -> Result<Result<Availability, OtterRejection>, WriteError> {
+        self.run(move |kitchen, now_ms| match until {
+            Some(until) => kitchen.suspend(&item_id, until, &note, &device, staff, now_ms),
+            None => kitchen.unsuspend(&item_id, &device, staff, now_ms),
+        })
+        .await
+    }
+
+    /// The relay's calls read back from PostgreSQL, up to `change_id`.
+    pub async fn otter_calls(
+        &self,
+        calls: Vec<(OtterCall, i64)>,
+        change_id: i64,
+    ) -> Result<usize, WriteError> {
+        self.run(move |kitchen, now_ms| kitchen.otter_calls(&calls, change_id, now_ms))
+            .await
     }
 
     /// Trims the event log to `keep` entries and processed ids to `keep_ms`.

@@ -8,7 +8,9 @@ use std::{
 };
 
 /// Top-level modules by layer.
-const DOMAIN: &[&str] = &["batch", "device", "scan", "label", "prep", "record"];
+const DOMAIN: &[&str] = &[
+    "batch", "device", "scan", "label", "prep", "record", "otter",
+];
 const CONFIG: &[&str] = &["config"];
 const STATE: &[&str] = &["status"];
 const STORE: &[&str] = &["store"];

@@ -4,6 +4,7 @@ use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use serde::Deserialize;
 
+mod derived;
 mod scanner;
 
 pub use scanner::{ScannerConfig, Suffix};
@@ -88,6 +89,13 @@ pub struct Config {
     /// Writes (bumps, scans, batches…) a device may make per second on average, in bursts of
     /// four times that (`AGENT_WRITE_RATE`).
     pub write_rate: u32,
+    /// The range of the prep time an order is accepted on Otter with
+    /// (`AGENT_PREP_ESTIMATE_MIN_MINUTES` / `_MAX_MINUTES`; docs/otter.md).
+    pub prep_estimate_min_minutes: u32,
+    pub prep_estimate_max_minutes: u32,
+    /// When the kitchen's day ends, local `HH:MM` (`AGENT_DAY_END`): an 86 "until end of day"
+    /// lasts until then.
+    pub day_end: String,
 }
 
 impl Default for Config {
@@ -122,6 +130,9 @@ impl Default for Config {
             max_streams: 256,
             max_streams_per_device: 8,
             write_rate: 10,
+            prep_estimate_min_minutes: 5,
+            prep_estimate_max_minutes: 60,
+            day_end: "04:00".into(),
         }
     }
 }
@@ -213,11 +224,26 @@ impl Config {
             ("max_streams", self.max_streams),
             ("max_streams_per_device", self.max_streams_per_device),
             ("write_rate", self.write_rate),
+            ("prep_estimate_min_minutes", self.prep_estimate_min_minutes),
         ] {
             if value == 0 {
                 return Err(invalid(format!("{name} must be above 0")));
             }
         }
+        if self.prep_estimate_max_minutes < self.prep_estimate_min_minutes
+            || self.prep_estimate_max_minutes > crate::otter::MAX_PREP_MINUTES
+        {
+            return Err(invalid(format!(
+                "prep_estimate_max_minutes must be from prep_estimate_min_minutes to {}",
+                crate::otter::MAX_PREP_MINUTES
+            )));
+        }
+        self.otter_settings().map_err(|_| {
+            invalid(format!(
+                "day_end {:?} is not a time of day (HH:MM)",
+                self.day_end
+            ))
+        })?;
         if let Some(code) = &self.pairing_code
             && crate::device::normalize_code(code).is_none_or(|code| code.len() < 8)
         {
@@ -316,6 +342,9 @@ impl Config {
         if let Some(value) = lookup("AGENT_PAIRING_CODE") {
             self.pairing_code = Some(value).filter(|v| !v.trim().is_empty());
         }
+        if let Some(value) = lookup("AGENT_DAY_END") {
+            self.day_end = value;
+        }
         if let Some(value) = lookup("AGENT_ALLOWED_HOSTS") {
             self.allowed_hosts = value
                 .split(',')
@@ -334,21 +363,20 @@ impl Config {
                 &mut self.max_streams_per_device,
             ),
             ("AGENT_WRITE_RATE", &mut self.write_rate),
+            (
+                "AGENT_PREP_ESTIMATE_MIN_MINUTES",
+                &mut self.prep_estimate_min_minutes,
+            ),
+            (
+                "AGENT_PREP_ESTIMATE_MAX_MINUTES",
+                &mut self.prep_estimate_max_minutes,
+            ),
         ] {
             if let Some(value) = lookup(name) {
                 *key = parsed(name, &value)?;
             }
         }
         Ok(())
-    }
-
-    /// What the LAN listener tolerates.
-    pub fn serve_limits(&self) -> kitchen_daemon::serve::Limits {
-        kitchen_daemon::serve::Limits {
-            max_connections: self.max_connections as usize,
-            header_read_timeout: Duration::from_secs(u64::from(self.header_timeout_secs)),
-            request_timeout: Duration::from_secs(u64::from(self.request_timeout_secs)),
-        }
     }
 
     /// The database URL to sync with: `database_url`, or the first line of `database_url_file`.

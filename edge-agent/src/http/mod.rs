@@ -27,6 +27,7 @@ mod events;
 mod guard;
 mod health;
 mod metrics;
+mod otter;
 mod pairing;
 mod prep;
 mod view;
@@ -93,6 +94,7 @@ pub fn router(state: AppState) -> Router {
         .route("/static/{file}", get(asset))
         .merge(prep::routes())
         .merge(pairing::routes())
+        .merge(otter::routes())
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             guard::guard,

@@ -13,6 +13,7 @@ mod batches;
 mod console;
 mod devices;
 mod orders;
+mod otter;
 mod reference;
 mod scans;
 mod stock;
@@ -64,6 +65,7 @@ impl Kitchen {
             orders: BTreeMap::new(),
             items: BTreeMap::new(),
             unassigned_seen: HashSet::new(),
+            otter: crate::otter::Settings::default(),
         };
         state.reload(&store, now_ms)?;
         Ok(Self {
@@ -71,6 +73,11 @@ impl Kitchen {
             state,
             committed: Vec::new(),
         })
+    }
+
+    /// The estimate's bounds and when the day ends (see `crate::otter`).
+    pub fn set_otter_settings(&mut self, settings: crate::otter::Settings) {
+        self.state.otter = settings;
     }
 
     /// Log entries committed since the last call, oldest first.

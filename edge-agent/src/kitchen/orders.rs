@@ -37,6 +37,9 @@ impl Kitchen {
                 let applied = store::apply_event(tx, event, now_ms)?;
                 if let Applied::Applied { change, .. } = applied {
                     state.log_order_event(tx, event, change, now_ms, pending)?;
+                    if change == Change::Created {
+                        state.auto_accept(tx, &event.order_id, now_ms, pending)?;
+                    }
                     touched.push(event.order_id.clone());
                 }
                 results.push(applied);

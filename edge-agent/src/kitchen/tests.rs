@@ -177,7 +177,12 @@ fn kitchen_cases() {
             name: "nested modifiers: burger at the grill, the meal's fries at the fryer",
             steps: vec![Event(snapshot("e1", "o1", 0, meal(2)))],
             board: &[("fry", "fries", 2, &["o1"]), ("grill", "smash", 2, &["o1"])],
-            last_logged: &["order.created", "batch.updated:fry", "batch.updated:grill"],
+            last_logged: &[
+                "order.created",
+                "order.accepted",
+                "batch.updated:fry",
+                "batch.updated:grill",
+            ],
         },
         Case {
             name: "unknown item: counted at unassigned, never dropped",
@@ -188,7 +193,11 @@ fn kitchen_cases() {
                 vec![line("Mystery Box", 3, vec![line("No pickles", 1, vec![])])],
             ))],
             board: &[("unassigned", "name:mystery box", 3, &["o1"])],
-            last_logged: &["order.created", "batch.updated:unassigned"],
+            last_logged: &[
+                "order.created",
+                "order.accepted",
+                "batch.updated:unassigned",
+            ],
         },
         Case {
             name: "a duplicate changes nothing and logs nothing",
@@ -307,4 +316,285 @@ fn kitchen_cases() {
     for case in cases {
         run(case);
     }
+}
+
+/// The fixture with a store that accepts automatically (`s1`), one that accepts by hand (`s2`)
+/// and fries mapped to Otter menu entities at both.
+fn otter_reference() -> Arc<Reference> {
+    let text = format!(
+        "{}\n[[stores]]\nstore_id = \"s1\"\nbrand = \"Smash\"\n[[stores]]\nstore_id = \"s2\"\nbrand = \"Late\"\naccept = \"manual\"\n",
+        include_str!("../../tests/fixtures/three_stations.toml")
+    )
+    .replace(
+        "prep_seconds = 180\nmatch = [\"Fries\"]",
+        "prep_seconds = 180\nmatch = [\"Fries\"]\notter_entities = { s1 = [\"fries-1\"], s2 = [\"f-2\", \"f-2-large\"] }",
+    );
+    Arc::new(Reference::parse(&text).expect("valid reference"))
+}
+
+fn logged(kitchen: &mut Kitchen) -> Vec<(String, String)> {
+    kitchen
+        .take_committed()
+        .into_iter()
+        .map(|entry| (entry.kind, entry.data))
+        .collect()
+}
+
+#[test]
+fn orders_are_accepted_readied_handed_off_and_cancelled_for_otter() {
+    use crate::otter::{OrderAction, OtterRejection};
+    let store = Store::open_in_memory().expect("opens");
+    let mut kitchen = Kitchen::open(store, otter_reference(), 20 * MINUTE, NOW).expect("opens");
+    // A store that accepts automatically: accepted in the order's transaction, with the
+    // estimate (the burger's 7 minutes; nothing queued).
+    kitchen
+        .apply(&snapshot("e1", "o1", 0, meal(1)), NOW)
+        .expect("applies");
+    let entries = logged(&mut kitchen);
+    assert_eq!(
+        entries[1],
+        (
+            "order.accepted".into(),
+            r#"{"auto":true,"device":null,"order_id":"o1","prep_minutes":7,"store_id":"s1"}"#
+                .into()
+        )
+    );
+    // A manual store's order waits for Expo.
+    let manual = OrderEvent {
+        store_id: "s2".into(),
+        ..snapshot(
+            "e2",
+            "o2",
+            0,
+            vec![line("Fries", 2, vec![]), line("Cola", 1, vec![])],
+        )
+    };
+    kitchen.apply(&manual, NOW).expect("applies");
+    let kinds: Vec<String> = logged(&mut kitchen).into_iter().map(|(k, _)| k).collect();
+    assert!(!kinds.contains(&"order.accepted".to_owned()), "{kinds:?}");
+    let ticket = kitchen
+        .store
+        .open_tickets()
+        .expect("reads")
+        .into_iter()
+        .find(|t| t.order_id == "o2");
+    assert_eq!(ticket.map(|t| t.prep_minutes), Some(None));
+    let act = |kitchen: &mut Kitchen, order: &str, action: OrderAction| {
+        kitchen
+            .order_action(order, action, "Expo 1", NOW + MINUTE)
+            .expect("writes")
+    };
+    assert_eq!(
+        act(&mut kitchen, "o2", OrderAction::PrepTime { minutes: 20 }),
+        Err(OtterRejection::NotAccepted)
+    );
+    assert_eq!(
+        act(&mut kitchen, "o2", OrderAction::Accept { minutes: Some(0) }),
+        Err(OtterRejection::BadMinutes)
+    );
+    assert_eq!(
+        act(
+            &mut kitchen,
+            "o2",
+            OrderAction::Accept { minutes: Some(12) }
+        ),
+        Ok(())
+    );
+    assert_eq!(
+        logged(&mut kitchen),
+        [(
+            "order.accepted".into(),
+            r#"{"auto":false,"device":"Expo 1","order_id":"o2","prep_minutes":12,"store_id":"s2"}"#
+                .into()
+        )]
+    );
+    assert_eq!(
+        act(&mut kitchen, "o2", OrderAction::Accept { minutes: None }),
+        Err(OtterRejection::AlreadyAccepted)
+    );
+    assert_eq!(
+        act(
+            &mut kitchen,
+            "o2",
+            OrderAction::Reject {
+                reason: "RESTAURANT_TOO_BUSY".into()
+            }
+        ),
+        Err(OtterRejection::AlreadyAccepted)
+    );
+    assert_eq!(
+        act(&mut kitchen, "o2", OrderAction::PrepTime { minutes: 25 }),
+        Ok(())
+    );
+    assert_eq!(
+        logged(&mut kitchen),
+        [(
+            "order.prep_time".into(),
+            r#"{"device":"Expo 1","order_id":"o2","prep_minutes":25,"store_id":"s2"}"#.into()
+        )]
+    );
+    // Ready bumps every station left; the order is ready.
+    assert_eq!(act(&mut kitchen, "o2", OrderAction::Ready), Ok(()));
+    let kinds: Vec<String> = logged(&mut kitchen).into_iter().map(|(k, _)| k).collect();
+    assert_eq!(
+        kinds,
+        [
+            "order.bumped",
+            "order.ready",
+            "batch.updated",
+            "batch.updated"
+        ]
+    );
+    assert_eq!(act(&mut kitchen, "o2", OrderAction::HandOff), Ok(()));
+    assert_eq!(
+        logged(&mut kitchen)[0],
+        (
+            "order.handed_off".into(),
+            r#"{"device":"Expo 1","order_id":"o2","store_id":"s2"}"#.into()
+        )
+    );
+    assert_eq!(
+        act(&mut kitchen, "o2", OrderAction::HandOff),
+        Err(OtterRejection::NotOpen("closed".into()))
+    );
+    assert_eq!(
+        act(&mut kitchen, "o9", OrderAction::HandOff),
+        Err(OtterRejection::NoSuchOrder)
+    );
+    // Cancel: a reason from Otter's list only.
+    assert_eq!(
+        act(
+            &mut kitchen,
+            "o1",
+            OrderAction::Cancel {
+                reason: "BORED".into(),
+                note: None
+            }
+        ),
+        Err(OtterRejection::UnknownReason("BORED".into()))
+    );
+    let cancel = OrderAction::Cancel {
+        reason: "KITCHEN_CLOSED".into(),
+        note: Some(" gas leak ".into()),
+    };
+    assert_eq!(act(&mut kitchen, "o1", cancel), Ok(()));
+    assert_eq!(
+        logged(&mut kitchen)[0],
+        (
+            "order.cancel_requested".into(),
+            r#"{"device":"Expo 1","note":"gas leak","order_id":"o1","reason":"KITCHEN_CLOSED","store_id":"s1"}"#.into()
+        )
+    );
+    assert!(kitchen.store.open_tickets().expect("reads").is_empty());
+    assert!(kitchen.state.items.is_empty(), "nothing left to make");
+}
+
+#[test]
+fn items_are_86d_and_back_and_call_states_are_logged_once() {
+    use crate::{
+        otter::{OtterRejection, Until},
+        record::OtterCall,
+    };
+    let store = Store::open_in_memory().expect("opens");
+    let mut kitchen = Kitchen::open(store, otter_reference(), 20 * MINUTE, NOW).expect("opens");
+    let suspended = kitchen
+        .suspend(
+            "fries",
+            Until::Hours(2),
+            "out of oil",
+            "Fry 1",
+            Some("Ana".into()),
+            NOW,
+        )
+        .expect("writes")
+        .expect("86'd");
+    assert_eq!(suspended.until_ms, Some(NOW + 120 * MINUTE));
+    let (kind, data) = logged(&mut kitchen).remove(0);
+    assert_eq!(kind, "item.suspended");
+    assert_eq!(
+        data,
+        format!(
+            r#"{{"device":"Fry 1","entities":[{{"entity_ids":["fries-1"],"store_id":"s1"}},{{"entity_ids":["f-2","f-2-large"],"store_id":"s2"}}],"item_id":"fries","item_name":"Fries","note":"out of oil","staff":"Ana","suspension_id":"{}","until_ms":{}}}"#,
+            suspended.suspension_id,
+            NOW + 120 * MINUTE
+        )
+    );
+    assert_eq!(
+        kitchen
+            .suspend("fries", Until::Back, "", "Fry 1", None, NOW + 1)
+            .expect("writes"),
+        Err(OtterRejection::AlreadySuspended("Fries".into()))
+    );
+    assert_eq!(
+        kitchen
+            .suspend("nothing", Until::Back, "", "Fry 1", None, NOW)
+            .expect("writes"),
+        Err(OtterRejection::NoSuchItem)
+    );
+    // It survives a restart (the store holds it) and ends by itself when its time is up.
+    assert_eq!(
+        kitchen
+            .store
+            .suspensions(NOW + 119 * MINUTE)
+            .expect("reads")
+            .len(),
+        1
+    );
+    assert!(
+        kitchen
+            .store
+            .suspensions(NOW + 120 * MINUTE)
+            .expect("reads")
+            .is_empty()
+    );
+    let back = kitchen
+        .unsuspend("fries", "Fry 1", None, NOW + 5)
+        .expect("writes")
+        .expect("back");
+    assert_eq!(
+        (back.suspension_id.as_str(), back.until_ms),
+        (suspended.suspension_id.as_str(), None)
+    );
+    assert_eq!(logged(&mut kitchen)[0].0, "item.unsuspended");
+    assert_eq!(
+        kitchen
+            .unsuspend("fries", "Fry 1", None, NOW + 6)
+            .expect("writes"),
+        Err(OtterRejection::NotSuspended("Fries".into()))
+    );
+    // Call states: logged when they change, not when read again unchanged.
+    let call = |state: &str| OtterCall {
+        record_id: "r1".into(),
+        store_id: "s1".into(),
+        kind: "suspend".into(),
+        order_id: None,
+        item_id: Some("fries".into()),
+        state: state.into(),
+        detail: String::new(),
+    };
+    assert_eq!(
+        kitchen
+            .otter_calls(&[(call("sent"), NOW)], 7, NOW)
+            .expect("writes"),
+        1
+    );
+    assert_eq!(
+        kitchen
+            .otter_calls(&[(call("sent"), NOW)], 8, NOW)
+            .expect("writes"),
+        0
+    );
+    assert_eq!(
+        kitchen
+            .otter_calls(&[(call("accepted"), NOW)], 9, NOW)
+            .expect("writes"),
+        1
+    );
+    let kinds: Vec<String> = logged(&mut kitchen).into_iter().map(|(k, _)| k).collect();
+    assert_eq!(kinds, ["otter.call", "otter.call"]);
+    assert_eq!(kitchen.store.sync_cursor("otter_calls").expect("reads"), 9);
+    assert_eq!(
+        kitchen.store.item_calls("fries").expect("reads"),
+        [call("accepted")]
+    );
 }

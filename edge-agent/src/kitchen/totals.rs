@@ -68,6 +68,8 @@ pub(super) struct State {
     pub(super) items: BTreeMap<(String, String), Total>,
     /// Unknown items already warned about (logged once each).
     pub(super) unassigned_seen: HashSet<String>,
+    /// What the kitchen tells Otter: the estimate's bounds, when the day ends.
+    pub(super) otter: crate::otter::Settings,
 }
 
 impl State {

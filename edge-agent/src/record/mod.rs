@@ -4,6 +4,7 @@
 //! [`Record::is_synced`]. Each kind's name is written once, in the table below. Pure: no IO.
 
 mod batch_item;
+mod otter;
 mod scan;
 mod session;
 mod stock;
@@ -12,6 +13,10 @@ mod ticket;
 use serde::{Deserialize, Serialize};
 
 pub use batch_item::{BatchItemView, RunningSession};
+pub use otter::{
+    Acceptance, Availability, CANCEL_REASONS, CancelRequest, HandOff, OtterCall, PrepTime,
+    StoreEntities,
+};
 pub use scan::ScanRecord;
 pub use session::{Allocation, Session};
 pub use stock::{Lot, Transfer};
@@ -86,6 +91,20 @@ records! {
     StockChanged(StockChange) = "stock.changed", synced = true;
     /// New reference data is in use (for the displays only).
     ReferenceUpdated(ReferenceUpdate) = "reference.updated", synced = false;
+    /// The kitchen accepts the order on Otter with its prep time (docs/otter.md).
+    OrderAccepted(Acceptance) = "order.accepted", synced = true;
+    /// Expo gave Otter a new prep time.
+    OrderPrepTime(PrepTime) = "order.prep_time", synced = true;
+    /// Expo handed the order off (Otter's fulfill).
+    OrderHandedOff(HandOff) = "order.handed_off", synced = true;
+    /// A manager cancelled the order, or Expo rejected it, on Otter.
+    OrderCancelRequested(CancelRequest) = "order.cancel_requested", synced = true;
+    /// An item 86'd.
+    ItemSuspended(Availability) = "item.suspended", synced = true;
+    /// An 86'd item back on.
+    ItemUnsuspended(Availability) = "item.unsuspended", synced = true;
+    /// What became of a call to Otter (read back from PostgreSQL; for the displays only).
+    OtterCallChanged(OtterCall) = "otter.call", synced = false;
 }
 
 impl Record {
@@ -99,11 +118,18 @@ impl Record {
             Record::OrderBumped(bumps) | Record::OrderRecalled(bumps) => Some(&bumps.order_id),
             Record::OrderReady(ready) => Some(&ready.order_id),
             Record::ScanRecorded(scan) | Record::ScanRejected(scan) => scan.order_id.as_deref(),
+            Record::OrderAccepted(accepted) => Some(&accepted.order_id),
+            Record::OrderPrepTime(prep) => Some(&prep.order_id),
+            Record::OrderHandedOff(hand_off) => Some(&hand_off.order_id),
+            Record::OrderCancelRequested(cancel) => Some(&cancel.order_id),
+            Record::OtterCallChanged(call) => call.order_id.as_deref(),
             Record::BatchStarted(_)
             | Record::BatchCompleted(_)
             | Record::BatchUpdated(_)
             | Record::StockChanged(_)
-            | Record::ReferenceUpdated(_) => None,
+            | Record::ReferenceUpdated(_)
+            | Record::ItemSuspended(_)
+            | Record::ItemUnsuspended(_) => None,
         }
     }
 

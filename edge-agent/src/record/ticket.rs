@@ -24,6 +24,16 @@ pub struct Ticket {
     pub stations: Vec<String>,
     /// When it is promised (filled by the caller).
     pub promised_at_ms: i64,
+    /// The prep time the kitchen gave Otter, in minutes (none: not accepted yet).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prep_minutes: Option<u32>,
+    /// Its store accepts by hand and nobody has yet: Expo's Accept / Reject (filled by the
+    /// caller, which knows the reference data).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub awaiting_accept: bool,
+    /// The relay's calls to Otter for it, oldest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub otter_calls: Vec<super::OtterCall>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -81,6 +91,8 @@ impl Ticket {
             .collect();
         self.stations = stations.into_iter().collect();
         self.promised_at_ms = order.promised_at_ms();
+        self.awaiting_accept =
+            self.prep_minutes.is_none() && !reference.accept_mode(&self.store_id).is_auto();
         walk(&mut self.lines, reference, true);
     }
 }

@@ -18,6 +18,8 @@ pub struct SyncStats {
     /// The reference version in use from PostgreSQL (0: none yet).
     pub reference_version: AtomicI64,
     pub last_error: Mutex<Option<String>>,
+    /// PostgreSQL has no `kitchen.otter_calls` (said once).
+    pub calls_unavailable: AtomicBool,
 }
 
 impl SyncStats {

@@ -9,6 +9,7 @@
 mod devices;
 mod log;
 mod orders;
+mod otter;
 mod readers;
 mod reference;
 mod scans;
@@ -25,6 +26,10 @@ use rusqlite::{Connection, Transaction};
 pub use devices::{NewDevice, PairingCode};
 pub use log::{LoggedEvent, OutboxRow, append_log};
 pub use orders::{Applied, Gap, apply_event, open_orders_by_friendly_id, set_bumps, set_ready};
+pub use otter::{
+    OrderForOtter, Suspension, close_order, insert_suspension, lift_suspension, order_for_otter,
+    save_calls, set_prep_minutes, suspensions,
+};
 pub use readers::Readers;
 pub use scans::insert_scan;
 pub use sessions::{complete_session, insert_session, open_sessions, session};
@@ -43,6 +48,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0005_prep_stock.sql"),
     include_str!("../../migrations/0006_sync_outbox.sql"),
     include_str!("../../migrations/0007_devices.sql"),
+    include_str!("../../migrations/0008_otter.sql"),
 ];
 
 #[derive(Debug, thiserror::Error)]

@@ -1,7 +1,7 @@
 //! The reference-data cache: the last accepted reference data, so a box that restarts offline
 //! (or whose file is refused) still counts by it.
 
-use kitchen_proto::reference::Reference;
+use kitchen_proto::reference::{AcceptMode, Reference};
 use rusqlite::{OptionalExtension, params};
 
 use super::{Store, StoreError};
@@ -16,7 +16,8 @@ impl Store {
     ) -> Result<(), StoreError> {
         let tx = self.transaction()?;
         tx.execute_batch(
-            "DELETE FROM ref_pars; DELETE FROM ref_matches; DELETE FROM ref_items;
+            "DELETE FROM ref_otter_entities; DELETE FROM ref_pars; DELETE FROM ref_matches;
+             DELETE FROM ref_items;
              DELETE FROM ref_stations; DELETE FROM ref_stores; DELETE FROM ref_day_parts;
              DELETE FROM ref_source;",
         )?;
@@ -35,8 +36,9 @@ impl Store {
         }
         for (position, store) in reference.stores.iter().enumerate() {
             tx.execute(
-                "INSERT INTO ref_stores (store_id, brand, position) VALUES (?1, ?2, ?3)",
-                params![store.store_id, store.brand, position],
+                "INSERT INTO ref_stores (store_id, brand, position, accept)
+                 VALUES (?1, ?2, ?3, ?4)",
+                params![store.store_id, store.brand, position, store.accept.as_str()],
             )?;
         }
         for (position, item) in reference.items.iter().enumerate() {
@@ -60,6 +62,15 @@ impl Store {
                     "INSERT INTO ref_pars (item_id, day_part, quantity) VALUES (?1, ?2, ?3)",
                     params![item.id, day_part, quantity],
                 )?;
+            }
+            for (store_id, entity_ids) in &item.otter_entities {
+                for (position, entity_id) in entity_ids.iter().enumerate() {
+                    tx.execute(
+                        "INSERT INTO ref_otter_entities (item_id, store_id, position, entity_id)
+                         VALUES (?1, ?2, ?3, ?4)",
+                        params![item.id, store_id, position, entity_id],
+                    )?;
+                }
             }
             for (position, key) in item.matches.iter().enumerate() {
                 tx.execute(
@@ -102,12 +113,12 @@ impl Store {
             .collect::<Result<_, _>>()?;
         let stores = self
             .connection
-            .prepare("SELECT store_id, brand FROM ref_stores ORDER BY position")?
+            .prepare("SELECT store_id, brand, accept FROM ref_stores ORDER BY position")?
             .query_map([], |row| {
                 Ok(kitchen_proto::reference::OtterStore {
                     store_id: row.get(0)?,
                     brand: row.get(1)?,
-                    accept: Default::default(),
+                    accept: AcceptMode::from_name(&row.get::<_, String>(2)?).unwrap_or_default(),
                 })
             })?
             .collect::<Result<_, _>>()?;
@@ -128,6 +139,10 @@ impl Store {
         let mut pars = self
             .connection
             .prepare("SELECT day_part, quantity FROM ref_pars WHERE item_id = ?1")?;
+        let mut entities = self.connection.prepare(
+            "SELECT store_id, entity_id FROM ref_otter_entities WHERE item_id = ?1
+             ORDER BY store_id, position",
+        )?;
         let mut items: Vec<kitchen_proto::reference::Item> = self
             .connection
             .prepare(
@@ -154,6 +169,15 @@ impl Store {
             item.par_by_day_part = pars
                 .query_map([&item.id], |row| Ok((row.get(0)?, row.get(1)?)))?
                 .collect::<Result<_, _>>()?;
+            for entity in entities.query_map([&item.id], |row| {
+                Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
+            })? {
+                let (store_id, entity_id) = entity?;
+                item.otter_entities
+                    .entry(store_id)
+                    .or_default()
+                    .push(entity_id);
+            }
         }
         Ok(Reference::new(stations, stores, items, day_parts)
             .ok()

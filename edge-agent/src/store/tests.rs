@@ -290,8 +290,10 @@ fn the_reference_cache_holds_what_was_saved() {
     assert!(store.cached_reference().expect("reads").is_none());
     let reference = Reference::parse(
         "[[stations]]\nid = \"fry\"\nname = \"Fryer\"\n[[stations]]\nid = \"grill\"\nname = \"Grill\"\n\
-         [[stores]]\nstore_id = \"s1\"\nbrand = \"Smash\"\n\
-         [[items]]\nid = \"fries\"\nname = \"Fries\"\nstation = \"fry\"\nprep_seconds = 180\nmatch = [\"Fries\", \"sku-f\"]",
+         [[stores]]\nstore_id = \"s1\"\nbrand = \"Smash\"\naccept = \"manual\"\n\
+         [[stores]]\nstore_id = \"s2\"\nbrand = \"Other\"\n\
+         [[items]]\nid = \"fries\"\nname = \"Fries\"\nstation = \"fry\"\nprep_seconds = 180\nmatch = [\"Fries\", \"sku-f\"]\n\
+         otter_entities = { s1 = [\"fries-1\", \"fries-combo\"], s2 = [\"f2\"] }",
     )
     .expect("valid");
     store

@@ -141,7 +141,7 @@ pub fn load_tickets(
     let only_filter = only_filter(only);
     let mut statement = connection.prepare_cached(&format!(
         "SELECT order_id, store_id, source, friendly_id, status, customer_name, customer_note,
-                received_at, ready_at IS NOT NULL
+                received_at, ready_at IS NOT NULL, prep_minutes
          FROM orders o WHERE state = 'open' AND {only_filter}
          ORDER BY received_at, order_id"
     ))?;
@@ -161,6 +161,9 @@ pub fn load_tickets(
                 bumped_at: Vec::new(),
                 stations: Vec::new(),
                 promised_at_ms: 0,
+                prep_minutes: row.get(9)?,
+                awaiting_accept: false,
+                otter_calls: Vec::new(),
             })
         })?
         .collect::<Result<_, _>>()?;
@@ -193,6 +196,7 @@ pub fn load_tickets(
         ticket.bumped_at = bumps
             .query_map([&ticket.order_id], |row| row.get(0))?
             .collect::<Result<_, _>>()?;
+        ticket.otter_calls = super::otter::order_calls(connection, &ticket.order_id)?;
     }
     Ok(tickets)
 }

@@ -23,6 +23,7 @@ use kitchen_daemon::{
 use sqlx::{PgPool, Postgres, Transaction, postgres::PgPoolOptions};
 use tokio_util::sync::CancellationToken;
 
+mod otter;
 mod pull;
 mod push;
 mod reconcile;
@@ -40,6 +41,8 @@ const ROUND_TIMEOUT: Duration = Duration::from_secs(30);
 const HEARTBEAT: Duration = Duration::from_secs(30);
 /// Pause when there is nothing to push.
 const IDLE: Duration = Duration::from_millis(500);
+/// How often the state of the relay's Otter calls is read back.
+const CALLS_EVERY: Duration = Duration::from_secs(2);
 const MAX_BACKOFF: Duration = Duration::from_secs(60);
 /// Missed events asked for per call.
 const RECONCILE_PAGE: i32 = 500;
@@ -103,6 +106,7 @@ impl SyncTask {
             Backoff::new(Duration::from_secs(1), MAX_BACKOFF).with_spread(Spread::AROUND_BASE);
         let now = tokio::time::Instant::now();
         let (mut heartbeat_at, mut reference_at, mut reconcile_at) = (now, now, now);
+        let mut calls_at = now;
         // What the last heartbeat reported: a drained backlog or a feed that came or went is
         // told at once, not up to 30 s later.
         let mut reported_backlog = 0;
@@ -129,6 +133,10 @@ impl SyncTask {
                     reconcile_at = now + self.reconcile_every;
                 }
                 let pushed = self.push(&reader).await?;
+                if now >= calls_at {
+                    self.pull_calls(&reader).await?;
+                    calls_at = now + CALLS_EVERY;
+                }
                 let drained = pushed < self.push_limit as usize && reported_backlog > 0;
                 let feed = Some(self.feed.connected.load(Ordering::Relaxed));
                 if now >= heartbeat_at || drained || feed != reported_feed {

@@ -24,6 +24,18 @@ pub struct PushRows {
     pub sessions: BTreeMap<String, SessionRow>,
     pub scans: Vec<ScanRow>,
     pub movements: Vec<MovementRow>,
+    /// 86 and back (`kitchen.item_availability`).
+    pub availability: Vec<AvailabilityRow>,
+}
+
+/// `item.suspended` / `item.unsuspended` as `kitchen.item_availability` holds them.
+#[derive(Debug, PartialEq)]
+pub struct AvailabilityRow {
+    pub record_id: String,
+    pub item_id: String,
+    pub kind: String,
+    pub data: String,
+    pub at_ms: i64,
 }
 
 #[derive(Debug, PartialEq)]
@@ -100,6 +112,25 @@ impl PushRows {
                 self.order_event(row, kind, bumps.order_id, &bumps.stations, None);
             }
             Record::OrderReady(ready) => self.order_event(row, kind, ready.order_id, &[], None),
+            Record::OrderAccepted(accepted) => {
+                self.order_event(row, kind, accepted.order_id, &[], None);
+            }
+            Record::OrderPrepTime(prep) => self.order_event(row, kind, prep.order_id, &[], None),
+            Record::OrderHandedOff(hand_off) => {
+                self.order_event(row, kind, hand_off.order_id, &[], Some("closed".into()));
+            }
+            Record::OrderCancelRequested(cancel) => {
+                self.order_event(row, kind, cancel.order_id, &[], Some("cancelled".into()));
+            }
+            Record::ItemSuspended(change) | Record::ItemUnsuspended(change) => {
+                self.availability.push(AvailabilityRow {
+                    record_id: row.record_id.clone(),
+                    item_id: change.item_id,
+                    kind: kind.to_owned(),
+                    data: row.data.clone(),
+                    at_ms: row.created_at_ms,
+                });
+            }
             Record::BatchStarted(session) | Record::BatchCompleted(session) => {
                 let session_row = SessionRow {
                     station_id: session.station_id,
@@ -149,7 +180,7 @@ impl PushRows {
                     at_ms: row.created_at_ms,
                 });
             }
-            Record::BatchUpdated(_) | Record::ReferenceUpdated(_) => {
+            Record::BatchUpdated(_) | Record::ReferenceUpdated(_) | Record::OtterCallChanged(_) => {
                 tracing::error!(
                     seq = row.seq,
                     kind,
@@ -362,6 +393,7 @@ impl PushRows {
             .execute(&mut **tx)
             .await?;
         }
+        super::otter::insert_availability(tx, kitchen_id, &self.availability).await?;
         Ok(())
     }
 }
@@ -469,6 +501,9 @@ mod tests {
             ready: false,
             stations: vec!["fry".into(), "grill".into()],
             promised_at_ms: 2,
+            prep_minutes: None,
+            awaiting_accept: false,
+            otter_calls: Vec::new(),
         };
         let created = OrderChange {
             event_id: "e1".into(),
