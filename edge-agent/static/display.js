@@ -18,7 +18,7 @@ const state = {
 const params = new URLSearchParams(location.search);
 let station = params.get("station") || localStorage.getItem("station") || "all";
 let lastEventId = null, lastMessageAt = 0, events = null, retryMs = 1000;
-let lastBump = null, audio = null, seen = null, ordersLoaded = false;
+let lastBump = null, audio = null, seen = null, ordersLoaded = false, me = null;
 const stepped = new Map();   // "station/item" -> N chosen with +/- (else the current count)
 
 // ---------- helpers ----------
@@ -157,6 +157,21 @@ const handlers = {
     loadStations().then(render);
     refetch(["orders"]);
   },
+  // What the kitchen told Otter (docs/otter.md), and what the relay's calls came to.
+  "order.accepted"(d) { const o = state.orders.get(d.order_id); if (o) { o.prep_minutes = d.prep_minutes; o.awaiting_accept = false; } },
+  "order.prep_time"(d) { const o = state.orders.get(d.order_id); if (o) o.prep_minutes = d.prep_minutes; },
+  "order.handed_off"(d) { state.orders.delete(d.order_id); countsChanged(); },
+  "order.cancel_requested"(d) { state.orders.delete(d.order_id); countsChanged(); },
+  "otter.call"(d) {
+    const o = d.order_id && state.orders.get(d.order_id);
+    if (o) {
+      const same = (c) => c.record_id === d.record_id && c.store_id === d.store_id && c.kind === d.kind;
+      o.otter_calls = (o.otter_calls || []).filter((c) => !same(c)).concat([d]);
+    }
+    if (d.item_id) window.refresh86?.();
+  },
+  "item.suspended"() { window.refresh86?.(); },
+  "item.unsuspended"() { window.refresh86?.(); },
   "batch.started"(d) { state.sessions.set(d.session_id, d); },
   "batch.completed"(d) { state.sessions.delete(d.session_id); countsChanged(); },
   "batch.updated"(d) {
@@ -298,6 +313,26 @@ async function recall() {
   countsChanged();
   render();
 }
+async function orderAction(ticket, action, body) {
+  const id = ticket.dataset.orderId;
+  await json(`/api/orders/${encodeURIComponent(id)}/${action}`, body
+    ? { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) } : { method: "POST" });
+  if (action === "hand-off" || action === "cancel" || action === "reject") { state.orders.delete(id); countsChanged(); }
+  render();
+}
+function otterClick(button) {
+  const ticket = button.closest("[data-order-id]");
+  if (!ticket) return null;
+  const minutes = () => { const v = button.parentElement.querySelector(".minutes")?.value; return v ? Number(v) : undefined; };
+  const reason = () => button.parentElement.querySelector(".reason")?.value;
+  if (button.classList.contains("accept")) return orderAction(ticket, "accept", { prep_minutes: minutes() });
+  if (button.classList.contains("preptime")) return orderAction(ticket, "prep-time", { prep_minutes: minutes() });
+  if (button.classList.contains("reject")) return orderAction(ticket, "reject", { reason: reason() });
+  if (button.classList.contains("cancel")) return orderAction(ticket, "cancel", { reason: reason() });
+  if (button.classList.contains("ready")) return orderAction(ticket, "ready");
+  if (button.classList.contains("handoff")) return orderAction(ticket, "hand-off");
+  return null;
+}
 async function startBatch(stationId, itemId, quantity) {
   const path = `/api/batches/${encodeURIComponent(stationId)}/${encodeURIComponent(itemId)}/start`;
   let session;
@@ -323,7 +358,9 @@ document.addEventListener("click", (e) => {
   if (!button) return;
   const row = button.closest("[data-item-id]");
   const act = (promise) => promise.catch((error) => toast(error.message));
-  if (button.classList.contains("bump")) act(bump(button.closest("[data-order-id]").dataset.orderId));
+  const otter = otterClick(button);
+  if (otter) act(otter);
+  else if (button.classList.contains("bump")) act(bump(button.closest("[data-order-id]").dataset.orderId));
   else if (button.id === "recall") act(recall());
   else if (row && button.classList.contains("step")) {
     const key = `${row.dataset.stationId}/${row.dataset.itemId}`;
@@ -342,6 +379,7 @@ function choose(id) {
   url.searchParams.set("station", station);
   history.replaceState(null, "", url);
   seen = null;
+  window.refresh86?.();
   render();
 }
 
@@ -387,12 +425,34 @@ function ticketHtml(o, expo) {
     <div class="top"><span class="friendly">${esc(o.friendly_id || o.order_id.slice(0, 6))}</span><span class="age"></span></div>
     <div class="who">${esc(o.customer_name)}${status ? " · " + esc(status) : ""}</div>
     ${o.customer_note ? `<span class="note">${esc(o.customer_note)}</span>` : ""}
-    ${marks}${renderLines(o.lines, true, expo ? null : station)}
-    <button class="bump">${expo ? "Bump all stations" : "Bump"}</button></div>`;
+    ${otterHtml(o)}${marks}${renderLines(o.lines, true, expo ? null : station)}
+    ${expo ? expoActions(o) : `<button class="bump">Bump</button>`}</div>`;
 }
 function readyHtml(o) {
   return `<div class="ticket" data-order-id="${esc(o.order_id)}"><span class="friendly">${esc(o.friendly_id || o.order_id.slice(0, 6))}</span>
-    <div class="who">${esc(o.customer_name)}</div></div>`;
+    <div class="who">${esc(o.customer_name)}</div>${otterHtml(o)}<button class="handoff">Hand off</button></div>`;
+}
+// What Otter has been told about an order, so Expo knows whether the courier has been.
+const CALL_NAMES = { confirm: "Accepted", ready: "Ready sent", fulfill: "Handed off", cancel: "Cancelled", prep_time: "New time" };
+function otterHtml(o) {
+  const time = o.awaiting_accept ? `<span class="otter wait">Waiting for Accept</span>`
+    : o.prep_minutes ? `<span class="otter">${esc(o.prep_minutes)} min given</span>` : "";
+  const calls = (o.otter_calls || []).map((c) => {
+    const mark = c.state === "accepted" ? "✓" : c.state === "failed" ? "✗" : "…";
+    return `<span class="otter ${esc(c.state)}" title="${esc(c.detail)}">Otter: ${esc(CALL_NAMES[c.kind] || c.kind)} ${mark}${c.state === "failed" && c.detail ? " " + esc(c.detail) : ""}</span>`;
+  }).join("");
+  return time || calls ? `<div class="otters">${time}${calls}</div>` : "";
+}
+const REASONS = ["RESTAURANT_TOO_BUSY", "UNAVAILABLE_ITEM", "KITCHEN_CLOSED", "CUSTOMER_CALLED_TO_CANCEL", "DUPLICATE_ORDER", "CANNOT_COMPLETE_CUSTOMER_REQUEST", "REASON_OTHER"];
+const reasonSelect = () => `<select class="reason" aria-label="Reason">${REASONS.map((r) => `<option value="${r}">${r.replaceAll("_", " ").toLowerCase()}</option>`).join("")}</select>`;
+// Expo's buttons: accept / reject a manual store's order, Ready, a new prep time; managers cancel.
+function expoActions(o) {
+  const minutes = `<input class="minutes" type="number" min="1" max="240" value="${esc(o.prep_minutes || "")}" placeholder="est." aria-label="Prep minutes (empty: the box's estimate)">`;
+  const main = o.awaiting_accept
+    ? `<div class="acts">${minutes}<button class="accept">Accept</button></div><div class="acts">${reasonSelect()}<button class="reject">Reject</button></div>`
+    : `<button class="ready">Ready</button><div class="acts">${minutes}<button class="preptime">Change time</button></div>`;
+  const cancel = me && me.role === "manager" ? `<div class="acts">${reasonSelect()}<button class="cancel">Cancel order</button></div>` : "";
+  return main + cancel;
 }
 // batch.updated gives the count of orders; snapshots and /api/batches the ids.
 const orderCount = (item) => item.order_count ?? (item.order_ids || []).length;
@@ -419,6 +479,7 @@ function render() {
 }
 function draw() {
   const expo = station === "all";
+  $("eightysix").dataset.station = station;
   document.body.classList.toggle("expo", expo);
   $("title").textContent = expo ? "Expo" : stationName(station);
   $("ready-box").hidden = !expo;
@@ -496,9 +557,11 @@ setInterval(tick, TICK_MS);
 
 // ---------- who this tablet is ----------
 // Once the stations are known, so a cook's station shows by its name.
-stationsLoaded.then(() => json("/api/me")).then((me) => {
-  if (!me.device) return;
-  const d = me.device;
+stationsLoaded.then(() => json("/api/me")).then((answer) => {
+  if (!answer.device) return;
+  me = answer.device;
+  const d = me;
+  render();
   $("paired-as").textContent = `${d.name} · ${d.role}${d.station ? " at " + stationName(d.station) : ""}`;
   $("paired-as").title = `This tablet is paired with the kitchen box as ${$("paired-as").textContent}`;
   $("devices-link").hidden = d.role !== "manager";

@@ -102,7 +102,8 @@ function connect() {
     if (e.lastEventId) lastEventId = e.lastEventId;
     try { handle(JSON.parse(e.data)); } catch (error) { console.error(kind, error); }
   });
-  on("stock.changed", () => load());
+  on("stock.changed", () => { load(); window.refresh86?.(); });
+  for (const kind of ["item.suspended", "item.unsuspended", "otter.call", "batch.started", "batch.completed"]) on(kind, () => window.refresh86?.());
   on("scan.recorded", (d) => { if (d.role !== "station" || d.stock_id) recent(d, true); });
   on("scan.rejected", (d) => {
     if (d.role === "station" && !(d.parsed && d.parsed.prep_label)) return;

@@ -109,6 +109,7 @@ async fn asset(axum::extract::Path(file): axum::extract::Path<String>) -> Respon
     let body = match file.as_str() {
         "display.js" => include_str!("../../static/display.js"),
         "prep.js" => include_str!("../../static/prep.js"),
+        "eightysix.js" => include_str!("../../static/eightysix.js"),
         "pair.js" => include_str!("../../static/pair.js"),
         "devices.js" => include_str!("../../static/devices.js"),
         "print.js" => include_str!("../../static/print.js"),

@@ -386,7 +386,13 @@ async fn availability(State(state): State<AppState>) -> Response {
             })
         })
         .collect();
+    let items: Vec<_> = reference
+        .items
+        .iter()
+        .map(|i| json!({"item_id": i.id, "name": i.name, "station_id": i.station}))
+        .collect();
     Json(json!({
+        "items": items,
         "suspended": suspended,
         "pin_required": uses_pins,
         "proposals": proposals,
