@@ -10,7 +10,9 @@
 
 use std::collections::BTreeMap;
 
-use kitchen_proto::reference::{DayPart, Item, OtterStore, Reference, ReferenceError, Station};
+use kitchen_proto::reference::{
+    AcceptMode, DayPart, Item, OtterStore, Reference, ReferenceError, Station,
+};
 use sqlx::PgConnection;
 
 /// Why a stored reference could not be read.
@@ -65,15 +67,48 @@ pub async fn load_reference(
     .into_iter()
     .map(|(id, name)| Station { id, name })
     .collect();
-    let stores = sqlx::query_as::<_, (String, String)>(
-        "SELECT store_id, brand FROM kitchen.ref_stores WHERE kitchen_id = $1 ORDER BY position",
+    let invalid = |source| LoadError::Invalid {
+        kitchen_id: kitchen_id.to_owned(),
+        source,
+    };
+    let stores = sqlx::query_as::<_, (String, String, String)>(
+        "SELECT store_id, brand, accept FROM kitchen.ref_stores
+         WHERE kitchen_id = $1 ORDER BY position",
     )
     .bind(kitchen_id)
     .fetch_all(&mut *connection)
     .await?
     .into_iter()
-    .map(|(store_id, brand)| OtterStore { store_id, brand, accept: Default::default() })
-    .collect();
+    .map(|(store_id, brand, accept)| {
+        // The column's CHECK allows only these two names.
+        let accept = AcceptMode::from_name(&accept).ok_or_else(|| {
+            ReferenceError::Invalid(format!("store {store_id:?}: accept mode {accept:?}"))
+        })?;
+        Ok(OtterStore {
+            store_id,
+            brand,
+            accept,
+        })
+    })
+    .collect::<Result<Vec<_>, ReferenceError>>()
+    .map_err(invalid)?;
+    // Each item's Otter menu entity ids per store, in the file's order.
+    let mut entities: BTreeMap<String, BTreeMap<String, Vec<String>>> = BTreeMap::new();
+    let entity_rows = sqlx::query_as::<_, (String, String, String)>(
+        "SELECT item_id, store_id, entity_id FROM kitchen.ref_otter_entities
+         WHERE kitchen_id = $1 ORDER BY item_id, store_id, position",
+    )
+    .bind(kitchen_id)
+    .fetch_all(&mut *connection)
+    .await?;
+    for (item_id, store_id, entity_id) in entity_rows {
+        entities
+            .entry(item_id)
+            .or_default()
+            .entry(store_id)
+            .or_default()
+            .push(entity_id);
+    }
     let item_rows: Vec<ItemRow> = sqlx::query_as(
         "SELECT i.id, i.name, i.station_id, i.prep_seconds, i.par, i.unit, i.shelf_life_days,
                 array(SELECT m.key FROM kitchen.ref_matches m
@@ -92,13 +127,17 @@ pub async fn load_reference(
     .bind(kitchen_id)
     .fetch_all(&mut *connection)
     .await?;
-    let invalid = |source| LoadError::Invalid {
-        kitchen_id: kitchen_id.to_owned(),
-        source,
-    };
     let items = item_rows
         .into_iter()
-        .map(|row| row.into_item().map_err(ReferenceError::Invalid))
+        .map(|row| {
+            let otter_entities = entities.remove(&row.id).unwrap_or_default();
+            row.into_item()
+                .map(|item| Item {
+                    otter_entities,
+                    ..item
+                })
+                .map_err(ReferenceError::Invalid)
+        })
         .collect::<Result<Vec<_>, _>>()
         .map_err(invalid)?;
     Reference::new(stations, stores, items, day_parts).map_err(invalid)
@@ -187,6 +226,7 @@ mod tests {
             unit: Some("bag".into()),
             shelf_life_days: None,
             par_by_day_part: BTreeMap::from([("dinner".into(), 12), ("lunch".into(), 8)]),
+            otter_entities: BTreeMap::new(),
         };
         check(|_| {}, Ok(fries.clone()));
         check(

@@ -28,6 +28,7 @@ struct Rows<'a> {
     station_names: Vec<&'a str>,
     store_ids: Vec<&'a str>,
     store_brands: Vec<&'a str>,
+    store_accepts: Vec<&'static str>,
     item_ids: Vec<&'a str>,
     item_names: Vec<&'a str>,
     item_stations: Vec<&'a str>,
@@ -41,6 +42,10 @@ struct Rows<'a> {
     par_items: Vec<&'a str>,
     par_day_parts: Vec<&'a str>,
     par_quantities: Vec<i32>,
+    entity_items: Vec<&'a str>,
+    entity_stores: Vec<&'a str>,
+    entity_ids: Vec<&'a str>,
+    entity_positions: Vec<i32>,
 }
 
 impl<'a> Rows<'a> {
@@ -58,6 +63,7 @@ impl<'a> Rows<'a> {
         for store in &reference.stores {
             rows.store_ids.push(&store.store_id);
             rows.store_brands.push(&store.brand);
+            rows.store_accepts.push(store.accept.as_str());
         }
         for item in &reference.items {
             let int = |field: &'static str, value: u32| {
@@ -84,6 +90,14 @@ impl<'a> Rows<'a> {
                 rows.match_items.push(&item.id);
                 rows.match_positions.push(position);
                 rows.match_keys.push(key);
+            }
+            for (store_id, ids) in &item.otter_entities {
+                for (position, id) in (0..).zip(ids) {
+                    rows.entity_items.push(&item.id);
+                    rows.entity_stores.push(store_id);
+                    rows.entity_ids.push(id);
+                    rows.entity_positions.push(position);
+                }
             }
             for (day_part, &quantity) in &item.par_by_day_part {
                 rows.par_items.push(&item.id);
@@ -131,7 +145,8 @@ pub async fn import_reference(
     .bind(kitchen_id)
     .fetch_one(&mut *tx)
     .await?;
-    // Items first: their matches and PAR levels go with them (ON DELETE CASCADE).
+    // Items first: their matches, PAR levels and Otter entity ids go with them (ON DELETE
+    // CASCADE).
     for table in ["ref_items", "ref_stations", "ref_stores", "ref_day_parts"] {
         sqlx::query(&format!(
             "DELETE FROM kitchen.{table} WHERE kitchen_id = $1"
@@ -163,13 +178,15 @@ pub async fn import_reference(
     .execute(&mut *tx)
     .await?;
     sqlx::query(
-        "INSERT INTO kitchen.ref_stores (kitchen_id, store_id, brand, position)
-         SELECT $1, store_id, brand, n - 1
-         FROM unnest($2::text[], $3::text[]) WITH ORDINALITY AS t(store_id, brand, n)",
+        "INSERT INTO kitchen.ref_stores (kitchen_id, store_id, brand, accept, position)
+         SELECT $1, store_id, brand, accept, n - 1
+         FROM unnest($2::text[], $3::text[], $4::text[]) WITH ORDINALITY
+              AS t(store_id, brand, accept, n)",
     )
     .bind(kitchen_id)
     .bind(&rows.store_ids)
     .bind(&rows.store_brands)
+    .bind(&rows.store_accepts)
     .execute(&mut *tx)
     .await?;
     sqlx::query(
@@ -210,6 +227,20 @@ pub async fn import_reference(
     .bind(&rows.par_items)
     .bind(&rows.par_day_parts)
     .bind(&rows.par_quantities)
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query(
+        "INSERT INTO kitchen.ref_otter_entities
+             (kitchen_id, item_id, store_id, entity_id, position)
+         SELECT $1, item_id, store_id, entity_id, position
+         FROM unnest($2::text[], $3::text[], $4::text[], $5::integer[])
+              AS t(item_id, store_id, entity_id, position)",
+    )
+    .bind(kitchen_id)
+    .bind(&rows.entity_items)
+    .bind(&rows.entity_stores)
+    .bind(&rows.entity_ids)
+    .bind(&rows.entity_positions)
     .execute(&mut *tx)
     .await?;
     sqlx::query("SELECT pg_notify($1, $2)")

@@ -7,7 +7,7 @@ use cloud_relay::{
     db::MIGRATOR,
     kitchens::{self, KitchenError, REFERENCE_CHANNEL, export_reference, import_reference},
 };
-use kitchen_proto::reference::Reference;
+use kitchen_proto::reference::{AcceptMode, Reference};
 use sqlx::postgres::PgListener;
 
 use super::harness::*;
@@ -52,9 +52,10 @@ async fn exported(db: &TestDb, kitchen_id: &str) -> (Reference, i64) {
         .expect("the kitchen has a reference")
 }
 
-/// `(version, stations, stores, items, matches, pars, day parts)` rows held for a kitchen.
-async fn held(db: &TestDb, kitchen_id: &str) -> [i64; 7] {
-    let mut counts = [0; 7];
+/// `(version, stations, stores, items, matches, pars, day parts, Otter entity ids)` rows held
+/// for a kitchen.
+async fn held(db: &TestDb, kitchen_id: &str) -> [i64; 8] {
+    let mut counts = [0; 8];
     let queries = [
         "SELECT coalesce(max(version), 0) FROM kitchen.reference_versions WHERE kitchen_id = $1",
         "SELECT count(*) FROM kitchen.ref_stations WHERE kitchen_id = $1",
@@ -63,6 +64,7 @@ async fn held(db: &TestDb, kitchen_id: &str) -> [i64; 7] {
         "SELECT count(*) FROM kitchen.ref_matches WHERE kitchen_id = $1",
         "SELECT count(*) FROM kitchen.ref_pars WHERE kitchen_id = $1",
         "SELECT count(*) FROM kitchen.ref_day_parts WHERE kitchen_id = $1",
+        "SELECT count(*) FROM kitchen.ref_otter_entities WHERE kitchen_id = $1",
     ];
     for (count, sql) in counts.iter_mut().zip(queries) {
         *count = sqlx::query_scalar(sql)
@@ -103,7 +105,7 @@ async fn an_imported_reference_exports_equal_with_a_new_version_each_time() {
         reference.to_toml().expect("toml")
     );
     // 5 stations, 1 store, 8 items with 12 match entries and 4 day-part PARs, 2 day parts.
-    assert_eq!(held(&db, "bk-01").await, [1, 5, 1, 8, 12, 4, 2]);
+    assert_eq!(held(&db, "bk-01").await, [1, 5, 1, 8, 12, 4, 2, 0]);
     let notification = tokio::time::timeout(Duration::from_secs(5), listener.recv())
         .await
         .expect("notified in time")
@@ -113,7 +115,8 @@ async fn an_imported_reference_exports_equal_with_a_new_version_each_time() {
         (REFERENCE_CHANNEL, "bk-01")
     );
 
-    // A second import replaces (not merges) and bumps the version.
+    // A second import replaces (not merges) and bumps the version; a store's accept mode and
+    // an item's Otter menu entity ids per store come back as imported.
     let smaller = Reference::parse(
         r#"
 [[stations]]
@@ -127,6 +130,7 @@ brand = "Smash Bros"
 [[stores]]
 store_id = "kitchen-bk-02"
 brand = "Smash Sisters"
+accept = "manual"
 
 [[items]]
 id = "double-smash"
@@ -134,9 +138,14 @@ name = "Double Smash Burger"
 station = "grill"
 prep_seconds = 400
 match = ["sku-smash-double"]
+
+[items.otter_entities]
+kitchen-bk-01 = ["burger-42", "burger-42-combo"]
+kitchen-bk-02 = ["smash-sisters-7"]
 "#,
     )
     .expect("valid");
+    assert_eq!(smaller.accept_mode("kitchen-bk-02"), AcceptMode::Manual);
     assert_eq!(
         import_reference(&db.pool, "bk-01", &smaller)
             .await
@@ -145,7 +154,17 @@ match = ["sku-smash-double"]
     );
     let (back, version) = exported(&db, "bk-01").await;
     assert_eq!((parts(&back), version), (parts(&smaller), 2));
-    assert_eq!(held(&db, "bk-01").await, [2, 1, 2, 1, 1, 0, 0]);
+    assert_eq!(back.accept_mode("kitchen-bk-02"), AcceptMode::Manual);
+    assert_eq!(
+        back.items[0].otter_entities,
+        smaller.items[0].otter_entities,
+        "entity ids in their order, per store"
+    );
+    assert_eq!(
+        back.to_toml().expect("toml"),
+        smaller.to_toml().expect("toml")
+    );
+    assert_eq!(held(&db, "bk-01").await, [2, 1, 2, 1, 1, 0, 0, 3]);
 
     // Another kitchen's import touches only that kitchen.
     assert_eq!(
@@ -187,7 +206,7 @@ async fn a_refused_import_changes_nothing() {
         .await
         .expect("import");
     let before = held(&db, "bk-01").await;
-    assert_eq!(before, [1, 5, 1, 8, 12, 4, 2]);
+    assert_eq!(before, [1, 5, 1, 8, 12, 4, 2, 0]);
 
     // Does not fit the columns: refused before the transaction.
     let mut too_long = reference.clone();
@@ -232,7 +251,7 @@ async fn a_refused_import_changes_nothing() {
         error.to_string(),
         "unknown kitchen \"nowhere\" (add it with `cloud-relay kitchen add`)"
     );
-    assert_eq!(held(&db, "nowhere").await, [0; 7]);
+    assert_eq!(held(&db, "nowhere").await, [0; 8]);
     let error = export_reference(&db.pool, "nowhere")
         .await
         .expect_err("unknown kitchen");

@@ -21,8 +21,9 @@ const A: &str = "kitchen-a";
 const B: &str = "kitchen-b";
 
 /// What boxes push (the agent may insert and read them).
-const RECORD_TABLES: [&str; 5] = [
+const RECORD_TABLES: [&str; 6] = [
     "order_events",
+    "item_availability",
     "batch_sessions",
     "scans",
     "stock_movements",
@@ -30,10 +31,11 @@ const RECORD_TABLES: [&str; 5] = [
 ];
 
 /// Every table of the schema, each with a `kitchen_id`.
-const ALL_TABLES: [&str; 14] = [
+const ALL_TABLES: [&str; 16] = [
     "kitchens",
     "agent_roles",
     "order_events",
+    "item_availability",
     "batch_sessions",
     "scans",
     "stock_movements",
@@ -45,6 +47,7 @@ const ALL_TABLES: [&str; 14] = [
     "ref_items",
     "ref_matches",
     "ref_pars",
+    "ref_otter_entities",
 ];
 
 /// A record id, as the box makes them (UUIDv7 shape).
@@ -60,6 +63,12 @@ fn insert_record(table: &str) -> &'static str {
                  (record_id, kitchen_id, order_id, kind, stations, state, data, occurred_at)
              VALUES ($2::uuid, $1, 'order-1', 'order.created', '{grill}', 'open',
                      '{\"lines\": 1}', now())"
+        }
+        "item_availability" => {
+            "INSERT INTO kitchen.item_availability (record_id, kitchen_id, item_id, kind, data,
+                                                    occurred_at)
+             VALUES ($2::uuid, $1, 'fries', 'item.suspended',
+                     '{\"note\": \"out\", \"until_ms\": null, \"entities\": []}', now())"
         }
         "batch_sessions" => {
             "INSERT INTO kitchen.batch_sessions
@@ -187,7 +196,7 @@ async fn rows_of(db: &TestDb, table: &str, kitchen_id: &str) -> i64 {
 /// The fixture reference serving `stores`.
 fn reference_with_stores(stores: &[&str]) -> Reference {
     let fixture = Reference::parse(REFERENCE).expect("fixture");
-    let stores = stores
+    let stores: Vec<OtterStore> = stores
         .iter()
         .map(|store_id| OtterStore {
             store_id: (*store_id).to_owned(),
@@ -195,7 +204,13 @@ fn reference_with_stores(stores: &[&str]) -> Reference {
             accept: Default::default(),
         })
         .collect();
-    Reference::new(fixture.stations, stores, fixture.items, fixture.day_parts).expect("valid")
+    // The first item is on the first store's Otter menu (kitchen.ref_otter_entities).
+    let mut items = fixture.items;
+    items[0].otter_entities = std::collections::BTreeMap::from([(
+        stores[0].store_id.clone(),
+        vec![format!("entity-of-{}", items[0].id)],
+    )]);
+    Reference::new(fixture.stations, stores, items, fixture.day_parts).expect("valid")
 }
 
 /// The stored (sequence-less) payload of an outbox row, as the relay writes it.
@@ -734,7 +749,7 @@ async fn the_relay_role_owning_the_schema_manages_every_kitchen_under_forced_rls
             owner.name
         ))
         .await,
-        14,
+        16,
         "the relay's role owns every table (and FORCE makes it subject to the policies)"
     );
     for table in ALL_TABLES {
