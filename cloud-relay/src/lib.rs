@@ -10,6 +10,7 @@ pub mod http;
 pub mod kitchens;
 pub mod metrics;
 pub mod otter;
+pub mod otter_api;
 pub mod publisher;
 pub mod telemetry;
 
@@ -57,6 +58,12 @@ impl App {
                 admin_listen = %config.admin_listen,
                 "the admin listener (/readyz, /metrics) is not on loopback; keep it off the \
                  internet"
+            );
+        }
+        if !config.otter_api.enabled() {
+            tracing::warn!(
+                "OTTER_API_URL is not set: the relay does not call Otter's API; the kitchens' \
+                 calls (confirm, ready, 86, ...) wait pending in otter.callbacks until it is"
             );
         }
         if config.insecure_skip_signature {
@@ -130,6 +137,26 @@ impl App {
             token.clone(),
         );
         tracker.spawn(publisher.run());
+        let otter_client =
+            otter_api::client::OtterClient::new(&config.otter_api, metrics.otter.clone())
+                .context("cannot build the Otter API client")?;
+        if let Some(client) = otter_client {
+            let dispatcher = otter_api::dispatch::Dispatcher::new(
+                pool.clone(),
+                client,
+                config.otter_api.clone(),
+                metrics.otter.clone(),
+                token.clone(),
+            );
+            tracker.spawn(dispatcher.run());
+        }
+        tracker.spawn(otter_api::alarm::run(
+            pool.clone(),
+            config.otter_api.confirm_alarm_after,
+            config.otter_api.confirm_alarm_lookback,
+            metrics.otter.clone(),
+            token.clone(),
+        ));
         let limiter = Arc::new(http::RejectionLimiter::new(http::RejectionLimits {
             burst: config.rejected_burst,
             per_minute: config.rejected_per_minute,
@@ -138,6 +165,7 @@ impl App {
         let in_flight = http::InFlight::new(config.max_inflight_webhooks);
         let admin_state = http::AdminState {
             pool: pool.clone(),
+            otter_api: Arc::new(config.otter_api.clone()),
             metrics: metrics.clone(),
             limiter: limiter.clone(),
             in_flight: in_flight.clone(),

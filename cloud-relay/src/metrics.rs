@@ -15,7 +15,10 @@ use kitchen_daemon::{
     sync::LockExt,
 };
 
-use crate::otter::{SecretUsed, SignatureError};
+use crate::{
+    otter::{SecretUsed, SignatureError},
+    otter_api::metrics::{CallGauges, OtterMetrics},
+};
 
 /// Distinct event-type labels kept before the rest are counted as `other` (the type comes
 /// from the sender, so its cardinality is bounded here).
@@ -46,7 +49,7 @@ impl Histogram {
             .fetch_add(value.as_micros() as u64, Ordering::Relaxed);
     }
 
-    fn render(&self, text: &mut Exposition, name: &str, help: &str) {
+    pub(crate) fn render(&self, text: &mut Exposition, name: &str, help: &str) {
         let cumulative_counts = self.counts.each_ref().map(|c| c.load(Ordering::Relaxed));
         text.histogram(
             name,
@@ -89,6 +92,8 @@ pub struct Metrics {
     pub public_server: Arc<ServeStats>,
     /// The admin listener's connections.
     pub admin_server: Arc<ServeStats>,
+    /// The Otter API calls (`relay_otter_*`).
+    pub otter: Arc<OtterMetrics>,
 }
 
 /// What `/metrics` reads at the time it is asked rather than counts.
@@ -99,6 +104,8 @@ pub struct Gauges {
     pub webhooks_in_flight: usize,
     /// Client addresses whose rejections are remembered.
     pub rejecting_clients: usize,
+    /// The Otter calls held, when the database could be asked.
+    pub otter: Option<CallGauges>,
 }
 
 /// In the order of `Metrics::signatures`.
@@ -240,6 +247,7 @@ impl Metrics {
             self.publisher_standby.load(Ordering::Relaxed),
         );
         self.render_doors(&mut text, gauges);
+        self.otter.render(&mut text, gauges.otter.as_ref());
         if let Some((depth, oldest)) = gauges.outbox {
             text.gauge(
                 "relay_outbox_depth",
@@ -404,6 +412,7 @@ mod tests {
             outbox: None,
             webhooks_in_flight: 4,
             rejecting_clients: 2,
+            otter: None,
         });
         let family = |name: &str| -> Vec<&str> {
             text.lines().filter(|line| line.starts_with(name)).collect()

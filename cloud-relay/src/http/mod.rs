@@ -1,7 +1,7 @@
 //! HTTP on two listeners. The public one (`listen`) serves what Otter needs — `POST
 //! /webhooks/otter`, `/ping`, `/healthz` — behind the per-address limit on rejected requests;
-//! the admin one (`admin_listen`, loopback by default) serves `/readyz`, `/metrics` and
-//! `/healthz`. Both run in `kitchen_daemon::serve` (timeouts, connection cap).
+//! the admin one (`admin_listen`, loopback by default) serves `/readyz`, `/metrics`,
+//! `/healthz` and the Otter calls (`/otter/calls`, `/otter/unconfirmed`). Both run in `kitchen_daemon::serve` (timeouts, connection cap).
 
 mod admin;
 mod limit;
@@ -43,6 +43,8 @@ pub struct AppState {
 #[derive(Clone)]
 pub struct AdminState {
     pub pool: sqlx::PgPool,
+    /// The alarm's settings, for `/otter/unconfirmed`.
+    pub otter_api: Arc<crate::config::OtterApiConfig>,
     pub metrics: Arc<Metrics>,
     pub limiter: Arc<RejectionLimiter>,
     pub in_flight: InFlight,
@@ -95,6 +97,8 @@ pub fn admin_router(state: AdminState) -> Router {
     Router::new()
         .route("/readyz", get(admin::readyz))
         .route("/metrics", get(admin::metrics))
+        .route("/otter/calls", get(admin::otter_calls))
+        .route("/otter/unconfirmed", get(admin::otter_unconfirmed))
         .route("/healthz", get(|| async { "ok" }))
         .with_state(state)
 }

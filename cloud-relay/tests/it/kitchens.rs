@@ -156,8 +156,7 @@ kitchen-bk-02 = ["smash-sisters-7"]
     assert_eq!((parts(&back), version), (parts(&smaller), 2));
     assert_eq!(back.accept_mode("kitchen-bk-02"), AcceptMode::Manual);
     assert_eq!(
-        back.items[0].otter_entities,
-        smaller.items[0].otter_entities,
+        back.items[0].otter_entities, smaller.items[0].otter_entities,
         "entity ids in their order, per store"
     );
     assert_eq!(
