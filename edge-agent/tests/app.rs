@@ -368,20 +368,26 @@ async fn a_tablet_that_reconnects_with_last_event_id_misses_nothing_and_sees_not
     // One at a time: deliveries the agent has in hand together share a transaction (and so
     // one batch.updated), which would make the sequence depend on timing.
     publish(burger_meal("e1", 1, "o1", 1)).await;
-    let mut seen = vec![key(tablet.next().await), key(tablet.next().await)];
-    publish(burger_meal("e2", 2, "o2", 1)).await;
-    publish(burger_meal("e1", 1, "o1", 1)).await; // redelivered: no event
-    for _ in 0..2 {
+    let mut seen = Vec::new();
+    for _ in 0..3 {
         seen.push(key(tablet.next().await));
     }
-    // Without reference data everything is counted at `unassigned`.
+    publish(burger_meal("e2", 2, "o2", 1)).await;
+    publish(burger_meal("e1", 1, "o1", 1)).await; // redelivered: no event
+    for _ in 0..3 {
+        seen.push(key(tablet.next().await));
+    }
+    // Without reference data everything is counted at `unassigned`; a store not listed
+    // accepts automatically (docs/otter.md).
     assert_eq!(
         seen,
         expect(&[
             ("1", "order.created", "o1"),
-            ("2", "batch.updated", "unassigned"),
-            ("3", "order.created", "o2"),
-            ("4", "batch.updated", "unassigned"),
+            ("2", "order.accepted", "o1"),
+            ("3", "batch.updated", "unassigned"),
+            ("4", "order.created", "o2"),
+            ("5", "order.accepted", "o2"),
+            ("6", "batch.updated", "unassigned"),
         ])
     );
     drop(tablet); // the tablet drops off the Wi-Fi
@@ -412,30 +418,35 @@ async fn a_tablet_that_reconnects_with_last_event_id_misses_nothing_and_sees_not
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 
-    let mut tablet = SseReader::open(&url, Some("4")).await;
+    let mut tablet = SseReader::open(&url, Some("6")).await;
     let mut seen = Vec::new();
-    for _ in 0..4 {
+    for _ in 0..5 {
         seen.push(key(tablet.next().await));
     }
     assert_eq!(
         seen,
         expect(&[
-            ("5", "order.created", "o3"),
-            ("6", "batch.updated", "unassigned"),
-            ("7", "order.cancelled", "o1"),
-            ("8", "batch.updated", "unassigned"),
+            ("7", "order.created", "o3"),
+            ("8", "order.accepted", "o3"),
+            ("9", "batch.updated", "unassigned"),
+            ("10", "order.cancelled", "o1"),
+            ("11", "batch.updated", "unassigned"),
         ])
     );
     // Live again after the replay.
     publish(burger_meal("e5", 5, "o5", 1)).await;
     assert_eq!(
         key(tablet.next().await),
-        ("9".to_owned(), "order.created".to_owned(), "o5".to_owned())
+        ("12".to_owned(), "order.created".to_owned(), "o5".to_owned())
+    );
+    assert_eq!(
+        key(tablet.next().await),
+        ("13".to_owned(), "order.accepted".to_owned(), "o5".to_owned())
     );
     // An id this box never gave out (its store was replaced) gets a snapshot first.
     let mut stranger = SseReader::open(&url, Some("999")).await;
     let (id, event, data) = stranger.next().await;
-    assert_eq!((id.as_str(), event.as_str()), ("10", "snapshot"));
+    assert_eq!((id.as_str(), event.as_str()), ("14", "snapshot"));
     assert_eq!(
         data["batches"][0]["order_ids"],
         serde_json::json!(["o2", "o3", "o5"])

@@ -335,7 +335,17 @@ async fn a_signed_webhook_reaches_the_tablet_stream_and_the_batch_counts() {
     if let Some(store_id) = created.get("store_id") {
         assert_eq!(store_id, STORE_ID);
     }
-    // Exactly one order event: nothing else about orders follows (batch updates may).
+    // Exactly one order event, then the box accepts it for Otter (the store accepts
+    // automatically) with its estimate: the double smash's 7 minutes behind an empty grill.
+    // Nothing else about orders follows (batch updates may).
+    let (_, event, accepted) = tablet.next().await;
+    assert_eq!(
+        (event.as_str(), &accepted),
+        (
+            "order.accepted",
+            &json!({"order_id": ORDER_ID, "store_id": STORE_ID, "prep_minutes": 7, "auto": true, "device": null})
+        )
+    );
     while let Some((_, event, data)) = tablet.next_within(Duration::from_secs(1)).await {
         assert!(!event.starts_with("order."), "unexpected {event} {data}");
     }
