@@ -441,7 +441,11 @@ async fn a_tablet_that_reconnects_with_last_event_id_misses_nothing_and_sees_not
     );
     assert_eq!(
         key(tablet.next().await),
-        ("13".to_owned(), "order.accepted".to_owned(), "o5".to_owned())
+        (
+            "13".to_owned(),
+            "order.accepted".to_owned(),
+            "o5".to_owned()
+        )
     );
     // An id this box never gave out (its store was replaced) gets a snapshot first.
     let mut stranger = SseReader::open(&url, Some("999")).await;

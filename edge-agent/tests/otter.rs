@@ -54,7 +54,12 @@ const STORES: &[&str] = &["store-auto", "store-manual"];
 const WAIT: Duration = Duration::from_secs(20);
 
 async fn post(url: &str, body: Value) -> (u16, Value) {
-    let response = client().post(url).json(&body).send().await.expect("answers");
+    let response = client()
+        .post(url)
+        .json(&body)
+        .send()
+        .await
+        .expect("answers");
     let status = response.status().as_u16();
     (status, response.json().await.unwrap_or(Value::Null))
 }
@@ -99,7 +104,10 @@ async fn orders_are_accepted_readied_handed_off_and_cancelled_from_the_box() {
     // Automatic: accepted in the order's own transaction with the estimate: the burger's 7
     // minutes behind an empty grill.
     kitchen.publish(&order("store-auto", "o-auto")).await;
-    assert_eq!(next_of(&mut stream, "order.created").await["order_id"], "o-auto");
+    assert_eq!(
+        next_of(&mut stream, "order.created").await["order_id"],
+        "o-auto"
+    );
     assert_eq!(
         next_of(&mut stream, "order.accepted").await,
         json!({"order_id": "o-auto", "store_id": "store-auto", "prep_minutes": 7, "auto": true, "device": null})
@@ -107,24 +115,44 @@ async fn orders_are_accepted_readied_handed_off_and_cancelled_from_the_box() {
     // A second order queues behind the first one's fries? Same item: it joins the batch. Its
     // burgers join too: the estimate stays 7.
     kitchen.publish(&order("store-auto", "o-auto-2")).await;
-    assert_eq!(next_of(&mut stream, "order.accepted").await["prep_minutes"], 7);
+    assert_eq!(
+        next_of(&mut stream, "order.accepted").await["prep_minutes"],
+        7
+    );
 
     // Manual: waits for Expo.
     kitchen.publish(&order("store-manual", "o-man")).await;
-    assert_eq!(next_of(&mut stream, "order.created").await["order_id"], "o-man");
+    assert_eq!(
+        next_of(&mut stream, "order.created").await["order_id"],
+        "o-man"
+    );
     let waiting = ticket(&base, "o-man").await.expect("open");
-    assert_eq!((&waiting["awaiting_accept"], &waiting["prep_minutes"]), (&json!(true), &Value::Null));
+    assert_eq!(
+        (&waiting["awaiting_accept"], &waiting["prep_minutes"]),
+        (&json!(true), &Value::Null)
+    );
     let url = |order: &str, action: &str| format!("{base}/api/orders/{order}/{action}");
     // Bad input is refused and changes nothing.
-    assert_eq!(post(&url("o-man", "accept"), json!({"prep_minutes": -1})).await.0, 400);
+    assert_eq!(
+        post(&url("o-man", "accept"), json!({"prep_minutes": -1}))
+            .await
+            .0,
+        400
+    );
     assert_eq!(
         post(&url("o-man", "accept"), json!({"prep_minutes": 999})).await,
         (400, json!({"error": "a prep time is 1 to 240 minutes"}))
     );
-    assert_eq!(post(&url("o-man", "accept"), json!({"minutes": 5})).await.0, 400);
+    assert_eq!(
+        post(&url("o-man", "accept"), json!({"minutes": 5})).await.0,
+        400
+    );
     assert_eq!(
         post(&url("o-man", "prep-time"), json!({"prep_minutes": 20})).await,
-        (409, json!({"error": "the order is not accepted yet: accept it first"}))
+        (
+            409,
+            json!({"error": "the order is not accepted yet: accept it first"})
+        )
     );
     assert_eq!(
         post(&url("nope", "accept"), json!({})).await,
@@ -140,12 +168,26 @@ async fn orders_are_accepted_readied_handed_off_and_cancelled_from_the_box() {
                "device": kitchen_testkit::http::TEST_DEVICE})
     );
     let accepted = ticket(&base, "o-man").await.expect("open");
-    assert_eq!((&accepted["awaiting_accept"], &accepted["prep_minutes"]), (&Value::Null, &json!(18)));
-    assert_eq!(post(&url("o-man", "prep-time"), json!({"prep_minutes": 25})).await.0, 200);
-    assert_eq!(next_of(&mut stream, "order.prep_time").await["prep_minutes"], 25);
+    assert_eq!(
+        (&accepted["awaiting_accept"], &accepted["prep_minutes"]),
+        (&Value::Null, &json!(18))
+    );
+    assert_eq!(
+        post(&url("o-man", "prep-time"), json!({"prep_minutes": 25}))
+            .await
+            .0,
+        200
+    );
+    assert_eq!(
+        next_of(&mut stream, "order.prep_time").await["prep_minutes"],
+        25
+    );
     // Ready: every station bumped, the order ready; hand off: off the screens.
     assert_eq!(post(&url("o-man", "ready"), json!({})).await.0, 200);
-    assert_eq!(next_of(&mut stream, "order.ready").await["order_id"], "o-man");
+    assert_eq!(
+        next_of(&mut stream, "order.ready").await["order_id"],
+        "o-man"
+    );
     assert_eq!(post(&url("o-man", "hand-off"), json!({})).await.0, 200);
     assert_eq!(
         next_of(&mut stream, "order.handed_off").await,
@@ -159,9 +201,20 @@ async fn orders_are_accepted_readied_handed_off_and_cancelled_from_the_box() {
     // Cancel: Otter's reasons only; then it is gone.
     assert_eq!(
         post(&url("o-auto", "cancel"), json!({"reason": "BORED"})).await,
-        (400, json!({"error": "unknown cancellation reason \"BORED\""}))
+        (
+            400,
+            json!({"error": "unknown cancellation reason \"BORED\""})
+        )
     );
-    assert_eq!(post(&url("o-auto", "cancel"), json!({"reason": "KITCHEN_CLOSED", "note": "power cut"})).await.0, 200);
+    assert_eq!(
+        post(
+            &url("o-auto", "cancel"),
+            json!({"reason": "KITCHEN_CLOSED", "note": "power cut"})
+        )
+        .await
+        .0,
+        200
+    );
     assert_eq!(
         next_of(&mut stream, "order.cancel_requested").await,
         json!({"order_id": "o-auto", "store_id": "store-auto", "reason": "KITCHEN_CLOSED",
@@ -179,9 +232,53 @@ async fn orders_are_accepted_readied_handed_off_and_cancelled_from_the_box() {
             .json(&json!({"reason": "KITCHEN_CLOSED"}))
             .send()
     };
-    assert_eq!(as_cook(url("o-auto-2", "cancel")).await.expect("answers").status(), 403);
-    assert_eq!(as_cook(url("o-auto-2", "ready")).await.expect("answers").status(), 403);
+    assert_eq!(
+        as_cook(url("o-auto-2", "cancel"))
+            .await
+            .expect("answers")
+            .status(),
+        403
+    );
+    assert_eq!(
+        as_cook(url("o-auto-2", "ready"))
+            .await
+            .expect("answers")
+            .status(),
+        403
+    );
     assert!(ticket(&base, "o-auto-2").await.is_some());
+    // Expo's scanner reads the bag's ticket: handed off, once.
+    let scans = format!("{base}/api/scans");
+    let scan = |code: &str| {
+        post(
+            &scans,
+            json!({"code": code, "role": "expo", "device": "bag scanner"}),
+        )
+    };
+    let (status, bag) = scan("ORDER:o-auto-2").await;
+    assert_eq!(
+        (status, &bag["accepted"], &bag["action"], &bag["order_id"]),
+        (200, &json!(true), &json!("hand_off"), &json!("o-auto-2")),
+        "{bag}"
+    );
+    assert_eq!(
+        next_of(&mut stream, "order.handed_off").await["order_id"],
+        "o-auto-2"
+    );
+    assert!(ticket(&base, "o-auto-2").await.is_none());
+    let (_, again) = scan("ORDER:o-auto-2").await;
+    assert_eq!(
+        (&again["accepted"], &again["reason"]),
+        (&json!(false), &json!("the order is closed, not open"))
+    );
+    let (_, product) = scan("0109501101530003").await;
+    assert_eq!(
+        (&product["accepted"], &product["reason"]),
+        (
+            &json!(false),
+            &json!("an Expo scanner takes tickets; this is not one")
+        )
+    );
     kitchen.stop().await;
 }
 
@@ -191,7 +288,11 @@ async fn items_are_86d_and_put_back_with_staff_pins() {
     let base = kitchen.base.clone();
     let url = |item: &str, action: &str| format!("{base}/api/items/{item}/{action}");
     // No PINs yet: a manager 86es fries for 2 hours.
-    let (status, fries) = post(&url("fries", "suspend"), json!({"until": "hours", "hours": 2, "note": "fryer down"})).await;
+    let (status, fries) = post(
+        &url("fries", "suspend"),
+        json!({"until": "hours", "hours": 2, "note": "fryer down"}),
+    )
+    .await;
     assert_eq!(status, 200, "{fries}");
     assert_eq!(
         fries["entities"],
@@ -210,21 +311,35 @@ async fn items_are_86d_and_put_back_with_staff_pins() {
             &available["suspended"][0]["note"],
             &available["suspended"][0]["on_otter"]
         ),
-        (&json!("fries"), &json!(until), &json!("fryer down"), &json!(true))
+        (
+            &json!("fries"),
+            &json!(until),
+            &json!("fryer down"),
+            &json!(true)
+        )
     );
     assert_eq!(
         post(&url("fries", "suspend"), json!({})).await,
         (409, json!({"error": "Fries is already 86'd"}))
     );
     assert_eq!(
-        post(&url("smash", "suspend"), json!({"until": "hours", "hours": 99})).await,
+        post(
+            &url("smash", "suspend"),
+            json!({"until": "hours", "hours": 99})
+        )
+        .await,
         (400, json!({"error": "86 for 1 to 24 hours"}))
     );
     assert_eq!(
-        post(&url("smash", "suspend"), json!({"until": "tomorrow"})).await.0,
+        post(&url("smash", "suspend"), json!({"until": "tomorrow"}))
+            .await
+            .0,
         400
     );
-    assert_eq!(post(&url("ghost", "suspend"), json!({})).await, (404, json!({"error": "no such item"})));
+    assert_eq!(
+        post(&url("ghost", "suspend"), json!({})).await,
+        (404, json!({"error": "no such item"}))
+    );
     // The kitchen starts using PINs: now 86 needs one, and records whose it was.
     let pin = edge_agent::pairing::add_staff(&kitchen.data_dir, "Ana").expect("added");
     assert_eq!(pin.len(), 6);
@@ -238,13 +353,19 @@ async fn items_are_86d_and_put_back_with_staff_pins() {
         (403, json!({"error": "wrong PIN"}))
     );
     let (status, back) = post(&url("fries", "unsuspend"), json!({"pin": pin})).await;
-    assert_eq!((status, &back["staff"], &back["suspension_id"]), (200, &json!("Ana"), &fries["suspension_id"]));
+    assert_eq!(
+        (status, &back["staff"], &back["suspension_id"]),
+        (200, &json!("Ana"), &fries["suspension_id"])
+    );
     assert_eq!(
         post(&url("fries", "unsuspend"), json!({"pin": pin})).await,
         (409, json!({"error": "Fries is not 86'd"}))
     );
     let available = get_json(&format!("{base}/api/availability")).await;
-    assert_eq!((&available["pin_required"], &available["suspended"]), (&json!(true), &json!([])));
+    assert_eq!(
+        (&available["pin_required"], &available["suspended"]),
+        (&json!(true), &json!([]))
+    );
     kitchen.stop().await;
 }
 
@@ -258,12 +379,20 @@ async fn expo_accepts_readies_hands_off_and_86es_on_the_tablet() {
     let mut tablet = browser::Browser::launch(1280, 900).await;
     tablet.navigate(&format!("{base}/?station=all")).await;
     tablet
-        .wait_for("the live stream", WAIT, "document.querySelector('#link').className.includes('ok')")
+        .wait_for(
+            "the live stream",
+            WAIT,
+            "document.querySelector('#link').className.includes('ok')",
+        )
         .await;
     kitchen.publish(&order("store-manual", "o-tab")).await;
     let ticket_sel = r#"#tickets [data-order-id="o-tab"]"#;
     tablet
-        .wait_for("the ticket waiting for Accept", WAIT, &format!("!!document.querySelector('{ticket_sel} button.accept')"))
+        .wait_for(
+            "the ticket waiting for Accept",
+            WAIT,
+            &format!("!!document.querySelector('{ticket_sel} button.accept')"),
+        )
         .await;
     tablet.tap(&format!("{ticket_sel} .minutes")).await;
     tablet.type_text("22").await;
@@ -272,40 +401,69 @@ async fn expo_accepts_readies_hands_off_and_86es_on_the_tablet() {
         .wait_for_value(
             "the time given",
             WAIT,
-            &format!("(document.querySelector('{ticket_sel} .otters') || {{}}).textContent || null"),
+            &format!(
+                "(document.querySelector('{ticket_sel} .otters') || {{}}).textContent || null"
+            ),
             &json!("22 min given"),
         )
         .await;
     tablet.tap(&format!("{ticket_sel} button.ready")).await;
     let ready_sel = r#"#ready [data-order-id="o-tab"] button.handoff"#;
     tablet
-        .wait_for("the order in the Ready lane", WAIT, &format!("!!document.querySelector('{ready_sel}')"))
+        .wait_for(
+            "the order in the Ready lane",
+            WAIT,
+            &format!("!!document.querySelector('{ready_sel}')"),
+        )
         .await;
     tablet.tap(ready_sel).await;
     tablet
-        .wait_for("the order handed off", WAIT, "!document.querySelector('[data-order-id=\"o-tab\"]')")
+        .wait_for(
+            "the order handed off",
+            WAIT,
+            "!document.querySelector('[data-order-id=\"o-tab\"]')",
+        )
         .await;
     // 86 with a PIN.
     tablet
-        .wait_for("the 86 form with a PIN", WAIT, "!!document.querySelector('#eightysix .pin')")
+        .wait_for(
+            "the 86 form with a PIN",
+            WAIT,
+            "!!document.querySelector('#eightysix .pin')",
+        )
         .await;
-    tablet.eval("document.querySelector('#eightysix .item').value = 'fries'").await;
+    tablet
+        .eval("document.querySelector('#eightysix .item').value = 'fries'")
+        .await;
     tablet.tap("#eightysix .pin").await;
     tablet.type_text(&pin).await;
     tablet.tap("#eightysix button.suspend").await;
     tablet
-        .wait_for("fries 86'd on the screen", WAIT, "!!document.querySelector('#eightysix li[data-item=\"fries\"] button.unsuspend')")
+        .wait_for(
+            "fries 86'd on the screen",
+            WAIT,
+            "!!document.querySelector('#eightysix li[data-item=\"fries\"] button.unsuspend')",
+        )
         .await;
     let available = get_json(&format!("{base}/api/availability")).await;
     assert_eq!(
-        (&available["suspended"][0]["item_id"], &available["suspended"][0]["staff"]),
+        (
+            &available["suspended"][0]["item_id"],
+            &available["suspended"][0]["staff"]
+        ),
         (&json!("fries"), &json!("Ana"))
     );
     tablet.tap("#eightysix .pin").await;
     tablet.type_text(&pin).await;
-    tablet.tap("#eightysix li[data-item=\"fries\"] button.unsuspend").await;
     tablet
-        .wait_for("nothing 86'd", WAIT, "!!document.querySelector('#eightysix li.none')")
+        .tap("#eightysix li[data-item=\"fries\"] button.unsuspend")
+        .await;
+    tablet
+        .wait_for(
+            "nothing 86'd",
+            WAIT,
+            "!!document.querySelector('#eightysix li.none')",
+        )
         .await;
     tablet.close().await;
     let orders = get_json(&format!("{base}/api/orders?state=open")).await;

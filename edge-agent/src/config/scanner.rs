@@ -115,16 +115,17 @@ impl TryFrom<RawScannerConfig> for ScannerConfig {
                     "scanner {name:?}: role \"station\" needs `station`, the station's id"
                 ));
             }
-            (role @ ("prep" | "receiving"), Some(_)) => {
+            (role @ ("prep" | "receiving" | "expo"), Some(_)) => {
                 return Err(format!(
                     "scanner {name:?}: a {role} scanner has no `station`"
                 ));
             }
             ("prep", None) => ScanRole::Prep,
             ("receiving", None) => ScanRole::Receiving,
+            ("expo", None) => ScanRole::Expo,
             (role, _) => {
                 return Err(format!(
-                    "scanner {name:?}: unknown role {role:?}: station, prep or receiving"
+                    "scanner {name:?}: unknown role {role:?}: station, prep, receiving or expo"
                 ));
             }
         };

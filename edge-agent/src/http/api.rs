@@ -228,13 +228,14 @@ pub(super) async fn scan(
         }
         (Some("prep"), None) => ScanRole::Prep,
         (Some("receiving"), None) => ScanRole::Receiving,
+        (Some("expo"), None) => ScanRole::Expo,
         (None | Some("station"), None) => {
             return error(
                 StatusCode::BAD_REQUEST,
-                "a station scanner needs its station; other scanners need role prep or receiving",
+                "a station scanner needs its station; other scanners need role prep, receiving or expo",
             );
         }
-        (Some(role @ ("prep" | "receiving")), Some(_)) => {
+        (Some(role @ ("prep" | "receiving" | "expo")), Some(_)) => {
             return error(
                 StatusCode::BAD_REQUEST,
                 format!("a {role} scanner has no station"),
@@ -243,13 +244,14 @@ pub(super) async fn scan(
         (Some(role), _) => {
             return error(
                 StatusCode::BAD_REQUEST,
-                format!("unknown role {role:?}: station, prep or receiving"),
+                format!("unknown role {role:?}: station, prep, receiving or expo"),
             );
         }
     };
     let action = match &role {
         ScanRole::Station(station) => Action::StationScan(station),
         ScanRole::Prep | ScanRole::Receiving => Action::PrepScan,
+        ScanRole::Expo => Action::Expo,
     };
     if let Some(refused) = forbid(&caller, action, "scan here") {
         return refused;

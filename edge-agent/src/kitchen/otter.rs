@@ -266,7 +266,7 @@ impl State {
         Ok(())
     }
 
-    fn order_action(
+    pub(super) fn order_action(
         &mut self,
         tx: &Transaction<'_>,
         order_id: &str,

@@ -74,16 +74,18 @@ impl Kitchen {
             let tags: Vec<String> = station.map(str::to_owned).into_iter().collect();
             let mut touched = Touched::default();
             let mut stock_change = None;
+            // Tickets: a station scanner bumps at its station, Expo's hands the order off.
+            let tickets = station.is_some() || *role == ScanRole::Expo;
             match (&parsed, station) {
                 (Err(error), _) => record.reason = error.to_string(),
                 (Ok(_), Some(station)) if unknown_station => {
                     record.reason = ScanRejection::UnknownStation(station.to_owned()).to_string();
                 }
-                (Ok(Scan::Ticket { order_id }), Some(station)) => {
+                (Ok(Scan::Ticket { order_id }), station) if tickets => {
                     state.scan_ticket(tx, order_id, station, &mut record, now_ms, pending)?;
                     touched = Touched::orders(record.order_id.clone().filter(|_| record.accepted));
                 }
-                (Ok(Scan::FriendlyId(friendly)), Some(station)) => {
+                (Ok(Scan::FriendlyId(friendly)), station) if tickets => {
                     match store::open_orders_by_friendly_id(tx, friendly)?.as_slice() {
                         [one] => {
                             state.scan_ticket(tx, one, station, &mut record, now_ms, pending)?;
@@ -158,16 +160,29 @@ impl Kitchen {
 }
 impl State {
     /// A station scanner's ticket for `order_id`: bumps it at `station` when it is open.
+    /// A ticket scanned: bumped at `station`, or (Expo, no station) handed off.
     pub(super) fn scan_ticket(
         &mut self,
         tx: &Transaction<'_>,
         order_id: &str,
-        station: &str,
+        station: Option<&str>,
         record: &mut crate::record::ScanRecord,
         now_ms: i64,
         pending: &mut Pending,
     ) -> Result<(), StoreError> {
         record.order_id = Some(order_id.to_owned());
+        let Some(station) = station else {
+            let action = crate::otter::OrderAction::HandOff;
+            let device = record.device.clone();
+            match self.order_action(tx, order_id, action, &device, now_ms, pending)? {
+                Ok(()) => {
+                    record.action = "hand_off".into();
+                    record.accepted = true;
+                }
+                Err(rejection) => record.reason = rejection.to_string(),
+            }
+            return Ok(());
+        };
         if self.orders.contains_key(order_id) {
             let stations = [station.to_owned()];
             let request = super::orders::BumpRequest {

@@ -54,6 +54,8 @@ pub enum ScanRoleName {
     Station,
     #[error("a receiving scanner takes transfer-unit (SSCC) labels; this is not one")]
     Receiving,
+    #[error("an Expo scanner takes tickets; this is not one")]
+    Expo,
 }
 
 impl Kitchen {
@@ -190,6 +192,7 @@ pub fn stock_scan(
             tx, reference, sscc, gs1, device, scan_id, today, now_ms, new_lot,
         ),
         (ScanRole::Receiving, _) => Ok(Err(StockRejection::WrongScanner(ScanRoleName::Receiving))),
+        (ScanRole::Expo, _) => Ok(Err(StockRejection::WrongScanner(ScanRoleName::Expo))),
     }
 }
 

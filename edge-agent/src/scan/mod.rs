@@ -38,6 +38,8 @@ pub enum ScanRole {
     Prep,
     /// At the back door: transfer units (SSCC labels) are received.
     Receiving,
+    /// At Expo: a bag's ticket hands the order off (Otter's fulfill).
+    Expo,
 }
 
 impl ScanRole {
@@ -53,6 +55,7 @@ impl ScanRole {
             Self::Station(_) => "station",
             Self::Prep => "prep",
             Self::Receiving => "receiving",
+            Self::Expo => "expo",
         }
     }
 }
