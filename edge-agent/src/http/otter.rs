@@ -46,10 +46,10 @@ pub(super) fn routes() -> Router<AppState> {
 }
 
 /// A JSON body (an empty body is `{}`), or the `400` saying what is wrong with it.
-fn body<T: DeserializeOwned>(bytes: &Bytes) -> Result<T, Response> {
+fn body<T: DeserializeOwned>(bytes: &Bytes) -> Result<T, Box<Response>> {
     let bytes: &[u8] = if bytes.is_empty() { b"{}" } else { bytes };
     serde_json::from_slice(bytes)
-        .map_err(|e| error(StatusCode::BAD_REQUEST, format!("invalid body: {e}")))
+        .map_err(|e| Box::new(error(StatusCode::BAD_REQUEST, format!("invalid body: {e}"))))
 }
 
 fn refused(rejection: OtterRejection) -> Response {
@@ -100,7 +100,7 @@ async fn accept(
     }
     let minutes: Minutes = match body(&bytes) {
         Ok(minutes) => minutes,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let action = OrderAction::Accept {
         minutes: minutes.prep_minutes,
@@ -121,7 +121,7 @@ async fn prep_time(
     let minutes = match body::<Minutes>(&bytes).map(|m| m.prep_minutes) {
         Ok(Some(minutes)) => minutes,
         Ok(None) => return error(StatusCode::BAD_REQUEST, "prep_minutes is required"),
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     act(&state, order_id, OrderAction::PrepTime { minutes }, device).await
 }
@@ -148,7 +148,7 @@ async fn reject(
         Ok(Reason { reason, .. }) => {
             act(&state, order_id, OrderAction::Reject { reason }, device).await
         }
-        Err(response) => response,
+        Err(response) => *response,
     }
 }
 
@@ -172,7 +172,7 @@ async fn cancel(
             )
             .await
         }
-        Err(response) => response,
+        Err(response) => *response,
     }
 }
 
@@ -243,13 +243,13 @@ async fn staff(state: &AppState, pin: Option<String>) -> Result<Option<String>, 
 }
 
 /// The item's station, or the `404`.
-fn item_station(state: &AppState, item_id: &str) -> Result<String, Response> {
+fn item_station(state: &AppState, item_id: &str) -> Result<String, Box<Response>> {
     state
         .reference
         .get()
         .item(item_id)
         .map(|item| item.station.clone())
-        .ok_or_else(|| refused(OtterRejection::NoSuchItem))
+        .ok_or_else(|| Box::new(refused(OtterRejection::NoSuchItem)))
 }
 
 /// `POST /api/items/{id}/suspend` `{"until"?, "hours"?, "note"?, "pin"?}`: 86es the item here
@@ -262,14 +262,14 @@ async fn suspend(
 ) -> Response {
     let station = match item_station(&state, &item_id) {
         Ok(station) => station,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     if let Some(refused) = forbid(&device, Action::EightySix(&station), "86 this item") {
         return refused;
     }
     let body: SuspendBody = match body(&bytes) {
         Ok(body) => body,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let until = match (body.until.as_deref().unwrap_or("end_of_day"), body.hours) {
         ("end_of_day", None) => Until::EndOfDay,
@@ -308,7 +308,7 @@ async fn unsuspend(
 ) -> Response {
     let station = match item_station(&state, &item_id) {
         Ok(station) => station,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     if let Some(refused) = forbid(
         &device,
@@ -319,7 +319,7 @@ async fn unsuspend(
     }
     let body: UnsuspendBody = match body(&bytes) {
         Ok(body) => body,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let staff = match staff(&state, body.pin).await {
         Ok(staff) => staff,
