@@ -191,7 +191,8 @@ impl OtterDouble {
         lock(&self.inner.script).fail_until = Some(Instant::now() + duration);
     }
 
-    /// Answers `status` to the next `count` resource calls.
+    /// Answers `status` to the next `count` resource calls (a 429 with `Retry-After` when
+    /// [`set_retry_after`](Self::set_retry_after) gave one).
     pub fn fail_next(&self, count: u32, status: u16) {
         lock(&self.inner.script).fail_next = Some((count, status));
     }
@@ -489,7 +490,13 @@ impl Inner {
         {
             script.fail_next = (count > 1).then_some((count - 1, status));
             let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-            return error(status, "scripted failure");
+            let mut response = error(status, "scripted failure");
+            if let (StatusCode::TOO_MANY_REQUESTS, Some(seconds)) = (status, script.retry_after) {
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, header::HeaderValue::from(seconds));
+            }
+            return response;
         }
         if let Some((limit, window)) = script.limit {
             let limit = script
