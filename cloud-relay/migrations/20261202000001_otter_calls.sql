@@ -86,19 +86,27 @@ CREATE INDEX callbacks_open_idx ON otter.callbacks (id) WHERE state IN ('pending
 CREATE INDEX callbacks_lane_idx ON otter.callbacks (lane, id);
 CREATE INDEX callbacks_order_idx ON otter.callbacks (order_id, kind) WHERE order_id IS NOT NULL;
 CREATE INDEX callbacks_change_idx ON otter.callbacks (change_id);
+CREATE INDEX callbacks_unstamped_idx ON otter.callbacks (id) WHERE change_id = 0;
 CREATE INDEX callbacks_store_change_idx ON otter.callbacks (store_id, change_id);
 
--- Every insert and update takes the next change number under one transaction-level advisory
--- lock, held to commit: change numbers are handed out in commit order, so a box reading
--- "after N" never skips a change committed later with a smaller number.
+-- Every update takes the next change number under one transaction-level advisory lock, held to
+-- commit: change numbers are handed out in commit order, so a box reading "after N" never skips
+-- a change committed later with a smaller number. A new row gets 0 (not yet readable): it is
+-- inserted in a box's sync transaction, which must not hold that lock (a box stalled mid-push
+-- would stall every call); the relay stamps it (`UPDATE ... WHERE change_id = 0`) in a short
+-- transaction of its own right after (dispatch.rs), or the dispatcher's claim does.
 CREATE FUNCTION otter.callback_changed() RETURNS trigger
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-    PERFORM pg_advisory_xact_lock(7310295632145268033); -- "otter_cb"-ish, fixed
-    NEW.change_id := nextval('otter.callback_changes');
     NEW.updated_at := now();
+    IF TG_OP = 'INSERT' THEN
+        NEW.change_id := 0;
+        RETURN NEW;
+    END IF;
+    PERFORM pg_advisory_xact_lock(7310295632145268033);
+    NEW.change_id := nextval('otter.callback_changes');
     RETURN NEW;
 END
 $$;

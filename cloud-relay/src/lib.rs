@@ -150,6 +150,7 @@ impl App {
             );
             tracker.spawn(dispatcher.run());
         }
+        tracker.spawn(otter_api::stamp::run(pool.clone(), token.clone()));
         tracker.spawn(otter_api::alarm::run(
             pool.clone(),
             config.otter_api.confirm_alarm_after,

@@ -410,7 +410,7 @@ impl Worker {
 }
 
 /// Wakes the dispatcher on every `NOTIFY otter_calls`; reconnects after a second on error.
-async fn listen(pool: PgPool, wake: Arc<Notify>, token: CancellationToken) {
+pub(super) async fn listen(pool: PgPool, wake: Arc<Notify>, token: CancellationToken) {
     while !token.is_cancelled() {
         let listening = async {
             let mut listener = PgListener::connect_with(&pool).await?;

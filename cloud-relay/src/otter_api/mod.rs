@@ -5,13 +5,14 @@
 //!
 //! `client.rs` speaks HTTP (OAuth2 client credentials, one call → one [`client::Answer`]);
 //! `store.rs` holds the queries (claims, budgets, results, recovery, the alarm, the admin
-//! lists); `dispatch.rs` is the task; `alarm.rs` the unconfirmed-order alarm; `metrics.rs`
-//! what they count.
+//! lists); `dispatch.rs` is the task; `stamp.rs` gives new calls their change number;
+//! `alarm.rs` is the unconfirmed-order alarm; `metrics.rs` what they count.
 
 pub mod alarm;
 pub mod client;
 pub mod dispatch;
 pub mod metrics;
+pub mod stamp;
 pub mod store;
 
 use crate::config::{OtterApiConfig, OtterLimits};

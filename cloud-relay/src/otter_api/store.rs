@@ -69,13 +69,31 @@ pub struct Settle {
 
 /// Calls found `sent` past their lease, with no menu job (the relay sending them died before
 /// it recorded an answer), go back to `pending`: sent again, so at least once in that window.
+///
+/// Rows are taken `SKIP LOCKED` here and in [`stamp_new`]: a statement touching several rows
+/// never waits on a row lock while holding the change lock (no deadlock with a claim).
 pub async fn recover_expired(pool: &PgPool) -> Result<u64, sqlx::Error> {
     let done = sqlx::query(
         "UPDATE otter.callbacks
          SET state = 'pending', lease_until = NULL, next_attempt_at = now(),
              reason = 'sent again: the relay sending it stopped before Otter answered',
              detail = 'retrying'
-         WHERE state = 'sent' AND job_id IS NULL AND lease_until < now()",
+         WHERE id IN (SELECT id FROM otter.callbacks
+                      WHERE state = 'sent' AND job_id IS NULL AND lease_until < now()
+                      ORDER BY id FOR UPDATE SKIP LOCKED)",
+    )
+    .execute(pool)
+    .await?;
+    Ok(done.rows_affected())
+}
+
+/// Gives new rows (change 0, inserted in a box's transaction) their change number, so boxes
+/// read them (`kitchen.otter_calls`). Returns the rows stamped.
+pub async fn stamp_new(pool: &PgPool) -> Result<u64, sqlx::Error> {
+    let done = sqlx::query(
+        "UPDATE otter.callbacks SET change_id = 0
+         WHERE id IN (SELECT id FROM otter.callbacks WHERE change_id = 0
+                      ORDER BY id FOR UPDATE SKIP LOCKED)",
     )
     .execute(pool)
     .await?;

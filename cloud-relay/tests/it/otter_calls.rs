@@ -10,7 +10,7 @@ use std::{
 
 use serde_json::json;
 
-use super::otter_rig::*;
+use super::{harness::eventually, otter_rig::*};
 
 const STORE: &str = "store-1";
 
@@ -529,4 +529,156 @@ async fn the_token_is_reused_renewed_before_expiry_and_replaced_after_a_401() {
         ]
     );
     assert_eq!(calls.len(), 4);
+}
+
+#[tokio::test]
+async fn intents_refused_on_arrival_are_shown_and_never_take_the_place_of_a_valid_one() {
+    // The client is off: calls wait pending, and the boxes still see them.
+    let rig = Rig::start(&[STORE], &["store-elsewhere"], |config| {
+        config.otter_api.url = None;
+    })
+    .await;
+    let order_id = order(9);
+    rig.ingest(STORE, std::slice::from_ref(&order_id)).await;
+    let o = || order_id.clone();
+    // Kitchen B does not serve the order's store.
+    assert_eq!(
+        push(&rig.box_b, KITCHEN_B, &[accepted(1, &order_id, 10)]).await,
+        1
+    );
+    let bad_minutes = json!({"order_id": o(), "store_id": STORE, "prep_minutes": "soon"});
+    let bad_reason = json!({"order_id": o(), "store_id": STORE, "reason": "BORED",
+                            "note": null, "device": "manager"});
+    let bumped = json!({"stations": ["grill"]});
+    // Nothing a box pushes makes its transaction fail.
+    assert_eq!(
+        push(
+            &rig.box_a,
+            KITCHEN_A,
+            &[
+                (record_id(2), "order.accepted", o(), bad_minutes),
+                (record_id(3), "order.cancel_requested", o(), bad_reason),
+                (record_id(4), "order.bumped", o(), bumped),
+                accepted(5, &order_id, 14),
+                (
+                    record_id(6),
+                    "order.accepted",
+                    "no-such-order".into(),
+                    json!({})
+                ),
+            ]
+        )
+        .await,
+        5
+    );
+    let read = |pool: sqlx::PgPool, kitchen: &'static str| async move {
+        let mut tx = pool.begin().await.expect("begin");
+        sqlx::query("SELECT set_config('kitchen.id', $1, true)")
+            .bind(kitchen)
+            .execute(&mut *tx)
+            .await
+            .expect("tenant");
+        sqlx::query_as::<_, (String, String, String, String)>(
+            "SELECT record_id::text, kind, state, detail
+             FROM kitchen.otter_calls(0, 100) ORDER BY record_id",
+        )
+        .fetch_all(&mut *tx)
+        .await
+        .expect("otter_calls")
+    };
+    let refused_b = (
+        record_id(1),
+        "confirm".to_owned(),
+        "failed".to_owned(),
+        "not sent: kitchen kitchen-b does not serve store store-1".to_owned(),
+    );
+    let expected_a = vec![
+        refused_b.clone(),
+        (
+            record_id(2),
+            "confirm".into(),
+            "failed".into(),
+            "not sent: prep_minutes \"soon\" is not a whole number of minutes (0 to 1440)".into(),
+        ),
+        (
+            record_id(3),
+            "cancel".into(),
+            "failed".into(),
+            "not sent: BORED is not one of Otter's cancellation reasons".into(),
+        ),
+        (
+            record_id(5),
+            "confirm".into(),
+            "pending".into(),
+            "waiting to be sent".into(),
+        ),
+        (
+            record_id(6),
+            "confirm".into(),
+            "failed".into(),
+            "not sent: order no-such-order is unknown to the relay".into(),
+        ),
+    ];
+    eventually("every call readable", Duration::from_secs(5), || async {
+        (read(rig.box_a.clone(), KITCHEN_A).await == expected_a).then_some(())
+    })
+    .await;
+    assert_eq!(read(rig.box_b.clone(), KITCHEN_B).await, vec![refused_b]);
+    assert_eq!(rig.otter.calls().len(), 0, "the client is off");
+    let metrics = rig.app.metrics().await;
+    assert_eq!(metric(&metrics, "relay_otter_backlog "), 1.0);
+}
+
+#[tokio::test]
+async fn two_relays_share_the_backlog_and_the_budget() {
+    const ORDERS: u32 = 30;
+    const LIMIT: u32 = 6;
+    let window = Duration::from_millis(1000);
+    let rig = Rig::start(&[STORE], &[], |config| {
+        config.otter_api.limits.confirm = LIMIT;
+        config.otter_api.rate_window = window;
+        config.otter_api.rate_margin = Duration::from_millis(200);
+    })
+    .await;
+    let other = rig.app.start_another_relay().await;
+    rig.otter.set_rate_limit(LIMIT, window);
+    let orders: Vec<String> = (0..ORDERS).map(order).collect();
+    rig.ingest(STORE, &orders).await;
+    let intents: Vec<Intent> = (0..ORDERS)
+        .map(|n| accepted(n + 1, &orders[n as usize], 10))
+        .collect();
+    push(&rig.box_a, KITCHEN_A, &intents).await;
+    rig.otter
+        .wait_for_calls(ORDERS as usize, Duration::from_secs(30))
+        .await;
+    rig.wait_settled(Duration::from_secs(5)).await;
+    let all = rig.otter.resource_calls();
+    assert_eq!(all.len(), ORDERS as usize, "no 429, nothing twice");
+    for order_id in &orders {
+        assert_eq!(ok_calls_to(&all, &order_path(order_id, "confirm")), 1);
+    }
+    let accepted_by = |text: String| {
+        metric(
+            &text,
+            "relay_otter_calls_total{kind=\"confirm\",outcome=\"accepted\"} ",
+        )
+    };
+    let other_metrics = rig
+        .app
+        .client
+        .get(format!("http://{}/metrics", other.admin_addr))
+        .send()
+        .await
+        .expect("other relay's admin")
+        .text()
+        .await
+        .expect("text");
+    let (first, second) = (
+        accepted_by(rig.app.metrics().await),
+        accepted_by(other_metrics),
+    );
+    assert_eq!(first + second, f64::from(ORDERS));
+    eprintln!("two relays: {first} and {second} confirms");
+    other.token.cancel();
+    other.handle.await.expect("joins").expect("clean stop");
 }
