@@ -140,17 +140,32 @@ impl App {
         let otter_client =
             otter_api::client::OtterClient::new(&config.otter_api, metrics.otter.clone())
                 .context("cannot build the Otter API client")?;
+        // One LISTEN connection wakes both the stamper and (with the client on) the dispatcher.
+        let stamp_wake = Arc::new(Notify::new());
+        let mut wakes = vec![stamp_wake.clone()];
         if let Some(client) = otter_client {
+            let dispatch_wake = Arc::new(Notify::new());
+            wakes.push(dispatch_wake.clone());
             let dispatcher = otter_api::dispatch::Dispatcher::new(
                 pool.clone(),
                 client,
                 config.otter_api.clone(),
                 metrics.otter.clone(),
+                dispatch_wake,
                 token.clone(),
             );
             tracker.spawn(dispatcher.run());
         }
-        tracker.spawn(otter_api::stamp::run(pool.clone(), token.clone()));
+        tracker.spawn(otter_api::dispatch::listen(
+            pool.clone(),
+            wakes,
+            token.clone(),
+        ));
+        tracker.spawn(otter_api::stamp::run(
+            pool.clone(),
+            stamp_wake,
+            token.clone(),
+        ));
         tracker.spawn(otter_api::alarm::run(
             pool.clone(),
             config.otter_api.confirm_alarm_after,

@@ -207,10 +207,15 @@ fn secrets_are_not_printed() {
     let config = Config {
         otter_webhook_secret: Some(SecretString::from("hunter2")),
         otter_webhook_secret_previous: Some(SecretString::from("hunter1")),
+        otter_api: OtterApiConfig {
+            client_secret: Some(SecretString::from("hunter3")),
+            ..OtterApiConfig::default()
+        },
         ..Config::default()
     };
     let printed = format!("{config:?}");
     assert!(!printed.contains("hunter2"), "{printed}");
     assert!(!printed.contains("hunter1"), "{printed}");
+    assert!(!printed.contains("hunter3"), "{printed}");
     assert!(!printed.contains("guest:guest"), "{printed}");
 }

@@ -66,11 +66,13 @@ struct JobReference {
 }
 
 impl Dispatcher {
+    /// `wake` is notified on every `NOTIFY otter_calls` ([`listen`]).
     pub fn new(
         pool: PgPool,
         client: OtterClient,
         config: OtterApiConfig,
         metrics: Arc<OtterMetrics>,
+        wake: Arc<Notify>,
         token: CancellationToken,
     ) -> Self {
         Self {
@@ -79,18 +81,13 @@ impl Dispatcher {
             config: Arc::new(config),
             metrics,
             token,
-            wake: Arc::new(Notify::new()),
+            wake,
             blocked: Arc::default(),
         }
     }
 
     /// Runs until the token is cancelled, then waits for the requests in flight.
     pub async fn run(self) {
-        let listener = tokio::spawn(listen(
-            self.pool.clone(),
-            self.wake.clone(),
-            self.token.clone(),
-        ));
         let permits = Arc::new(Semaphore::new(self.config.max_in_flight));
         let in_flight = TaskTracker::new();
         let mut recovered_at: Option<Instant> = None;
@@ -110,7 +107,8 @@ impl Dispatcher {
                     Err(error) => tracing::warn!(%error, "cannot recover otter calls"),
                 }
             }
-            let candidates = match store::candidates(&self.pool, CANDIDATES).await {
+            let blocked = self.blocked_now();
+            let candidates = match store::candidates(&self.pool, CANDIDATES, &blocked).await {
                 Ok(candidates) => candidates,
                 Err(error) => {
                     tracing::warn!(%error, "cannot read otter calls");
@@ -174,8 +172,15 @@ impl Dispatcher {
         }
         in_flight.close();
         in_flight.wait().await;
-        listener.abort();
         tracing::info!("otter dispatcher stopped");
+    }
+
+    /// The (store, endpoint) pairs whose budget is spent now (forgetting those free again).
+    fn blocked_now(&self) -> Vec<(String, String)> {
+        let now = Instant::now();
+        let mut blocked = self.blocked.lock_or_recover();
+        blocked.retain(|_, until| *until > now);
+        blocked.keys().cloned().collect()
     }
 
     fn is_blocked(&self, key: &(String, String)) -> bool {
@@ -409,17 +414,19 @@ impl Worker {
     }
 }
 
-/// Wakes the dispatcher on every `NOTIFY otter_calls`; reconnects after a second on error.
-pub(super) async fn listen(pool: PgPool, wake: Arc<Notify>, token: CancellationToken) {
+/// Notifies each of `wakes` on every `NOTIFY otter_calls` (and once after each (re)connect, for
+/// what arrived meanwhile); reconnects after a second on error. One connection for the
+/// dispatcher and the stamper.
+pub async fn listen(pool: PgPool, wakes: Vec<Arc<Notify>>, token: CancellationToken) {
+    let wake_all = || wakes.iter().for_each(|wake| wake.notify_one());
     while !token.is_cancelled() {
         let listening = async {
             let mut listener = PgListener::connect_with(&pool).await?;
             listener.listen(CHANNEL).await?;
-            // Whatever arrived while not listening.
-            wake.notify_one();
+            wake_all();
             loop {
                 listener.recv().await?;
-                wake.notify_one();
+                wake_all();
             }
             #[allow(unreachable_code)]
             Ok::<(), sqlx::Error>(())

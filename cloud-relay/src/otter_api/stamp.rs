@@ -9,14 +9,13 @@ use sqlx::PgPool;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use super::{dispatch::listen, store};
+use super::store;
 
 /// How often new rows are looked for when no NOTIFY came.
 const POLL_INTERVAL: Duration = Duration::from_millis(250);
 
-pub async fn run(pool: PgPool, token: CancellationToken) {
-    let wake = Arc::new(Notify::new());
-    let listener = tokio::spawn(listen(pool.clone(), wake.clone(), token.clone()));
+/// `wake` is notified on every `NOTIFY otter_calls` (`dispatch::listen`).
+pub async fn run(pool: PgPool, wake: Arc<Notify>, token: CancellationToken) {
     while !token.is_cancelled() {
         if let Err(error) = store::stamp_new(&pool).await {
             tracing::warn!(%error, "cannot stamp new otter calls");
@@ -27,5 +26,4 @@ pub async fn run(pool: PgPool, token: CancellationToken) {
             () = token.cancelled() => {}
         }
     }
-    listener.abort();
 }

@@ -101,13 +101,26 @@ pub async fn stamp_new(pool: &PgPool) -> Result<u64, sqlx::Error> {
 }
 
 /// Calls due now, oldest first: pending ones with no earlier open call in their lane, and
-/// menu jobs due for a look.
-pub async fn candidates(pool: &PgPool, limit: i64) -> Result<Vec<Candidate>, sqlx::Error> {
+/// menu jobs due for a look; none of a `(store, endpoint)` in `blocked` (its budget is spent),
+/// so a store's backlog never holds back the other stores' calls.
+pub async fn candidates(
+    pool: &PgPool,
+    limit: i64,
+    blocked: &[(String, String)],
+) -> Result<Vec<Candidate>, sqlx::Error> {
+    let (stores, endpoints): (Vec<&str>, Vec<&str>) = blocked
+        .iter()
+        .map(|(store, endpoint)| (store.as_str(), endpoint.as_str()))
+        .unzip();
     sqlx::query_as(
         "SELECT c.id, c.store_id, c.kind, c.state = 'sent' AS polling
          FROM otter.callbacks c
          WHERE c.state IN ('pending', 'sent')
            AND c.next_attempt_at <= now()
+           AND NOT EXISTS (SELECT FROM unnest($2::text[], $3::text[]) AS b(store_id, endpoint)
+                           WHERE b.store_id = c.store_id
+                             AND b.endpoint = CASE WHEN c.state = 'sent' THEN 'job_status'
+                                                   ELSE c.kind END)
            AND ((c.state = 'pending'
                  AND NOT EXISTS (SELECT FROM otter.callbacks e
                                  WHERE e.lane = c.lane AND e.id < c.id
@@ -118,6 +131,8 @@ pub async fn candidates(pool: &PgPool, limit: i64) -> Result<Vec<Candidate>, sql
          LIMIT $1",
     )
     .bind(limit)
+    .bind(&stores)
+    .bind(&endpoints)
     .fetch_all(pool)
     .await
 }

@@ -10,7 +10,10 @@ use std::{
 
 use serde_json::json;
 
-use super::{harness::eventually, otter_rig::*};
+use super::{
+    harness::{eventually, new_order},
+    otter_rig::*,
+};
 
 const STORE: &str = "store-1";
 
@@ -358,9 +361,44 @@ async fn a_4xx_is_parked_with_otters_answer_never_retried_and_shown_to_the_box_o
         &[accepted(1, &bad, 10), accepted(2, &good, 11)],
     )
     .await;
+    // An order Otter sent without a source: its path cannot be made, so it is parked unsent.
+    let sourceless = order(3);
+    let mut body: serde_json::Value = serde_json::from_slice(&new_order(
+        "evt-sourceless",
+        STORE,
+        &sourceless,
+        "2026-12-02T18:00:00Z",
+    ))
+    .expect("json");
+    body["metadata"]["payload"]["externalIdentifiers"]
+        .as_object_mut()
+        .expect("identifiers")
+        .remove("source");
+    let posted = rig
+        .app
+        .post_signed(&serde_json::to_vec(&body).expect("json"))
+        .await;
+    assert_eq!(posted.status(), 200);
+    push(&rig.box_a, KITCHEN_A, &[accepted(3, &sourceless, 10)]).await;
     rig.wait_settled(Duration::from_secs(10)).await;
     tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(
+        rig.call_row(&sourceless, "confirm").await,
+        Some((
+            "failed".into(),
+            0,
+            format!(
+                "not sent: order {sourceless} has no source (Otter's externalIdentifiers.source), \
+                 which the call's path needs"
+            ),
+            Some(format!(
+                "order {sourceless} has no source (Otter's externalIdentifiers.source), which \
+                 the call's path needs"
+            ))
+        ))
+    );
     let calls = rig.otter.resource_calls();
+    assert!(calls.iter().all(|call| !call.path.contains(&sourceless)));
     assert_eq!(
         calls
             .iter()
@@ -392,15 +430,19 @@ async fn a_4xx_is_parked_with_otters_answer_never_retried_and_shown_to_the_box_o
         .await
         .expect("json");
     let failed = failed.as_array().expect("list");
-    assert_eq!(failed.len(), 1);
+    assert_eq!(failed.len(), 2, "the 422 and the order without a source");
+    let failed = failed
+        .iter()
+        .find(|call| call["order_id"] == json!(bad))
+        .expect("the 422");
     assert_eq!(
         (
-            &failed[0]["order_id"],
-            &failed[0]["kind"],
-            &failed[0]["status_code"],
-            &failed[0]["path"],
-            &failed[0]["answer"],
-            &failed[0]["kitchen_id"],
+            &failed["order_id"],
+            &failed["kind"],
+            &failed["status_code"],
+            &failed["path"],
+            &failed["answer"],
+            &failed["kitchen_id"],
         ),
         (
             &json!(bad),
@@ -462,6 +504,14 @@ async fn a_4xx_is_parked_with_otters_answer_never_retried_and_shown_to_the_box_o
                 bad.clone(),
                 "failed".to_owned(),
                 "Otter answered 422: order already cancelled".to_owned()
+            ),
+            (
+                sourceless.clone(),
+                "failed".to_owned(),
+                format!(
+                    "not sent: order {sourceless} has no source (Otter's \
+                     externalIdentifiers.source), which the call's path needs"
+                )
             ),
         ]
     );
