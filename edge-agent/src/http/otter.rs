@@ -34,12 +34,18 @@ const MAX_PIN_CHARS: usize = 16;
 
 pub(super) fn routes() -> Router<AppState> {
     Router::new()
-        .route("/api/orders/{order_id}/accept", post(accept))
-        .route("/api/orders/{order_id}/prep-time", post(prep_time))
-        .route("/api/orders/{order_id}/reject", post(reject))
-        .route("/api/orders/{order_id}/ready", post(ready))
-        .route("/api/orders/{order_id}/hand-off", post(hand_off))
-        .route("/api/orders/{order_id}/cancel", post(cancel))
+        .route("/api/orders/{order_id}/accept", OrderRoute::Accept.route())
+        .route(
+            "/api/orders/{order_id}/prep-time",
+            OrderRoute::PrepTime.route(),
+        )
+        .route("/api/orders/{order_id}/reject", OrderRoute::Reject.route())
+        .route("/api/orders/{order_id}/ready", OrderRoute::Ready.route())
+        .route(
+            "/api/orders/{order_id}/hand-off",
+            OrderRoute::HandOff.route(),
+        )
+        .route("/api/orders/{order_id}/cancel", OrderRoute::Cancel.route())
         .route("/api/availability", get(availability))
         .route("/api/items/{item_id}/suspend", post(suspend))
         .route("/api/items/{item_id}/unsuspend", post(unsuspend))
@@ -81,124 +87,102 @@ async fn act(state: &AppState, order_id: String, action: OrderAction, device: De
     }
 }
 
+/// The order actions, one route each: who may, and what the body says.
+#[derive(Debug, Clone, Copy)]
+enum OrderRoute {
+    /// `{"prep_minutes"?}` (Expo): accepts a manual store's order, with the box's estimate
+    /// unless a time is given.
+    Accept,
+    /// `{"prep_minutes"}` (Expo): a new prep time for Otter.
+    PrepTime,
+    /// `{"reason"}` (Expo): refuses a manual store's order before it is accepted — a cancel on
+    /// Otter with the reason.
+    Reject,
+    /// (Expo) every station done; Otter is told it is ready.
+    Ready,
+    /// (Expo) given to the courier or guest; off the screens, Otter told it is fulfilled.
+    HandOff,
+    /// `{"reason", "note"?}` (managers): cancels the order on Otter.
+    Cancel,
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Minutes {
     prep_minutes: Option<u32>,
 }
 
-/// `POST /api/orders/{id}/accept` `{"prep_minutes"?}` (Expo): accepts a manual store's order on
-/// Otter, with the box's estimate unless a time is given.
-async fn accept(
-    State(state): State<AppState>,
-    Extension(Caller(device)): Extension<Caller>,
-    Path(order_id): Path<String>,
-    bytes: Bytes,
-) -> Response {
-    if let Some(refused) = forbid(&device, Action::Expo, "accept orders") {
-        return refused;
-    }
-    let minutes: Minutes = match body(&bytes) {
-        Ok(minutes) => minutes,
-        Err(response) => return *response,
-    };
-    let action = OrderAction::Accept {
-        minutes: minutes.prep_minutes,
-    };
-    act(&state, order_id, action, device).await
-}
-
-/// `POST /api/orders/{id}/prep-time` `{"prep_minutes"}` (Expo): a new prep time for Otter.
-async fn prep_time(
-    State(state): State<AppState>,
-    Extension(Caller(device)): Extension<Caller>,
-    Path(order_id): Path<String>,
-    bytes: Bytes,
-) -> Response {
-    if let Some(refused) = forbid(&device, Action::Expo, "change prep times") {
-        return refused;
-    }
-    let minutes = match body::<Minutes>(&bytes).map(|m| m.prep_minutes) {
-        Ok(Some(minutes)) => minutes,
-        Ok(None) => return error(StatusCode::BAD_REQUEST, "prep_minutes is required"),
-        Err(response) => return *response,
-    };
-    act(&state, order_id, OrderAction::PrepTime { minutes }, device).await
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Rejection {
+    reason: String,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Reason {
+struct Cancellation {
     reason: String,
     note: Option<String>,
 }
 
-/// `POST /api/orders/{id}/reject` `{"reason"}` (Expo): refuses a manual store's order before it
-/// is accepted — a cancel on Otter with the reason.
-async fn reject(
-    State(state): State<AppState>,
-    Extension(Caller(device)): Extension<Caller>,
-    Path(order_id): Path<String>,
-    bytes: Bytes,
-) -> Response {
-    if let Some(refused) = forbid(&device, Action::Expo, "reject orders") {
-        return refused;
-    }
-    match body::<Reason>(&bytes) {
-        Ok(Reason { reason, .. }) => {
-            act(&state, order_id, OrderAction::Reject { reason }, device).await
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Nothing {}
+
+impl OrderRoute {
+    fn permission(self) -> (Action<'static>, &'static str) {
+        match self {
+            OrderRoute::Accept => (Action::Expo, "accept orders"),
+            OrderRoute::PrepTime => (Action::Expo, "change prep times"),
+            OrderRoute::Reject => (Action::Expo, "reject orders"),
+            OrderRoute::Ready => (Action::Expo, "mark orders ready"),
+            OrderRoute::HandOff => (Action::Expo, "hand orders off"),
+            OrderRoute::Cancel => (Action::CancelOrder, "cancel orders"),
         }
-        Err(response) => *response,
     }
-}
 
-/// `POST /api/orders/{id}/cancel` `{"reason", "note"?}` (managers): cancels the order on Otter.
-async fn cancel(
-    State(state): State<AppState>,
-    Extension(Caller(device)): Extension<Caller>,
-    Path(order_id): Path<String>,
-    bytes: Bytes,
-) -> Response {
-    if let Some(refused) = forbid(&device, Action::CancelOrder, "cancel orders") {
-        return refused;
+    fn action(self, bytes: &Bytes) -> Result<OrderAction, Box<Response>> {
+        Ok(match self {
+            OrderRoute::Accept => OrderAction::Accept {
+                minutes: body::<Minutes>(bytes)?.prep_minutes,
+            },
+            OrderRoute::PrepTime => match body::<Minutes>(bytes)?.prep_minutes {
+                Some(minutes) => OrderAction::PrepTime { minutes },
+                None => {
+                    let missing = error(StatusCode::BAD_REQUEST, "prep_minutes is required");
+                    return Err(Box::new(missing));
+                }
+            },
+            OrderRoute::Reject => OrderAction::Reject {
+                reason: body::<Rejection>(bytes)?.reason,
+            },
+            OrderRoute::Cancel => {
+                let Cancellation { reason, note } = body(bytes)?;
+                OrderAction::Cancel { reason, note }
+            }
+            OrderRoute::Ready => body::<Nothing>(bytes).map(|_| OrderAction::Ready)?,
+            OrderRoute::HandOff => body::<Nothing>(bytes).map(|_| OrderAction::HandOff)?,
+        })
     }
-    match body::<Reason>(&bytes) {
-        Ok(Reason { reason, note }) => {
-            act(
-                &state,
-                order_id,
-                OrderAction::Cancel { reason, note },
-                device,
-            )
-            .await
-        }
-        Err(response) => *response,
-    }
-}
 
-/// `POST /api/orders/{id}/ready` (Expo): every station done; Otter is told it is ready.
-async fn ready(
-    State(state): State<AppState>,
-    Extension(Caller(device)): Extension<Caller>,
-    Path(order_id): Path<String>,
-) -> Response {
-    if let Some(refused) = forbid(&device, Action::Expo, "mark orders ready") {
-        return refused;
+    /// `POST /api/orders/{order_id}/<route>`.
+    fn route(self) -> axum::routing::MethodRouter<AppState> {
+        post(
+            move |State(state): State<AppState>,
+                  Extension(Caller(device)): Extension<Caller>,
+                  Path(order_id): Path<String>,
+                  bytes: Bytes| async move {
+                let (permission, what) = self.permission();
+                if let Some(refused) = forbid(&device, permission, what) {
+                    return refused;
+                }
+                match self.action(&bytes) {
+                    Ok(action) => act(&state, order_id, action, device).await,
+                    Err(response) => *response,
+                }
+            },
+        )
     }
-    act(&state, order_id, OrderAction::Ready, device).await
-}
-
-/// `POST /api/orders/{id}/hand-off` (Expo): given to the courier or guest; off the screens, and
-/// Otter is told it is fulfilled.
-async fn hand_off(
-    State(state): State<AppState>,
-    Extension(Caller(device)): Extension<Caller>,
-    Path(order_id): Path<String>,
-) -> Response {
-    if let Some(refused) = forbid(&device, Action::Expo, "hand orders off") {
-        return refused;
-    }
-    act(&state, order_id, OrderAction::HandOff, device).await
 }
 
 #[derive(Deserialize)]
