@@ -167,6 +167,9 @@ const handlers = {
     if (o) {
       const same = (c) => c.record_id === d.record_id && c.store_id === d.store_id && c.kind === d.kind;
       o.otter_calls = (o.otter_calls || []).filter((c) => !same(c)).concat([d]);
+    } else if (d.order_id && d.state === "failed" && station === "all") {
+      // Off the screens already (handed off, cancelled): Expo still needs to hear it failed.
+      toast(`Otter refused ${CALL_NAMES[d.kind] || d.kind} for order ${d.order_id.slice(0, 8)}: ${d.detail}`);
     }
     if (d.item_id) window.refresh86?.();
   },
