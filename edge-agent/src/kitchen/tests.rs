@@ -597,4 +597,13 @@ fn items_are_86d_and_back_and_call_states_are_logged_once() {
         kitchen.store.item_calls("fries").expect("reads"),
         [call("accepted")]
     );
+    // Trimmed with the de-duplication record: calls and lifted 86s older than it go.
+    kitchen
+        .prune(1000, MINUTE, NOW + MINUTE / 2)
+        .expect("prunes");
+    assert_eq!(kitchen.store.item_calls("fries").expect("reads").len(), 1);
+    kitchen
+        .prune(1000, MINUTE, NOW + 2 * MINUTE)
+        .expect("prunes");
+    assert_eq!(kitchen.store.item_calls("fries").expect("reads"), []);
 }

@@ -180,6 +180,19 @@ impl Store {
             "DELETE FROM processed_events WHERE applied_at < ?1",
             [now_ms - keep_ms],
         )?;
+        // What Otter was told about orders long gone, and 86s long over: kept as long as the
+        // de-duplication record (head office has them in PostgreSQL).
+        tx.execute(
+            "DELETE FROM otter_calls WHERE updated_at < ?1
+               AND (order_id IS NULL
+                    OR NOT EXISTS (SELECT 1 FROM orders o
+                                   WHERE o.order_id = otter_calls.order_id AND o.state = 'open'))",
+            [now_ms - keep_ms],
+        )?;
+        tx.execute(
+            "DELETE FROM suspensions WHERE coalesce(lifted_at, until_ms) < ?1",
+            [now_ms - keep_ms],
+        )?;
         tx.commit()?;
         Ok(removed)
     }
