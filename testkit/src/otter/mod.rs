@@ -34,6 +34,8 @@ use tokio::task::JoinHandle;
 
 use wire::{endpoint_of, missing_field, parse_form};
 
+#[cfg(test)]
+mod tests;
 mod wire;
 
 /// One request the double answered.
@@ -49,8 +51,8 @@ pub struct RecordedCall {
     pub body: Option<Value>,
     /// The token call's form fields.
     pub form: Vec<(String, String)>,
-    /// The limiter's endpoint name: `token`, `confirm`, `ready`, `fulfill`, `cancel`,
-    /// `prep_time`, `suspend`, `unsuspend`, `job_status`, or `unknown`.
+    /// The limiter's endpoint name: `token`, `order_created`, `confirm`, `ready`, `fulfill`,
+    /// `cancel`, `prep_time`, `suspend`, `unsuspend`, `job_status`, or `unknown`.
     pub endpoint: String,
     /// The status the double answered.
     pub status: u16,
@@ -312,6 +314,8 @@ impl Inner {
         };
         let response = if endpoint == "token" {
             self.token(&form, authorization.as_deref())
+        } else if endpoint == "order_created" && !headers.contains_key("x-event-id") {
+            error(StatusCode::BAD_REQUEST, "X-Event-Id is required")
         } else {
             self.resource(
                 endpoint,
@@ -505,6 +509,8 @@ impl Inner {
                            "jobType": "UPDATE_AVAILABILITY"}),
                 )
             }
+            // Otter documents 200 (and no body) for this one, 202 for the order actions.
+            "order_created" => StatusCode::OK.into_response(),
             _ => StatusCode::ACCEPTED.into_response(),
         }
     }

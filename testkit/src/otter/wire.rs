@@ -9,6 +9,7 @@ pub(super) fn endpoint_of(method: &Method, path: &str) -> &'static str {
     let last = path.rsplit('/').next().unwrap_or_default();
     match (method.as_str(), path) {
         ("POST", "/v1/auth/token") => "token",
+        ("POST", "/manager/order/v1/orders/order-created") => "order_created",
         ("GET", p) if p.starts_with("/v1/menus/jobs/") => "job_status",
         ("POST", "/manager/menu/v1/menus/entities/availability/suspend") => "suspend",
         ("POST", "/manager/menu/v1/menus/entities/availability/unsuspend") => "unsuspend",
