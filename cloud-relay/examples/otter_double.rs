@@ -20,7 +20,11 @@ async fn main() {
     loop {
         let calls = otter.calls();
         for call in calls.iter().skip(printed) {
-            let body = call.body.as_ref().map(|b| b.to_string()).unwrap_or_default();
+            let body = call
+                .body
+                .as_ref()
+                .map(|b| b.to_string())
+                .unwrap_or_default();
             println!(
                 "{} {} {} (X-Store-Id: {}) {body}",
                 call.status,
