@@ -3,6 +3,7 @@
 //! calls to a test double of Otter's API (`kitchen_testkit::otter`), and the calls' state back on
 //! the box. Each call is checked exactly: path, store, body, and that it was made once.
 
+mod browser;
 mod common;
 
 use std::time::{Duration, Instant};
@@ -106,7 +107,13 @@ impl Stack {
 
     /// A new order for the store, signed as Otter signs it; `200` expected.
     async fn webhook(&self, order_id: &str) {
+        self.webhook_with(order_id, |_| {}).await;
+    }
+
+    /// A new order adjusted by `change`.
+    async fn webhook_with(&self, order_id: &str, change: impl FnOnce(&mut Value)) {
         let mut event: Value = serde_json::from_slice(NEW_ORDER).expect("fixture is json");
+        change(&mut event);
         event["eventId"] = json!(format!("ev-{order_id}"));
         event["metadata"]["storeId"] = json!(STORE);
         event["metadata"]["resourceId"] = json!(order_id);
@@ -404,5 +411,66 @@ async fn a_box_offline_through_the_rush_is_heard_once_it_is_back_oldest_first() 
     }
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(stack.made().len(), 7, "each once: {:#?}", stack.made());
+    stack.stop().await;
+}
+
+/// `SCREENSHOT=docs/images/expo-otter.png cargo test -p edge-agent --test otter_e2e -- --ignored
+/// screenshot`: Expo with what Otter was told — accepted orders, one ready and announced, fries
+/// 86'd on Otter.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "writes docs/images/expo-otter.png; run by hand"]
+async fn screenshot_of_expo_with_otter() {
+    let path = std::env::var_os("SCREENSHOT").map_or_else(
+        || {
+            std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                .join("../docs/images/expo-otter.png")
+        },
+        std::path::PathBuf::from,
+    );
+    let stack = Stack::start().await;
+    let now = chrono::Utc::now();
+    let at = |minutes: i64| (now + chrono::Duration::minutes(minutes)).to_rfc3339();
+    for (order, pickup_in, name) in [
+        ("a7k2q", 6, "Alex M."),
+        ("b9r4t", 14, "Sam K."),
+        ("c3m8l", 18, "Jordan P."),
+    ] {
+        stack
+            .webhook_with(order, |event| {
+                let payload = &mut event["metadata"]["payload"];
+                payload["fulfillmentInfo"]["pickupTime"] = json!(at(pickup_in));
+                payload["orderedAt"] = json!(at(-2));
+                payload["customer"]["name"] = json!(name);
+            })
+            .await;
+        stack.wait_for_ticket(order).await;
+    }
+    stack.box_post("/api/orders/a7k2q/ready", json!({})).await;
+    stack
+        .box_post(
+            "/api/items/fries/suspend",
+            json!({"until": "hours", "hours": 2, "note": "fryer being cleaned"}),
+        )
+        .await;
+    wait_for_made(&stack, 5).await;
+    let mut tablet = browser::Browser::launch(1280, 900).await;
+    tablet
+        .navigate(&format!("{}/?station=all", stack.kitchen.base))
+        .await;
+    tablet
+        .wait_for(
+            "the calls' states on the tickets",
+            WAIT,
+            "document.querySelectorAll('.otter.accepted').length >= 4",
+        )
+        .await;
+    tokio::time::sleep(Duration::from_secs(4)).await; // let the new-ticket flash end
+    tablet.screenshot(&path).await;
+    // And the 86 panel, further down the left column.
+    tablet
+        .eval("document.querySelector('#eightysix').scrollIntoView()")
+        .await;
+    tablet.screenshot(&path.with_file_name("expo-86.png")).await;
+    tablet.close().await;
     stack.stop().await;
 }
