@@ -175,7 +175,18 @@ async fn an_order_no_box_received_is_never_confirmed_and_raises_the_alarm() {
     })
     .await;
     let (shown, lost) = ("order-shown".to_owned(), "order-lost".to_owned());
-    rig.ingest(S1, &[shown.clone(), lost.clone()]).await;
+    let cancelled = "order-cancelled".to_owned();
+    rig.ingest(S1, &[shown.clone(), lost.clone(), cancelled.clone()])
+        .await;
+    // Cancelled on Otter before any box showed it: no alarm for it.
+    let cancel = status_event(
+        "orders.cancel_order",
+        "evt-cancel",
+        S1,
+        &cancelled,
+        "2026-12-02T18:01:00Z",
+    );
+    assert_eq!(rig.app.post_signed(&cancel).await.status(), 200);
     let data = json!({"order_id": shown, "store_id": S1, "prep_minutes": 8, "auto": true,
                       "device": null});
     push(
