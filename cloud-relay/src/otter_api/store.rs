@@ -137,6 +137,11 @@ pub async fn candidates(
     .await
 }
 
+/// The row lock is waited for, not skipped: the stamper or a recovery holding the row for a
+/// moment must not make a later call go ahead of it (calls go out oldest first). Waiting holds
+/// nothing else, and those statements skip locked rows, so no deadlock; another relay's claim
+/// that got there first leaves a row no longer due, re-checked once the lock is ours (`Gone`).
+///
 /// Takes call `id` if it is still due and a slot of `(store, endpoint)`'s budget is free
 /// (`limit` calls per `window`), in one transaction: the row is then `sent` with a lease and
 /// `path` recorded, and committed before any request. `path` renders the call's path from the
@@ -163,7 +168,7 @@ pub async fn claim(
                                    AND e.state IN ('pending', 'sent')))
                 OR (c.state = 'sent' AND c.job_id IS NOT NULL
                     AND (c.lease_until IS NULL OR c.lease_until < now())))
-         FOR UPDATE OF c SKIP LOCKED",
+         FOR UPDATE OF c",
     )
     .bind(id)
     .fetch_optional(&mut *tx)
