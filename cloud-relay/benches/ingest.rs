@@ -165,7 +165,7 @@ async fn run(
         .collect();
     let body_bytes: usize = bodies.iter().map(|(b, _)| b.len()).sum();
 
-    let client = reqwest::Client::builder()
+    let client = kitchen_testkit::http::builder()
         .pool_max_idle_per_host(concurrency)
         .build()?;
     let work = Arc::new(Mutex::new(bodies.into_iter()));

@@ -18,7 +18,7 @@ async fn main() -> anyhow::Result<()> {
     }
     let secret = std::env::var("OTTER_WEBHOOK_SECRET").unwrap_or_default();
     let signer = WebhookSigner::new(SecretString::from(secret));
-    let client = reqwest::Client::new();
+    let client = kitchen_testkit::http::bare();
     let mut failed = false;
     for path in args {
         let body = std::fs::read(&path)?;

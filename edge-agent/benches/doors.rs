@@ -40,7 +40,7 @@ async fn main() {
     let agent = tokio::spawn(app.run_until_stopped());
 
     let paired = kitchen_testkit::http::client();
-    let stranger = reqwest::Client::new();
+    let stranger = kitchen_testkit::http::bare();
     println!(
         "edge-agent doors benchmark: {requests} sequential requests per kind, one connection, {} cores",
         std::thread::available_parallelism().map_or(0, |n| n.get())

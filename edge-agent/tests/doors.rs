@@ -37,7 +37,7 @@ fn device(token: &str) -> reqwest::Client {
         header::AUTHORIZATION,
         header::HeaderValue::from_str(&format!("Bearer {token}")).expect("ascii"),
     );
-    reqwest::Client::builder()
+    kitchen_testkit::http::builder()
         .default_headers(headers)
         .build()
         .expect("client")
@@ -84,7 +84,7 @@ async fn each_door_refuses_exactly_who_it_should() {
     wait_open(&base, "o2").await;
 
     // Unpaired: liveness and readiness (from the box itself) only; pages show the pairing page.
-    let stranger = reqwest::Client::new();
+    let stranger = kitchen_testkit::http::bare();
     assert_eq!(
         stranger
             .get(format!("{base}/healthz"))
@@ -228,7 +228,7 @@ async fn each_door_refuses_exactly_who_it_should() {
     );
 
     // The cook, by cookie as a browser sends it: its own station only.
-    let fry = reqwest::Client::new();
+    let fry = kitchen_testkit::http::bare();
     let as_fry = |request: reqwest::RequestBuilder| {
         request.header(header::COOKIE, format!("kitchen_device={fry_token}"))
     };
@@ -425,7 +425,7 @@ async fn the_provisioning_code_pairs_one_manager_once() {
     })
     .await;
     let base = kitchen.base.clone();
-    let stranger = reqwest::Client::new();
+    let stranger = kitchen_testkit::http::bare();
     let (status, first) = status_and_json(
         stranger
             .post(format!("{base}/api/pair"))

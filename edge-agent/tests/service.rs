@@ -290,7 +290,7 @@ async fn a_flood_of_writes_does_not_starve_the_watchdog() {
     });
     // Serving: then 1,000 clients flood scans for 6 s.
     let base = format!("http://127.0.0.1:{port}");
-    let client = reqwest::Client::new();
+    let client = kitchen_testkit::http::bare();
     let deadline = Instant::now() + Duration::from_secs(10);
     while client.get(format!("{base}/healthz")).send().await.is_err() {
         assert!(Instant::now() < deadline, "never served");

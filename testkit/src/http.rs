@@ -15,6 +15,20 @@ pub const TEST_TOKEN: &str = "kd1_test-manager-token-for-the-test-harness-only";
 /// The name of that device, as records name it.
 pub const TEST_DEVICE: &str = "test-manager";
 
+/// A client builder, with ring installed as the process's rustls provider first (reqwest has
+/// none of its own in this workspace; see the workspace Cargo.toml). Every client a test or
+/// tool builds comes from here.
+pub fn builder() -> reqwest::ClientBuilder {
+    // Already installed (by an earlier call, or the relay in process): the same provider.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder()
+}
+
+/// A client without the test device's token (a stranger, an unpaired tablet, the relay).
+pub fn bare() -> reqwest::Client {
+    builder().build().expect("client")
+}
+
 /// A client that presents [`TEST_TOKEN`].
 pub fn client() -> reqwest::Client {
     static CLIENT: std::sync::OnceLock<reqwest::Client> = std::sync::OnceLock::new();
@@ -26,10 +40,7 @@ pub fn client() -> reqwest::Client {
                 reqwest::header::HeaderValue::from_str(&format!("Bearer {TEST_TOKEN}"))
                     .expect("ascii"),
             );
-            reqwest::Client::builder()
-                .default_headers(headers)
-                .build()
-                .expect("client")
+            builder().default_headers(headers).build().expect("client")
         })
         .clone()
 }

@@ -20,7 +20,7 @@ use super::harness::*;
 /// 127.0.0.1), so one machine can play several client addresses; it keeps no idle
 /// connections, so none is cut under it by the header timeout.
 fn client_from(ip: Ipv4Addr) -> reqwest::Client {
-    reqwest::Client::builder()
+    kitchen_testkit::http::builder()
         .local_address(IpAddr::V4(ip))
         .pool_max_idle_per_host(0)
         .build()

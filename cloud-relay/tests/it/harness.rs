@@ -222,7 +222,7 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
         addr,
         admin_addr,
         config,
-        client: reqwest::Client::new(),
+        client: kitchen_testkit::http::bare(),
         signer: WebhookSigner::new(SecretString::from(SECRET)),
         token,
         handle: Some(handle),

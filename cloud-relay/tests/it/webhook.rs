@@ -322,7 +322,9 @@ async fn the_binary_exits_cleanly_on_sigterm() {
     })
     .await
     .expect("relay logs its address");
-    let health = reqwest::get(format!("http://{addr}/healthz"))
+    let health = kitchen_testkit::http::bare()
+        .get(format!("http://{addr}/healthz"))
+        .send()
         .await
         .expect("answers");
     assert_eq!(health.status(), 200);

@@ -548,7 +548,7 @@ mod tests {
         );
         check(
             scanner("role = \"cook\""),
-            r#"unknown role "cook": station, prep or receiving"#,
+            r#"unknown role "cook": station, prep, receiving or expo"#,
         );
         check(
             scanner("role = \"prep\"\nsuffix = \"tab\""),

@@ -10,7 +10,7 @@ use super::{JobEnd, OtterDouble};
 #[tokio::test]
 async fn the_double_checks_what_otter_checks() {
     let otter = OtterDouble::start("id", "secret").await;
-    let client = reqwest::Client::new();
+    let client = crate::http::bare();
     let url = |path: &str| format!("{}{path}", otter.url());
     // Basic auth works as well as the form; wrong credentials do not.
     let token: serde_json::Value = client
