@@ -407,7 +407,9 @@ impl Reference {
 
     /// How the store's orders are accepted (`auto` for a store not listed).
     pub fn accept_mode(&self, store_id: &str) -> AcceptMode {
-        self.store(store_id).map(|store| store.accept).unwrap_or_default()
+        self.store(store_id)
+            .map(|store| store.accept)
+            .unwrap_or_default()
     }
 
     pub fn brand(&self, store_id: &str) -> Option<&str> {
@@ -565,7 +567,10 @@ prep_seconds = 0
         assert_eq!(reference.accept_mode("elsewhere"), AcceptMode::Auto);
         assert_eq!(
             reference.items[0].otter_entities,
-            BTreeMap::from([("s1".to_owned(), vec!["burger-42".to_owned(), "burger-42-combo".to_owned()])])
+            BTreeMap::from([(
+                "s1".to_owned(),
+                vec!["burger-42".to_owned(), "burger-42-combo".to_owned()]
+            )])
         );
         assert_eq!(reference.to_toml().expect("writes"), text);
     }
@@ -639,9 +644,14 @@ prep_seconds = 0
             &format!("{item}otter_entities = {{ s1 = [\"\u{e9}\"] }}"),
             "invalid reference: item \"a\": Otter entity id \"\u{e9}\" for store \"s1\" must be 1 to 255 printable ASCII characters",
         );
-        let error = Reference::parse(&item.replace("brand = \"B\"", "brand = \"B\"\naccept = \"sometimes\""))
-            .expect_err("unknown accept mode");
-        assert!(error.to_string().contains("unknown variant `sometimes`"), "{error}");
+        let error = Reference::parse(
+            &item.replace("brand = \"B\"", "brand = \"B\"\naccept = \"sometimes\""),
+        )
+        .expect_err("unknown accept mode");
+        assert!(
+            error.to_string().contains("unknown variant `sometimes`"),
+            "{error}"
+        );
         let error = Reference::parse("[[stations]]\nid = \"g\"\nname = \"G\"\ncolour = \"red\"")
             .expect_err("unknown key");
         assert!(
