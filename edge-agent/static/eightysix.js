@@ -46,7 +46,8 @@
       <div class="eightysix-form">
         <select class="item" aria-label="Item to 86">${options}</select>
         <select class="until" aria-label="For how long"><option value="end_of_day">until end of day</option>
-          <option value="hours">for 2 hours</option><option value="back">until back</option></select>
+          <option value="1">for 1 hour</option><option value="2">for 2 hours</option><option value="4">for 4 hours</option>
+          <option value="back">until back</option></select>
         ${data.pin_required ? `<input class="pin" type="password" inputmode="numeric" autocomplete="off" placeholder="PIN" aria-label="Staff PIN">` : ""}
         <button class="suspend"${options ? "" : " disabled"}>86</button></div>`;
   }
@@ -73,8 +74,8 @@
     if (button.classList.contains("unsuspend")) done = post(path("unsuspend"), { pin: pin() });
     else if (button.classList.contains("suspend-now")) done = post(path("suspend"), { until: "back", pin: pin(), note: "Out of stock" });
     else if (button.classList.contains("suspend")) {
-      const until = box.querySelector(".until").value;
-      done = post(path("suspend"), until === "hours" ? { until, hours: 2, pin: pin() } : { until, pin: pin() });
+      const until = box.querySelector(".until").value, hours = Number(until);
+      done = post(path("suspend"), hours ? { until: "hours", hours, pin: pin() } : { until, pin: pin() });
     } else return;
     button.disabled = true;
     done.then(refresh, (error) => { say(`86: ${error.message}`); button.disabled = false; });
