@@ -16,7 +16,7 @@ pub use crate::otter::OtterRejection;
 use crate::{
     device::{Device, DeviceError},
     kitchen::Kitchen,
-    record::{Availability, Lot, OtterCall, Session},
+    record::{Availability, Lot, Session},
     store::{Applied, LoggedEvent, NewDevice, PairingCode, StoreError},
 };
 
@@ -266,7 +266,7 @@ impl StoreWriter {
     /// The relay's calls read back from PostgreSQL, up to `change_id`.
     pub async fn otter_calls(
         &self,
-        calls: Vec<(OtterCall, i64)>,
+        calls: Vec<crate::store::CallChange>,
         change_id: i64,
     ) -> Result<usize, WriteError> {
         self.run(move |kitchen, now_ms| kitchen.otter_calls(&calls, change_id, now_ms))

@@ -7,10 +7,7 @@ use rusqlite::Transaction;
 
 use crate::{
     otter::{self, OrderAction, OtterRejection, Until, Work},
-    record::{
-        Acceptance, Availability, CancelRequest, HandOff, OtterCall, PrepTime, Record,
-        StoreEntities,
-    },
+    record::{Acceptance, Availability, CancelRequest, HandOff, PrepTime, Record, StoreEntities},
     store::{self, StoreError},
 };
 
@@ -124,7 +121,7 @@ impl Kitchen {
     /// `otter.call` for each whose state changed. How many changed.
     pub fn otter_calls(
         &mut self,
-        calls: &[(OtterCall, i64)],
+        calls: &[store::CallChange],
         change_id: i64,
         now_ms: i64,
     ) -> Result<usize, StoreError> {

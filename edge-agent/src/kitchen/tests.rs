@@ -572,21 +572,26 @@ fn items_are_86d_and_back_and_call_states_are_logged_once() {
         state: state.into(),
         detail: String::new(),
     };
+    let changed = |state: &str, change_id: i64| crate::store::CallChange {
+        call: call(state),
+        change_id,
+        at_ms: NOW,
+    };
     assert_eq!(
         kitchen
-            .otter_calls(&[(call("sent"), NOW)], 7, NOW)
+            .otter_calls(&[changed("sent", 7)], 7, NOW)
             .expect("writes"),
         1
     );
     assert_eq!(
         kitchen
-            .otter_calls(&[(call("sent"), NOW)], 8, NOW)
+            .otter_calls(&[changed("sent", 8)], 8, NOW)
             .expect("writes"),
         0
     );
     assert_eq!(
         kitchen
-            .otter_calls(&[(call("accepted"), NOW)], 9, NOW)
+            .otter_calls(&[changed("accepted", 9)], 9, NOW)
             .expect("writes"),
         1
     );

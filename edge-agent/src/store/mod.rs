@@ -27,8 +27,8 @@ pub use devices::{NewDevice, PairingCode};
 pub use log::{LoggedEvent, OutboxRow, append_log};
 pub use orders::{Applied, Gap, apply_event, open_orders_by_friendly_id, set_bumps, set_ready};
 pub use otter::{
-    OrderForOtter, Suspension, close_order, insert_suspension, lift_suspension, order_for_otter,
-    save_calls, set_prep_minutes, suspensions,
+    CallChange, OrderForOtter, Suspension, close_order, insert_suspension, lift_suspension,
+    order_for_otter, save_calls, set_prep_minutes, suspensions,
 };
 pub use readers::Readers;
 pub use scans::insert_scan;

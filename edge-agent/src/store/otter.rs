@@ -90,11 +90,19 @@ fn call(row: &rusqlite::Row<'_>) -> rusqlite::Result<OtterCall> {
     })
 }
 
-/// Takes in calls read back from PostgreSQL (with when they last changed) and the position
-/// read to; the calls whose state or detail changed.
+/// A call as read back from PostgreSQL: its change number there and when it last changed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallChange {
+    pub call: OtterCall,
+    pub change_id: i64,
+    pub at_ms: i64,
+}
+
+/// Takes in calls read back from PostgreSQL, oldest change first, and the position read to;
+/// the calls whose state or detail changed.
 pub fn save_calls(
     connection: &Connection,
-    calls: &[(OtterCall, i64)],
+    calls: &[CallChange],
     change_id: i64,
 ) -> Result<Vec<OtterCall>, StoreError> {
     let mut changed = Vec::new();
@@ -107,7 +115,12 @@ pub fn save_calls(
              updated_at = excluded.updated_at
          WHERE otter_calls.state <> excluded.state OR otter_calls.detail <> excluded.detail",
     )?;
-    for (position, (call, at_ms)) in calls.iter().enumerate() {
+    for CallChange {
+        call,
+        change_id,
+        at_ms,
+    } in calls
+    {
         let rows = upsert.execute(params![
             call.record_id,
             call.store_id,
@@ -116,7 +129,7 @@ pub fn save_calls(
             call.item_id,
             call.state,
             call.detail,
-            change_id - (calls.len() - 1 - position) as i64,
+            change_id,
             at_ms
         ])?;
         if rows > 0 {

@@ -7,7 +7,10 @@ use std::sync::{Arc, Mutex, atomic::Ordering};
 use sqlx::{Postgres, Row, Transaction};
 
 use super::{SyncError, SyncTask, push::AvailabilityRow, read};
-use crate::{record::OtterCall, store::Store};
+use crate::{
+    record::OtterCall,
+    store::{CallChange, Store},
+};
 
 /// Calls read per round.
 const CALLS_PER_READ: i32 = 500;
@@ -71,21 +74,20 @@ impl SyncTask {
         let Some(last) = rows.last().map(|row| row.get::<i64, _>("change_id")) else {
             return Ok(0);
         };
-        let calls: Vec<(OtterCall, i64)> = rows
+        let calls: Vec<CallChange> = rows
             .iter()
-            .map(|row| {
-                (
-                    OtterCall {
-                        record_id: row.get("record_id"),
-                        store_id: row.get("store_id"),
-                        kind: row.get("kind"),
-                        order_id: row.get("order_id"),
-                        item_id: row.get("item_id"),
-                        state: row.get("state"),
-                        detail: row.get("detail"),
-                    },
-                    row.get::<i64, _>("at"),
-                )
+            .map(|row| CallChange {
+                call: OtterCall {
+                    record_id: row.get("record_id"),
+                    store_id: row.get("store_id"),
+                    kind: row.get("kind"),
+                    order_id: row.get("order_id"),
+                    item_id: row.get("item_id"),
+                    state: row.get("state"),
+                    detail: row.get("detail"),
+                },
+                change_id: row.get("change_id"),
+                at_ms: row.get("at"),
             })
             .collect();
         let count = calls.len();
