@@ -1,7 +1,7 @@
 //! The kitchen LAN's doors (docs/security.md), against a real agent on its own queues: who is
 //! refused where, pairing and revocation, hostile values, and idle connections.
 
-mod browser;
+use kitchen_testkit::browser;
 mod common;
 
 use std::time::{Duration, Instant};

@@ -5,7 +5,7 @@
 //! Each test has its own database, exchanges, kitchen id (so queues) and data directory, all
 //! removed when the test ends, passed or failed.
 
-mod browser;
+use kitchen_testkit::browser;
 
 use std::{
     future::Future,

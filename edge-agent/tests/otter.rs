@@ -4,7 +4,7 @@
 //! items are 86'd and put back with staff PINs; bad input is refused and changes nothing. And
 //! the Expo flows in headless Chromium.
 
-mod browser;
+use kitchen_testkit::browser;
 mod common;
 
 use std::time::Duration;

@@ -3,7 +3,7 @@
 //! calls to a test double of Otter's API (`kitchen_testkit::otter`), and the calls' state back on
 //! the box. Each call is checked exactly: path, store, body, and that it was made once.
 
-mod browser;
+use kitchen_testkit::browser;
 mod common;
 
 use std::time::{Duration, Instant};

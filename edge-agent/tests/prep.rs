@@ -2,7 +2,7 @@
 //! stock, `/api/prep` says PAR − on hand after each, labels printed by the agent scan back in,
 //! and every scan is on the event stream in order.
 
-mod browser;
+use kitchen_testkit::browser;
 mod common;
 
 use chrono::{Days, NaiveDate};

@@ -2,18 +2,22 @@
 //! no helper is copied between crates: throwaway PostgreSQL databases and roles (`db`), broker
 //! objects removed after the test (`amqp`), unique names (`names`), temporary directories
 //! (`dir`), a TCP proxy a test cuts (`proxy`), pseudo-terminals as serial scanners (`pty`),
-//! HTTP and SSE clients (`http`), `OrderEvent` builders (`events`), a test double of Otter's
-//! API (`otter`) and the benchmarks' knobs and statistics (`bench`).
+//! HTTP and SSE clients (`http`), headless Chromium over the DevTools pipe (`browser`),
+//! `OrderEvent` builders (`events`), a test double of Otter's API (`otter`), a Mosquitto broker
+//! of the test's own with the shipped ACL (`mqtt`) and the benchmarks' knobs and statistics
+//! (`bench`).
 //!
 //! Every resource a test makes here is removed when its guard drops, also when the test fails.
 //! This crate depends on neither `cloud-relay` nor `edge-agent` (see its `Cargo.toml`).
 
 pub mod amqp;
 pub mod bench;
+pub mod browser;
 pub mod db;
 pub mod dir;
 pub mod events;
 pub mod http;
+pub mod mqtt;
 pub mod names;
 pub mod otter;
 pub mod proxy;

@@ -5,16 +5,14 @@
 //! Chromium is `$CHROMIUM` if set, else the first of `chromium`, `chromium-browser`,
 //! `google-chrome` on `PATH` (`scripts/services` installs Debian's `chromium`).
 
-#![allow(dead_code)] // Each test binary uses a different part of it.
-
 use std::{
     path::{Path, PathBuf},
     process::Stdio,
     time::{Duration, Instant},
 };
 
+use crate::names::unique;
 use base64::Engine as _;
-use kitchen_testkit::names::unique;
 use serde_json::{Value, json};
 use tokio::{
     io::{AsyncBufReadExt, AsyncWriteExt, BufReader},
@@ -228,17 +226,21 @@ impl Browser {
     /// Opens `url` as the paired test manager device (its cookie set first) and waits until
     /// the document has loaded.
     pub async fn navigate(&mut self, url: &str) {
-        self.set_device_cookie(url, kitchen_testkit::http::TEST_TOKEN)
-            .await;
+        self.set_device_cookie(url, crate::http::TEST_TOKEN).await;
         self.navigate_unpaired(url).await;
     }
 
     /// Sets the device cookie the box's pairing would set, for `url`'s origin.
     pub async fn set_device_cookie(&mut self, url: &str, token: &str) {
+        self.set_cookie(url, "kitchen_device", token).await;
+    }
+
+    /// Sets an `HttpOnly; SameSite=Strict` cookie for `url`'s origin.
+    pub async fn set_cookie(&mut self, url: &str, name: &str, value: &str) {
         let answer = self
             .page(
                 "Network.setCookie",
-                json!({"name": "kitchen_device", "value": token, "url": url,
+                json!({"name": name, "value": value, "url": url,
                        "httpOnly": true, "sameSite": "Strict"}),
             )
             .await;
