@@ -3,19 +3,36 @@
 //! its level as the journal priority, each field as a journal field of its own (`order_id` →
 //! `ORDER_ID`, so `journalctl -u edge-agent ORDER_ID=...` finds an order's lines) and, so that a
 //! plain `journalctl` reads like the terminal, also in the message text. Anywhere else: text (or
-//! JSON lines) on stderr. `RUST_LOG` filters both (default `info`).
+//! JSON lines) on stderr. `RUST_LOG` filters both (default `info`). Either way the last
+//! [`RECENT_LINES`] warnings and errors are also kept in memory ([`recent_problems`]), for a
+//! service to hand out on request (the agent's `diagnostics` command), whatever `RUST_LOG` says.
 
-use std::fmt::Write as _;
+use std::{
+    collections::VecDeque,
+    fmt::Write as _,
+    sync::{LazyLock, Mutex},
+};
 
 use systemd_journal_logger::JournalLog;
 use tracing::{
     Event, Level, Subscriber,
     field::{Field, Visit},
 };
-use tracing_subscriber::{EnvFilter, Layer, fmt, layer::Context, prelude::*};
+use tracing_subscriber::{
+    EnvFilter, Layer, filter::LevelFilter, fmt, layer::Context, prelude::*, registry::Registry,
+};
+
+use crate::sync::LockExt;
+
+/// Warnings and errors kept in memory, newest last.
+pub const RECENT_LINES: usize = 50;
+
+static RECENT: LazyLock<Mutex<VecDeque<String>>> =
+    LazyLock::new(|| Mutex::new(VecDeque::with_capacity(RECENT_LINES)));
 
 /// Installs the global subscriber: the journal when systemd connected stderr to it, else stderr
-/// (`json`: one JSON object per line). Does nothing if one is installed already (tests).
+/// (`json`: one JSON object per line); both keep the recent warnings and errors
+/// ([`recent_problems`]). Does nothing if one is installed already (tests).
 pub fn init(json: bool) {
     let filter = || EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     if systemd_journal_logger::connected_to_journal()
@@ -23,20 +40,60 @@ pub fn init(json: bool) {
     {
         let _ = tracing_subscriber::registry()
             .with(JournalLayer { journal }.with_filter(filter()))
+            .with(RecentLayer.with_filter(LevelFilter::WARN))
             .try_init();
         return;
     }
     // Colours only on a terminal: logs in files stay plain text.
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let builder = fmt()
-        .with_env_filter(filter())
-        .with_writer(std::io::stderr)
-        .with_ansi(ansi);
-    let _ = if json {
-        builder.json().try_init()
+    let text: Box<dyn Layer<Registry> + Send + Sync> = if json {
+        fmt::layer()
+            .json()
+            .with_writer(std::io::stderr)
+            .with_filter(filter())
+            .boxed()
     } else {
-        builder.compact().try_init()
+        fmt::layer()
+            .compact()
+            .with_writer(std::io::stderr)
+            .with_ansi(ansi)
+            .with_filter(filter())
+            .boxed()
     };
+    let _ = tracing_subscriber::registry()
+        .with(text)
+        .with(RecentLayer.with_filter(LevelFilter::WARN))
+        .try_init();
+}
+
+/// The last [`RECENT_LINES`] warnings and errors logged through [`init`]'s subscriber (or a
+/// [`RecentLayer`]), oldest first: `<RFC 3339 time> WARN <target>: <message> key=value…`.
+pub fn recent_problems() -> Vec<String> {
+    RECENT.lock_or_recover().iter().cloned().collect()
+}
+
+/// Keeps each event it sees in the bounded in-memory ring [`recent_problems`] reads; give it a
+/// `WARN` filter. Installed by [`init`]; a test may install it in a subscriber of its own.
+pub struct RecentLayer;
+
+impl<S: Subscriber> Layer<S> for RecentLayer {
+    fn on_event(&self, event: &Event<'_>, _: Context<'_, S>) {
+        let mut fields = Fields::default();
+        event.record(&mut fields);
+        let metadata = event.metadata();
+        let at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        let line = format!(
+            "{at} {} {}: {}",
+            metadata.level(),
+            metadata.target(),
+            fields.text()
+        );
+        let mut recent = RECENT.lock_or_recover();
+        while recent.len() >= RECENT_LINES {
+            recent.pop_front();
+        }
+        recent.push_back(line);
+    }
 }
 
 /// Writes each event to the journal as a `log` record whose key-values are the event's fields.
@@ -164,5 +221,32 @@ mod tests {
             ]
         );
         assert_eq!(log_level(Level::WARN), log::Level::Warn);
+    }
+
+    #[test]
+    fn the_recent_ring_keeps_the_last_warnings_and_errors() {
+        let subscriber =
+            tracing_subscriber::registry().with(RecentLayer.with_filter(LevelFilter::WARN));
+        tracing::subscriber::with_default(subscriber, || {
+            tracing::info!("not kept");
+            for n in 0..RECENT_LINES + 5 {
+                tracing::warn!(n, "ring test");
+            }
+            tracing::error!(reason = "disk full", "ring test failed");
+        });
+        let recent: Vec<String> = recent_problems()
+            .into_iter()
+            .filter(|line| line.contains("ring test"))
+            .collect();
+        assert_eq!(recent.len(), RECENT_LINES);
+        let last = recent.last().expect("a line");
+        assert!(
+            last.ends_with(
+                " ERROR kitchen_daemon::logging::tests: ring test failed reason=disk full"
+            ),
+            "{last}"
+        );
+        assert!(recent[0].ends_with("ring test n=6"), "{}", recent[0]);
+        assert!(!recent.iter().any(|line| line.contains("not kept")));
     }
 }
