@@ -1,13 +1,14 @@
 //! The edge agent on each kitchen box: consumes its kitchen's orders into SQLite (`feed`,
 //! `writer`, `kitchen`, `store`), calculates what each station must make (`batch`, against
 //! `reference`) and serves the kitchen LAN: the REST API, the live event stream and the station
-//! display (`http`); serial barcode scanners feed it scans (`scanner`). docs/architecture.md
-//! has the map.
+//! display (`http`); serial barcode scanners feed it scans (`scanner`); head office sees and
+//! commands it over MQTT (`fleet`). docs/architecture.md has the map.
 
 pub mod batch;
 pub mod config;
 pub mod device;
 pub mod feed;
+pub mod fleet;
 mod housekeeping;
 mod http;
 pub mod kitchen;
@@ -45,10 +46,13 @@ pub struct App {
     checkpointer: store::Store,
     state: http::AppState,
     token: CancellationToken,
+    /// The fleet channel, when `mqtt_url` is set.
+    fleet: Option<fleet::FleetConfig>,
 }
 
 impl App {
     pub async fn build(config: Config) -> anyhow::Result<Self> {
+        let started = std::time::Instant::now();
         config.validate()?;
         std::fs::create_dir_all(&config.data_dir)
             .with_context(|| format!("cannot create {}", config.data_dir.display()))?;
@@ -104,22 +108,40 @@ impl App {
         let database_url = config
             .sync_database_url()
             .context("cannot read the database URL")?;
-        let state = http::AppState {
-            readers: Arc::new(readers),
-            reference: Arc::new(status::ReferenceCell::new(reference, reference_status)),
-            feed: Arc::new(status::FeedStats::default()),
+        let fleet = config
+            .mqtt_target()
+            .context("cannot read the MQTT settings")?
+            .map(|target| fleet::FleetConfig {
+                target,
+                kitchen_id: config.kitchen_id.clone(),
+                identity: fleet::Identity {
+                    version: env!("CARGO_PKG_VERSION").to_owned(),
+                    boot_id: fleet::boot_id(),
+                },
+                data_dir: config.data_dir.clone(),
+                started,
+            });
+        let live = status::Live {
             kitchen_id: config.kitchen_id.clone(),
             provisioned: config.provisioned(),
-            events,
+            provision_error: read_provision_error(&config),
+            reference: Arc::new(status::ReferenceCell::new(reference, reference_status)),
+            feed: Arc::new(status::FeedStats::default()),
+            sync: Arc::default(),
+            sync_alarm_ms: i64::from(config.sync_alarm_minutes) * 60_000,
+            scanners,
             streams: Arc::default(),
+            mqtt: Arc::default(),
+            kick: Arc::default(),
+        };
+        let state = http::AppState {
+            readers: Arc::new(readers),
+            live,
+            events,
             token: token.clone(),
             writer: writer.clone(),
             horizon_ms: config.schedule_horizon_ms(),
             snapshots: Arc::default(),
-            scanners,
-            sync: Arc::default(),
-            sync_alarm_ms: i64::from(config.sync_alarm_minutes) * 60_000,
-            provision_error: read_provision_error(&config),
             access: Arc::new(http::Access::new(&config)),
             connections: Arc::default(),
         };
@@ -131,6 +153,7 @@ impl App {
             checkpointer,
             state,
             token,
+            fleet,
         })
     }
 
@@ -157,6 +180,7 @@ impl App {
             checkpointer,
             state,
             token,
+            fleet,
         } = self;
         let feed = if config.provisioned() {
             let feed_config = feed::FeedConfig {
@@ -171,7 +195,7 @@ impl App {
             let feed = feed::Feed::new(
                 feed_config,
                 writer.clone(),
-                state.feed.clone(),
+                state.live.feed.clone(),
                 token.clone(),
             );
             Some(tokio::spawn(feed.run()))
@@ -189,12 +213,13 @@ impl App {
                     pool: sync::pool(url).context("invalid database URL")?,
                     store_path: config.data_dir.join(STORE_FILE),
                     writer: writer.clone(),
-                    feed: state.feed.clone(),
-                    stats: state.sync.clone(),
-                    reference: state.reference.clone(),
+                    feed: state.live.feed.clone(),
+                    stats: state.live.sync.clone(),
+                    reference: state.live.reference.clone(),
                     push_limit: i64::from(config.sync_batch),
                     reference_poll: Duration::from_secs(u64::from(config.reference_poll_secs)),
                     reconcile_every: Duration::from_secs(u64::from(config.reconcile_secs)),
+                    kick: state.live.kick.clone(),
                     token: token.clone(),
                 };
                 Some(tokio::spawn(sync.run()))
@@ -214,9 +239,21 @@ impl App {
             &config.scanners,
             config.scanner_retry(),
             &writer,
-            &state.scanners,
+            &state.live.scanners,
             &token,
         );
+        // The fleet channel: head office's view of the box; the kitchen never waits on it.
+        let fleet = fleet.map(|config| {
+            tokio::spawn(
+                fleet::Fleet {
+                    config,
+                    live: state.live.clone(),
+                    readers: state.readers.clone(),
+                    token: token.clone(),
+                }
+                .run(),
+            )
+        });
         let housekeeping = tokio::spawn(housekeeping::run(
             writer.clone(),
             checkpointer,
@@ -246,6 +283,9 @@ impl App {
         }
         for task in scanner_tasks {
             let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
+        }
+        if let Some(fleet) = fleet {
+            let _ = tokio::time::timeout(Duration::from_secs(5), fleet).await;
         }
         Ok(())
     }

@@ -9,7 +9,8 @@
 //!
 //! `kitchen.toml` holds any agent config keys (docs/agent.md), at least `kitchen_id` and
 //! `store_ids`, plus `hostname` (optional; default `kitchen-<kitchen_id>`). The keys in
-//! `config::CREDENTIALS` (`amqp_url`, `database_url`: they carry passwords) are secrets: they go to
+//! `config::CREDENTIALS` (`amqp_url`, `database_url`: they carry passwords; `pairing_code`,
+//! `mqtt_password`) are secrets: they go to
 //! `<credstore>/edge-agent.<key>` (mode 0600), never into the config file or an error message.
 
 use std::{
@@ -104,6 +105,20 @@ pub fn check_config(config: &Config, check_reference: bool) -> Result<String, St
         }
         Some(file) => parts.push(format!("reference {} (not checked)", file.display())),
         None => parts.push("no reference file".into()),
+    }
+    match config.mqtt_target().map_err(|error| error.to_string())? {
+        Some(target) => parts.push(format!(
+            "fleet channel mqtt://{}@{}:{}{}",
+            target.username,
+            target.host,
+            target.port,
+            if target.password.is_some() {
+                ""
+            } else {
+                " (no password)"
+            }
+        )),
+        None => parts.push("no fleet channel".into()),
     }
     parts.push(format!("{} scanners", config.scanners.len()));
     Ok(format!("config ok: {}", parts.join(", ")))
@@ -442,6 +457,27 @@ mod tests {
             short,
             "invalid config: pairing_code must have at least 8 letters or digits"
         );
+    }
+
+    #[test]
+    fn the_fleet_channel_keys_are_a_setting_and_a_secret() {
+        let plan = plan_ok(&kitchen(
+            "mqtt_url = \"mqtt://fleet.example.com:1883\"\nmqtt_password = \"mq-9f8e\"\n",
+        ));
+        assert_eq!(plan.credentials[1], ("mqtt_password", "mq-9f8e".into()));
+        assert!(
+            !plan.config_text.contains("mq-9f8e"),
+            "{}",
+            plan.config_text
+        );
+        let written: Config = toml::from_str(&plan.config_text).expect("the agent reads it");
+        assert_eq!(
+            written.mqtt_url.as_deref(),
+            Some("mqtt://fleet.example.com:1883")
+        );
+        let refused = super::plan(&kitchen("mqtt_url = \"mqtts://fleet:8883\"\n"), None)
+            .expect_err("no TLS yet");
+        assert!(refused.contains("later TLS release"), "{refused}");
     }
 
     fn plan_ok(text: &str) -> Plan {

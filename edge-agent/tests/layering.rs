@@ -16,7 +16,7 @@ const STATE: &[&str] = &["status"];
 const STORE: &[&str] = &["store"];
 const KITCHEN: &[&str] = &["kitchen"];
 const WRITER: &[&str] = &["writer"];
-const ADAPTERS: &[&str] = &["feed", "scanner", "sync", "http"];
+const ADAPTERS: &[&str] = &["feed", "scanner", "sync", "http", "fleet"];
 /// The application: wires everything (lib.rs, main.rs, housekeeping, provisioning).
 const APP: &[&str] = &["lib", "main", "housekeeping", "pairing", "provision"];
 
@@ -259,4 +259,6 @@ fn the_import_reader_sees_groups_and_paths() {
     assert!(allowed("http", "writer"));
     assert!(!allowed("http", "kitchen"));
     assert!(!allowed("sync", "feed"));
+    assert!(!allowed("fleet", "http") && !allowed("http", "fleet"));
+    assert!(allowed("fleet", "status") && !allowed("fleet", "kitchen"));
 }

@@ -5,8 +5,10 @@ use std::{net::SocketAddr, path::PathBuf, time::Duration};
 use serde::Deserialize;
 
 mod derived;
+mod mqtt;
 mod scanner;
 
+pub use mqtt::{MQTT_URL_EXPECTED, MqttTarget, check_mqtt_kitchen_id, parse_mqtt_url};
 pub use scanner::{ScannerConfig, Suffix};
 
 #[derive(Debug, Clone, Deserialize)]
@@ -96,6 +98,15 @@ pub struct Config {
     /// When the kitchen's day ends, local `HH:MM` (`AGENT_DAY_END`): an 86 "until end of day"
     /// lasts until then.
     pub day_end: String,
+    /// The fleet channel's broker, `mqtt://[user@]host[:port]` (`MQTT_URL`; docs/fleet.md): the
+    /// user name is the kitchen id unless the URL names one. Without it there is no fleet
+    /// channel and the agent runs as before.
+    pub mqtt_url: Option<String>,
+    /// The box's MQTT password (`MQTT_PASSWORD`, or the credential `mqtt_password`; set from
+    /// `kitchen.toml` at provisioning).
+    pub mqtt_password: Option<String>,
+    /// A file holding the MQTT password (`MQTT_PASSWORD_FILE`).
+    pub mqtt_password_file: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -133,6 +144,9 @@ impl Default for Config {
             prep_estimate_min_minutes: 5,
             prep_estimate_max_minutes: 60,
             day_end: "04:00".into(),
+            mqtt_url: None,
+            mqtt_password: None,
+            mqtt_password_file: None,
         }
     }
 }
@@ -149,6 +163,9 @@ pub const CREDENTIALS: &[Credential] = &[
     }),
     ("pairing_code", |config, code| {
         config.pairing_code = Some(code)
+    }),
+    ("mqtt_password", |config, password| {
+        config.mqtt_password = Some(password)
     }),
 ];
 
@@ -256,6 +273,7 @@ impl Config {
                 "give database_url or database_url_file, not both".into(),
             ));
         }
+        self.validate_mqtt().map_err(invalid)?;
         Ok(())
     }
 
@@ -341,6 +359,16 @@ impl Config {
         }
         if let Some(value) = lookup("AGENT_PAIRING_CODE") {
             self.pairing_code = Some(value).filter(|v| !v.trim().is_empty());
+        }
+        if let Some(value) = lookup("MQTT_URL") {
+            self.mqtt_url = Some(value.trim().to_owned()).filter(|v| !v.is_empty());
+        }
+        if let Some(value) = lookup("MQTT_PASSWORD") {
+            self.mqtt_password = Some(value).filter(|v| !v.trim().is_empty());
+        }
+        if let Some(value) = lookup("MQTT_PASSWORD_FILE") {
+            self.mqtt_password_file =
+                Some(PathBuf::from(value)).filter(|p| !p.as_os_str().is_empty());
         }
         if let Some(value) = lookup("AGENT_DAY_END") {
             self.day_end = value;

@@ -28,7 +28,7 @@ const MAX_DEVICE_BYTES: usize = 64;
 
 /// The kitchen's stations, plus `unassigned`.
 pub(super) async fn stations(State(state): State<AppState>) -> Response {
-    let reference = state.reference.get();
+    let reference = state.live.reference.get();
     let mut stations: Vec<Value> = reference
         .stations
         .iter()
@@ -317,6 +317,7 @@ pub(super) async fn change_bumps(
         }
         Some(station) => vec![station],
         None => state
+            .live
             .reference
             .get()
             .stations

@@ -4,10 +4,7 @@
 use std::{
     collections::{HashMap, VecDeque},
     convert::Infallible,
-    sync::{
-        Arc, Mutex,
-        atomic::{AtomicI64, AtomicU64, Ordering},
-    },
+    sync::{Arc, Mutex, atomic::Ordering},
     time::Duration,
 };
 
@@ -24,7 +21,7 @@ use tokio::sync::broadcast;
 
 use kitchen_daemon::sync::LockExt;
 
-use crate::store::LoggedEvent;
+use crate::{status::StreamStats, store::LoggedEvent};
 
 use super::{AppState, error, guard::Caller, internal, station_filter, view::snapshot};
 
@@ -95,15 +92,6 @@ impl Drop for StreamSlot {
             }
         }
     }
-}
-
-/// Counters of the live streams, for `/metrics`.
-#[derive(Debug, Default)]
-pub struct StreamStats {
-    pub clients: AtomicI64,
-    pub lagging_disconnects: AtomicU64,
-    /// Streams refused at the caps.
-    pub refused: AtomicU64,
 }
 
 #[derive(Deserialize)]
@@ -250,6 +238,7 @@ impl Cursor {
                 Ok(_) => self.replaying = true,
                 Err(broadcast::error::RecvError::Lagged(missed)) => {
                     self.state
+                        .live
                         .streams
                         .lagging_disconnects
                         .fetch_add(1, Ordering::Relaxed);
@@ -300,7 +289,7 @@ pub(super) async fn events(
     let slot = match state.access.streams.acquire(&device.id) {
         Ok(slot) => slot,
         Err(reason) => {
-            state.streams.refused.fetch_add(1, Ordering::Relaxed);
+            state.live.streams.refused.fetch_add(1, Ordering::Relaxed);
             return error(StatusCode::TOO_MANY_REQUESTS, reason);
         }
     };
@@ -358,7 +347,7 @@ pub(super) async fn events(
         queue,
         live: None,
         replaying: true,
-        _client: ClientGuard::new(state.streams.clone()),
+        _client: ClientGuard::new(state.live.streams.clone()),
         _slot: slot,
         token_hash,
         device_id: device.id.clone(),

@@ -1,7 +1,6 @@
 //! `/readyz` and `/api/status`: how the box and its links are (store, feed, reference data,
-//! sequence gaps, scanners, sync).
-
-use std::sync::atomic::Ordering;
+//! sequence gaps, scanners, sync, the fleet channel). The status document itself is built by
+//! `status::Live`, which the fleet's `diagnostics` command sends too.
 
 use axum::{
     Json,
@@ -9,35 +8,45 @@ use axum::{
     http::StatusCode,
     response::{IntoResponse, Response},
 };
-use kitchen_daemon::{clock::now_ms, sync::LockExt};
+use kitchen_daemon::clock::now_ms;
 use serde_json::{Value, json};
 
 use super::{AppState, internal};
-use crate::store::{Gap, Store, StoreError};
-
-pub(super) fn feed_state(state: &AppState) -> &'static str {
-    if !state.provisioned {
-        "not provisioned"
-    } else if state.feed.connected.load(Ordering::Relaxed) {
-        "connected"
-    } else {
-        "disconnected"
-    }
-}
+use crate::{
+    status::StoreFacts,
+    store::{Gap, Store, StoreError},
+};
 
 pub(super) async fn gaps_json(state: &AppState) -> Result<Vec<Gap>, StoreError> {
     state.readers.with(Store::sequence_gaps).await
 }
 
+/// What the status document needs from the store: the outbox backlog and the sequence gaps.
+pub(super) async fn store_facts(state: &AppState) -> Result<StoreFacts, StoreError> {
+    state
+        .readers
+        .with(|store| {
+            let (backlog, oldest) = store.outbox_backlog()?;
+            Ok(StoreFacts {
+                backlog,
+                oldest_unsynced_ms: oldest,
+                gaps: json!(store.sequence_gaps()?),
+            })
+        })
+        .await
+}
+
 /// Ready when the store answers, the kitchen feed is connected and the reference data was
 /// accepted; lists sequence gaps and the scanners (a scanner that is not connected does not
-/// make the agent unready: the LAN works without it).
+/// make the agent unready: the LAN works without it). The fleet channel (MQTT) plays no part:
+/// head office being unreachable must not take a kitchen out of service.
 pub(super) async fn readyz(State(state): State<AppState>) -> Response {
+    let live = &state.live;
     let gaps = match gaps_json(&state).await {
         Ok(gaps) => gaps,
         Err(error) => {
             tracing::error!(%error, "store does not answer");
-            let body = json!({"ready": false, "store": "down", "feed": feed_state(&state)});
+            let body = json!({"ready": false, "store": "down", "feed": live.feed_state()});
             return (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response();
         }
     };
@@ -45,15 +54,15 @@ pub(super) async fn readyz(State(state): State<AppState>) -> Response {
         Ok(sync) => sync,
         Err(error) => return internal(error),
     };
-    let feed = feed_state(&state);
-    let ready = feed == "connected" && state.reference.usable();
+    let feed = live.feed_state();
+    let ready = feed == "connected" && live.reference.usable();
     let body = json!({
         "ready": ready,
         "store": "up",
         "feed": feed,
-        "reference": reference_text(&state),
+        "reference": live.reference_text(),
         "sequence_gaps": gaps,
-        "scanners": state.scanners.snapshot(),
+        "scanners": live.scanners.snapshot(),
         "sync": sync,
     });
     let status = if ready {
@@ -66,67 +75,14 @@ pub(super) async fn readyz(State(state): State<AppState>) -> Response {
 
 /// What the displays show in their status bar: who this box is and how its links are.
 pub(super) async fn status(State(state): State<AppState>) -> Response {
-    let sync = match sync_json(&state).await {
-        Ok(sync) => sync,
-        Err(error) => return internal(error),
-    };
-    match gaps_json(&state).await {
-        Ok(gaps) => Json(json!({
-            "sync": sync,
-            "kitchen_id": state.kitchen_id,
-            "provisioned": state.provisioned,
-            "provision_error": state.provision_error,
-            "feed": feed_state(&state),
-            "reference": reference_text(&state),
-            "sequence_gaps": gaps,
-            "scanners": state.scanners.snapshot(),
-            "version": env!("CARGO_PKG_VERSION"),
-        }))
-        .into_response(),
+    match store_facts(&state).await {
+        Ok(facts) => Json(state.live.status_json(&facts, now_ms())).into_response(),
         Err(error) => internal(error),
     }
-}
-
-/// Where the reference data in use came from; while PostgreSQL (its source, once a sync is set
-/// up) is unreachable, says the copy in use is kept.
-pub(super) fn reference_text(state: &AppState) -> String {
-    let text = state.reference.describe();
-    if state.sync.configured.load(Ordering::Relaxed)
-        && !state.sync.connected.load(Ordering::Relaxed)
-    {
-        format!("{text}; postgresql unreachable: keeping this copy")
-    } else {
-        text
-    }
-}
-
-/// Whether unsynced records are older than the alarm threshold (only when a sync is set up:
-/// without one, `state` says `not configured`).
-pub(super) fn sync_alarm(state: &AppState, oldest: Option<i64>) -> bool {
-    state.sync.configured.load(Ordering::Relaxed)
-        && oldest.is_some_and(|at| now_ms() - at > state.sync_alarm_ms)
 }
 
 /// The sync as `/readyz` and `/api/status` show it.
 pub(super) async fn sync_json(state: &AppState) -> Result<Value, StoreError> {
     let (backlog, oldest) = state.readers.with(Store::outbox_backlog).await?;
-    let sync = &state.sync;
-    let link = if !sync.configured.load(Ordering::Relaxed) {
-        "not configured"
-    } else if sync.connected.load(Ordering::Relaxed) {
-        "connected"
-    } else {
-        "disconnected"
-    };
-    let last_error = sync.last_error.lock_or_recover().clone();
-    Ok(json!({
-        "state": link,
-        "backlog": backlog,
-        "oldest_unsynced_ms": oldest,
-        "alarm": sync_alarm(state, oldest),
-        "last_error": last_error,
-        "pushed": sync.pushed.load(Ordering::Relaxed),
-        "reconciled": sync.reconciled.load(Ordering::Relaxed),
-        "reference_version": sync.reference_version.load(Ordering::Relaxed),
-    }))
+    Ok(state.live.sync_json(backlog, oldest, now_ms()))
 }

@@ -13,8 +13,8 @@ use kitchen_daemon::{
     metrics::{CONTENT_TYPE, Exposition, Fixed, MetricType},
 };
 
-use super::{AppState, health::sync_alarm, internal};
-use crate::status::{Link, Scanners};
+use super::{AppState, internal};
+use crate::status::{Link, MqttStats, Scanners};
 
 /// Prometheus text exposition.
 pub(super) async fn metrics(State(state): State<AppState>) -> Response {
@@ -35,7 +35,7 @@ pub(super) async fn metrics(State(state): State<AppState>) -> Response {
         value: micros as f64 / 1e6,
         decimals: 6,
     };
-    let (feed, writes, sync) = (&state.feed, &state.writer.stats, &state.sync);
+    let (feed, writes, sync) = (&state.live.feed, &state.writer.stats, &state.live.sync);
     let mut text = Exposition::new();
     text.gauge(
         "edge_agent_feed_connected",
@@ -108,13 +108,13 @@ pub(super) async fn metrics(State(state): State<AppState>) -> Response {
         "edge_agent_sse_clients",
         "Open event streams.",
         &[],
-        state.streams.clients.load(Ordering::Relaxed),
+        state.live.streams.clients.load(Ordering::Relaxed),
     )
     .counter(
         "edge_agent_sse_lagging_disconnects_total",
         "Event streams ended because the client fell too far behind.",
         &[],
-        load(&state.streams.lagging_disconnects),
+        load(&state.live.streams.lagging_disconnects),
     )
     .gauge(
         "edge_agent_sync_connected",
@@ -138,7 +138,7 @@ pub(super) async fn metrics(State(state): State<AppState>) -> Response {
         "edge_agent_sync_alarm",
         "1 while the oldest unsynced record is older than sync_alarm_minutes.",
         &[],
-        sync_alarm(&state, oldest),
+        state.live.sync_alarm(oldest, now_ms()),
     )
     .counter(
         "edge_agent_sync_pushed_total",
@@ -152,9 +152,41 @@ pub(super) async fn metrics(State(state): State<AppState>) -> Response {
         &[],
         load(&sync.reconciled),
     );
-    scanner_metrics(&mut text, &state.scanners);
+    mqtt_metrics(&mut text, &state.live.mqtt);
+    scanner_metrics(&mut text, &state.live.scanners);
     door_metrics(&mut text, &state);
     ([(header::CONTENT_TYPE, CONTENT_TYPE)], text.finish()).into_response()
+}
+
+/// The fleet channel: the link and the commands head office sent.
+fn mqtt_metrics(text: &mut Exposition, mqtt: &MqttStats) {
+    const COMMANDS: &str = "edge_agent_mqtt_commands_total";
+    let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+    text.gauge(
+        "edge_agent_mqtt_connected",
+        "1 while the fleet channel (MQTT) is connected; 0 when down or not configured.",
+        &[],
+        mqtt.connected.load(Ordering::Relaxed),
+    )
+    .counter(
+        "edge_agent_mqtt_connects_total",
+        "Connections made to the MQTT broker (a reconnect counts again).",
+        &[],
+        load(&mqtt.connects),
+    );
+    text.family(
+        COMMANDS,
+        MetricType::Counter,
+        "Fleet commands received, by outcome (repeated: a redelivery answered from memory; dropped: no id to answer to).",
+    );
+    for (result, counter) in [
+        ("ok", &mqtt.commands_ok),
+        ("failed", &mqtt.commands_failed),
+        ("repeated", &mqtt.commands_repeated),
+        ("dropped", &mqtt.commands_dropped),
+    ] {
+        text.counter(COMMANDS, "", &[("result", result)], load(counter));
+    }
 }
 
 /// One series per scanner; the families are written even with no scanner configured.
@@ -221,7 +253,7 @@ fn door_metrics(text: &mut Exposition, state: &AppState) {
         "edge_agent_sse_refused_total",
         "Event streams refused at max_streams or max_streams_per_device.",
         &[],
-        load(&state.streams.refused),
+        load(&state.live.streams.refused),
     );
     const REFUSED: &str = "edge_agent_http_refused_total";
     text.family(

@@ -16,7 +16,7 @@ use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    status::{FeedStats, ReferenceCell, Scanners},
+    status::Live,
     store::{LoggedEvent, Readers},
     writer::StoreWriter,
 };
@@ -32,7 +32,6 @@ mod pairing;
 mod prep;
 mod view;
 
-pub use events::StreamStats;
 pub use guard::Access;
 
 /// Largest request body accepted (JSON commands are a few hundred bytes).
@@ -42,26 +41,15 @@ pub use view::SnapshotCache;
 #[derive(Clone)]
 pub struct AppState {
     pub readers: Arc<Readers>,
-    /// The reference data in use, swapped when PostgreSQL has a new version.
-    pub reference: Arc<ReferenceCell>,
-    pub feed: Arc<FeedStats>,
-    pub kitchen_id: String,
-    pub provisioned: bool,
+    /// The live state the adapters share (reference data, feed, sync, scanners, streams, MQTT).
+    pub live: Live,
     /// Log entries as the writer commits them.
     pub events: broadcast::Sender<Arc<LoggedEvent>>,
-    pub streams: Arc<StreamStats>,
     /// Cancelled on shutdown: open event streams end with it.
     pub token: CancellationToken,
     pub writer: StoreWriter,
     pub horizon_ms: i64,
     pub snapshots: Arc<SnapshotCache>,
-    pub sync: Arc<crate::status::SyncStats>,
-    /// Records unsynced for longer than this raise the alarm.
-    pub sync_alarm_ms: i64,
-    /// The serial scanners' states.
-    pub scanners: Arc<Scanners>,
-    /// Why the last `kitchen.toml` was refused (`provision`), shown by the displays.
-    pub provision_error: Option<String>,
     /// Host names, paired-device checks, limiters and stream caps (`guard`).
     pub access: Arc<Access>,
     /// The server loop's connection counters, for `/metrics`.
@@ -153,7 +141,7 @@ struct StationQuery {
 }
 
 fn known_station(state: &AppState, station: &str) -> bool {
-    station == UNASSIGNED_STATION || state.reference.get().station(station).is_some()
+    station == UNASSIGNED_STATION || state.live.reference.get().station(station).is_some()
 }
 
 /// `?station=` must name a station when given; otherwise the reason.

@@ -229,6 +229,7 @@ async fn staff(state: &AppState, pin: Option<String>) -> Result<Option<String>, 
 /// The item's station, or the `404`.
 fn item_station(state: &AppState, item_id: &str) -> Result<String, Box<Response>> {
     state
+        .live
         .reference
         .get()
         .item(item_id)
@@ -342,7 +343,7 @@ async fn availability(State(state): State<AppState>) -> Response {
         Ok(read) => read,
         Err(error) => return internal(error),
     };
-    let reference = state.reference.get();
+    let reference = state.live.reference.get();
     let view = prep::view(&reference, open, today, minute);
     let running: BTreeSet<&str> = running.iter().map(String::as_str).collect();
     let suspended_ids: BTreeSet<&str> = suspended.iter().map(|s| s.item_id.as_str()).collect();

@@ -158,8 +158,8 @@ async fn me(State(state): State<AppState>, Extension(identity): Extension<Identi
         json!({
             "paired": false,
             "revoked": revoked,
-            "provisioned": state.provisioned,
-            "provision_error": state.provision_error,
+            "provisioned": state.live.provisioned,
+            "provision_error": state.live.provision_error,
         })
     };
     Json(match identity {

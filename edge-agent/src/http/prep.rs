@@ -49,7 +49,9 @@ async fn page() -> Response {
 async fn prep_view(State(state): State<AppState>) -> Response {
     let (today, minute) = prep::local_day(now_ms());
     match state.readers.with(Store::open_stock).await {
-        Ok(open) => Json(prep::view(&state.reference.get(), open, today, minute)).into_response(),
+        Ok(open) => {
+            Json(prep::view(&state.live.reference.get(), open, today, minute)).into_response()
+        }
         Err(error) => internal(error),
     }
 }
@@ -100,7 +102,7 @@ struct Label {
 /// [&copies=1][&format=html|zpl]`: prep labels to print, each with its own batch id
 /// (`<batch>-<n>` when several). `use_by` defaults to prepared + the item's shelf life.
 async fn labels(State(state): State<AppState>, Query(query): Query<LabelQuery>) -> Response {
-    let reference = state.reference.get();
+    let reference = state.live.reference.get();
     let Some(item) = reference.item(&query.item) else {
         return error(
             StatusCode::NOT_FOUND,

@@ -75,7 +75,7 @@ pub(super) async fn view(state: &AppState, station: Option<&str>) -> Result<View
         tickets,
         open_sessions,
     } = state.readers.with(Store::state_snapshot).await?;
-    let reference = state.reference.get();
+    let reference = state.live.reference.get();
     let board = batch::board(&orders, &reference, now_ms(), state.horizon_ms);
     let items: Vec<batch::BatchItem> = board
         .items

@@ -1,13 +1,22 @@
 //! The live state every adapter shares: the reference data in use, the kitchen feed, the sync
-//! and the scanners. Adapters (feed, sync, scanner) write it; HTTP only reads it. It holds no
-//! IO of its own.
+//! (and the kicks that ask it for work now), the scanners, the tablets' streams and the fleet
+//! channel; `Live` bundles them and builds the status document. Adapters (feed, sync, scanner,
+//! fleet, http) write it; HTTP and the fleet read it. It holds no IO of its own.
 
 mod feed;
+mod kick;
+mod mqtt;
 mod reference;
+mod report;
 mod scanners;
+mod streams;
 mod sync;
 
 pub use feed::FeedStats;
+pub use kick::{Asked, Done, SyncKick, Work};
+pub use mqtt::MqttStats;
 pub use reference::{ReferenceCell, ReferenceStatus};
+pub use report::{Live, StoreFacts};
 pub use scanners::{Link, ScannerStatus, Scanners};
+pub use streams::StreamStats;
 pub use sync::SyncStats;

@@ -41,6 +41,11 @@ impl ReferenceCell {
         *self.refused.lock_or_recover() = Some(reason);
     }
 
+    /// Why the newest version in PostgreSQL was not taken, if it was not.
+    pub fn refused(&self) -> Option<String> {
+        self.refused.lock_or_recover().clone()
+    }
+
     pub fn describe(&self) -> String {
         let status = self.status().describe();
         match &*self.refused.lock_or_recover() {

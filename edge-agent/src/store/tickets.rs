@@ -232,6 +232,36 @@ impl Store {
         load_tickets(&self.connection, None)
     }
 
+    /// Open orders, and how many of those not ready yet are past their promised time (the
+    /// tickets the displays show late), for the fleet telemetry: counts, no order data.
+    pub fn order_load(&self, now_ms: i64) -> Result<(i64, i64), StoreError> {
+        let mut statement = self.connection.prepare_cached(
+            "SELECT received_at, ordered_at, pickup_time, estimated_pickup_time,
+                    estimated_prep_seconds, ready_at IS NOT NULL
+             FROM orders WHERE state = 'open'",
+        )?;
+        let (mut open, mut late) = (0, 0);
+        let rows = statement.query_map([], |row| {
+            let order = batch::Order {
+                received_at_ms: row.get(0)?,
+                ordered_at_ms: row.get(1)?,
+                pickup_time_ms: row.get(2)?,
+                estimated_pickup_time_ms: row.get(3)?,
+                estimated_prep_seconds: row.get(4)?,
+                ..batch::Order::default()
+            };
+            Ok((order.promised_at_ms(), row.get::<_, bool>(5)?))
+        })?;
+        for row in rows {
+            let (promised_at_ms, ready) = row?;
+            open += 1;
+            if !ready && promised_at_ms < now_ms {
+                late += 1;
+            }
+        }
+        Ok((open, late))
+    }
+
     /// Orders, tickets and open sessions as of one event-log sequence.
     pub fn state_snapshot(&self) -> Result<StateSnapshot, StoreError> {
         let tx = self.connection.unchecked_transaction()?;

@@ -9,7 +9,9 @@
 //!   like deliveries (de-duplicated by event id).
 //!
 //! One task; PostgreSQL unreachable means backoff (1 s → 60 s, jittered) and nothing else: the
-//! LAN path never waits on it.
+//! LAN path never waits on it. A kick (`status::SyncKick`, from the fleet's commands) ends a
+//! pause, idle or backoff, at once and makes the next round pull the reference data or
+//! reconcile then, not when due; the kick hears when that round finished and how.
 
 use std::{
     sync::{Arc, Mutex, atomic::Ordering},
@@ -31,7 +33,7 @@ mod reconcile;
 pub use push::PushRows;
 
 use crate::{
-    status::{FeedStats, ReferenceCell, SyncStats},
+    status::{FeedStats, ReferenceCell, SyncKick, SyncStats},
     store::{Store, StoreError},
     writer::StoreWriter,
 };
@@ -60,6 +62,8 @@ pub struct SyncTask {
     pub push_limit: i64,
     pub reference_poll: Duration,
     pub reconcile_every: Duration,
+    /// Work asked for now (the fleet's commands).
+    pub kick: Arc<SyncKick>,
     pub token: CancellationToken,
 }
 
@@ -122,6 +126,13 @@ impl SyncTask {
             }
             gaps_seen = gaps;
             feed_was_connected = feed_connected;
+            let asked = self.kick.take();
+            if asked.reference {
+                reference_at = tokio::time::Instant::now();
+            }
+            if asked.reconcile {
+                reconcile_at = tokio::time::Instant::now();
+            }
             let round = async {
                 let now = tokio::time::Instant::now();
                 if now >= reference_at {
@@ -152,6 +163,8 @@ impl SyncTask {
                 }
                 () = self.token.cancelled() => return,
             };
+            self.kick
+                .finish(&asked, result.as_ref().err().map(ToString::to_string));
             let pause = match result {
                 Ok(pushed) => {
                     if !self.stats.connected.swap(true, Ordering::Relaxed) {
@@ -175,6 +188,7 @@ impl SyncTask {
             };
             tokio::select! {
                 () = tokio::time::sleep(pause) => {}
+                () = self.kick.wanted() => {}
                 () = self.token.cancelled() => return,
             }
         }
