@@ -6,6 +6,7 @@
 
 pub mod config;
 pub mod db;
+pub mod fleet;
 pub mod http;
 pub mod kitchens;
 pub mod metrics;
@@ -173,6 +174,38 @@ impl App {
             metrics.otter.clone(),
             token.clone(),
         ));
+        // The fleet channel: the page's live feed always (boxes' heartbeats change rows too),
+        // the subscriber and the commands only with MQTT_URL set.
+        let (changes, _) = tokio::sync::broadcast::channel(fleet::events::CHANGES_CAPACITY);
+        tracker.spawn(fleet::events::listen(
+            pool.clone(),
+            changes.clone(),
+            token.clone(),
+        ));
+        let commander = if config.mqtt.enabled() {
+            let subscriber = fleet::subscriber::Subscriber::new(
+                pool.clone(),
+                config.mqtt.clone(),
+                config.database_timeout,
+                metrics.fleet.clone(),
+                token.clone(),
+            );
+            tracker.spawn(subscriber.run());
+            Some(fleet::Commander::new(
+                pool.clone(),
+                config.mqtt.clone(),
+                metrics.fleet.clone(),
+            ))
+        } else {
+            tracing::info!("MQTT_URL is not set: no fleet channel (presence, telemetry, commands)");
+            None
+        };
+        let fleet_state = fleet::page::FleetState {
+            pool: pool.clone(),
+            commander,
+            changes,
+            token: token.clone(),
+        };
         let limiter = Arc::new(http::RejectionLimiter::new(http::RejectionLimits {
             burst: config.rejected_burst,
             per_minute: config.rejected_per_minute,
@@ -226,7 +259,7 @@ impl App {
         );
         let admin = spawn_server(
             admin_listener,
-            http::admin_router(admin_state),
+            http::admin_router(admin_state, fleet_state),
             admin_limits,
             metrics.admin_server.clone(),
             &token,

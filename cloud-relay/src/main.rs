@@ -1,11 +1,12 @@
 //! `cloud-relay`: parse flags, load config, run (or check the config, migrate, provision a
-//! kitchen, import or export a kitchen's reference data) and exit.
+//! kitchen, import or export a kitchen's reference data, manage fleet operators, send a box a
+//! command) and exit.
 
-use std::path::PathBuf;
+use std::{path::PathBuf, time::Duration};
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use cloud_relay::{App, Config, db, kitchens, telemetry};
+use cloud_relay::{App, Config, db, fleet, kitchens, telemetry};
 use kitchen_proto::reference::Reference;
 
 #[derive(Parser)]
@@ -46,6 +47,45 @@ enum Command {
         #[command(subcommand)]
         command: ReferenceCommand,
     },
+    /// Operators of the fleet page (docs/fleet.md).
+    Operator {
+        #[command(subcommand)]
+        command: OperatorCommand,
+    },
+    /// The fleet channel: commands to kitchen boxes over MQTT (docs/fleet.md).
+    Fleet {
+        #[command(subcommand)]
+        command: FleetCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum OperatorCommand {
+    /// Add an operator and print its token (once: only its SHA-256 is kept).
+    Add {
+        #[arg(long)]
+        name: String,
+    },
+    /// List the operators.
+    List,
+    /// Remove an operator (its token stops working at once).
+    Remove {
+        #[arg(long)]
+        name: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum FleetCommand {
+    /// Send a box a command (ping, reference, reconcile, sync, diagnostics) and print its reply.
+    Command {
+        #[arg(long)]
+        kitchen: String,
+        /// Seconds to wait for the reply; exits non-zero without one.
+        #[arg(long, default_value_t = 10)]
+        wait: u64,
+        name: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -61,6 +101,10 @@ enum KitchenCommand {
         /// command line.
         #[arg(long)]
         password_file: Option<PathBuf>,
+        /// Mosquitto password file: also make the kitchen's MQTT password and write its hash
+        /// there (reload Mosquitto afterwards).
+        #[arg(long)]
+        mqtt_password_file: Option<PathBuf>,
     },
 }
 
@@ -120,6 +164,7 @@ async fn main() -> anyhow::Result<()> {
                     kitchen,
                     role,
                     password_file,
+                    mqtt_password_file,
                 },
         } => {
             let password = password_file
@@ -129,14 +174,61 @@ async fn main() -> anyhow::Result<()> {
             let provisioned =
                 kitchens::add_kitchen(&admin_pool()?, &kitchen, &role, password.as_ref()).await?;
             println!("{provisioned}");
+            if let Some(file) = mqtt_password_file {
+                let url = Config::load_unvalidated(cli.config.as_deref())?.mqtt.url;
+                println!("{}", fleet::cli::add_mqtt_login(&file, &kitchen, url)?);
+            }
             Ok(())
+        }
+        Command::Operator { command } => {
+            let pool = admin_pool()?;
+            match command {
+                OperatorCommand::Add { name } => {
+                    let token = fleet::operators::add(&pool, &name).await?;
+                    println!("operator {name:?} added; its token (shown only now):\n{token}");
+                }
+                OperatorCommand::List => {
+                    for operator in fleet::operators::list(&pool).await? {
+                        println!("{}\t{}", operator.name, operator.created_at.to_rfc3339());
+                    }
+                }
+                OperatorCommand::Remove { name } => {
+                    fleet::operators::remove(&pool, &name).await?;
+                    println!("operator {name:?} removed");
+                }
+            }
+            Ok(())
+        }
+        Command::Fleet {
+            command:
+                FleetCommand::Command {
+                    kitchen,
+                    wait,
+                    name,
+                },
+        } => {
+            let config = Config::load_unvalidated(cli.config.as_deref())?;
+            let wait = Duration::from_secs(wait);
+            let (id, reply) =
+                fleet::cli::command(&admin_pool()?, &config.mqtt, &kitchen, &name, wait).await?;
+            match reply {
+                Some(reply) => {
+                    println!("{reply}");
+                    Ok(())
+                }
+                None => anyhow::bail!(
+                    "command {id} sent to {kitchen:?}; no reply within {} s",
+                    wait.as_secs()
+                ),
+            }
         }
         Command::Reference {
             command: ReferenceCommand::Import { kitchen, file },
         } => {
             let reference = Reference::load(&file)
                 .with_context(|| format!("refusing {}; nothing changed", file.display()))?;
-            let version = kitchens::import_reference(&admin_pool()?, &kitchen, &reference)
+            let pool = admin_pool()?;
+            let version = kitchens::import_reference(&pool, &kitchen, &reference)
                 .await
                 .with_context(|| format!("cannot import {}; nothing changed", file.display()))?;
             println!(
@@ -148,6 +240,10 @@ async fn main() -> anyhow::Result<()> {
                 reference.items.len(),
                 reference.day_parts.len()
             );
+            let mqtt = Config::load_unvalidated(cli.config.as_deref())?.mqtt;
+            if let Some(note) = fleet::cli::announce_reference(&pool, &mqtt, &kitchen).await {
+                println!("{note}");
+            }
             Ok(())
         }
         Command::Reference {

@@ -94,6 +94,8 @@ pub struct Metrics {
     pub admin_server: Arc<ServeStats>,
     /// The Otter API calls (`relay_otter_*`).
     pub otter: Arc<OtterMetrics>,
+    /// The fleet channel (`relay_fleet_*`).
+    pub fleet: Arc<crate::fleet::FleetMetrics>,
 }
 
 /// What `/metrics` reads at the time it is asked rather than counts.
@@ -248,6 +250,7 @@ impl Metrics {
         );
         self.render_doors(&mut text, gauges);
         self.otter.render(&mut text, gauges.otter.as_ref());
+        self.fleet.render(&mut text);
         if let Some((depth, oldest)) = gauges.outbox {
             text.gauge(
                 "relay_outbox_depth",

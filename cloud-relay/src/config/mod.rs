@@ -1,7 +1,9 @@
 //! Relay configuration: defaults in code, then an optional TOML file, then the environment.
 
+mod mqtt;
 mod otter_api;
 
+pub use mqtt::{BrokerAddress, MqttConfig};
 pub use otter_api::{OtterApiConfig, OtterLimits, OtterPaths};
 
 use std::{net::SocketAddr, path::Path, time::Duration};
@@ -89,6 +91,8 @@ pub struct Config {
     pub shutdown_grace: Duration,
     /// Calling Otter's API (`[otter_api]`, docs/otter.md).
     pub otter_api: OtterApiConfig,
+    /// The fleet channel's broker (`[mqtt]`, docs/fleet.md).
+    pub mqtt: MqttConfig,
 }
 
 impl Default for Config {
@@ -119,6 +123,7 @@ impl Default for Config {
             database_timeout: Duration::from_secs(5),
             shutdown_grace: Duration::from_secs(5),
             otter_api: OtterApiConfig::default(),
+            mqtt: MqttConfig::default(),
         }
     }
 }
@@ -165,7 +170,7 @@ impl Config {
 
     /// Secrets from systemd's credentials directory (`LoadCredential=`): a file named
     /// `database_url`, `amqp_url`, `otter_webhook_secret`, `otter_webhook_secret_previous`,
-    /// `otter_client_id` or `otter_client_secret` overrides the file and the environment, so no secret needs to be on the command line or
+    /// `otter_client_id`, `otter_client_secret` or `mqtt_password` overrides the file and the environment, so no secret needs to be on the command line or
     /// in the environment.
     pub fn apply_credentials(&mut self, dir: &Path) -> Result<(), ConfigError> {
         for name in [
@@ -175,6 +180,7 @@ impl Config {
             "otter_webhook_secret_previous",
             "otter_client_id",
             "otter_client_secret",
+            "mqtt_password",
         ] {
             let value = kitchen_daemon::credentials::read(dir, name).map_err(|source| {
                 ConfigError::Read {
@@ -190,6 +196,7 @@ impl Config {
                 "otter_webhook_secret" => self.otter_webhook_secret = Some(secret),
                 "otter_client_id" => self.otter_api.client_id = Some(secret),
                 "otter_client_secret" => self.otter_api.client_secret = Some(secret),
+                "mqtt_password" => self.mqtt.password = Some(secret),
                 _ => self.otter_webhook_secret_previous = Some(secret),
             }
         }
@@ -304,6 +311,7 @@ impl Config {
             self.shutdown_grace = millis("RELAY_SHUTDOWN_GRACE_MS", value)?;
         }
         self.otter_api.apply_env(&lookup);
+        self.mqtt.apply_env(&lookup)?;
         Ok(())
     }
 
@@ -371,7 +379,8 @@ impl Config {
                 "exchange names must not be empty".into(),
             ));
         }
-        self.otter_api.validate()
+        self.otter_api.validate()?;
+        self.mqtt.validate()
     }
 }
 

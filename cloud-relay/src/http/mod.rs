@@ -1,7 +1,8 @@
 //! HTTP on two listeners. The public one (`listen`) serves what Otter needs — `POST
 //! /webhooks/otter`, `/ping`, `/healthz` — behind the per-address limit on rejected requests;
 //! the admin one (`admin_listen`, loopback by default) serves `/readyz`, `/metrics`,
-//! `/healthz` and the Otter calls (`/otter/calls`, `/otter/unconfirmed`). Both run in `kitchen_daemon::serve` (timeouts, connection cap).
+//! `/healthz` and the Otter calls (`/otter/calls`, `/otter/unconfirmed`) and the fleet page (`/fleet`, `/api/fleet`,
+//! operators only). Both run in `kitchen_daemon::serve` (timeouts, connection cap).
 
 mod admin;
 mod limit;
@@ -93,7 +94,7 @@ pub fn public_router(state: AppState) -> Router {
 }
 
 /// The admin listener's routes.
-pub fn admin_router(state: AdminState) -> Router {
+pub fn admin_router(state: AdminState, fleet: crate::fleet::page::FleetState) -> Router {
     Router::new()
         .route("/readyz", get(admin::readyz))
         .route("/metrics", get(admin::metrics))
@@ -101,4 +102,5 @@ pub fn admin_router(state: AdminState) -> Router {
         .route("/otter/unconfirmed", get(admin::otter_unconfirmed))
         .route("/healthz", get(|| async { "ok" }))
         .with_state(state)
+        .merge(crate::fleet::page::router(fleet))
 }
