@@ -3,6 +3,7 @@
 
 mod delivery;
 mod doors;
+mod fleet;
 mod harness;
 mod ingest;
 mod kitchens;
