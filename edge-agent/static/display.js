@@ -271,6 +271,16 @@ async function pollStatus() {
     pill.className = "pill warn";
     small.textContent = `orders connected · records waiting (${sync.backlog})`;
   }
+  // The fleet channel (head office's live view of this box): down is a warning, not a fault —
+  // orders still arrive and the kitchen works on.
+  const mqtt = body.mqtt || {};
+  pill.title = "The kitchen box's connection to the cloud order feed" + (mqtt.state && mqtt.state !== "not configured"
+    ? `\nHead office link (MQTT): ${mqtt.state}${mqtt.since ? " since " + new Date(mqtt.since).toLocaleTimeString() : ""}${mqtt.state !== "connected" && mqtt.last_error ? " — " + mqtt.last_error : ""}`
+    : "");
+  if (mqtt.state === "disconnected") {
+    if (pill.classList.contains("ok")) pill.className = "pill warn";
+    small.textContent += " · head office link down";
+  }
   const reference = String(body.reference || "");
   const refused = reference.startsWith("invalid: ") || reference.startsWith("refused: ");
   $("reference").hidden = !refused;
