@@ -18,7 +18,7 @@ pub mod subscriber;
 
 use std::time::Duration;
 
-use rumqttc::v5::MqttOptions;
+use rumqttc::{NetworkOptions, v5::MqttOptions};
 use secrecy::ExposeSecret;
 
 use crate::config::{ConfigError, MqttConfig};
@@ -84,12 +84,16 @@ pub fn reply_topic(kitchen: &str, id: &str) -> String {
 }
 
 /// Options shared by the relay's MQTT connections: the configured broker and login, keep-alive,
-/// a raised packet limit, MQTT 5.
+/// a raised packet limit, TCP_NODELAY, MQTT 5.
 pub fn options(config: &MqttConfig, client_id: String) -> Result<MqttOptions, ConfigError> {
     let address = config
         .address()?
         .ok_or_else(|| ConfigError::Invalid("MQTT_URL is not set".into()))?;
     let mut options = MqttOptions::new(client_id, address.host, address.port);
+    // rumqttc leaves Nagle on: small acks and commands would wait ~40 ms for delayed ACKs.
+    let mut network = NetworkOptions::new();
+    network.set_tcp_nodelay(true);
+    options.set_network_options(network);
     options
         .set_keep_alive(config.keep_alive())
         .set_max_packet_size(Some(MAX_PACKET_BYTES))

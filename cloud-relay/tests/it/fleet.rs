@@ -1014,3 +1014,163 @@ async fn the_fleet_page_turns_a_lost_box_red_without_a_reload() {
     browser.close().await;
     drop(k2);
 }
+
+#[tokio::test]
+async fn a_box_role_writes_its_heartbeat_but_not_its_presence_and_wakes_the_page() {
+    let role = TestRole::named("fleet_box");
+    let db = TestDb::migrated(&cloud_relay::db::MIGRATOR).await;
+    cloud_relay::kitchens::add_kitchen(&db.pool, "k1", &role.name, None)
+        .await
+        .expect("kitchen");
+    let box_pool = db.connect_as(&role.name).await;
+    let mut listener = sqlx::postgres::PgListener::connect_with(&db.pool)
+        .await
+        .expect("listener");
+    listener.listen("fleet").await.expect("listen");
+    let as_box = |sql: &'static str| {
+        let pool = box_pool.clone();
+        async move {
+            let mut tx = pool.begin().await.expect("begin");
+            sqlx::query("SELECT set_config('kitchen.id', 'k1', true)")
+                .execute(&mut *tx)
+                .await
+                .expect("tenant");
+            let result = sqlx::query(sql).execute(&mut *tx).await;
+            match result {
+                Ok(_) => tx.commit().await.map_err(|e| e.to_string()),
+                Err(error) => Err(error.to_string()),
+            }
+        }
+    };
+    // The box's own heartbeat upsert, as its sync writes it.
+    as_box(
+        "INSERT INTO kitchen.devices (kitchen_id, agent_version, last_seen, feed_state,
+                                      unsynced_backlog, oldest_unsynced_at, sequence_gaps)
+         VALUES ('k1', '0.1.0', now(), 'connected', 0, NULL, '[]')
+         ON CONFLICT (kitchen_id) DO UPDATE SET agent_version = EXCLUDED.agent_version,
+             last_seen = EXCLUDED.last_seen, feed_state = EXCLUDED.feed_state,
+             unsynced_backlog = EXCLUDED.unsynced_backlog,
+             oldest_unsynced_at = EXCLUDED.oldest_unsynced_at,
+             sequence_gaps = EXCLUDED.sequence_gaps",
+    )
+    .await
+    .expect("the heartbeat is written");
+    let notification = tokio::time::timeout(WAIT, listener.recv())
+        .await
+        .expect("notified in time")
+        .expect("notification");
+    assert_eq!(notification.payload(), "k1");
+    for forged in [
+        "UPDATE kitchen.devices SET presence = 'online'",
+        "UPDATE kitchen.devices SET telemetry = '{}'",
+    ] {
+        let refused = as_box(forged).await.expect_err(forged);
+        assert!(refused.contains("permission denied"), "{forged}: {refused}");
+    }
+    box_pool.close().await;
+}
+
+#[tokio::test]
+async fn the_command_line_adds_operators_and_sends_commands() {
+    let broker = Mosquitto::start(&[("k1", "pw1")]);
+    let app = fleet_app(&broker, &["k1", "k2"], |_| {}).await;
+    let cli = |args: &[&str]| {
+        let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_cloud-relay"));
+        command
+            .args(args)
+            .env("DATABASE_URL", &app.db.url)
+            .env("MQTT_URL", broker.url())
+            .env("MQTT_PASSWORD", RELAY_PASSWORD)
+            .env_remove("RELAY_CONFIG");
+        command
+    };
+    let added = cli(&["operator", "add", "--name", "bob"])
+        .output()
+        .await
+        .expect("runs");
+    assert!(added.status.success());
+    let stdout = String::from_utf8_lossy(&added.stdout).into_owned();
+    let token = stdout.lines().last().unwrap_or_default().to_owned();
+    assert!(token.starts_with("op_") && token.len() == 67, "{stdout}");
+    assert_eq!(
+        cloud_relay::fleet::operators::authenticate(&app.db.pool, &token)
+            .await
+            .expect("db")
+            .as_deref(),
+        Some("bob")
+    );
+    let listed = cli(&["operator", "list"]).output().await.expect("runs");
+    assert!(String::from_utf8_lossy(&listed.stdout).starts_with("bob\t"));
+
+    // A box that answers: the reply is printed.
+    let k1 = answering_box(broker.port(), "k1", "pw1", true).await;
+    let child = cli(&["fleet", "command", "--kitchen", "k1", "ping"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("runs");
+    eventually("the command reaches the box", WAIT, || async {
+        (!k1.received_on("kitchens/k1/commands/ping").is_empty()).then_some(())
+    })
+    .await;
+    let mut answered = 0;
+    answer(&k1, &mut answered).await;
+    let output = child.wait_with_output().await.expect("exits");
+    assert!(output.status.success());
+    let reply: serde_json::Value =
+        serde_json::from_slice(&output.stdout).expect("the reply as JSON");
+    assert_eq!(reply["ok"], true);
+    assert_eq!(reply["command"], "ping");
+
+    // No box: no reply within --wait, exit 1.
+    let silent = cli(&["fleet", "command", "--kitchen", "k2", "--wait", "1", "sync"])
+        .output()
+        .await
+        .expect("runs");
+    assert!(!silent.status.success());
+    let stderr = String::from_utf8_lossy(&silent.stderr);
+    assert!(
+        stderr.contains("sent to \"k2\"; no reply within 1 s"),
+        "{stderr}"
+    );
+}
+
+#[tokio::test]
+async fn reference_import_tells_the_box_and_only_warns_without_a_broker() {
+    let broker = Mosquitto::start(&[("k1", "pw1")]);
+    let app = fleet_app(&broker, &["k1"], |_| {}).await;
+    let k1 = answering_box(broker.port(), "k1", "pw1", true).await;
+    let file = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/reference.toml");
+    let import = |url: String| {
+        let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_cloud-relay"));
+        command
+            .args(["reference", "import", "--kitchen", "k1", file])
+            .env("DATABASE_URL", &app.db.url)
+            .env("MQTT_URL", url)
+            .env("MQTT_PASSWORD", RELAY_PASSWORD)
+            .env("RUST_LOG", "warn")
+            .env_remove("RELAY_CONFIG");
+        command
+    };
+    let output = import(broker.url()).output().await.expect("runs");
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(output.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("sent the `reference` command to the box"),
+        "{stdout}"
+    );
+    eventually("the box is told to pull", WAIT, || async {
+        (k1.received_on("kitchens/k1/commands/reference").len() == 1).then_some(())
+    })
+    .await;
+
+    // The broker unreachable: the import stands, the command line only warns.
+    let nowhere = format!("mqtt://127.0.0.1:{}", kitchen_testkit::mqtt::free_port());
+    let output = import(nowhere).output().await.expect("runs");
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(output.status.success(), "{stdout}");
+    assert!(stdout.contains("reference version 2 imported"), "{stdout}");
+    assert!(
+        stdout.contains("warning: the box was not told to pull it now"),
+        "{stdout}"
+    );
+}
