@@ -62,9 +62,9 @@ impl MqttConfig {
             self.username = user;
         }
         if let Some(path) = lookup("MQTT_PASSWORD_FILE") {
-            let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Read {
-                path: path.clone(),
-                source,
+            let text = std::fs::read_to_string(&path).map_err(|error| ConfigError::Env {
+                name: "MQTT_PASSWORD_FILE",
+                reason: format!("cannot read {path}: {error}"),
             })?;
             self.password = Some(SecretString::from(text.trim().to_owned()));
         }

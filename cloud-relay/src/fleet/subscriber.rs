@@ -95,7 +95,9 @@ impl Subscriber {
                 let mut subscribed = false;
                 let result = self.session(&mut lock, &mut subscribed).await;
                 self.metrics.connected.store(false, Ordering::Relaxed);
-                if subscribed {
+                // A session that subscribed resets the backoff, unless PostgreSQL failed under
+                // it: then each redelivery would fail again, so the waits grow (to 30 s).
+                if subscribed && !matches!(result, Err(SessionError::Database(_))) {
                     backoff.reset();
                 }
                 match result {
@@ -252,8 +254,18 @@ impl Subscriber {
             })),
             () = self.token.cancelled() => Ok(()),
         };
-        // The connection goes with the event loop: what was not acknowledged comes again.
-        writing.abort();
+        // The connection goes with the event loop: what was not acknowledged comes again. The
+        // writer (its channel closed now) finishes the transaction in hand rather than being
+        // cut off inside it; its acks go nowhere.
+        drop(eventloop);
+        drop(sender);
+        if !writing.is_finished()
+            && tokio::time::timeout(self.database_timeout * 2, &mut writing)
+                .await
+                .is_err()
+        {
+            writing.abort();
+        }
         result
     }
 }
