@@ -1174,3 +1174,94 @@ async fn reference_import_tells_the_box_and_only_warns_without_a_broker() {
         "{stdout}"
     );
 }
+
+#[tokio::test]
+async fn the_kitchen_page_charts_telemetry_and_shows_a_reply_live() {
+    use kitchen_testkit::browser::Browser;
+    let broker = Mosquitto::start(&[("k1", "pw1")]);
+    let app = fleet_app(&broker, &["k1"], |_| {}).await;
+    let token = cloud_relay::fleet::operators::add(&app.db.pool, "alice")
+        .await
+        .expect("operator");
+    let k1 = answering_box(broker.port(), "k1", "pw1", true).await;
+    k1.online("k1", now_ms()).await;
+    let at = now_ms();
+    for (n, late) in [3, 1, 4].iter().enumerate() {
+        k1.publish(
+            "kitchens/k1/telemetry",
+            true,
+            telemetry(at - 60_000 * (3 - n as i64), n as i64, *late),
+        )
+        .await;
+    }
+    eventually("three telemetry rows", WAIT, || async {
+        (app.db.count("SELECT count(*) FROM fleet.telemetry").await == 3).then_some(())
+    })
+    .await;
+
+    let url = app.admin_url("/fleet/k1");
+    let mut browser = Browser::launch(1280, 900).await;
+    browser.set_cookie(&url, "fleet_operator", &token).await;
+    browser.navigate_unpaired(&url).await;
+    browser
+        .wait_for(
+            "four charts with a line",
+            WAIT,
+            "document.querySelectorAll('figure.chart svg polyline').length === 4",
+        )
+        .await;
+    let late_points = browser
+        .eval("document.querySelector('#chart-late polyline').getAttribute('points').split(' ').length")
+        .await;
+    assert_eq!(late_points, serde_json::json!(3));
+    let label = browser
+        .eval("document.querySelector('#chart-late text').textContent")
+        .await;
+    assert_eq!(label, serde_json::json!("max 4, last 4"));
+    assert_eq!(
+        browser
+            .eval("document.getElementById('state').className")
+            .await,
+        serde_json::json!("state online")
+    );
+
+    browser.tap("button.command[data-command=\"ping\"]").await;
+    eventually("the box receives ping", WAIT, || async {
+        (!k1.received_on("kitchens/k1/commands/ping").is_empty()).then_some(())
+    })
+    .await;
+    browser
+        .wait_for(
+            "the command listed, waiting",
+            WAIT,
+            "(() => { const td = document.querySelector('#commands tbody tr td:nth-child(4)'); \
+               return td && td.textContent === 'waiting…'; })()",
+        )
+        .await;
+    let mut answered = 0;
+    answer(&k1, &mut answered).await;
+    browser
+        .wait_for(
+            "the reply shown without a reload",
+            WAIT,
+            "(() => { const tr = document.querySelector('#commands tbody tr'); \
+               return tr && tr.children[1].textContent === 'ping' && \
+                      tr.children[2].textContent === 'alice' && \
+                      tr.children[3].textContent === '{\"pong\":true,\"uptime_s\":5}'; })()",
+        )
+        .await;
+    browser.close().await;
+}
+
+#[test]
+fn the_mqtt_section_refuses_unknown_keys() {
+    let error = toml::from_str::<cloud_relay::Config>("[mqtt]\nurl = \"mqtt://b:1883\"\nqos = 2\n")
+        .expect_err("unknown key");
+    assert!(error.to_string().contains("unknown field `qos`"), "{error}");
+    let config: cloud_relay::Config =
+        toml::from_str("[mqtt]\nurl = \"mqtt://b:1883\"\ncommand_expiry_secs = 60\n")
+            .expect("valid");
+    assert_eq!(config.mqtt.command_expiry_secs, 60);
+    assert_eq!(config.mqtt.username, "relay");
+    assert_eq!(config.mqtt.telemetry_retention_hours, 48);
+}
