@@ -170,8 +170,8 @@ impl Config {
 
     /// Secrets from systemd's credentials directory (`LoadCredential=`): a file named
     /// `database_url`, `amqp_url`, `otter_webhook_secret`, `otter_webhook_secret_previous`,
-    /// `otter_client_id`, `otter_client_secret` or `mqtt_password` overrides the file and the environment, so no secret needs to be on the command line or
-    /// in the environment.
+    /// `otter_client_id`, `otter_client_secret` or `mqtt_password` overrides the file and the
+    /// environment, so no secret needs to be on the command line or in the environment.
     pub fn apply_credentials(&mut self, dir: &Path) -> Result<(), ConfigError> {
         for name in [
             "database_url",

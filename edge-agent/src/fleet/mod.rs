@@ -29,11 +29,14 @@ use kitchen_daemon::{
     backoff::{Backoff, Spread},
     clock::now_ms,
 };
-use rumqttc::v5::{
-    AsyncClient, Event, EventLoop, MqttOptions, Request,
-    mqttbytes::{
-        QoS,
-        v5::{LastWill, Packet, Publish, PublishProperties},
+use rumqttc::{
+    NetworkOptions,
+    v5::{
+        AsyncClient, Event, EventLoop, MqttOptions, Request,
+        mqttbytes::{
+            QoS,
+            v5::{LastWill, Packet, Publish, PublishProperties},
+        },
     },
 };
 use serde_json::json;
@@ -181,6 +184,10 @@ fn options(config: &FleetConfig, topics: &Topics) -> MqttOptions {
         "version": config.identity.version,
         "boot_id": config.identity.boot_id,
     });
+    // rumqttc leaves Nagle on: a reply would wait ~40 ms on the broker's delayed ACK.
+    let mut network = NetworkOptions::new();
+    network.set_tcp_nodelay(true);
+    options.set_network_options(network);
     options
         .set_keep_alive(KEEP_ALIVE)
         .set_clean_start(false)
