@@ -1214,6 +1214,11 @@ async fn the_kitchen_page_charts_telemetry_and_shows_a_reply_live() {
         .eval("document.querySelector('#chart-late polyline').getAttribute('points').split(' ').length")
         .await;
     assert_eq!(late_points, serde_json::json!(3));
+    // The axis starts at the first point, not 24 h back: three minutes fill the chart.
+    let first_x = browser
+        .eval("document.querySelector('#chart-late polyline').getAttribute('points').split(' ')[0].split(',')[0]")
+        .await;
+    assert_eq!(first_x, serde_json::json!("0.0"));
     let label = browser
         .eval("document.querySelector('#chart-late text').textContent")
         .await;
@@ -1264,4 +1269,97 @@ fn the_mqtt_section_refuses_unknown_keys() {
     assert_eq!(config.mqtt.command_expiry_secs, 60);
     assert_eq!(config.mqtt.username, "relay");
     assert_eq!(config.mqtt.telemetry_retention_hours, 48);
+}
+
+/// Not a check: saves the pictures of the fleet pages the docs show (`docs/images/fleet.png`,
+/// `docs/images/fleet-kitchen.png`). Run with
+/// `cargo test -p cloud-relay --test it -- --ignored screenshot_of_the_fleet`.
+#[tokio::test]
+#[ignore = "makes docs/images/fleet.png and fleet-kitchen.png"]
+async fn screenshot_of_the_fleet_pages() {
+    use kitchen_testkit::browser::Browser;
+    let images = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../docs/images");
+    let kitchens = ["bk-airport", "bk-downtown", "bk-harbour"];
+    let broker = Mosquitto::start(&[
+        ("bk-airport", "pw"),
+        ("bk-downtown", "pw"),
+        ("bk-harbour", "pw"),
+    ]);
+    let app = fleet_app(&broker, &kitchens, |_| {}).await;
+    let token = cloud_relay::fleet::operators::add(&app.db.pool, "alice")
+        .await
+        .expect("operator");
+    let now = now_ms();
+    let airport = Sim::a_box(broker.port(), "bk-airport", "pw").await;
+    airport.online("bk-airport", now - 3_600_000).await;
+    let downtown = answering_box(broker.port(), "bk-downtown", "pw", true).await;
+    downtown.online("bk-downtown", now - 7_200_000).await;
+    let harbour = Sim::a_box(broker.port(), "bk-harbour", "pw").await;
+    harbour.online("bk-harbour", now - 5_400_000).await;
+    // An hour of the downtown box's telemetry: a rush builds late tickets and a backlog.
+    for minute in (0..=60).rev().step_by(5) {
+        let rush = (60 - minute) / 10;
+        downtown
+            .publish(
+                "kitchens/bk-downtown/telemetry",
+                true,
+                telemetry(now - minute * 60_000, rush * 3 % 7, rush % 4),
+            )
+            .await;
+    }
+    harbour
+        .publish("kitchens/bk-harbour/telemetry", true, telemetry(now, 41, 3))
+        .await;
+    airport
+        .publish("kitchens/bk-airport/telemetry", true, telemetry(now, 0, 0))
+        .await;
+    for kitchen in kitchens {
+        wait_presence(&app, kitchen, "online", WAIT).await;
+    }
+    airport.cut();
+    wait_presence(&app, "bk-airport", "offline", WAIT).await;
+
+    let url = app.admin_url("/fleet");
+    let mut browser = Browser::launch(1280, 900).await;
+    browser.set_cookie(&url, "fleet_operator", &token).await;
+    browser.navigate_unpaired(&url).await;
+    browser
+        .wait_for(
+            "three kitchens",
+            WAIT,
+            "document.querySelectorAll('#fleet tbody tr').length === 3",
+        )
+        .await;
+    browser.screenshot(&images.join("fleet.png")).await;
+
+    browser
+        .navigate_unpaired(&app.admin_url("/fleet/bk-downtown"))
+        .await;
+    browser
+        .wait_for(
+            "four charts",
+            WAIT,
+            "document.querySelectorAll('figure.chart svg polyline').length === 4",
+        )
+        .await;
+    browser.tap("button.command[data-command=\"ping\"]").await;
+    eventually("the box receives ping", WAIT, || async {
+        (!downtown
+            .received_on("kitchens/bk-downtown/commands/ping")
+            .is_empty())
+        .then_some(())
+    })
+    .await;
+    answer(&downtown, &mut 0).await;
+    browser
+        .wait_for(
+            "the reply",
+            WAIT,
+            "(() => { const tr = document.querySelector('#commands tbody tr'); \
+               return tr && tr.children[3].textContent.startsWith('{'); })()",
+        )
+        .await;
+    browser.eval("window.scrollTo(0, 0)").await;
+    browser.screenshot(&images.join("fleet-kitchen.png")).await;
+    browser.close().await;
 }

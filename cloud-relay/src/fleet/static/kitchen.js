@@ -25,14 +25,17 @@
       t.textContent = "no data in the last 24 h";
       svg.appendChild(t);
     } else {
-      const now = Date.now(), from = now - 24 * 3600 * 1000;
+      // The axis runs from the first point (at most 24 h back) to now, so an hour of history
+      // fills the chart instead of its last 4 %.
+      const now = Date.now();
+      const from = Math.min(Math.max(data[0][0], now - 24 * 3600 * 1000), now - 60 * 1000);
       let max = 0;
       for (const p of data) max = Math.max(max, p[index]);
       if (max === 0) max = 1;
       const line = document.createElementNS(SVG, "polyline");
       line.setAttribute("points", data.map(function (p) {
         const x = ((p[0] - from) / (now - from)) * 300;
-        const y = 110 - (p[index] / max) * 100;
+        const y = 104 - (p[index] / max) * 86; // between the labels
         return x.toFixed(1) + "," + y.toFixed(1);
       }).join(" "));
       svg.appendChild(line);
@@ -40,6 +43,15 @@
       label.setAttribute("x", "2"); label.setAttribute("y", "9");
       label.textContent = "max " + format(max) + ", last " + format(data[data.length - 1][index]);
       svg.appendChild(label);
+      const start = document.createElementNS(SVG, "text");
+      start.setAttribute("x", "2"); start.setAttribute("y", "119");
+      start.textContent = new Date(from).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+      svg.appendChild(start);
+      const end = document.createElementNS(SVG, "text");
+      end.setAttribute("x", "298"); end.setAttribute("y", "119");
+      end.setAttribute("text-anchor", "end");
+      end.textContent = "now";
+      svg.appendChild(end);
     }
     box.replaceChildren(svg);
   }
@@ -53,9 +65,11 @@
       ["Version", row.version], ["Reference", row.reference_version], ["Boot", row.boot_id]];
     const dl = document.createElement("dl");
     for (const [k, v] of facts) {
+      const pair = document.createElement("div");
       const dt = document.createElement("dt"); dt.textContent = k;
-      const dd = document.createElement("dd"); dd.textContent = v === null || v === undefined ? "" : String(v);
-      dl.appendChild(dt); dl.appendChild(dd);
+      const dd = document.createElement("dd"); dd.textContent = v === null || v === undefined ? "—" : String(v);
+      pair.appendChild(dt); pair.appendChild(dd);
+      dl.appendChild(pair);
     }
     summary.replaceChildren(dl);
     const count = function (n) { return String(n); };
