@@ -8,7 +8,7 @@
 mod common;
 
 use std::{
-    process::{Child, Command, Stdio},
+    process::{Child, Command},
     time::{Duration, Instant},
 };
 
@@ -16,6 +16,7 @@ use bytes::Bytes;
 use common::{
     TestAgent,
     cloud::{Cloud, postgres_addr},
+    fleet::{boot_id, spawn_binary},
 };
 use kitchen_proto::OrderEvent;
 use kitchen_testkit::{
@@ -39,13 +40,6 @@ const STORE: &str = "kitchen-bk-01";
 const REFERENCE: &str = include_str!("fixtures/sample_kitchen.toml");
 const PASSWORD: &str = "box-test-password";
 const VERSION: &str = env!("CARGO_PKG_VERSION");
-
-fn boot_id() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
-        .expect("boot id")
-        .trim()
-        .to_owned()
-}
 
 fn json_of(publish: &Publish) -> Value {
     serde_json::from_slice(&publish.payload).expect("json payload")
@@ -687,32 +681,6 @@ fn signal(child: &Child, name: &str) {
     assert!(sent.success());
 }
 
-/// The real binary of `kitchen` on `broker` (not provisioned: the fleet channel needs only the
-/// kitchen id), as systemd would run it.
-fn spawn_binary(broker: &Mosquitto, kitchen: &str, data_dir: &std::path::Path) -> Child {
-    let manifest = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    Command::new(env!("CARGO_BIN_EXE_edge-agent"))
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("AGENT_CONFIG", manifest.join("agent.toml"))
-        .env("REFERENCE_FILE", manifest.join("reference.example.toml"))
-        .env("AGENT_DATA_DIR", data_dir)
-        .env(
-            "AGENT_PROVISION_ERROR_FILE",
-            data_dir.join("provision-error"),
-        )
-        .env("AGENT_LISTEN", "127.0.0.1:0")
-        .env("KITCHEN_ID", kitchen)
-        .env("MQTT_URL", broker.url())
-        .env("MQTT_PASSWORD", PASSWORD)
-        .env("RUST_LOG", "warn")
-        .arg("run")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("the agent starts")
-}
-
 /// SIGKILL: the broker publishes the box's will — retained presence `offline`, `lost` — at once
 /// (the socket closes); SIGSTOP (a hung box, its socket open): within 15 s, by the keep-alive
 /// (5 s). SIGTERM: the box says `stopped` itself at once, and no will follows.
@@ -724,7 +692,7 @@ async fn a_killed_box_is_lost_and_a_stopped_one_says_so() {
     let presence_topic = format!("kitchens/{kitchen}/presence");
     let mut office = Client::head_office(&broker, &kitchen).await;
 
-    let mut child = spawn_binary(&broker, &kitchen, dir.path());
+    let mut child = spawn_binary(&broker, &kitchen, PASSWORD, dir.path());
     office
         .wait_for(&presence_topic, Duration::from_secs(20), |p| {
             p["state"] == "online"
@@ -755,7 +723,7 @@ async fn a_killed_box_is_lost_and_a_stopped_one_says_so() {
 
     // A box that hangs (or loses its network) keeps its socket open: the broker finds it lost
     // by the keep-alive, 1.5 × 5 s.
-    let mut child = spawn_binary(&broker, &kitchen, dir.path());
+    let mut child = spawn_binary(&broker, &kitchen, PASSWORD, dir.path());
     office
         .wait_for(&presence_topic, Duration::from_secs(20), |p| {
             p["state"] == "online"
@@ -774,7 +742,7 @@ async fn a_killed_box_is_lost_and_a_stopped_one_says_so() {
     child.kill().expect("SIGKILL");
     let _ = child.wait();
 
-    let mut child = spawn_binary(&broker, &kitchen, dir.path());
+    let mut child = spawn_binary(&broker, &kitchen, PASSWORD, dir.path());
     office
         .wait_for(&presence_topic, Duration::from_secs(20), |p| {
             p["state"] == "online"

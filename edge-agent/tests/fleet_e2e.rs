@@ -5,14 +5,12 @@
 
 mod common;
 
-use std::{
-    process::{Child, Command, Stdio},
-    time::{Duration, Instant},
-};
+use std::time::{Duration, Instant};
 
 use common::{
     TestAgent,
     cloud::{Cloud, postgres_addr},
+    fleet::{boot_id, spawn_binary},
 };
 use kitchen_proto::reference::Reference;
 use kitchen_testkit::{
@@ -29,13 +27,6 @@ const STORE: &str = "kitchen-bk-01";
 const REFERENCE: &str = include_str!("fixtures/sample_kitchen.toml");
 const PASSWORD: &str = "box-e2e-password";
 const VERSION: &str = env!("CARGO_PKG_VERSION");
-
-fn boot_id() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
-        .expect("boot id")
-        .trim()
-        .to_owned()
-}
 
 /// The relay with the fleet channel on `broker`, in process.
 struct Relay {
@@ -118,30 +109,6 @@ async fn wait_presence(cloud: &Cloud, state: &str, reason: Option<&str>, within:
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-}
-
-fn spawn_binary(broker: &Mosquitto, kitchen: &str, data_dir: &std::path::Path) -> Child {
-    let manifest = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    Command::new(env!("CARGO_BIN_EXE_edge-agent"))
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("AGENT_CONFIG", manifest.join("agent.toml"))
-        .env("REFERENCE_FILE", manifest.join("reference.example.toml"))
-        .env("AGENT_DATA_DIR", data_dir)
-        .env(
-            "AGENT_PROVISION_ERROR_FILE",
-            data_dir.join("provision-error"),
-        )
-        .env("AGENT_LISTEN", "127.0.0.1:0")
-        .env("KITCHEN_ID", kitchen)
-        .env("MQTT_URL", broker.url())
-        .env("MQTT_PASSWORD", PASSWORD)
-        .env("RUST_LOG", "warn")
-        .arg("run")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("the agent starts")
 }
 
 /// A box comes online in PostgreSQL with its telemetry; `reference import` (the import, then
@@ -268,7 +235,7 @@ async fn head_office_sees_a_real_box_and_reaches_its_screens() {
 
     // A killed box: the broker publishes its will, the relay records it.
     let dir = TempDir::new("fleet-e2e-binary");
-    let mut child = spawn_binary(&broker, &kitchen, dir.path());
+    let mut child = spawn_binary(&broker, &kitchen, PASSWORD, dir.path());
     wait_presence(&cloud, "online", None, Duration::from_secs(20)).await;
     child.kill().expect("SIGKILL");
     let killed = Instant::now();

@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod cloud;
+pub mod fleet;
 
 use std::time::Duration;
 
