@@ -1,12 +1,19 @@
-//! The agent's housekeeping loop: scheduled orders entering the count, WAL checkpoints, log
-//! trimming, and the systemd watchdog pulse that proves the writer still makes progress.
+//! The agent's housekeeping loop: scheduled orders entering the count, the clock's state, WAL
+//! checkpoints, log trimming, and the systemd watchdog pulse that proves the writer still makes
+//! progress.
 
-use std::{sync::Arc, time::Duration};
+use std::{path::PathBuf, sync::Arc, time::Duration};
 
 use kitchen_daemon::sync::LockExt;
 use tokio_util::sync::CancellationToken;
 
-use crate::{store, writer};
+use crate::{status::ClockState, store, writer};
+
+/// Where the clock's state is read from and kept.
+pub struct Clock {
+    pub state: Arc<ClockState>,
+    pub timesync_dir: PathBuf,
+}
 
 /// How often the clock is checked for scheduled orders entering the count.
 const TICK: Duration = Duration::from_secs(5);
@@ -17,7 +24,8 @@ const PRUNE_EVERY: Duration = Duration::from_secs(600);
 /// How long processed event ids are kept: far longer than any redelivery.
 const PROCESSED_KEEP_MS: i64 = 30 * 24 * 3600 * 1000;
 
-/// Moves scheduled orders into the count when their time comes, checkpoints the WAL (off the
+/// Moves scheduled orders into the count when their time comes, tells the kitchen whether the
+/// clock can be trusted (systemd-timesyncd's verdict, read every tick), checkpoints the WAL (off the
 /// writer's thread, so no commit waits for it) and trims the log.
 ///
 /// It is also the agent's pulse for systemd's watchdog: `WATCHDOG=1` goes out only after a
@@ -28,6 +36,7 @@ const PROCESSED_KEEP_MS: i64 = 30 * 24 * 3600 * 1000;
 pub async fn run(
     writer: writer::StoreWriter,
     checkpointer: store::Store,
+    clock: Clock,
     log_keep: i64,
     watchdog: Option<kitchen_daemon::notify::Watchdog>,
     token: CancellationToken,
@@ -55,7 +64,16 @@ pub async fn run(
             _ = tick.tick() => {}
             () = token.cancelled() => return,
         }
-        match writer.tick().await {
+        let synchronised = kitchen_daemon::clock::synchronised(&clock.timesync_dir);
+        if clock.state.set(synchronised) {
+            match synchronised {
+                Some(false) => tracing::warn!(
+                    "the clock is not synchronised: new stock with a use-by date is refused until it is"
+                ),
+                _ => tracing::info!(?synchronised, "the clock can be trusted"),
+            }
+        }
+        match writer.tick(clock.state.trusted()).await {
             Ok(()) => {
                 if let Some(watchdog) = &watchdog {
                     watchdog.ping();

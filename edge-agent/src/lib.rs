@@ -73,6 +73,10 @@ impl App {
         )
         .context("cannot load the open orders")?;
         kitchen.set_otter_settings(config.otter_settings().context("invalid day_end")?);
+        // Read before the first scan can arrive; housekeeping keeps it current.
+        let clock = Arc::new(status::ClockState::default());
+        clock.set(kitchen_daemon::clock::synchronised(&config.timesync_dir));
+        kitchen.set_clock_trusted(clock.trusted());
         let (events, _) = tokio::sync::broadcast::channel(config.sse_lag_limit.max(16) as usize);
         let writer = writer::StoreWriter::spawn(kitchen, events.clone())
             .context("cannot start the store writer")?;
@@ -133,6 +137,7 @@ impl App {
             streams: Arc::default(),
             mqtt: Arc::default(),
             kick: Arc::default(),
+            clock,
         };
         let state = http::AppState {
             readers: Arc::new(readers),
@@ -257,6 +262,10 @@ impl App {
         let housekeeping = tokio::spawn(housekeeping::run(
             writer.clone(),
             checkpointer,
+            housekeeping::Clock {
+                state: state.live.clock.clone(),
+                timesync_dir: config.timesync_dir.clone(),
+            },
             i64::from(config.event_log_keep),
             kitchen_daemon::notify::Watchdog::from_env(),
             token.clone(),

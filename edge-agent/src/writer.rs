@@ -222,11 +222,13 @@ impl StoreWriter {
             .await
     }
 
-    /// Lets the clock move scheduled orders into the count. Ahead of queued writes: the
-    /// thread takes it after the job it is running.
-    pub async fn tick(&self) -> Result<(), WriteError> {
+    /// Lets the clock move scheduled orders into the count, and tells the kitchen whether the
+    /// clock can be trusted. Ahead of queued writes: the thread takes it after the job it is
+    /// running.
+    pub async fn tick(&self, clock_trusted: bool) -> Result<(), WriteError> {
         let (reply, answer) = oneshot::channel();
         let job: Job = Box::new(move |kitchen, now_ms| {
+            kitchen.set_clock_trusted(clock_trusted);
             let _ = reply.send(kitchen.tick(now_ms));
         });
         self.priority.send(job).map_err(|_| WriteError::Gone)?;

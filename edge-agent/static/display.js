@@ -281,6 +281,8 @@ async function pollStatus() {
     if (pill.classList.contains("ok")) pill.className = "pill warn";
     small.textContent += " · head office link down";
   }
+  // A box without a battery-backed clock boots with the last time it saved, until NTP sets it.
+  $("clock").hidden = !(body.clock && body.clock.synchronised === false);
   const reference = String(body.reference || "");
   const refused = reference.startsWith("invalid: ") || reference.startsWith("refused: ");
   $("reference").hidden = !refused;

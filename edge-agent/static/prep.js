@@ -23,6 +23,7 @@ async function load() {
 function unitText(n, unit) { return unit ? `${n} × ${esc(unit)}` : String(n); }
 function render() {
   if (!view) return;
+  $("clock").hidden = view.clock_synchronised !== false;
   $("when").textContent = `${view.today}${view.day_part ? " · " + view.day_part : ""}`;
   $("printed").textContent = `Prep list printed ${new Date().toLocaleString()} · ${view.day_part || "all day"}`;
   const byId = new Map(view.items.map((i) => [i.item_id, i]));

@@ -717,3 +717,125 @@ async fn screenshot_of_the_prep_display() {
     tablet.close().await;
     kitchen.stop().await;
 }
+
+/// A box whose clock systemd-timesyncd has not synchronised yet (no battery-backed clock: it
+/// booted with the last time it saved): `/api/status` says so, new stock with a use-by date is
+/// refused with the reason, stock without one is taken, a use at a station is recorded with its
+/// use-by unchecked; once synchronised (the next housekeeping tick) the same label goes in.
+#[tokio::test]
+async fn an_unsynchronised_clock_refuses_new_stock_with_a_use_by() {
+    let timesync = kitchen_testkit::dir::TempDir::new("timesync");
+    let dir = timesync.path().to_owned();
+    let kitchen = TestAgent::start_with(Some(REFERENCE), &["kitchen-bk-01"], move |config| {
+        config.timesync_dir = dir;
+    })
+    .await;
+    let base = kitchen.base.clone();
+    let clock = || async { get_json(&format!("{base}/api/status")).await["clock"].clone() };
+    assert_eq!(clock().await, json!({"synchronised": false}));
+    assert_eq!(
+        get_json(&format!("{base}/api/prep")).await["clock_synchronised"],
+        json!(false)
+    );
+    // Both displays say so.
+    let mut tablet = browser::Browser::launch(1280, 800).await;
+    let wait = std::time::Duration::from_secs(10);
+    for page in ["/", "/prep"] {
+        tablet.navigate(&format!("{base}{page}")).await;
+        tablet
+            .wait_for(
+                &format!("the clock warning on {page}"),
+                wait,
+                "!document.getElementById('clock').hidden && document.getElementById('clock')\
+                 .textContent.startsWith(\"The kitchen box's clock is not synchronised\")",
+            )
+            .await;
+    }
+    let (today, _) = edge_agent::prep::local_day(kitchen_daemon::clock::now_ms());
+    let tomorrow = today + Days::new(1);
+    let label = |batch: &str| {
+        PrepLabel {
+            item_id: "slaw",
+            batch_id: batch,
+            prepared: today,
+            use_by: tomorrow,
+            quantity: 2,
+        }
+        .element_string()
+        .expect("label")
+    };
+    let outcome = |body: &Value| {
+        (
+            body["accepted"].clone(),
+            body["action"].clone(),
+            body["reason"].clone(),
+        )
+    };
+
+    let (status, body) = scan(&base, "prep", None, &label("A")).await;
+    assert_eq!(status, 422);
+    assert_eq!(
+        outcome(&body),
+        (
+            json!(false),
+            json!("none"),
+            json!(format!(
+                "the kitchen box's clock is not synchronised, so use by {tomorrow} cannot be \
+                 checked; scan it again once the clock is set"
+            ))
+        )
+    );
+    let (status, body) = scan(&base, "prep", None, "4006381333931").await;
+    assert_eq!(
+        (status, outcome(&body)),
+        (200, (json!(true), json!("stock"), json!("")))
+    );
+
+    std::fs::write(timesync.path().join("synchronized"), "").expect("timesyncd's flag");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while clock().await != json!({"synchronised": true}) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the clock never synchronised"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let (status, body) = scan(&base, "prep", None, &label("A")).await;
+    assert_eq!(
+        (status, outcome(&body)),
+        (200, (json!(true), json!("stock"), json!("")))
+    );
+    tablet
+        .wait_for(
+            "the clock warning gone from /prep",
+            wait,
+            "document.getElementById('clock').hidden",
+        )
+        .await;
+    tablet.close().await;
+    expect_on_hand(&base, 2, 1, 0, "slaw in once the clock is good").await;
+
+    // The clock lost again (timesyncd restarted): a cook using the slaw is not stopped.
+    std::fs::remove_file(timesync.path().join("synchronized")).expect("flag removed");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while clock().await != json!({"synchronised": false}) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the clock never went back"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let (status, body) = scan(&base, "station", Some("prep"), &label("A")).await;
+    assert_eq!(
+        (status, outcome(&body)),
+        (
+            200,
+            (
+                json!(true),
+                json!("use"),
+                json!("use-by not checked: the kitchen box's clock is not synchronised")
+            )
+        )
+    );
+    kitchen.stop().await;
+}

@@ -67,6 +67,10 @@ pub struct Config {
     /// Where `edge-agent provision` records why the last `kitchen.toml` was refused
     /// (`AGENT_PROVISION_ERROR_FILE`); the agent shows it on `/api/status` and the displays.
     pub provision_error_file: Option<PathBuf>,
+    /// Where systemd-timesyncd says whether it synchronised the clock (`AGENT_TIMESYNC_DIR`,
+    /// default `/run/systemd/timesync`). Until it has, new stock with a use-by date is refused
+    /// and the displays warn; with no such directory the clock is trusted.
+    pub timesync_dir: PathBuf,
     /// The one-time code that pairs the kitchen's first manager device (`AGENT_PAIRING_CODE`,
     /// or the credential `pairing_code`; set from `kitchen.toml` at provisioning). It pairs one
     /// device, once; later devices are paired with codes a manager device makes, or on the
@@ -133,6 +137,7 @@ impl Default for Config {
             reference_poll_secs: 30,
             reconcile_secs: 300,
             provision_error_file: None,
+            timesync_dir: PathBuf::from(kitchen_daemon::clock::TIMESYNC_DIR),
             pairing_code: None,
             allowed_hosts: Vec::new(),
             max_connections: 4096,
@@ -356,6 +361,9 @@ impl Config {
         if let Some(value) = lookup("AGENT_PROVISION_ERROR_FILE") {
             self.provision_error_file =
                 Some(PathBuf::from(value)).filter(|p| !p.as_os_str().is_empty());
+        }
+        if let Some(value) = lookup("AGENT_TIMESYNC_DIR") {
+            self.timesync_dir = PathBuf::from(value);
         }
         if let Some(value) = lookup("AGENT_PAIRING_CODE") {
             self.pairing_code = Some(value).filter(|v| !v.trim().is_empty());

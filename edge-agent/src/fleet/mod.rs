@@ -446,7 +446,8 @@ async fn telemetry(
         })
         .await?;
     let data_dir = config.data_dir.clone();
-    let system = tokio::task::spawn_blocking(move || System::read(&data_dir))
+    let clock = live.clock.synchronised();
+    let system = tokio::task::spawn_blocking(move || System::read(&data_dir, clock))
         .await
         .unwrap_or_default();
     Ok(document(

@@ -121,8 +121,8 @@ impl Fingerprint {
 
 impl System {
     /// Reads the box: `data_dir`'s file system, this process's and the box's memory, the first
-    /// thermal zone, systemd-timesyncd's verdict.
-    pub fn read(data_dir: &Path) -> Self {
+    /// thermal zone; the clock's state is the one the agent keeps (`status::ClockState`).
+    pub fn read(data_dir: &Path, clock_synced: Option<bool>) -> Self {
         let read = |path: &str| std::fs::read_to_string(path).ok();
         Self {
             disk: disk(data_dir),
@@ -130,7 +130,7 @@ impl System {
             available_bytes: read("/proc/meminfo").and_then(|t| kib_field(&t, "MemAvailable")),
             cpu_temp_c: read("/sys/class/thermal/thermal_zone0/temp")
                 .and_then(|t| millidegrees(&t)),
-            clock_synced: clock_synced(Path::new("/run/systemd/timesync")),
+            clock_synced,
         }
     }
 }
@@ -162,18 +162,6 @@ fn millidegrees(text: &str) -> Option<f64> {
     Some((milli as f64 / 100.0).round() / 10.0)
 }
 
-/// `true` when systemd-timesyncd has synchronised the clock, `false` when it runs and has not,
-/// `None` when there is no timesyncd to ask.
-fn clock_synced(timesync: &Path) -> Option<bool> {
-    if timesync.join("synchronized").exists() {
-        Some(true)
-    } else if timesync.exists() {
-        Some(false)
-    } else {
-        None
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -189,18 +177,6 @@ mod tests {
         assert_eq!(millidegrees("51540\n"), Some(51.5));
         assert_eq!(millidegrees("-2000"), Some(-2.0));
         assert_eq!(millidegrees("hot"), None);
-    }
-
-    #[test]
-    fn the_clock_is_synced_only_when_timesyncd_says_so() {
-        let dir = std::env::temp_dir().join(format!("timesync-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        assert_eq!(clock_synced(&dir), None);
-        std::fs::create_dir_all(&dir).expect("dir");
-        assert_eq!(clock_synced(&dir), Some(false));
-        std::fs::write(dir.join("synchronized"), "").expect("file");
-        assert_eq!(clock_synced(&dir), Some(true));
-        std::fs::remove_dir_all(&dir).expect("clean up");
     }
 
     #[test]

@@ -45,12 +45,16 @@ async fn page() -> Response {
 }
 
 /// `GET /api/prep`: every stocked item's PAR (for the day part running now), what is on hand,
-/// what to make, and the open stock; expired stock listed apart.
+/// what to make, and the open stock; expired stock listed apart; and `clock_synchronised`
+/// (`false`: today's date and the use-by checks cannot be trusted, the display says so).
 async fn prep_view(State(state): State<AppState>) -> Response {
     let (today, minute) = prep::local_day(now_ms());
     match state.readers.with(Store::open_stock).await {
         Ok(open) => {
-            Json(prep::view(&state.live.reference.get(), open, today, minute)).into_response()
+            let view = prep::view(&state.live.reference.get(), open, today, minute);
+            let mut body = json!(view);
+            body["clock_synchronised"] = json!(state.live.clock.synchronised());
+            Json(body).into_response()
         }
         Err(error) => internal(error),
     }

@@ -66,6 +66,7 @@ impl Kitchen {
             items: BTreeMap::new(),
             unassigned_seen: HashSet::new(),
             otter: crate::otter::Settings::default(),
+            clock_trusted: true,
         };
         state.reload(&store, now_ms)?;
         Ok(Self {
@@ -73,6 +74,12 @@ impl Kitchen {
             state,
             committed: Vec::new(),
         })
+    }
+
+    /// Whether the clock can be trusted (housekeeping's reading): until it can, new stock with
+    /// a use-by date is refused and stock used is recorded with its use-by unchecked.
+    pub fn set_clock_trusted(&mut self, trusted: bool) {
+        self.state.clock_trusted = trusted;
     }
 
     /// The estimate's bounds and when the day ends (see `crate::otter`).

@@ -115,7 +115,10 @@ impl Kitchen {
                         scan,
                         device,
                         &record.scan_id,
-                        today,
+                        super::stock::Today {
+                            date: today,
+                            trusted: state.clock_trusted,
+                        },
                         now_ms,
                     )? {
                         Ok(moved) => {

@@ -43,6 +43,39 @@ pub enum StockRejection {
     NoStock(String),
     #[error("stock {stock_id:?} was already {closed}")]
     StockClosed { stock_id: String, closed: String },
+    #[error(
+        "the kitchen box's clock is not synchronised, so use by {use_by} cannot be checked; \
+         scan it again once the clock is set"
+    )]
+    ClockNotSynchronised { use_by: NaiveDate },
+}
+
+/// Recorded with a use of stock while the clock cannot be trusted.
+const USE_BY_UNCHECKED: &str = "use-by not checked: the kitchen box's clock is not synchronised";
+
+/// What the scan's day can be trusted for: `today` as the clock says, and whether the clock
+/// is synchronised (a box without a battery-backed clock boots with the last time it saved).
+#[derive(Debug, Clone, Copy)]
+pub struct Today {
+    pub date: NaiveDate,
+    pub trusted: bool,
+}
+
+impl Today {
+    /// Refuses to take stock with a use-by date as fresh while the clock is not trusted, and
+    /// stock past it always.
+    fn fresh(
+        self,
+        use_by: Option<NaiveDate>,
+        expired: impl FnOnce(NaiveDate) -> StockRejection,
+    ) -> Result<(), StockRejection> {
+        match use_by {
+            Some(day) if !self.trusted => Err(StockRejection::ClockNotSynchronised { use_by: day }),
+            use_by => {
+                crate::prep::expired(use_by, self.date).map_or(Ok(()), |day| Err(expired(day)))
+            }
+        }
+    }
 }
 
 /// A scanner that was handed what it does not take, by what it takes.
@@ -111,7 +144,7 @@ pub fn stock_scan(
     scan: &Scan,
     device: &str,
     scan_id: &str,
-    today: NaiveDate,
+    today: Today,
     now_ms: i64,
 ) -> Result<Result<StockMove, StockRejection>, StoreError> {
     let new_lot = |item_id: &str, source: &str| Lot {
@@ -212,13 +245,13 @@ fn add_stock(
     reference: &Reference,
     lot: Lot,
     scan_id: &str,
-    today: NaiveDate,
+    today: Today,
 ) -> Result<Result<StockMove, StockRejection>, StoreError> {
     if reference.item(&lot.item_id).is_none() {
         return Ok(Err(StockRejection::UnknownItem(lot.item_id)));
     }
-    if let Some(day) = crate::prep::expired(lot.use_by, today) {
-        return Ok(Err(StockRejection::Expired { use_by: day }));
+    if let Err(rejection) = today.fresh(lot.use_by, |use_by| StockRejection::Expired { use_by }) {
+        return Ok(Err(rejection));
     }
     if let Some(label) = &lot.label
         && let Some(seen) = store::stock_by_label(tx, label)?
@@ -241,7 +274,7 @@ fn use_stock(
     tx: &Transaction<'_>,
     label: &str,
     device: &str,
-    today: NaiveDate,
+    today: Today,
     now_ms: i64,
 ) -> Result<Result<StockMove, StockRejection>, StoreError> {
     let Some(mut lot) = store::stock_by_label(tx, label)? else {
@@ -250,7 +283,15 @@ fn use_stock(
     if let Some(closed) = &lot.closed_as {
         return Ok(Err(StockRejection::LabelAlready(closed.clone())));
     }
-    if let Some(day) = crate::prep::expired(lot.use_by, today) {
+    // The line is not stopped over the clock: the use is recorded, its use-by unchecked.
+    let note = if today.trusted || lot.use_by.is_none() {
+        String::new()
+    } else {
+        USE_BY_UNCHECKED.to_owned()
+    };
+    if today.trusted
+        && let Some(day) = crate::prep::expired(lot.use_by, today.date)
+    {
         return Ok(Err(StockRejection::Expired { use_by: day }));
     }
     store::close_stock(tx, &lot.stock_id, "used", device, now_ms)?;
@@ -261,7 +302,7 @@ fn use_stock(
         action: "use",
         lot: Some(lot),
         transfer: None,
-        note: String::new(),
+        note,
     }))
 }
 
@@ -273,15 +314,17 @@ fn receive(
     gs1: &Gs1,
     device: &str,
     scan_id: &str,
-    today: NaiveDate,
+    today: Today,
     now_ms: i64,
     new_lot: impl Fn(&str, &str) -> Lot,
 ) -> Result<Result<StockMove, StockRejection>, StoreError> {
     if store::transfer_received_at(tx, sscc)?.is_some() {
         return Ok(Err(StockRejection::TransferReceived(sscc.to_owned())));
     }
-    if let Some(day) = crate::prep::expired(use_by(gs1), today) {
-        return Ok(Err(StockRejection::TransferExpired { use_by: day }));
+    if let Err(rejection) = today.fresh(use_by(gs1), |use_by| StockRejection::TransferExpired {
+        use_by,
+    }) {
+        return Ok(Err(rejection));
     }
     let gtin = gs1.content.clone().or_else(|| gs1.gtin.clone());
     let item = gtin.as_deref().and_then(|g| reference.item_for_gtin(g));

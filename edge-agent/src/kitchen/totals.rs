@@ -70,6 +70,8 @@ pub(super) struct State {
     pub(super) unassigned_seen: HashSet<String>,
     /// What the kitchen tells Otter: the estimate's bounds, when the day ends.
     pub(super) otter: crate::otter::Settings,
+    /// Whether the clock can be trusted (use-by checks need it).
+    pub(super) clock_trusted: bool,
 }
 
 impl State {

@@ -1,8 +1,9 @@
 //! The live state every adapter shares: the reference data in use, the kitchen feed, the sync
-//! (and the kicks that ask it for work now), the scanners, the tablets' streams and the fleet
-//! channel; `Live` bundles them and builds the status document. Adapters (feed, sync, scanner,
+//! (and the kicks that ask it for work now), the scanners, the tablets' streams, the fleet
+//! channel and the clock; `Live` bundles them and builds the status document. Adapters (feed, sync, scanner,
 //! fleet, http) write it; HTTP and the fleet read it. It holds no IO of its own.
 
+mod clock;
 mod feed;
 mod kick;
 mod mqtt;
@@ -12,6 +13,7 @@ mod scanners;
 mod streams;
 mod sync;
 
+pub use clock::ClockState;
 pub use feed::FeedStats;
 pub use kick::{Asked, Done, SyncKick, Work};
 pub use mqtt::MqttStats;

@@ -7,7 +7,9 @@ use std::sync::{Arc, atomic::Ordering};
 use kitchen_daemon::sync::LockExt;
 use serde_json::{Value, json};
 
-use super::{FeedStats, MqttStats, ReferenceCell, Scanners, StreamStats, SyncKick, SyncStats};
+use super::{
+    ClockState, FeedStats, MqttStats, ReferenceCell, Scanners, StreamStats, SyncKick, SyncStats,
+};
 
 /// Every piece of live state, for the adapters that report on the box (HTTP, the fleet).
 #[derive(Clone)]
@@ -30,6 +32,8 @@ pub struct Live {
     pub mqtt: Arc<MqttStats>,
     /// Work asked of the sync ahead of time.
     pub kick: Arc<SyncKick>,
+    /// Whether the clock is known good.
+    pub clock: Arc<ClockState>,
 }
 
 /// What the status document needs from the store, read by the caller.
@@ -112,6 +116,7 @@ impl Live {
             "sequence_gaps": facts.gaps,
             "scanners": self.scanners.snapshot(),
             "mqtt": self.mqtt.json(),
+            "clock": self.clock.json(),
             "version": env!("CARGO_PKG_VERSION"),
         })
     }
