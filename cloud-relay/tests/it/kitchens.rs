@@ -309,6 +309,9 @@ async fn the_cli_provisions_a_kitchen_and_imports_and_exports_its_reference() {
             "kitchen \"bk-01\": created\n\
              role {name:?}: created (LOGIN, member of kitchen_agent)\n\
              role {name:?} is kitchen \"bk-01\"'s box: mapped\n\
+             role {name:?}: at most 4 connections; statement_timeout=15s, \
+             idle_in_transaction_session_timeout=30s, tcp_keepalives_idle=60, \
+             tcp_keepalives_interval=10, tcp_keepalives_count=3\n\
              password: set (SCRAM-SHA-256 verifier)\n",
             name = role.name
         )
@@ -345,6 +348,9 @@ async fn the_cli_provisions_a_kitchen_and_imports_and_exports_its_reference() {
             "kitchen \"bk-01\": already there\n\
              role {name:?}: already there (member of kitchen_agent)\n\
              role {name:?} is kitchen \"bk-01\"'s box: already mapped\n\
+             role {name:?}: at most 4 connections; statement_timeout=15s, \
+             idle_in_transaction_session_timeout=30s, tcp_keepalives_idle=60, \
+             tcp_keepalives_interval=10, tcp_keepalives_count=3\n\
              password: unchanged (no --password-file)\n",
             name = role.name
         )
