@@ -2,6 +2,7 @@
 //! own database and its own exchanges and queues, and removes them when it ends.
 
 mod box_limits;
+mod broker_access;
 mod delivery;
 mod doors;
 mod fleet;
