@@ -9,7 +9,7 @@ use std::time::Duration;
 use cloud_relay::{
     Config,
     db::MIGRATOR,
-    kitchens::broker::{Broker, box_permissions, box_user},
+    kitchens::broker::{Broker, Permissions, box_permissions, box_user, regex_escape},
 };
 use futures_util::StreamExt;
 use kitchen_proto::{OrderEvent, edge_dead_letter_queue, edge_queue};
@@ -652,4 +652,63 @@ async fn the_cli_provisions_the_broker_and_reference_import_rebinds() {
     let _ = box_connection.close(200, "done".into()).await;
     let _ = relay.close(200, "done".into()).await;
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The relay's own user needs only to declare and publish to its two exchanges: run as such a
+/// user (as docs/security.md tables it), the relay delivers, and it cannot read a kitchen queue.
+#[tokio::test]
+async fn the_relay_publishes_with_configure_and_write_on_its_exchanges_only() {
+    let relay_user = unique("relay-user");
+    let objects = BrokerObjects::new();
+    objects.add_user(&relay_user);
+    let password = SecretString::from(unique("pw"));
+    let broker = Broker::from_config(&config("unused"))
+        .expect("valid config")
+        .expect("broker admin on");
+    broker
+        .admin()
+        .put_user(&relay_user, &password)
+        .await
+        .expect("relay user");
+    let mut relay_url: lapin::uri::AMQPUri = amqp_url().parse().expect("amqp url");
+    relay_url.authority.userinfo.username = relay_user.clone();
+    relay_url.authority.userinfo.password = password.expose_secret().to_owned();
+    let relay_url = relay_url.to_string();
+    let app =
+        spawn_app_with(|config| config.amqp_url = SecretString::from(relay_url.clone())).await;
+    // Its permissions once its exchanges' names are known: until then it cannot connect and
+    // retries with backoff.
+    let exchanges = format!(
+        "^({}|{})$",
+        regex_escape(&app.config.order_exchange),
+        regex_escape(&app.config.raw_events_exchange)
+    );
+    let permissions = Permissions {
+        configure: exchanges.clone(),
+        write: exchanges,
+        read: "^$".into(),
+    };
+    broker
+        .admin()
+        .set_permissions(broker.vhost(), &relay_user, &permissions)
+        .await
+        .expect("relay permissions");
+    let kitchen = app.broker.kitchen_queue(&["kitchen-bk-01"]).await;
+    assert_eq!(app.post_signed(NEW_ORDER).await.status(), 200);
+    app.wait_all_published(1).await;
+    assert_eq!(app.broker.delivered(&kitchen).await.len(), 1);
+
+    let relay = connect(&relay_url)
+        .await
+        .expect("the relay's user connects");
+    let channel = relay.create_channel().await.expect("channel");
+    assert_refused(
+        "the relay reading a kitchen's queue",
+        &kitchen,
+        channel
+            .basic_get(kitchen.as_str().into(), BasicGetOptions::default())
+            .await,
+    );
+    let _ = relay.close(200, "done".into()).await;
+    drop(app);
 }
