@@ -220,3 +220,76 @@ async fn events_are_applied_once_and_poison_is_dead_lettered() {
         let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
     }
 }
+
+/// The feed as the box's least-privilege broker user that `cloud-relay kitchen add` makes
+/// (configure and write nothing, read its queue): it finds its queue, consumes, acks and
+/// dead-letters.
+#[tokio::test]
+async fn the_feed_works_with_only_read_on_its_own_queue() {
+    let (mut config, exchange, broker) = feed_config();
+    broker.add_user(cloud_relay::kitchens::broker::box_user(&config.kitchen_id));
+    let (admin_url, admin_user, admin_password) = kitchen_testkit::amqp::admin_url();
+    let mut relay_config = cloud_relay::Config {
+        amqp_url: amqp_url().into(),
+        order_exchange: exchange.clone(),
+        ..cloud_relay::Config::default()
+    };
+    relay_config.broker_admin.url = Some(admin_url);
+    relay_config.broker_admin.username = admin_user;
+    relay_config.broker_admin.password = Some(admin_password.into());
+    let cloud = cloud_relay::kitchens::broker::Broker::from_config(&relay_config)
+        .expect("valid config")
+        .expect("broker admin on");
+    let provisioned = cloud
+        .provision(&config.kitchen_id, &["s1".into()])
+        .await
+        .expect("kitchen provisioned on the broker");
+    let login = provisioned.login.expect("a new box user");
+    config.amqp_url = secrecy::ExposeSecret::expose_secret(&login.amqp_url).to_owned();
+    let path = std::env::temp_dir().join(format!("{}.db", config.kitchen_id));
+    let (stats, token, feed) = spawn_feed(&config, &path);
+    wait_for("feed connected", || stats.connected.load(Ordering::Relaxed)).await;
+
+    let connection = Connection::connect(&amqp_url(), ConnectionProperties::default())
+        .await
+        .expect("rabbitmq");
+    let channel = connection.create_channel().await.expect("channel");
+    kitchen_testkit::amqp::publish(&channel, &exchange, &order_event("s1", 1))
+        .await
+        .expect("publish");
+    channel
+        .basic_publish(
+            exchange.as_str().into(),
+            "s1".into(),
+            BasicPublishOptions::default(),
+            b"poison",
+            BasicProperties::default().with_delivery_mode(2),
+        )
+        .await
+        .expect("publish");
+    wait_for("both settled", || {
+        stats.applied.load(Ordering::Relaxed) == 1 && stats.rejected.load(Ordering::Relaxed) == 1
+    })
+    .await;
+    let dead = channel
+        .basic_get(
+            config.dead_letter_queue().as_str().into(),
+            BasicGetOptions { no_ack: true },
+        )
+        .await
+        .expect("basic.get")
+        .expect("the poison message is in the dead-letter queue");
+    assert_eq!(dead.delivery.data, b"poison");
+    assert!(
+        stats.connected.load(Ordering::Relaxed),
+        "the feed stayed up"
+    );
+
+    token.cancel();
+    feed.await.expect("feed stops");
+    drop(broker);
+    let _ = connection.close(200, "test done".into()).await;
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+    }
+}

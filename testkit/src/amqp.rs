@@ -68,9 +68,10 @@ impl BrokerObjects {
         Self::default()
     }
 
-    /// What an edge agent serving `kitchen_id` declares: its queue `edge.<kitchen_id>`, the
-    /// dead-letter queue `edge.<kitchen_id>.dead` and exchange `edge.<kitchen_id>.dlx` (the
-    /// names of `edge_agent::feed::FeedConfig`), and the order exchange it consumes from.
+    /// What the cloud declares for kitchen `kitchen_id` (`cloud-relay kitchen add`, in tests
+    /// `declare_kitchen_queue`): its queue `edge.<kitchen_id>`, the dead-letter queue
+    /// `edge.<kitchen_id>.dead` and exchange `edge.<kitchen_id>.dlx` (`kitchen_proto::edge_*`),
+    /// and the order exchange it is bound to.
     pub fn edge_kitchen(kitchen_id: &str, order_exchange: &str) -> Self {
         let objects = Self::new();
         objects.add_queue(format!("edge.{kitchen_id}"));
