@@ -6,7 +6,14 @@ use std::{path::PathBuf, time::Duration};
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use cloud_relay::{App, Config, db, fleet, kitchens, telemetry};
+use cloud_relay::{
+    App, Config, db, fleet,
+    kitchens::{
+        self,
+        broker::{self, Broker},
+    },
+    telemetry,
+};
 use kitchen_proto::reference::Reference;
 
 #[derive(Parser)]
@@ -37,7 +44,8 @@ enum Command {
     CheckConfig,
     /// Apply the database migrations and exit.
     Migrate,
-    /// Kitchens and the database roles their boxes log in as (docs/sync.md).
+    /// Kitchens, the database roles and broker users their boxes log in as (docs/sync.md,
+    /// docs/relay.md).
     Kitchen {
         #[command(subcommand)]
         command: KitchenCommand,
@@ -91,7 +99,8 @@ enum FleetCommand {
 #[derive(Subcommand)]
 enum KitchenCommand {
     /// Add a kitchen and the login role its box uses (created if missing, member of
-    /// kitchen_agent); running it again changes nothing but the password.
+    /// kitchen_agent); with [broker_admin] also its queue, bindings and broker user. Running it
+    /// again changes nothing but the database password, and repairs the broker side.
     Add {
         #[arg(long)]
         kitchen: String,
@@ -105,6 +114,21 @@ enum KitchenCommand {
         /// there (reload Mosquitto afterwards).
         #[arg(long)]
         mqtt_password_file: Option<PathBuf>,
+    },
+    /// Give the kitchen's box a new broker password (its open connections are closed) and
+    /// print its new `amqp_url`.
+    Rotate {
+        #[arg(long)]
+        kitchen: String,
+    },
+    /// Delete the kitchen box's broker user (closing its connections). The queue stays, with
+    /// any orders in it, unless --delete-queue.
+    Remove {
+        #[arg(long)]
+        kitchen: String,
+        /// Also delete the kitchen's queue with its messages, its dead-letter queue and exchange.
+        #[arg(long)]
+        delete_queue: bool,
     },
 }
 
@@ -122,6 +146,17 @@ enum ReferenceCommand {
         #[arg(long)]
         kitchen: String,
     },
+}
+
+const NO_BROKER_ADMIN: &str = "broker: left alone ([broker_admin] url / RABBITMQ_ADMIN_URL is \
+     not set): the kitchen's queue, bindings and broker user were not made or changed";
+
+/// The broker as `[broker_admin]` says, for the subcommands that need it.
+fn broker_admin(cli: &Cli) -> anyhow::Result<Broker> {
+    let config = Config::load_unvalidated(cli.config.as_deref())?;
+    Broker::from_config(&config)?.context(
+        "[broker_admin] url (RABBITMQ_ADMIN_URL) is not set: this needs RabbitMQ's management API",
+    )
 }
 
 fn load(cli: &Cli) -> anyhow::Result<Config> {
@@ -171,13 +206,49 @@ async fn main() -> anyhow::Result<()> {
                 .as_deref()
                 .map(kitchens::read_password_file)
                 .transpose()?;
+            let pool = admin_pool()?;
             let provisioned =
-                kitchens::add_kitchen(&admin_pool()?, &kitchen, &role, password.as_ref()).await?;
+                kitchens::add_kitchen(&pool, &kitchen, &role, password.as_ref()).await?;
             println!("{provisioned}");
-            if let Some(file) = mqtt_password_file {
-                let url = Config::load_unvalidated(cli.config.as_deref())?.mqtt.url;
-                println!("{}", fleet::cli::add_mqtt_login(&file, &kitchen, url)?);
+            let config = Config::load_unvalidated(cli.config.as_deref())?;
+            match Broker::from_config(&config)? {
+                Some(broker) => {
+                    let stores = broker::kitchen_stores(&pool, &kitchen).await?;
+                    let done = broker.provision(&kitchen, &stores).await.context(
+                        "the kitchen was added in postgresql; its broker side failed (run this \
+                         again)",
+                    )?;
+                    println!("{done}");
+                }
+                None => println!("{NO_BROKER_ADMIN}"),
             }
+            if let Some(file) = mqtt_password_file {
+                println!(
+                    "{}",
+                    fleet::cli::add_mqtt_login(&file, &kitchen, config.mqtt.url)?
+                );
+            }
+            Ok(())
+        }
+        Command::Kitchen {
+            command: KitchenCommand::Rotate { kitchen },
+        } => {
+            let (login, closed) = broker_admin(&cli)?.rotate(&kitchen).await?;
+            println!(
+                "broker user {:?}: new password set, {closed} open connection(s) closed\n{login}",
+                login.user
+            );
+            Ok(())
+        }
+        Command::Kitchen {
+            command:
+                KitchenCommand::Remove {
+                    kitchen,
+                    delete_queue,
+                },
+        } => {
+            let removed = broker_admin(&cli)?.remove(&kitchen, delete_queue).await?;
+            println!("{removed}");
             Ok(())
         }
         Command::Operator { command } => {
@@ -240,8 +311,21 @@ async fn main() -> anyhow::Result<()> {
                 reference.items.len(),
                 reference.day_parts.len()
             );
-            let mqtt = Config::load_unvalidated(cli.config.as_deref())?.mqtt;
-            if let Some(note) = fleet::cli::announce_reference(&pool, &mqtt, &kitchen).await {
+            let config = Config::load_unvalidated(cli.config.as_deref())?;
+            // The queue's bindings follow the kitchen's stores, from what PostgreSQL now says.
+            match Broker::from_config(&config)? {
+                Some(broker) => {
+                    let stores = broker::kitchen_stores(&pool, &kitchen).await?;
+                    let rebound = broker.rebind(&kitchen, &stores).await.context(
+                        "the reference was imported; the kitchen's queue was not rebound to its \
+                         stores (run the import again)",
+                    )?;
+                    println!("{rebound}");
+                }
+                None => println!("{NO_BROKER_ADMIN}"),
+            }
+            if let Some(note) = fleet::cli::announce_reference(&pool, &config.mqtt, &kitchen).await
+            {
                 println!("{note}");
             }
             Ok(())

@@ -191,11 +191,8 @@ impl App {
             let feed_config = feed::FeedConfig {
                 amqp_url: config.amqp_url.clone(),
                 kitchen_id: config.kitchen_id.clone(),
-                store_ids: config.store_ids.clone(),
-                exchange: config.order_exchange.clone(),
                 prefetch: config.prefetch,
                 timeout: config.amqp_timeout(),
-                delivery_limit: 20,
             };
             let feed = feed::Feed::new(
                 feed_config,

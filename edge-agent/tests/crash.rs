@@ -130,7 +130,9 @@ async fn sigkill_mid_consumption_loses_and_doubles_nothing() {
         port,
     };
 
-    // A first start declares the queue; stopped, the orders pile up in it.
+    // The cloud declares the queue (as `kitchen add` does); a first start finds it, then,
+    // stopped, the orders pile up in it.
+    common::declare_queue(&setup.kitchen_id, &setup.exchange, &["s1"]).await;
     drop(setup.start().await);
     let connection = Connection::connect(&amqp_url(), ConnectionProperties::default())
         .await

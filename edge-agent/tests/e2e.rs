@@ -5,6 +5,8 @@
 //! Each test has its own database, exchanges, kitchen id (so queues) and data directory, all
 //! removed when the test ends, passed or failed.
 
+mod common;
+
 use kitchen_testkit::browser;
 
 use std::{
@@ -130,6 +132,12 @@ impl Kitchen {
             order_exchange,
             ..edge_agent::Config::default()
         };
+        common::declare_queue(
+            &agent_config.kitchen_id,
+            &agent_config.order_exchange,
+            &[STORE_ID],
+        )
+        .await;
         let agent = edge_agent::App::build(agent_config)
             .await
             .expect("agent builds");

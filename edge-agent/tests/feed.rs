@@ -1,6 +1,7 @@
 //! The kitchen feed against the real RabbitMQ: events applied once into SQLite, redeliveries
-//! absorbed, poison messages dead-lettered while consumption goes on. Queue and exchange names
-//! are unique per run and removed afterwards.
+//! absorbed, poison messages dead-lettered while consumption goes on; a queue the cloud has not
+//! declared yet is waited for. The queues are declared by the relay's own code, as `cloud-relay
+//! kitchen add` does. Queue and exchange names are unique per run and removed afterwards.
 
 use std::{
     sync::{Arc, atomic::Ordering},
@@ -43,30 +44,51 @@ async fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
     }
 }
 
-#[tokio::test]
-async fn events_are_applied_once_and_poison_is_dead_lettered() {
+/// The feed of a new kitchen (its queue not declared), with what the test made removed at its
+/// end, passed or failed (after the feed has stopped).
+fn feed_config() -> (FeedConfig, String, BrokerObjects) {
     let kitchen_id = unique("test");
-    let path = std::env::temp_dir().join(format!("{kitchen_id}.db"));
     let config = FeedConfig {
         amqp_url: amqp_url(),
         kitchen_id: kitchen_id.clone(),
-        store_ids: vec!["s1".into(), "s2".into()],
-        exchange: format!("{kitchen_id}.structured_order_data"),
         prefetch: 32,
         timeout: Duration::from_secs(5),
-        delivery_limit: 5,
     };
-    // Removed when the test ends, passed or failed (after the feed has stopped).
+    let exchange = format!("{kitchen_id}.structured_order_data");
     let broker = BrokerObjects::new();
     for queue in [config.queue(), config.dead_letter_queue()] {
         broker.add_queue(queue);
     }
-    for exchange in [config.exchange.clone(), config.dead_letter_exchange()] {
-        broker.add_exchange(exchange);
+    for name in [exchange.clone(), config.dead_letter_exchange()] {
+        broker.add_exchange(name);
     }
+    (config, exchange, broker)
+}
+
+/// What `cloud-relay kitchen add` declares, with its code.
+async fn declare_queue(channel: &lapin::Channel, exchange: &str, kitchen_id: &str, limit: i64) {
+    cloud_relay::kitchens::broker::declare_kitchen_queue(
+        channel,
+        exchange,
+        kitchen_id,
+        &["s1", "s2"],
+        limit,
+    )
+    .await
+    .expect("kitchen queue declared");
+}
+
+fn spawn_feed(
+    config: &FeedConfig,
+    path: &std::path::Path,
+) -> (
+    Arc<FeedStats>,
+    CancellationToken,
+    tokio::task::JoinHandle<()>,
+) {
     let (events, _) = tokio::sync::broadcast::channel(64);
     let kitchen = Kitchen::open(
-        Store::open(&path).expect("store opens"),
+        Store::open(path).expect("store opens"),
         Arc::new(Reference::default()),
         20 * 60_000,
         0,
@@ -76,6 +98,55 @@ async fn events_are_applied_once_and_poison_is_dead_lettered() {
     let stats = Arc::new(FeedStats::default());
     let token = CancellationToken::new();
     let feed = tokio::spawn(Feed::new(config.clone(), writer, stats.clone(), token.clone()).run());
+    (stats, token, feed)
+}
+
+#[tokio::test]
+async fn a_queue_the_cloud_has_not_declared_is_waited_for() {
+    let (config, exchange, broker) = feed_config();
+    let path = std::env::temp_dir().join(format!("{}.db", config.kitchen_id));
+    let (stats, token, feed) = spawn_feed(&config, &path);
+    // The passive declare fails (404), the feed logs why and retries with backoff.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(!stats.connected.load(Ordering::Relaxed));
+    assert!(!feed.is_finished(), "the feed gave up instead of retrying");
+
+    let connection = Connection::connect(&amqp_url(), ConnectionProperties::default())
+        .await
+        .expect("rabbitmq");
+    let channel = connection.create_channel().await.expect("channel");
+    declare_queue(&channel, &exchange, &config.kitchen_id, 20).await;
+    wait_for("feed connected", || stats.connected.load(Ordering::Relaxed)).await;
+    kitchen_testkit::amqp::publish(&channel, &exchange, &order_event("s2", 1))
+        .await
+        .expect("publish");
+    wait_for("the order applied", || {
+        stats.applied.load(Ordering::Relaxed) == 1
+    })
+    .await;
+
+    token.cancel();
+    feed.await.expect("feed stops");
+    drop(broker);
+    let _ = connection.close(200, "test done".into()).await;
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+    }
+}
+
+#[tokio::test]
+async fn events_are_applied_once_and_poison_is_dead_lettered() {
+    let (config, exchange, broker) = feed_config();
+    let path = std::env::temp_dir().join(format!("{}.db", config.kitchen_id));
+    {
+        let connection = Connection::connect(&amqp_url(), ConnectionProperties::default())
+            .await
+            .expect("rabbitmq");
+        let channel = connection.create_channel().await.expect("channel");
+        declare_queue(&channel, &exchange, &config.kitchen_id, 5).await;
+        let _ = connection.close(200, "declared".into()).await;
+    }
+    let (stats, token, feed) = spawn_feed(&config, &path);
     wait_for("feed connected", || stats.connected.load(Ordering::Relaxed)).await;
 
     let connection = Connection::connect(&amqp_url(), ConnectionProperties::default())
@@ -84,7 +155,7 @@ async fn events_are_applied_once_and_poison_is_dead_lettered() {
     let channel = connection.create_channel().await.expect("channel");
     let publish = |routing_key: &'static str, payload: Vec<u8>| {
         let channel = channel.clone();
-        let exchange = config.exchange.clone();
+        let exchange = exchange.clone();
         async move {
             channel
                 .basic_publish(
@@ -145,6 +216,79 @@ async fn events_are_applied_once_and_poison_is_dead_lettered() {
     drop(broker);
     let _ = connection.close(200, "test done".into()).await;
     drop(reader);
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+    }
+}
+
+/// The feed as the box's least-privilege broker user that `cloud-relay kitchen add` makes
+/// (configure and write nothing, read its queue): it finds its queue, consumes, acks and
+/// dead-letters.
+#[tokio::test]
+async fn the_feed_works_with_only_read_on_its_own_queue() {
+    let (mut config, exchange, broker) = feed_config();
+    broker.add_user(cloud_relay::kitchens::broker::box_user(&config.kitchen_id));
+    let (admin_url, admin_user, admin_password) = kitchen_testkit::amqp::admin_url();
+    let mut relay_config = cloud_relay::Config {
+        amqp_url: amqp_url().into(),
+        order_exchange: exchange.clone(),
+        ..cloud_relay::Config::default()
+    };
+    relay_config.broker_admin.url = Some(admin_url);
+    relay_config.broker_admin.username = admin_user;
+    relay_config.broker_admin.password = Some(admin_password.into());
+    let cloud = cloud_relay::kitchens::broker::Broker::from_config(&relay_config)
+        .expect("valid config")
+        .expect("broker admin on");
+    let provisioned = cloud
+        .provision(&config.kitchen_id, &["s1".into()])
+        .await
+        .expect("kitchen provisioned on the broker");
+    let login = provisioned.login.expect("a new box user");
+    config.amqp_url = secrecy::ExposeSecret::expose_secret(&login.amqp_url).to_owned();
+    let path = std::env::temp_dir().join(format!("{}.db", config.kitchen_id));
+    let (stats, token, feed) = spawn_feed(&config, &path);
+    wait_for("feed connected", || stats.connected.load(Ordering::Relaxed)).await;
+
+    let connection = Connection::connect(&amqp_url(), ConnectionProperties::default())
+        .await
+        .expect("rabbitmq");
+    let channel = connection.create_channel().await.expect("channel");
+    kitchen_testkit::amqp::publish(&channel, &exchange, &order_event("s1", 1))
+        .await
+        .expect("publish");
+    channel
+        .basic_publish(
+            exchange.as_str().into(),
+            "s1".into(),
+            BasicPublishOptions::default(),
+            b"poison",
+            BasicProperties::default().with_delivery_mode(2),
+        )
+        .await
+        .expect("publish");
+    wait_for("both settled", || {
+        stats.applied.load(Ordering::Relaxed) == 1 && stats.rejected.load(Ordering::Relaxed) == 1
+    })
+    .await;
+    let dead = channel
+        .basic_get(
+            config.dead_letter_queue().as_str().into(),
+            BasicGetOptions { no_ack: true },
+        )
+        .await
+        .expect("basic.get")
+        .expect("the poison message is in the dead-letter queue");
+    assert_eq!(dead.delivery.data, b"poison");
+    assert!(
+        stats.connected.load(Ordering::Relaxed),
+        "the feed stayed up"
+    );
+
+    token.cancel();
+    feed.await.expect("feed stops");
+    drop(broker);
+    let _ = connection.close(200, "test done".into()).await;
     for suffix in ["", "-wal", "-shm"] {
         let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
     }

@@ -390,6 +390,7 @@ async fn a_kill_in_the_middle_of_a_sync_batch_loses_and_doubles_nothing() {
         .expect("free port")
         .port();
     let base = format!("http://127.0.0.1:{port}");
+    common::declare_queue(&kitchen_id, &exchange, &[STORE]).await;
     let start = || {
         let child = std::process::Command::new(env!("CARGO_BIN_EXE_edge-agent"))
             .env("AGENT_LISTEN", format!("127.0.0.1:{port}"))

@@ -20,3 +20,23 @@ pub const ORDER_EXCHANGE: &str = "structured_order_data";
 pub const RAW_EVENTS_EXCHANGE: &str = "otter_events";
 /// AMQP `content_type` of an `OrderEvent` message.
 pub const ORDER_EVENT_CONTENT_TYPE: &str = "application/x-protobuf";
+
+/// A kitchen's durable quorum queue, bound to `ORDER_EXCHANGE` once per store it serves. The
+/// relay declares and binds it (`cloud-relay kitchen add`); the box only consumes it.
+pub fn edge_queue(kitchen_id: &str) -> String {
+    format!("edge.{kitchen_id}")
+}
+
+/// The fanout exchange a kitchen's queue dead-letters to.
+pub fn edge_dead_letter_exchange(kitchen_id: &str) -> String {
+    format!("edge.{kitchen_id}.dlx")
+}
+
+/// The queue holding a kitchen's dead-lettered messages.
+pub fn edge_dead_letter_queue(kitchen_id: &str) -> String {
+    format!("edge.{kitchen_id}.dead")
+}
+
+/// Deliveries of one message to a kitchen before it is dead-lettered (quorum
+/// `x-delivery-limit`; RabbitMQ 3.10 has no limit by default).
+pub const EDGE_DELIVERY_LIMIT: i64 = 20;

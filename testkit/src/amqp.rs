@@ -1,5 +1,6 @@
-//! RabbitMQ for tests: where it is, publishing an `OrderEvent` as the relay routes it, and the
-//! queues and exchanges a test made (or made an agent declare), deleted when the test ends.
+//! RabbitMQ for tests: where it is (AMQP and the management API), publishing an `OrderEvent` as
+//! the relay routes it, and the queues, exchanges and users a test made (or made the relay
+//! make), deleted when the test ends.
 
 use std::sync::{Mutex, PoisonError};
 
@@ -16,6 +17,21 @@ use crate::run_blocking;
 pub fn amqp_url() -> String {
     std::env::var("TEST_AMQP_URL")
         .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into())
+}
+
+/// The management API with an administrator's credentials, `TEST_RABBITMQ_ADMIN_URL`, else the
+/// local guest/guest default (`scripts/services` enables the plugin): `(base url without
+/// credentials, user, password)`.
+pub fn admin_url() -> (String, String, String) {
+    let url = std::env::var("TEST_RABBITMQ_ADMIN_URL")
+        .unwrap_or_else(|_| "http://guest:guest@127.0.0.1:15672".into());
+    let parsed = reqwest::Url::parse(&url).expect("TEST_RABBITMQ_ADMIN_URL is a URL");
+    let user = parsed.username().to_owned();
+    let password = parsed.password().unwrap_or_default().to_owned();
+    let mut base = parsed;
+    let _ = base.set_username("");
+    let _ = base.set_password(None);
+    (base.to_string(), user, password)
 }
 
 /// Publishes `order_event` to `exchange` as the relay routes it (routing key: its store id),
@@ -44,6 +60,7 @@ pub async fn publish(
 pub struct BrokerObjects {
     queues: Mutex<Vec<String>>,
     exchanges: Mutex<Vec<String>>,
+    users: Mutex<Vec<String>>,
 }
 
 impl BrokerObjects {
@@ -51,9 +68,10 @@ impl BrokerObjects {
         Self::default()
     }
 
-    /// What an edge agent serving `kitchen_id` declares: its queue `edge.<kitchen_id>`, the
-    /// dead-letter queue `edge.<kitchen_id>.dead` and exchange `edge.<kitchen_id>.dlx` (the
-    /// names of `edge_agent::feed::FeedConfig`), and the order exchange it consumes from.
+    /// What the cloud declares for kitchen `kitchen_id` (`cloud-relay kitchen add`, in tests
+    /// `declare_kitchen_queue`): its queue `edge.<kitchen_id>`, the dead-letter queue
+    /// `edge.<kitchen_id>.dead` and exchange `edge.<kitchen_id>.dlx` (`kitchen_proto::edge_*`),
+    /// and the order exchange it is bound to.
     pub fn edge_kitchen(kitchen_id: &str, order_exchange: &str) -> Self {
         let objects = Self::new();
         objects.add_queue(format!("edge.{kitchen_id}"));
@@ -70,6 +88,11 @@ impl BrokerObjects {
     pub fn add_exchange(&self, exchange: impl Into<String>) {
         lock(&self.exchanges).push(exchange.into());
     }
+
+    /// A broker user, deleted through the management API.
+    pub fn add_user(&self, user: impl Into<String>) {
+        lock(&self.users).push(user.into());
+    }
 }
 
 fn lock(names: &Mutex<Vec<String>>) -> std::sync::MutexGuard<'_, Vec<String>> {
@@ -80,10 +103,28 @@ impl Drop for BrokerObjects {
     fn drop(&mut self) {
         let queues = std::mem::take(&mut *lock(&self.queues));
         let exchanges = std::mem::take(&mut *lock(&self.exchanges));
-        if queues.is_empty() && exchanges.is_empty() {
+        let users = std::mem::take(&mut *lock(&self.users));
+        if queues.is_empty() && exchanges.is_empty() && users.is_empty() {
             return;
         }
         run_blocking(async move {
+            if !users.is_empty() {
+                let (base, admin, password) = admin_url();
+                let client = crate::http::bare();
+                for user in users {
+                    let Ok(mut url) = reqwest::Url::parse(&base) else {
+                        break;
+                    };
+                    if let Ok(mut path) = url.path_segments_mut() {
+                        path.pop_if_empty().extend(["api", "users", &user]);
+                    }
+                    let _ = client
+                        .delete(url)
+                        .basic_auth(&admin, Some(&password))
+                        .send()
+                        .await;
+                }
+            }
             let Ok(connection) =
                 Connection::connect(&amqp_url(), ConnectionProperties::default()).await
             else {

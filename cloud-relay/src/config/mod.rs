@@ -1,8 +1,10 @@
 //! Relay configuration: defaults in code, then an optional TOML file, then the environment.
 
+mod broker_admin;
 mod mqtt;
 mod otter_api;
 
+pub use broker_admin::BrokerAdminConfig;
 pub use mqtt::{BrokerAddress, MqttConfig};
 pub use otter_api::{OtterApiConfig, OtterLimits, OtterPaths};
 
@@ -93,6 +95,9 @@ pub struct Config {
     pub otter_api: OtterApiConfig,
     /// The fleet channel's broker (`[mqtt]`, docs/fleet.md).
     pub mqtt: MqttConfig,
+    /// RabbitMQ's management API, for the `kitchen` subcommands only (`[broker_admin]`,
+    /// docs/relay.md).
+    pub broker_admin: BrokerAdminConfig,
 }
 
 impl Default for Config {
@@ -124,6 +129,7 @@ impl Default for Config {
             shutdown_grace: Duration::from_secs(5),
             otter_api: OtterApiConfig::default(),
             mqtt: MqttConfig::default(),
+            broker_admin: BrokerAdminConfig::default(),
         }
     }
 }
@@ -170,8 +176,9 @@ impl Config {
 
     /// Secrets from systemd's credentials directory (`LoadCredential=`): a file named
     /// `database_url`, `amqp_url`, `otter_webhook_secret`, `otter_webhook_secret_previous`,
-    /// `otter_client_id`, `otter_client_secret` or `mqtt_password` overrides the file and the
-    /// environment, so no secret needs to be on the command line or in the environment.
+    /// `otter_client_id`, `otter_client_secret`, `mqtt_password` or `rabbitmq_admin_password`
+    /// overrides the file and the environment, so no secret needs to be on the command line or
+    /// in the environment.
     pub fn apply_credentials(&mut self, dir: &Path) -> Result<(), ConfigError> {
         for name in [
             "database_url",
@@ -181,6 +188,7 @@ impl Config {
             "otter_client_id",
             "otter_client_secret",
             "mqtt_password",
+            "rabbitmq_admin_password",
         ] {
             let value = kitchen_daemon::credentials::read(dir, name).map_err(|source| {
                 ConfigError::Read {
@@ -197,6 +205,7 @@ impl Config {
                 "otter_client_id" => self.otter_api.client_id = Some(secret),
                 "otter_client_secret" => self.otter_api.client_secret = Some(secret),
                 "mqtt_password" => self.mqtt.password = Some(secret),
+                "rabbitmq_admin_password" => self.broker_admin.password = Some(secret),
                 _ => self.otter_webhook_secret_previous = Some(secret),
             }
         }
@@ -312,6 +321,7 @@ impl Config {
         }
         self.otter_api.apply_env(&lookup);
         self.mqtt.apply_env(&lookup)?;
+        self.broker_admin.apply_env(&lookup)?;
         Ok(())
     }
 
@@ -380,6 +390,7 @@ impl Config {
             ));
         }
         self.otter_api.validate()?;
+        self.broker_admin.validate()?;
         self.mqtt.validate()
     }
 }

@@ -1,8 +1,10 @@
 //! Kitchens in PostgreSQL (schema `kitchen`, migration `20261122000002_kitchen_sync.sql`):
 //! provisioning a kitchen and the database role its box logs in as (`provision`), and the
-//! kitchen's reference data — import from a reference file, export, versioning (`reference`).
+//! kitchen's reference data — import from a reference file, export, versioning (`reference`),
+//! and the kitchen's queue, bindings and box user on RabbitMQ (`broker`).
 //! What the boxes push and how they are confined to their kitchen is in docs/sync.md.
 
+pub mod broker;
 mod provision;
 mod reference;
 pub mod scram;

@@ -1,6 +1,7 @@
 //! Provisioning a kitchen: its `kitchen.kitchens` row, the login role its box uses (a member of
-//! `kitchen_agent`), the `kitchen.agent_roles` row tying the two, and optionally the role's
-//! password. One transaction; running it again changes nothing (but the password, if given).
+//! `kitchen_agent`), the `kitchen.agent_roles` row tying the two, the role's limits
+//! (`kitchen.limit_box_role`: connections, timeouts) and optionally the role's password. One
+//! transaction; running it again changes nothing (but the password, if given).
 
 use std::fmt;
 
@@ -20,6 +21,10 @@ pub struct Provisioned {
     pub role_granted: bool,
     pub role_mapped: bool,
     pub password_set: bool,
+    /// The role's connection limit and session defaults, read back after
+    /// `kitchen.limit_box_role` set them.
+    pub connection_limit: i32,
+    pub settings: Vec<String>,
 }
 
 impl fmt::Display for Provisioned {
@@ -45,6 +50,13 @@ impl fmt::Display for Provisioned {
             self.role,
             self.kitchen_id,
             done(self.role_mapped, "mapped", "already mapped")
+        )?;
+        writeln!(
+            f,
+            "role {:?}: at most {} connections; {}",
+            self.role,
+            self.connection_limit,
+            self.settings.join(", ")
         )?;
         write!(
             f,
@@ -207,6 +219,21 @@ pub async fn add_kitchen(
         }
     }
 
+    // The box's limits (connections, timeouts), in the migration's one function.
+    sqlx::query("SELECT kitchen.limit_box_role($1)")
+        .bind(role)
+        .execute(&mut *tx)
+        .await?;
+    let (connection_limit, settings): (i32, Vec<String>) = sqlx::query_as(
+        "SELECT r.rolconnlimit, coalesce(s.setconfig, '{}')
+         FROM pg_catalog.pg_roles r
+         LEFT JOIN pg_catalog.pg_db_role_setting s ON s.setrole = r.oid AND s.setdatabase = 0
+         WHERE r.rolname = $1",
+    )
+    .bind(role)
+    .fetch_one(&mut *tx)
+    .await?;
+
     let password_set = match password {
         Some(password) => {
             // Base64, digits, `$` and `:` only: safe inside a string literal.
@@ -227,6 +254,8 @@ pub async fn add_kitchen(
         role_granted,
         role_mapped,
         password_set,
+        connection_limit,
+        settings,
     })
 }
 

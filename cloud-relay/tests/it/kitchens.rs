@@ -268,6 +268,7 @@ async fn relay_cli(db: &TestDb, args: &[&str]) -> (bool, String, String) {
         .env("RUST_LOG", "warn")
         .env_remove("RELAY_CONFIG")
         .env_remove("OTTER_WEBHOOK_SECRET")
+        .env_remove("RABBITMQ_ADMIN_URL")
         .output()
         .await
         .expect("cloud-relay runs");
@@ -309,7 +310,12 @@ async fn the_cli_provisions_a_kitchen_and_imports_and_exports_its_reference() {
             "kitchen \"bk-01\": created\n\
              role {name:?}: created (LOGIN, member of kitchen_agent)\n\
              role {name:?} is kitchen \"bk-01\"'s box: mapped\n\
-             password: set (SCRAM-SHA-256 verifier)\n",
+             role {name:?}: at most 4 connections; statement_timeout=15s, \
+             idle_in_transaction_session_timeout=30s, tcp_keepalives_idle=60, \
+             tcp_keepalives_interval=10, tcp_keepalives_count=3\n\
+             password: set (SCRAM-SHA-256 verifier)\n\
+             broker: left alone ([broker_admin] url / RABBITMQ_ADMIN_URL is not set): the \
+             kitchen's queue, bindings and broker user were not made or changed\n",
             name = role.name
         )
     );
@@ -345,7 +351,12 @@ async fn the_cli_provisions_a_kitchen_and_imports_and_exports_its_reference() {
             "kitchen \"bk-01\": already there\n\
              role {name:?}: already there (member of kitchen_agent)\n\
              role {name:?} is kitchen \"bk-01\"'s box: already mapped\n\
-             password: unchanged (no --password-file)\n",
+             role {name:?}: at most 4 connections; statement_timeout=15s, \
+             idle_in_transaction_session_timeout=30s, tcp_keepalives_idle=60, \
+             tcp_keepalives_interval=10, tcp_keepalives_count=3\n\
+             password: unchanged (no --password-file)\n\
+             broker: left alone ([broker_admin] url / RABBITMQ_ADMIN_URL is not set): the \
+             kitchen's queue, bindings and broker user were not made or changed\n",
             name = role.name
         )
     );
@@ -390,7 +401,9 @@ async fn the_cli_provisions_a_kitchen_and_imports_and_exports_its_reference() {
         stdout,
         format!(
             "kitchen \"bk-01\": reference version 1 imported from {fixture} \
-             (stations: 5, stores: 1, items: 8, day parts: 2)\n"
+             (stations: 5, stores: 1, items: 8, day parts: 2)\n\
+             broker: left alone ([broker_admin] url / RABBITMQ_ADMIN_URL is not set): the \
+             kitchen's queue, bindings and broker user were not made or changed\n"
         )
     );
     let (ok, stdout, stderr) = relay_cli(&db, &["reference", "export", "--kitchen", "bk-01"]).await;

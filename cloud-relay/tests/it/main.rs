@@ -1,6 +1,8 @@
 //! Integration tests of the relay against the real PostgreSQL and RabbitMQ: each test gets its
 //! own database and its own exchanges and queues, and removes them when it ends.
 
+mod box_limits;
+mod broker_access;
 mod delivery;
 mod doors;
 mod fleet;

@@ -22,11 +22,15 @@ pub struct Config {
     pub amqp_url: String,
     /// This kitchen's id; names its queue `edge.<KITCHEN_ID>` (`KITCHEN_ID`).
     pub kitchen_id: String,
-    /// Otter store ids this kitchen serves (`STORE_IDS`, comma-separated).
+    /// Otter store ids this kitchen serves (`STORE_IDS`, comma-separated): with `kitchen_id`,
+    /// what makes the box provisioned, and shown in its summary. Deprecated for routing: the
+    /// queue's bindings are the cloud's (`cloud-relay kitchen add`, from the kitchen's
+    /// reference data in PostgreSQL); the agent binds nothing.
     pub store_ids: Vec<String>,
     /// Reference data TOML (`REFERENCE_FILE`); without it every line is `unassigned`.
     pub reference_file: Option<PathBuf>,
-    /// The relay's order exchange (`AGENT_ORDER_EXCHANGE`).
+    /// The relay's order exchange (`AGENT_ORDER_EXCHANGE`). Ignored: the agent no longer
+    /// declares or binds anything (the cloud does); still accepted so existing configs load.
     pub order_exchange: String,
     /// Unacknowledged deliveries in flight (`AGENT_PREFETCH`).
     pub prefetch: u16,

@@ -1,8 +1,10 @@
-//! The kitchen feed: consumes this kitchen's durable quorum queue `edge.<KITCHEN_ID>` (bound to
-//! the order exchange once per store), applies each `OrderEvent` through the store writer and
-//! acks only after its SQLite transaction committed. Undecodable or invalid messages are rejected
-//! to the dead-letter queue. Reconnects with backoff 1 s → 60 s, jittered; every network await
-//! has a timeout.
+//! The kitchen feed: consumes this kitchen's durable quorum queue `edge.<KITCHEN_ID>`, applies
+//! each `OrderEvent` through the store writer and acks only after its SQLite transaction
+//! committed. Undecodable or invalid messages are rejected to the dead-letter queue. The queue,
+//! its dead-lettering and its bindings (one per store) are the cloud's: `cloud-relay kitchen
+//! add` declares them, and the box's broker user may only read that queue, so the feed declares
+//! it passively and binds nothing. Reconnects with backoff 1 s → 60 s, jittered (also while the
+//! queue does not exist yet); every network await has a timeout.
 
 use std::{
     sync::{Arc, atomic::Ordering},
@@ -13,13 +15,14 @@ use futures_util::{FutureExt, StreamExt};
 use kitchen_daemon::backoff::Backoff;
 use kitchen_proto::OrderEvent;
 use lapin::{
-    Channel, Connection, ConnectionProperties, ExchangeKind,
+    Channel, Connection, ConnectionProperties,
     message::Delivery,
     options::{
         BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions,
-        BasicRejectOptions, ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
+        BasicRejectOptions, QueueDeclareOptions,
     },
-    types::{AMQPValue, FieldTable},
+    protocol::{AMQPErrorKind, AMQPSoftError},
+    types::FieldTable,
 };
 use prost::Message;
 use tokio_util::sync::CancellationToken;
@@ -35,28 +38,23 @@ use crate::{
 pub struct FeedConfig {
     pub amqp_url: String,
     pub kitchen_id: String,
-    pub store_ids: Vec<String>,
-    /// The relay's direct exchange (`structured_order_data`).
-    pub exchange: String,
     /// Unacknowledged deliveries in flight.
     pub prefetch: u16,
     /// Bound on each connect, declare and ack.
     pub timeout: Duration,
-    /// Deliveries of one message before it is dead-lettered (quorum `x-delivery-limit`).
-    pub delivery_limit: i64,
 }
 
 impl FeedConfig {
     pub fn queue(&self) -> String {
-        format!("edge.{}", self.kitchen_id)
+        kitchen_proto::edge_queue(&self.kitchen_id)
     }
 
     pub fn dead_letter_exchange(&self) -> String {
-        format!("edge.{}.dlx", self.kitchen_id)
+        kitchen_proto::edge_dead_letter_exchange(&self.kitchen_id)
     }
 
     pub fn dead_letter_queue(&self) -> String {
-        format!("edge.{}.dead", self.kitchen_id)
+        kitchen_proto::edge_dead_letter_queue(&self.kitchen_id)
     }
 }
 
@@ -64,6 +62,8 @@ impl FeedConfig {
 enum FeedError {
     #[error("amqp: {0}")]
     Amqp(#[from] lapin::Error),
+    #[error("queue {queue} does not exist: provision the kitchen with `cloud-relay kitchen add`")]
+    QueueMissing { queue: String },
     #[error("timed out waiting for {0}")]
     Timeout(&'static str),
     #[error("the consumer ended")]
@@ -122,6 +122,9 @@ impl Feed {
                         Err(error) => tracing::warn!(%error, "kitchen feed lost, reconnecting"),
                     }
                 }
+                Err(error @ FeedError::QueueMissing { .. }) => {
+                    tracing::error!(%error, "the kitchen feed cannot start");
+                }
                 Err(error) => tracing::warn!(%error, "cannot reach the kitchen feed"),
             }
             let delay = backoff.next_delay();
@@ -146,7 +149,11 @@ impl Feed {
         )
         .await?;
         let channel = with_timeout(timeout, "channel", connection.create_channel()).await?;
-        declare(&channel, &self.config).await?;
+        if let Err(error) = declare(&channel, &self.config).await {
+            // Not left to a drop: a box retrying every minute must not pile up connections.
+            let _ = tokio::time::timeout(timeout, connection.close(200, "no queue".into())).await;
+            return Err(error);
+        }
         with_timeout(
             timeout,
             "basic.qos",
@@ -289,75 +296,32 @@ impl Feed {
     }
 }
 
-/// Declares the dead-letter exchange and queue, the kitchen's quorum queue and its bindings.
-pub async fn declare(channel: &Channel, config: &FeedConfig) -> Result<(), lapin::Error> {
-    let durable_exchange = ExchangeDeclareOptions {
-        durable: true,
-        ..Default::default()
-    };
-    let durable_queue = QueueDeclareOptions {
-        durable: true,
-        ..Default::default()
-    };
-    channel
-        .exchange_declare(
-            config.exchange.as_str().into(),
-            ExchangeKind::Direct,
-            durable_exchange,
-            FieldTable::default(),
-        )
-        .await?;
-    let dlx = config.dead_letter_exchange();
-    channel
-        .exchange_declare(
-            dlx.as_str().into(),
-            ExchangeKind::Fanout,
-            durable_exchange,
-            FieldTable::default(),
-        )
-        .await?;
-    let dead = config.dead_letter_queue();
-    channel
-        .queue_declare(dead.as_str().into(), durable_queue, FieldTable::default())
-        .await?;
-    channel
-        .queue_bind(
-            dead.as_str().into(),
-            dlx.as_str().into(),
-            "".into(),
-            QueueBindOptions::default(),
-            FieldTable::default(),
-        )
-        .await?;
-    let mut arguments = FieldTable::default();
-    arguments.insert(
-        "x-queue-type".into(),
-        AMQPValue::LongString("quorum".into()),
-    );
-    arguments.insert(
-        "x-dead-letter-exchange".into(),
-        AMQPValue::LongString(dlx.as_str().into()),
-    );
-    arguments.insert(
-        "x-delivery-limit".into(),
-        AMQPValue::LongLongInt(config.delivery_limit),
-    );
+/// Checks that the kitchen's queue exists: a passive declare, which needs no configure
+/// permission (the box has none) and leaves the queue's arguments and bindings to the cloud.
+async fn declare(channel: &Channel, config: &FeedConfig) -> Result<(), FeedError> {
     let queue = config.queue();
-    channel
-        .queue_declare(queue.as_str().into(), durable_queue, arguments)
-        .await?;
-    for store_id in &config.store_ids {
-        channel
-            .queue_bind(
-                queue.as_str().into(),
-                config.exchange.as_str().into(),
-                store_id.as_str().into(),
-                QueueBindOptions::default(),
-                FieldTable::default(),
-            )
-            .await?;
+    let passive = QueueDeclareOptions {
+        passive: true,
+        ..Default::default()
+    };
+    let declared = with_timeout(
+        config.timeout,
+        "queue.declare",
+        channel.queue_declare(queue.as_str().into(), passive, FieldTable::default()),
+    )
+    .await;
+    match declared {
+        Err(FeedError::Amqp(error)) if is_not_found(&error) => {
+            Err(FeedError::QueueMissing { queue })
+        }
+        other => other.map(drop),
     }
-    Ok(())
+}
+
+/// Whether the broker answered `404 NOT_FOUND`.
+fn is_not_found(error: &lapin::Error) -> bool {
+    matches!(error.kind(), lapin::ErrorKind::ProtocolError(amqp)
+        if matches!(amqp.kind(), AMQPErrorKind::Soft(AMQPSoftError::NOTFOUND)))
 }
 
 /// A message the agent can apply, or why not.
@@ -390,6 +354,17 @@ async fn with_timeout<T>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_missing_queue_says_how_to_make_it() {
+        let error = FeedError::QueueMissing {
+            queue: "edge.bk-01".into(),
+        };
+        assert_eq!(
+            error.to_string(),
+            "queue edge.bk-01 does not exist: provision the kitchen with `cloud-relay kitchen add`"
+        );
+    }
 
     #[test]
     fn only_complete_order_events_are_accepted() {

@@ -74,6 +74,9 @@ impl TestAgent {
         // `adjust` may name the kitchen (its queues are then removed under that name).
         let kitchen_id = config.kitchen_id.clone();
         let data_dir = config.data_dir.clone();
+        // The cloud's part: the agent only finds its queue.
+        let stores: Vec<&str> = config.store_ids.iter().map(String::as_str).collect();
+        declare_queue(&kitchen_id, &config.order_exchange, &stores).await;
         let app = App::build(config).await.expect("agent builds");
         pair_test_manager(&data_dir);
         let base = format!("http://127.0.0.1:{}", app.port());
@@ -138,6 +141,26 @@ pub fn pair_test_manager(data_dir: &std::path::Path) {
         kitchen_testkit::http::TEST_TOKEN,
     )
     .expect("test manager paired");
+}
+
+/// Declares what `cloud-relay kitchen add` declares for a kitchen, with the relay's own code:
+/// the order `exchange`, the kitchen's queue with its dead-lettering, and a binding per store.
+/// The agent only declares its queue passively, so this comes before it starts.
+pub async fn declare_queue(kitchen_id: &str, exchange: &str, stores: &[&str]) {
+    let connection = Connection::connect(&amqp_url(), ConnectionProperties::default())
+        .await
+        .expect("rabbitmq");
+    let channel = connection.create_channel().await.expect("channel");
+    cloud_relay::kitchens::broker::declare_kitchen_queue(
+        &channel,
+        exchange,
+        kitchen_id,
+        stores,
+        kitchen_proto::EDGE_DELIVERY_LIMIT,
+    )
+    .await
+    .expect("kitchen queue declared");
+    let _ = connection.close(200, "declared".into()).await;
 }
 
 /// Removes a test kitchen's queues, exchanges and data directory. Called from `Drop`, so also
