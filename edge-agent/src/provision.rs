@@ -12,6 +12,10 @@
 //! `config::CREDENTIALS` (`amqp_url`, `database_url`: they carry passwords; `pairing_code`,
 //! `mqtt_password`) are secrets: they go to
 //! `<credstore>/edge-agent.<key>` (mode 0600), never into the config file or an error message.
+//! `ca_pem` (optional) is the PEM bundle of the CA that signed the broker's and PostgreSQL's
+//! certificates: checked (at least one certificate, each parsing), then written to `ca_file`
+//! (`/etc/edge-agent/ca.pem`), where the agent looks for it. The links must follow the TLS rule
+//! (`amqps`, `sslmode=verify-full` off the box) or the whole file is refused.
 
 use std::{
     io::Write as _,
@@ -33,6 +37,9 @@ pub struct Provision {
     pub credstore: PathBuf,
     /// Holds `hostname` and `hosts` (`/etc`).
     pub etc: PathBuf,
+    /// Where `kitchen.toml`'s `ca_pem` goes (`/etc/edge-agent/ca.pem`, the agent's default
+    /// `ca_file`).
+    pub ca_file: PathBuf,
 }
 
 /// What a run did.
@@ -70,12 +77,20 @@ pub struct Plan {
     pub stores: usize,
     /// The reference file the config names, to check it loads.
     pub reference_file: Option<PathBuf>,
+    /// The CA bundle (`ca_pem`), checked, to write to `ca_file`.
+    pub ca_pem: Option<String>,
 }
 
 /// What `edge-agent check-config` prints for a loaded config, after the checks `run` cannot
-/// make at load time: the broker URL parses and (with `check_reference`) the reference file
-/// loads. The URL itself is never shown: it holds the password.
-pub fn check_config(config: &Config, check_reference: bool) -> Result<String, String> {
+/// make at load time: the broker URL parses, the links off the box use verified TLS and the CA
+/// bundle parses (with `check_links`; without, the unit's `--skip-links`, a refused link is
+/// named in the summary: the agent runs without it), and (with `check_reference`) the
+/// reference file loads. The URL itself is never shown: it holds the password.
+pub fn check_config(
+    config: &Config,
+    check_reference: bool,
+    check_links: bool,
+) -> Result<String, String> {
     let mut parts = vec![
         format!("listen {}", config.listen),
         format!("data {}", config.data_dir.display()),
@@ -92,6 +107,28 @@ pub fn check_config(config: &Config, check_reference: bool) -> Result<String, St
         ));
     } else {
         parts.push("not provisioned (no kitchen_id/store_ids)".into());
+    }
+    let links = config.links().map_err(|error| error.to_string())?;
+    let mut refusals = links.refusals();
+    if !config.provisioned() {
+        // Without a kitchen the feed never connects: only the database link matters.
+        refusals.retain(|reason| !reason.starts_with("amqp_url"));
+    }
+    if check_links && let Some(reason) = refusals.first() {
+        return Err(reason.clone());
+    }
+    parts.push(match &links.ca {
+        Some(ca) => format!("ca bundle ({} certificates)", ca.certificates),
+        None => "no ca bundle".into(),
+    });
+    if !refusals.is_empty() {
+        parts.push(format!(
+            "links refused (the agent runs without them): {}",
+            refusals.join("; ")
+        ));
+    }
+    for warning in &links.warnings {
+        tracing::warn!(%warning, "plaintext link off the box");
     }
     match &config.reference_file {
         Some(file) if check_reference => {
@@ -150,6 +187,14 @@ pub fn plan(kitchen_toml: &str, current_config: Option<&str>) -> Result<Plan, St
             Some(_) => return Err(format!("{name} must be a non-empty string")),
         }
     }
+    let ca_pem = match kitchen.remove("ca_pem") {
+        None => None,
+        Some(toml::Value::String(pem)) => {
+            crate::config::parse_ca_pem(&pem).map_err(|reason| format!("ca_pem: {reason}"))?;
+            Some(pem)
+        }
+        Some(_) => return Err("ca_pem must be a string (the PEM text)".into()),
+    };
     for (key, value) in kitchen {
         merged.insert(key, value);
     }
@@ -168,6 +213,11 @@ pub fn plan(kitchen_toml: &str, current_config: Option<&str>) -> Result<Plan, St
     check_kitchen_id(&config.kitchen_id)?;
     if config.amqp_url.parse::<lapin::uri::AMQPUri>().is_err() {
         return Err(AMQP_URL_EXPECTED.into());
+    }
+    // The links as the agent would refuse them (the CA bundle is checked above, not read).
+    kitchen_daemon::links::check_amqp_url("amqp_url", &config.amqp_url)?;
+    if let Some(url) = &config.database_url {
+        kitchen_cloud_schema::connect::checked_options("database_url", url)?;
     }
     let hostname = match hostname {
         Some(name) => {
@@ -189,6 +239,7 @@ pub fn plan(kitchen_toml: &str, current_config: Option<&str>) -> Result<Plan, St
         kitchen_id: config.kitchen_id,
         stores: config.store_ids.len(),
         reference_file: config.reference_file,
+        ca_pem,
     })
 }
 
@@ -257,6 +308,7 @@ impl Provision {
             config_file,
             credstore: PathBuf::from("/etc/credstore"),
             etc: PathBuf::from("/etc"),
+            ca_file: PathBuf::from(crate::config::DEFAULT_CA_FILE),
         }
     }
 
@@ -293,6 +345,10 @@ impl Provision {
             create_private_dir(&self.credstore)?;
             let path = self.credstore.join(format!("edge-agent.{name}"));
             write_atomic(&path, format!("{value}\n").as_bytes(), 0o600)?;
+        }
+        if let Some(pem) = &plan.ca_pem {
+            // Public certificates, not secrets: readable by the agent's dynamic user.
+            write_atomic(&self.ca_file, pem.as_bytes(), 0o644)?;
         }
         write_atomic(&self.config_file, plan.config_text.as_bytes(), 0o644)?;
         write_atomic(
@@ -549,6 +605,7 @@ mod tests {
             config_file: root.join("etc/edge-agent/agent.toml"),
             credstore: root.join("etc/credstore"),
             etc: root.join("etc"),
+            ca_file: root.join("etc/edge-agent/ca.pem"),
         };
         std::fs::create_dir_all(root.join("boot")).expect("dirs");
         std::fs::create_dir_all(root.join("etc/edge-agent")).expect("dirs");

@@ -55,6 +55,7 @@ async fn events_are_applied_once_and_poison_is_dead_lettered() {
         prefetch: 32,
         timeout: Duration::from_secs(5),
         delivery_limit: 5,
+        ca_pem: None,
     };
     // Removed when the test ends, passed or failed (after the feed has stopped).
     let broker = BrokerObjects::new();
