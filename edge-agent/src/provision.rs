@@ -117,19 +117,6 @@ pub fn check_config(
     if check_links && let Some(reason) = refusals.first() {
         return Err(reason.clone());
     }
-    parts.push(match &links.ca {
-        Some(ca) => format!("ca bundle ({} certificates)", ca.certificates),
-        None => "no ca bundle".into(),
-    });
-    if !refusals.is_empty() {
-        parts.push(format!(
-            "links refused (the agent runs without them): {}",
-            refusals.join("; ")
-        ));
-    }
-    for warning in &links.warnings {
-        tracing::warn!(%warning, "plaintext link off the box");
-    }
     match &config.reference_file {
         Some(file) if check_reference => {
             let reference = Reference::load(file).map_err(|error| error.to_string())?;
@@ -156,6 +143,19 @@ pub fn check_config(
             }
         )),
         None => parts.push("no fleet channel".into()),
+    }
+    parts.push(match &links.ca {
+        Some(ca) => format!("ca bundle ({} certificates)", ca.certificates),
+        None => "no ca bundle".into(),
+    });
+    if !refusals.is_empty() {
+        parts.push(format!(
+            "links refused (the agent runs without them): {}",
+            refusals.join("; ")
+        ));
+    }
+    for warning in &links.warnings {
+        tracing::warn!(%warning, "plaintext link off the box");
     }
     parts.push(format!("{} scanners", config.scanners.len()));
     Ok(format!("config ok: {}", parts.join(", ")))
@@ -583,6 +583,38 @@ mod tests {
     }
 
     #[test]
+    fn links_must_follow_the_tls_rule() {
+        let refused = |extra: &str| {
+            let text = format!("kitchen_id = \"bk-01\"\nstore_ids = [\"a\"]\n{extra}");
+            let reason = plan(&text, None).expect_err(&text);
+            assert!(!reason.contains(SECRET), "{reason:?} leaks the secret");
+            reason
+        };
+        assert_eq!(
+            refused(&format!(
+                "amqp_url = \"amqp://bk:{SECRET}@10.1.2.3:5672/%2f\"\n"
+            )),
+            "amqp_url: plaintext amqp:// to 10.1.2.3 is refused: a link off the box must use \
+             amqps:// (TLS with the broker's certificate verified); amqp:// is allowed to \
+             127.0.0.0/8, ::1 or localhost only"
+        );
+        assert!(
+            refused(&format!(
+                "amqp_url = \"amqps://bk:pw@broker:5671/%2f\"\n\
+                 database_url = \"postgres://bk:{SECRET}@10.1.2.3/kitchen?sslmode=require\"\n"
+            ))
+            .starts_with("database_url: sslmode=require to 10.1.2.3 is refused")
+        );
+        plan(
+            "kitchen_id = \"bk-01\"\nstore_ids = [\"a\"]\n\
+             amqp_url = \"amqp://guest:guest@127.0.0.1:5672/%2f\"\n\
+             database_url = \"postgres://bk@localhost/kitchen?sslmode=disable\"\n",
+            None,
+        )
+        .expect("plaintext to loopback is allowed");
+    }
+
+    #[test]
     fn hostnames_from_kitchen_ids() {
         assert_eq!(hostname_for("BK_01"), "kitchen-bk-01");
         assert_eq!(hostname_for("a.b-"), "kitchen-a-b");
@@ -661,6 +693,7 @@ mod tests {
             std::fs::read_to_string(root.join("etc/hostname")).expect("hostname"),
             "kitchen-bk-01\n"
         );
+        assert!(!provision.ca_file.exists(), "no ca_pem, no CA file");
         let config = Config::load(Some(&provision.config_file)).expect("the agent loads it");
         assert!(config.provisioned());
         assert_eq!(
@@ -668,5 +701,73 @@ mod tests {
             Some(error_file.as_path())
         );
         std::fs::remove_dir_all(&root).expect("clean up");
+    }
+
+    #[test]
+    fn the_ca_bundle_is_checked_and_written_to_the_ca_file() {
+        let root = kitchen_testkit::dir::TempDir::new("agent-provision-ca");
+        let root = root.path();
+        let provision = Provision {
+            source: root.join("boot/kitchen.toml"),
+            config_file: root.join("etc/edge-agent/agent.toml"),
+            credstore: root.join("etc/credstore"),
+            etc: root.join("etc"),
+            ca_file: root.join("etc/edge-agent/ca.pem"),
+        };
+        std::fs::create_dir_all(root.join("boot")).expect("dirs");
+        let error_file = root.join("etc/edge-agent/provision-error");
+        let ca = kitchen_testkit::tls::TestCa::new("kitchen test ca");
+        let second = kitchen_testkit::tls::TestCa::new("second ca");
+        let bundle = format!("{}{}", ca.cert_pem(), second.cert_pem());
+
+        // Garbage between the PEM markers: the whole file is refused, nothing written.
+        let garbage = "-----BEGIN CERTIFICATE-----\naGVsbG8gd29ybGQ=\n-----END CERTIFICATE-----\n";
+        std::fs::write(
+            &provision.source,
+            kitchen(&format!("ca_pem = '''\n{garbage}'''\n")),
+        )
+        .expect("bad file");
+        let error = provision.run().expect_err("refused").to_string();
+        assert!(
+            error.starts_with("kitchen.toml refused: ca_pem: certificate 1: "),
+            "{error}"
+        );
+        assert!(!provision.ca_file.exists());
+        assert!(!provision.config_file.exists());
+        assert!(
+            std::fs::read_to_string(&error_file)
+                .expect("recorded")
+                .starts_with("ca_pem: certificate 1: ")
+        );
+        std::fs::write(
+            &provision.source,
+            kitchen("ca_pem = \"not a certificate\"\n"),
+        )
+        .expect("bad file");
+        assert_eq!(
+            provision.run().expect_err("refused").to_string(),
+            "kitchen.toml refused: ca_pem: no PEM certificate (-----BEGIN CERTIFICATE-----) in it"
+        );
+
+        std::fs::write(
+            &provision.source,
+            kitchen(&format!("ca_pem = '''\n{bundle}'''\n")),
+        )
+        .expect("good file");
+        provision.run().expect("applied");
+        assert_eq!(
+            std::fs::read_to_string(&provision.ca_file).expect("written"),
+            bundle
+        );
+        let text = std::fs::read_to_string(&provision.config_file).expect("config");
+        assert!(!text.contains("ca_pem"), "{text}");
+        // The agent reads it as its CA bundle.
+        let config = Config {
+            ca_file: Some(provision.ca_file.clone()),
+            ..Config::default()
+        };
+        let ca_bundle = config.ca_bundle().expect("parses").expect("there");
+        assert_eq!(ca_bundle.certificates, 2);
+        assert_eq!(ca_bundle.pem, bundle);
     }
 }
