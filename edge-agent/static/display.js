@@ -262,9 +262,9 @@ async function pollStatus() {
     ? (notProvisioned ? "Not provisioned: the kitchen.toml on the boot card was refused — " : "A new kitchen.toml was refused (this box keeps its previous setup): ") + body.provision_error
     : PROVISION_TEXT;
   // A link off the box refused by the TLS rule (plaintext or unverified): the box runs without it.
-  const refused = body.links_refused || [];
-  $("links").hidden = refused.length === 0;
-  if (refused.length) $("links").textContent = "Not connecting to head office — the connection settings are not secure, fix them on the box: " + refused.join("; ");
+  const refusedLinks = body.links_refused || [];
+  $("links").hidden = refusedLinks.length === 0;
+  if (refusedLinks.length) $("links").textContent = "Not connecting to head office — the connection settings are not secure, fix them on the box: " + refusedLinks.join("; ");
   showScanners(body.scanners || []);
   // Records on their way to head office: only worth a banner when they have waited too long.
   const sync = body.sync || {};

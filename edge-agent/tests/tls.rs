@@ -4,7 +4,7 @@
 //! trusting the CA through `ca_file` — and refusing a server its CA did not sign, without
 //! falling back to plaintext; the feed over `amqps` through a TLS-terminating proxy in front of
 //! the machine's RabbitMQ; and an agent whose links break the TLS rule still serving the LAN,
-//! saying why.
+//! saying why on `/api/status` and in the station display's banner (headless Chromium).
 
 mod common;
 
@@ -264,6 +264,23 @@ async fn refused_links_leave_the_lan_running_and_say_why() {
     // The LAN is served: the tickets answer, /readyz says why it is not ready.
     let orders = get_json(&format!("{base}/api/orders?state=open")).await;
     assert_eq!(orders["orders"], serde_json::json!([]));
+    // The station display says it in its red banner.
+    let mut tablet = kitchen_testkit::browser::Browser::launch(1280, 900).await;
+    tablet.navigate(&format!("{base}/?station=all")).await;
+    tablet
+        .wait_for_value(
+            "the refused links' banner",
+            Duration::from_secs(20),
+            "(b => b && !b.hidden ? b.textContent : null)(document.querySelector('#links'))",
+            &serde_json::json!(format!(
+                "Not connecting to head office — the connection settings are not secure, fix \
+                 them on the box: {}; {}",
+                status["links_refused"][0].as_str().expect("text"),
+                status["links_refused"][1].as_str().expect("text")
+            )),
+        )
+        .await;
+    tablet.close().await;
     let ready = get_json(&format!("{base}/readyz")).await;
     assert_eq!(
         (ready["ready"].clone(), ready["feed"].clone()),
