@@ -192,6 +192,31 @@ async fn the_feed_consumes_over_amqps_with_the_ca_bundle() {
     let ca_file = files.path().join("ca.pem");
     std::fs::write(&ca_file, ca.cert_pem()).expect("ca written");
     let url = format!("amqps://guest:guest@localhost:{}/%2f", proxy.addr.port());
+    // Without the bundle the proxy's certificate chains to nothing the agent trusts (the web
+    // PKI roots only): the feed stays down.
+    let untrusting = TempDir::new("tls-amqp-untrusting");
+    let config = Config {
+        listen: "127.0.0.1:0".parse().expect("addr"),
+        data_dir: untrusting.path().to_path_buf(),
+        kitchen_id: unique("tls-untrusting"),
+        store_ids: vec![STORE.into()],
+        amqp_url: url.clone(),
+        ca_file: None,
+        ..Config::default()
+    };
+    let app = App::build(config).await.expect("builds");
+    pair_test_manager(untrusting.path());
+    let untrusting_base = format!("http://127.0.0.1:{}", app.port());
+    let token = app.shutdown_token();
+    let handle = tokio::spawn(app.run_until_stopped());
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let status = get_json(&format!("{untrusting_base}/api/status")).await;
+    assert_eq!(
+        (status["feed"].clone(), status["links_refused"].clone()),
+        ("disconnected".into(), serde_json::json!([]))
+    );
+    token.cancel();
+    handle.await.expect("joins").expect("clean stop");
     // Ready means the feed is connected: through the proxy, over TLS.
     let kitchen = TestAgent::start_with(None, &[STORE], move |config| {
         config.amqp_url = url;
