@@ -46,7 +46,6 @@ pub fn parse_ca_pem(pem: &str) -> Result<CaBundle, String> {
 }
 
 /// The links this config opens, each checked: what to connect with, or why not.
-#[derive(Debug)]
 pub struct Links {
     /// The broker link: `Ok` to connect (with `ca_pem`), or why it is refused.
     pub amqp: Result<(), String>,
@@ -57,6 +56,24 @@ pub struct Links {
     pub ca: Option<CaBundle>,
     /// Links allowed but in plaintext off the box (MQTT): logged as warnings.
     pub warnings: Vec<String>,
+}
+
+/// Without the connect options: sqlx's own `Debug` would print the database password.
+impl std::fmt::Debug for Links {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Links")
+            .field("amqp", &self.amqp)
+            .field(
+                "database",
+                &self
+                    .database
+                    .as_ref()
+                    .map(|d| d.as_ref().map(|_| "<options>")),
+            )
+            .field("ca", &self.ca.as_ref().map(|ca| ca.certificates))
+            .field("warnings", &self.warnings)
+            .finish()
+    }
 }
 
 impl Links {
@@ -198,6 +215,7 @@ mod tests {
         let links = local.links().expect("read");
         assert_eq!(links.refusals(), Vec::<String>::new());
         assert!(links.warnings.is_empty());
+        assert!(!format!("{links:?}").contains("pw"), "{links:?}");
     }
 
     #[test]
