@@ -174,6 +174,7 @@ async fn main() -> anyhow::Result<()> {
     let admin_pool = || -> anyhow::Result<sqlx::PgPool> {
         // Database work only: the webhook secret is not needed.
         let config = Config::load_unvalidated(cli.config.as_deref())?;
+        config.check_database_link()?;
         Ok(db::pool(&config.database_url, 1, config.database_timeout)?)
     };
     match command {

@@ -40,7 +40,7 @@ pub const STORE_FILE: &str = "edge-agent.db";
 /// A bound agent, ready to run: store open, reference loaded, listener bound.
 pub struct App {
     config: Config,
-    database_url: Option<String>,
+    links: config::Links,
     listener: TcpListener,
     writer: writer::StoreWriter,
     checkpointer: store::Store,
@@ -108,10 +108,11 @@ impl App {
                 );
             }
         }
-        // Read now so a bad file or credential stops the start with the reason.
-        let database_url = config
-            .sync_database_url()
-            .context("cannot read the database URL")?;
+        // Read now so a bad file or credential stops the start with the reason. A link the
+        // TLS rule refuses does not: the kitchen serves the LAN without it, and /api/status and
+        // the displays say why (as for a refused kitchen.toml).
+        let links = config.links().context("cannot read the database URL")?;
+        let refused = refused_links(&config, &links);
         let fleet = config
             .mqtt_target()
             .context("cannot read the MQTT settings")?
@@ -138,6 +139,7 @@ impl App {
             mqtt: Arc::default(),
             kick: Arc::default(),
             clock,
+            refused: Arc::new(refused),
         };
         let state = http::AppState {
             readers: Arc::new(readers),
@@ -152,7 +154,7 @@ impl App {
         };
         Ok(Self {
             config,
-            database_url,
+            links,
             listener,
             writer,
             checkpointer,
@@ -179,7 +181,7 @@ impl App {
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         let Self {
             config,
-            database_url,
+            links,
             listener,
             writer,
             checkpointer,
@@ -187,12 +189,15 @@ impl App {
             token,
             fleet,
         } = self;
-        let feed = if config.provisioned() {
+        let feed = if config.provisioned() && state.live.refused.feed.is_some() {
+            None
+        } else if config.provisioned() {
             let feed_config = feed::FeedConfig {
                 amqp_url: config.amqp_url.clone(),
                 kitchen_id: config.kitchen_id.clone(),
                 prefetch: config.prefetch,
                 timeout: config.amqp_timeout(),
+                ca_pem: links.ca_pem(),
             };
             let feed = feed::Feed::new(
                 feed_config,
@@ -207,12 +212,12 @@ impl App {
             );
             None
         };
-        let sync = match (&database_url, config.provisioned()) {
-            (Some(url), true) => {
+        let sync = match (links.database, config.provisioned()) {
+            (Some(Ok(options)), true) => {
                 let sync = sync::SyncTask {
                     kitchen_id: config.kitchen_id.clone(),
                     agent_version: env!("CARGO_PKG_VERSION").to_owned(),
-                    pool: sync::pool(url).context("invalid database URL")?,
+                    pool: sync::pool(options),
                     store_path: config.data_dir.join(STORE_FILE),
                     writer: writer.clone(),
                     feed: state.live.feed.clone(),
@@ -226,6 +231,7 @@ impl App {
                 };
                 Some(tokio::spawn(sync.run()))
             }
+            (Some(Err(_)), true) => None,
             (Some(_), false) => {
                 tracing::warn!("not provisioned: not syncing with postgresql");
                 None
@@ -358,6 +364,25 @@ fn resolve_reference(
             })
         }
     }
+}
+
+/// The links the TLS rule refuses (the broker's only matters once provisioned), each logged
+/// once; the plaintext ones allowed off the box (MQTT) are warned about.
+fn refused_links(config: &Config, links: &config::Links) -> status::RefusedLinks {
+    for warning in &links.warnings {
+        tracing::warn!(%warning, "plaintext link off the box");
+    }
+    let refused = status::RefusedLinks {
+        feed: links.amqp.clone().err().filter(|_| config.provisioned()),
+        sync: links
+            .database
+            .as_ref()
+            .and_then(|d| d.as_ref().err().cloned()),
+    };
+    for reason in refused.reasons() {
+        tracing::error!(%reason, "link refused: the agent runs without it");
+    }
+    refused
 }
 
 /// Why the last `kitchen.toml` was refused, if `edge-agent provision` recorded a reason.

@@ -27,6 +27,10 @@ enum Command {
         /// Do not fail on a refused reference file (the agent runs on its cached copy then).
         #[arg(long)]
         skip_reference: bool,
+        /// Do not fail on a refused link (plaintext or unverified TLS off the box, a bad CA
+        /// bundle): the agent serves the LAN without it and its displays say why.
+        #[arg(long)]
+        skip_links: bool,
     },
     /// Pair a device on the console (works while the agent runs): prints its token as the last
     /// word of the last line. The token is shown once; keep it like a password.
@@ -64,6 +68,9 @@ enum Command {
         /// The directory holding `hostname` and `hosts`.
         #[arg(long, default_value = "/etc")]
         etc: PathBuf,
+        /// Where `kitchen.toml`'s `ca_pem` (the CA bundle) is written.
+        #[arg(long, default_value = edge_agent::config::DEFAULT_CA_FILE)]
+        ca_file: PathBuf,
     },
 }
 
@@ -88,10 +95,14 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     kitchen_daemon::logging::init(false);
     match cli.command.unwrap_or(Command::Run) {
-        Command::CheckConfig { skip_reference } => {
+        Command::CheckConfig {
+            skip_reference,
+            skip_links,
+        } => {
             let config = edge_agent::Config::load(cli.config.as_deref())?;
-            let summary = edge_agent::provision::check_config(&config, !skip_reference)
-                .map_err(|reason| anyhow::anyhow!("invalid config: {reason}"))?;
+            let summary =
+                edge_agent::provision::check_config(&config, !skip_reference, !skip_links)
+                    .map_err(|reason| anyhow::anyhow!("invalid config: {reason}"))?;
             println!("{summary}");
             Ok(())
         }
@@ -99,6 +110,7 @@ async fn main() -> anyhow::Result<()> {
             from,
             credstore,
             etc,
+            ca_file,
         } => {
             let config_file = cli
                 .config
@@ -108,6 +120,7 @@ async fn main() -> anyhow::Result<()> {
                 config_file,
                 credstore,
                 etc,
+                ca_file,
             };
             match provision.run().context("provisioning failed")? {
                 edge_agent::provision::Outcome::NothingToDo => {

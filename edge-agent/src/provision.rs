@@ -12,6 +12,10 @@
 //! `config::CREDENTIALS` (`amqp_url`, `database_url`: they carry passwords; `pairing_code`,
 //! `mqtt_password`) are secrets: they go to
 //! `<credstore>/edge-agent.<key>` (mode 0600), never into the config file or an error message.
+//! `ca_pem` (optional) is the PEM bundle of the CA that signed the broker's and PostgreSQL's
+//! certificates: checked (at least one certificate, each parsing), then written to `ca_file`
+//! (`/etc/edge-agent/ca.pem`), where the agent looks for it. The links must follow the TLS rule
+//! (`amqps`, `sslmode=verify-full` off the box) or the whole file is refused.
 
 use std::{
     io::Write as _,
@@ -33,6 +37,9 @@ pub struct Provision {
     pub credstore: PathBuf,
     /// Holds `hostname` and `hosts` (`/etc`).
     pub etc: PathBuf,
+    /// Where `kitchen.toml`'s `ca_pem` goes (`/etc/edge-agent/ca.pem`, the agent's default
+    /// `ca_file`).
+    pub ca_file: PathBuf,
 }
 
 /// What a run did.
@@ -70,12 +77,20 @@ pub struct Plan {
     pub stores: usize,
     /// The reference file the config names, to check it loads.
     pub reference_file: Option<PathBuf>,
+    /// The CA bundle (`ca_pem`), checked, to write to `ca_file`.
+    pub ca_pem: Option<String>,
 }
 
 /// What `edge-agent check-config` prints for a loaded config, after the checks `run` cannot
-/// make at load time: the broker URL parses and (with `check_reference`) the reference file
-/// loads. The URL itself is never shown: it holds the password.
-pub fn check_config(config: &Config, check_reference: bool) -> Result<String, String> {
+/// make at load time: the broker URL parses, the links off the box use verified TLS and the CA
+/// bundle parses (with `check_links`; without, the unit's `--skip-links`, a refused link is
+/// named in the summary: the agent runs without it), and (with `check_reference`) the
+/// reference file loads. The URL itself is never shown: it holds the password.
+pub fn check_config(
+    config: &Config,
+    check_reference: bool,
+    check_links: bool,
+) -> Result<String, String> {
     let mut parts = vec![
         format!("listen {}", config.listen),
         format!("data {}", config.data_dir.display()),
@@ -92,6 +107,15 @@ pub fn check_config(config: &Config, check_reference: bool) -> Result<String, St
         ));
     } else {
         parts.push("not provisioned (no kitchen_id/store_ids)".into());
+    }
+    let links = config.links().map_err(|error| error.to_string())?;
+    let mut refusals = links.refusals();
+    if !config.provisioned() {
+        // Without a kitchen the feed never connects: only the database link matters.
+        refusals.retain(|reason| !reason.starts_with("amqp_url"));
+    }
+    if check_links && let Some(reason) = refusals.first() {
+        return Err(reason.clone());
     }
     match &config.reference_file {
         Some(file) if check_reference => {
@@ -119,6 +143,19 @@ pub fn check_config(config: &Config, check_reference: bool) -> Result<String, St
             }
         )),
         None => parts.push("no fleet channel".into()),
+    }
+    parts.push(match &links.ca {
+        Some(ca) => format!("ca bundle ({} certificates)", ca.certificates),
+        None => "no ca bundle".into(),
+    });
+    if !refusals.is_empty() {
+        parts.push(format!(
+            "links refused (the agent runs without them): {}",
+            refusals.join("; ")
+        ));
+    }
+    for warning in &links.warnings {
+        tracing::warn!(%warning, "plaintext link off the box");
     }
     parts.push(format!("{} scanners", config.scanners.len()));
     Ok(format!("config ok: {}", parts.join(", ")))
@@ -150,6 +187,14 @@ pub fn plan(kitchen_toml: &str, current_config: Option<&str>) -> Result<Plan, St
             Some(_) => return Err(format!("{name} must be a non-empty string")),
         }
     }
+    let ca_pem = match kitchen.remove("ca_pem") {
+        None => None,
+        Some(toml::Value::String(pem)) => {
+            crate::config::parse_ca_pem(&pem).map_err(|reason| format!("ca_pem: {reason}"))?;
+            Some(pem)
+        }
+        Some(_) => return Err("ca_pem must be a string (the PEM text)".into()),
+    };
     for (key, value) in kitchen {
         merged.insert(key, value);
     }
@@ -168,6 +213,11 @@ pub fn plan(kitchen_toml: &str, current_config: Option<&str>) -> Result<Plan, St
     check_kitchen_id(&config.kitchen_id)?;
     if config.amqp_url.parse::<lapin::uri::AMQPUri>().is_err() {
         return Err(AMQP_URL_EXPECTED.into());
+    }
+    // The links as the agent would refuse them (the CA bundle is checked above, not read).
+    kitchen_daemon::links::check_amqp_url("amqp_url", &config.amqp_url)?;
+    if let Some(url) = &config.database_url {
+        kitchen_cloud_schema::connect::checked_options("database_url", url)?;
     }
     let hostname = match hostname {
         Some(name) => {
@@ -189,6 +239,7 @@ pub fn plan(kitchen_toml: &str, current_config: Option<&str>) -> Result<Plan, St
         kitchen_id: config.kitchen_id,
         stores: config.store_ids.len(),
         reference_file: config.reference_file,
+        ca_pem,
     })
 }
 
@@ -257,6 +308,7 @@ impl Provision {
             config_file,
             credstore: PathBuf::from("/etc/credstore"),
             etc: PathBuf::from("/etc"),
+            ca_file: PathBuf::from(crate::config::DEFAULT_CA_FILE),
         }
     }
 
@@ -293,6 +345,10 @@ impl Provision {
             create_private_dir(&self.credstore)?;
             let path = self.credstore.join(format!("edge-agent.{name}"));
             write_atomic(&path, format!("{value}\n").as_bytes(), 0o600)?;
+        }
+        if let Some(pem) = &plan.ca_pem {
+            // Public certificates, not secrets: readable by the agent's dynamic user.
+            write_atomic(&self.ca_file, pem.as_bytes(), 0o644)?;
         }
         write_atomic(&self.config_file, plan.config_text.as_bytes(), 0o644)?;
         write_atomic(
@@ -527,6 +583,38 @@ mod tests {
     }
 
     #[test]
+    fn links_must_follow_the_tls_rule() {
+        let refused = |extra: &str| {
+            let text = format!("kitchen_id = \"bk-01\"\nstore_ids = [\"a\"]\n{extra}");
+            let reason = plan(&text, None).expect_err(&text);
+            assert!(!reason.contains(SECRET), "{reason:?} leaks the secret");
+            reason
+        };
+        assert_eq!(
+            refused(&format!(
+                "amqp_url = \"amqp://bk:{SECRET}@10.1.2.3:5672/%2f\"\n"
+            )),
+            "amqp_url: plaintext amqp:// to 10.1.2.3 is refused: a link off the box must use \
+             amqps:// (TLS with the broker's certificate verified); amqp:// is allowed to \
+             127.0.0.0/8, ::1 or localhost only"
+        );
+        assert!(
+            refused(&format!(
+                "amqp_url = \"amqps://bk:pw@broker:5671/%2f\"\n\
+                 database_url = \"postgres://bk:{SECRET}@10.1.2.3/kitchen?sslmode=require\"\n"
+            ))
+            .starts_with("database_url: sslmode=require to 10.1.2.3 is refused")
+        );
+        plan(
+            "kitchen_id = \"bk-01\"\nstore_ids = [\"a\"]\n\
+             amqp_url = \"amqp://guest:guest@127.0.0.1:5672/%2f\"\n\
+             database_url = \"postgres://bk@localhost/kitchen?sslmode=disable\"\n",
+            None,
+        )
+        .expect("plaintext to loopback is allowed");
+    }
+
+    #[test]
     fn hostnames_from_kitchen_ids() {
         assert_eq!(hostname_for("BK_01"), "kitchen-bk-01");
         assert_eq!(hostname_for("a.b-"), "kitchen-a-b");
@@ -549,6 +637,7 @@ mod tests {
             config_file: root.join("etc/edge-agent/agent.toml"),
             credstore: root.join("etc/credstore"),
             etc: root.join("etc"),
+            ca_file: root.join("etc/edge-agent/ca.pem"),
         };
         std::fs::create_dir_all(root.join("boot")).expect("dirs");
         std::fs::create_dir_all(root.join("etc/edge-agent")).expect("dirs");
@@ -604,6 +693,7 @@ mod tests {
             std::fs::read_to_string(root.join("etc/hostname")).expect("hostname"),
             "kitchen-bk-01\n"
         );
+        assert!(!provision.ca_file.exists(), "no ca_pem, no CA file");
         let config = Config::load(Some(&provision.config_file)).expect("the agent loads it");
         assert!(config.provisioned());
         assert_eq!(
@@ -611,5 +701,73 @@ mod tests {
             Some(error_file.as_path())
         );
         std::fs::remove_dir_all(&root).expect("clean up");
+    }
+
+    #[test]
+    fn the_ca_bundle_is_checked_and_written_to_the_ca_file() {
+        let root = kitchen_testkit::dir::TempDir::new("agent-provision-ca");
+        let root = root.path();
+        let provision = Provision {
+            source: root.join("boot/kitchen.toml"),
+            config_file: root.join("etc/edge-agent/agent.toml"),
+            credstore: root.join("etc/credstore"),
+            etc: root.join("etc"),
+            ca_file: root.join("etc/edge-agent/ca.pem"),
+        };
+        std::fs::create_dir_all(root.join("boot")).expect("dirs");
+        let error_file = root.join("etc/edge-agent/provision-error");
+        let ca = kitchen_testkit::tls::TestCa::new("kitchen test ca");
+        let second = kitchen_testkit::tls::TestCa::new("second ca");
+        let bundle = format!("{}{}", ca.cert_pem(), second.cert_pem());
+
+        // Garbage between the PEM markers: the whole file is refused, nothing written.
+        let garbage = "-----BEGIN CERTIFICATE-----\naGVsbG8gd29ybGQ=\n-----END CERTIFICATE-----\n";
+        std::fs::write(
+            &provision.source,
+            kitchen(&format!("ca_pem = '''\n{garbage}'''\n")),
+        )
+        .expect("bad file");
+        let error = provision.run().expect_err("refused").to_string();
+        assert!(
+            error.starts_with("kitchen.toml refused: ca_pem: certificate 1: "),
+            "{error}"
+        );
+        assert!(!provision.ca_file.exists());
+        assert!(!provision.config_file.exists());
+        assert!(
+            std::fs::read_to_string(&error_file)
+                .expect("recorded")
+                .starts_with("ca_pem: certificate 1: ")
+        );
+        std::fs::write(
+            &provision.source,
+            kitchen("ca_pem = \"not a certificate\"\n"),
+        )
+        .expect("bad file");
+        assert_eq!(
+            provision.run().expect_err("refused").to_string(),
+            "kitchen.toml refused: ca_pem: no PEM certificate (-----BEGIN CERTIFICATE-----) in it"
+        );
+
+        std::fs::write(
+            &provision.source,
+            kitchen(&format!("ca_pem = '''\n{bundle}'''\n")),
+        )
+        .expect("good file");
+        provision.run().expect("applied");
+        assert_eq!(
+            std::fs::read_to_string(&provision.ca_file).expect("written"),
+            bundle
+        );
+        let text = std::fs::read_to_string(&provision.config_file).expect("config");
+        assert!(!text.contains("ca_pem"), "{text}");
+        // The agent reads it as its CA bundle.
+        let config = Config {
+            ca_file: Some(provision.ca_file.clone()),
+            ..Config::default()
+        };
+        let ca_bundle = config.ca_bundle().expect("parses").expect("there");
+        assert_eq!(ca_bundle.certificates, 2);
+        assert_eq!(ca_bundle.pem, bundle);
     }
 }

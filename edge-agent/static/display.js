@@ -261,6 +261,10 @@ async function pollStatus() {
   if (!$("provision").hidden) $("provision").textContent = body.provision_error
     ? (notProvisioned ? "Not provisioned: the kitchen.toml on the boot card was refused — " : "A new kitchen.toml was refused (this box keeps its previous setup): ") + body.provision_error
     : PROVISION_TEXT;
+  // A link off the box refused by the TLS rule (plaintext or unverified): the box runs without it.
+  const refusedLinks = body.links_refused || [];
+  $("links").hidden = refusedLinks.length === 0;
+  if (refusedLinks.length) $("links").textContent = "Not connecting to head office — the connection settings are not secure, fix them on the box: " + refusedLinks.join("; ");
   showScanners(body.scanners || []);
   // Records on their way to head office: only worth a banner when they have waited too long.
   const sync = body.sync || {};

@@ -53,6 +53,7 @@ fn feed_config() -> (FeedConfig, String, BrokerObjects) {
         kitchen_id: kitchen_id.clone(),
         prefetch: 32,
         timeout: Duration::from_secs(5),
+        ca_pem: None,
     };
     let exchange = format!("{kitchen_id}.structured_order_data");
     let broker = BrokerObjects::new();

@@ -127,6 +127,94 @@ fn check_config_summarises_a_good_config_and_refuses_a_bad_one() {
 }
 
 #[test]
+fn check_config_refuses_plaintext_and_unverified_links_off_the_box() {
+    let dir = TempDir::new("links");
+    let provisioned = |command: &mut Command| -> Output {
+        check_config(
+            command
+                .env("KITCHEN_ID", "bk-01")
+                .env("STORE_IDS", "kitchen-bk-01"),
+        )
+    };
+    let refused = |output: Output, expected: &str| {
+        assert!(!output.status.success(), "{}", text(&output.stdout));
+        let stderr = text(&output.stderr);
+        assert!(
+            stderr.contains(&format!("invalid config: {expected}")),
+            "{stderr}"
+        );
+        assert!(!stderr.contains(SECRET), "{stderr}");
+    };
+    refused(
+        provisioned(agent(&dir.0).env("AMQP_URL", format!("amqp://bk:{SECRET}@10.1.2.3:5672/%2f"))),
+        "amqp_url: plaintext amqp:// to 10.1.2.3 is refused: a link off the box must use \
+         amqps:// (TLS with the broker's certificate verified); amqp:// is allowed to \
+         127.0.0.0/8, ::1 or localhost only",
+    );
+    refused(
+        provisioned(agent(&dir.0).env(
+            "AGENT_DATABASE_URL",
+            format!("postgres://bk:{SECRET}@10.1.2.3:5432/kitchen?sslmode=prefer"),
+        )),
+        "database_url: sslmode=prefer to 10.1.2.3 is refused: a link off the box needs \
+         sslmode=verify-full (TLS with the server's certificate and host name verified); \
+         other modes are allowed to 127.0.0.0/8, ::1 or localhost only",
+    );
+    // A CA bundle that is not one: both verified links would be unverifiable.
+    let bad_ca = dir.0.join("ca.pem");
+    std::fs::write(&bad_ca, "not a certificate\n").expect("write");
+    refused(
+        provisioned(agent(&dir.0).env("AGENT_CA_FILE", &bad_ca)),
+        &format!(
+            "ca_file {}: no PEM certificate (-----BEGIN CERTIFICATE-----) in it: not \
+             connecting until it is fixed",
+            bad_ca.display()
+        ),
+    );
+    // Plaintext to loopback is fine; verified TLS off the box too.
+    for (amqp, database) in [
+        (
+            "amqp://guest:guest@127.0.0.1:5672/%2f",
+            "postgres://bk@localhost:5432/kitchen?sslmode=disable",
+        ),
+        (
+            "amqps://bk:pw@broker.example.com:5671/%2f",
+            "postgres://bk:pw@db.example.com/kitchen?sslmode=verify-full",
+        ),
+    ] {
+        let output = provisioned(
+            agent(&dir.0)
+                .env("AMQP_URL", amqp)
+                .env("AGENT_DATABASE_URL", database),
+        );
+        assert!(output.status.success(), "{amqp}: {}", text(&output.stderr));
+        assert!(
+            text(&output.stdout).contains(", no ca bundle, "),
+            "{}",
+            text(&output.stdout)
+        );
+    }
+    // The unit's ExecStartPre: --skip-links passes and names what the agent will run without.
+    let output = agent(&dir.0)
+        .env("KITCHEN_ID", "bk-01")
+        .env("STORE_IDS", "kitchen-bk-01")
+        .env("AMQP_URL", format!("amqp://bk:{SECRET}@10.1.2.3:5672/%2f"))
+        .args(["check-config", "--skip-links"])
+        .output()
+        .expect("runs");
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let stdout = text(&output.stdout);
+    assert!(
+        stdout.contains(
+            ", links refused (the agent runs without them): amqp_url: plaintext amqp:// to \
+             10.1.2.3 is refused"
+        ),
+        "{stdout}"
+    );
+    assert!(!stdout.contains(SECRET));
+}
+
+#[test]
 fn tells_systemd_ready_pings_the_watchdog_and_says_stopping() {
     let dir = TempDir::new("notify");
     let socket_path = dir.0.join("notify.sock");

@@ -4,8 +4,9 @@
 //! (`dir`), a TCP proxy a test cuts (`proxy`), pseudo-terminals as serial scanners (`pty`),
 //! HTTP and SSE clients (`http`), headless Chromium over the DevTools pipe (`browser`),
 //! `OrderEvent` builders (`events`), a test double of Otter's API (`otter`), a Mosquitto broker
-//! of the test's own with the shipped ACL (`mqtt`) and the benchmarks' knobs and statistics
-//! (`bench`).
+//! of the test's own with the shipped ACL (`mqtt`), TLS made in the test — a CA, server
+//! certificates and a TLS-terminating proxy (`tls`) — and a PostgreSQL cluster of the test's
+//! own with TLS on (`pg_cluster`), and the benchmarks' knobs and statistics (`bench`).
 //!
 //! Every resource a test makes here is removed when its guard drops, also when the test fails.
 //! This crate depends on neither `cloud-relay` nor `edge-agent` (see its `Cargo.toml`).
@@ -20,8 +21,10 @@ pub mod http;
 pub mod mqtt;
 pub mod names;
 pub mod otter;
+pub mod pg_cluster;
 pub mod proxy;
 pub mod pty;
+pub mod tls;
 
 use std::future::Future;
 

@@ -391,7 +391,28 @@ impl Config {
         }
         self.otter_api.validate()?;
         self.broker_admin.validate()?;
-        self.mqtt.validate()
+        self.mqtt.validate()?;
+        self.check_database_link()?;
+        self.check_amqp_link()
+    }
+
+    /// The TLS rule for the PostgreSQL link (`kitchen_daemon::links`): `sslmode=verify-full`
+    /// unless the host is loopback. Also what the database-only subcommands check.
+    pub fn check_database_link(&self) -> Result<(), ConfigError> {
+        use secrecy::ExposeSecret;
+        kitchen_cloud_schema::connect::checked_options(
+            "DATABASE_URL",
+            self.database_url.expose_secret(),
+        )
+        .map(drop)
+        .map_err(ConfigError::Invalid)
+    }
+
+    /// The TLS rule for the broker link: `amqps://` unless the host is loopback.
+    pub fn check_amqp_link(&self) -> Result<(), ConfigError> {
+        use secrecy::ExposeSecret;
+        kitchen_daemon::links::check_amqp_url("AMQP_URL", self.amqp_url.expose_secret())
+            .map_err(ConfigError::Invalid)
     }
 }
 

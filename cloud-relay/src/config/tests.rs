@@ -219,3 +219,56 @@ fn secrets_are_not_printed() {
     assert!(!printed.contains("hunter3"), "{printed}");
     assert!(!printed.contains("guest:guest"), "{printed}");
 }
+
+#[test]
+fn links_off_the_machine_need_verified_tls() {
+    let with = |database_url: &str, amqp_url: &str| Config {
+        otter_webhook_secret: Some(SecretString::from("s")),
+        database_url: SecretString::from(database_url),
+        amqp_url: SecretString::from(amqp_url),
+        ..Config::default()
+    };
+    let refused = |config: Config| config.validate().expect_err("refused").to_string();
+    assert_eq!(
+        refused(with(
+            "postgres://relay:s3cret@10.1.2.3:5432/kitchen?sslmode=prefer",
+            "amqps://relay:pw@broker.example.com/%2f"
+        )),
+        "invalid config: DATABASE_URL: sslmode=prefer to 10.1.2.3 is refused: a link off the \
+         box needs sslmode=verify-full (TLS with the server's certificate and host name \
+         verified); other modes are allowed to 127.0.0.0/8, ::1 or localhost only"
+    );
+    assert_eq!(
+        refused(with(
+            "postgres://relay:pw@db.example.com/kitchen?sslmode=verify-full",
+            "amqp://relay:s3cret@10.1.2.3:5672/%2f"
+        )),
+        "invalid config: AMQP_URL: plaintext amqp:// to 10.1.2.3 is refused: a link off the box \
+         must use amqps:// (TLS with the broker's certificate verified); amqp:// is allowed to \
+         127.0.0.0/8, ::1 or localhost only"
+    );
+    with(
+        "postgres://relay:pw@db.example.com/kitchen?sslmode=verify-full",
+        "amqps://relay:pw@broker.example.com/%2f",
+    )
+    .validate()
+    .expect("verified TLS off the machine");
+    // The defaults: plaintext to loopback.
+    with(
+        "postgres://postgres@127.0.0.1:5432/kitchen",
+        "amqp://guest:guest@localhost:5672/%2f",
+    )
+    .validate()
+    .expect("loopback");
+    let config = with(
+        "postgres://relay:s3cret@db.example.com/kitchen",
+        "amqp://guest:guest@127.0.0.1/%2f",
+    );
+    assert!(
+        config
+            .check_database_link()
+            .expect_err("the database-only subcommands check too")
+            .to_string()
+            .contains("sslmode=prefer to db.example.com")
+    );
+}

@@ -5,9 +5,11 @@ use std::{net::SocketAddr, path::PathBuf, time::Duration};
 use serde::Deserialize;
 
 mod derived;
+mod links;
 mod mqtt;
 mod scanner;
 
+pub use links::{CaBundle, DEFAULT_CA_FILE, Links, parse_ca_pem};
 pub use mqtt::{MQTT_URL_EXPECTED, MqttTarget, check_mqtt_kitchen_id, parse_mqtt_url};
 pub use scanner::{ScannerConfig, Suffix};
 
@@ -115,6 +117,11 @@ pub struct Config {
     pub mqtt_password: Option<String>,
     /// A file holding the MQTT password (`MQTT_PASSWORD_FILE`).
     pub mqtt_password_file: Option<PathBuf>,
+    /// PEM bundle of the CA certificates the broker (`amqps`) and PostgreSQL (`verify-full`)
+    /// links trust besides the web PKI roots (`AGENT_CA_FILE`; empty: none). The default,
+    /// `/etc/edge-agent/ca.pem` (written by provisioning from `kitchen.toml`'s `ca_pem`), is
+    /// used when it exists; another path must exist.
+    pub ca_file: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -156,6 +163,7 @@ impl Default for Config {
             mqtt_url: None,
             mqtt_password: None,
             mqtt_password_file: None,
+            ca_file: Some(PathBuf::from(DEFAULT_CA_FILE)),
         }
     }
 }
@@ -381,6 +389,9 @@ impl Config {
         if let Some(value) = lookup("MQTT_PASSWORD_FILE") {
             self.mqtt_password_file =
                 Some(PathBuf::from(value)).filter(|p| !p.as_os_str().is_empty());
+        }
+        if let Some(value) = lookup("AGENT_CA_FILE") {
+            self.ca_file = links::ca_file_from_env(&value);
         }
         if let Some(value) = lookup("AGENT_DAY_END") {
             self.day_end = value;

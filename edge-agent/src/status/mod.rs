@@ -18,7 +18,7 @@ pub use feed::FeedStats;
 pub use kick::{Asked, Done, SyncKick, Work};
 pub use mqtt::MqttStats;
 pub use reference::{ReferenceCell, ReferenceStatus};
-pub use report::{Live, StoreFacts};
+pub use report::{Live, RefusedLinks, StoreFacts};
 pub use scanners::{Link, ScannerStatus, Scanners};
 pub use streams::StreamStats;
 pub use sync::SyncStats;

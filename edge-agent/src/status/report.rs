@@ -34,6 +34,28 @@ pub struct Live {
     pub kick: Arc<SyncKick>,
     /// Whether the clock is known good.
     pub clock: Arc<ClockState>,
+    /// Links the TLS rule refused at start: the agent runs without them.
+    pub refused: Arc<RefusedLinks>,
+}
+
+/// Why a link is not opened (docs/security.md, "TLS off the box"): plaintext or unverified TLS
+/// off the box, or a CA bundle that does not parse. Set once at start.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RefusedLinks {
+    /// The broker (`amqp_url`): no feed.
+    pub feed: Option<String>,
+    /// PostgreSQL (`database_url`): no sync.
+    pub sync: Option<String>,
+}
+
+impl RefusedLinks {
+    pub fn reasons(&self) -> Vec<&str> {
+        self.feed
+            .iter()
+            .chain(&self.sync)
+            .map(String::as_str)
+            .collect()
+    }
 }
 
 /// What the status document needs from the store, read by the caller.
@@ -46,10 +68,12 @@ pub struct StoreFacts {
 }
 
 impl Live {
-    /// `connected`, `disconnected` or `not provisioned`.
+    /// `connected`, `disconnected`, `refused` (the TLS rule) or `not provisioned`.
     pub fn feed_state(&self) -> &'static str {
         if !self.provisioned {
             "not provisioned"
+        } else if self.refused.feed.is_some() {
+            "refused"
         } else if self.feed.connected.load(Ordering::Relaxed) {
             "connected"
         } else {
@@ -57,9 +81,11 @@ impl Live {
         }
     }
 
-    /// `connected`, `disconnected` or `not configured`.
+    /// `connected`, `disconnected`, `refused` (the TLS rule) or `not configured`.
     pub fn sync_state(&self) -> &'static str {
-        if !self.sync.configured.load(Ordering::Relaxed) {
+        if self.refused.sync.is_some() {
+            "refused"
+        } else if !self.sync.configured.load(Ordering::Relaxed) {
             "not configured"
         } else if self.sync.connected.load(Ordering::Relaxed) {
             "connected"
@@ -111,6 +137,7 @@ impl Live {
             "kitchen_id": self.kitchen_id,
             "provisioned": self.provisioned,
             "provision_error": self.provision_error,
+            "links_refused": self.refused.reasons(),
             "feed": self.feed_state(),
             "reference": self.reference_text(),
             "sequence_gaps": facts.gaps,

@@ -22,7 +22,10 @@ use kitchen_daemon::{
     backoff::{Backoff, Spread},
     sync::LockExt,
 };
-use sqlx::{PgPool, Postgres, Transaction, postgres::PgPoolOptions};
+use sqlx::{
+    PgPool, Postgres, Transaction,
+    postgres::{PgConnectOptions, PgPoolOptions},
+};
 use tokio_util::sync::CancellationToken;
 
 mod otter;
@@ -67,12 +70,13 @@ pub struct SyncTask {
     pub token: CancellationToken,
 }
 
-/// A lazy pool to the cloud database: nothing connects until the sync asks.
-pub fn pool(url: &str) -> Result<PgPool, sqlx::Error> {
+/// A lazy pool to the cloud database: nothing connects until the sync asks. `options` are the
+/// config's checked ones (`Config::links`: `verify-full` off the box, the CA bundle added).
+pub fn pool(options: PgConnectOptions) -> PgPool {
     PgPoolOptions::new()
         .max_connections(2)
         .acquire_timeout(Duration::from_secs(5))
-        .connect_lazy(url)
+        .connect_lazy_with(options)
 }
 
 #[derive(Debug, thiserror::Error)]
