@@ -71,6 +71,9 @@ enum Command {
         /// Where `kitchen.toml`'s `ca_pem` (the CA bundle) is written.
         #[arg(long, default_value = edge_agent::config::DEFAULT_CA_FILE)]
         ca_file: PathBuf,
+        /// The time zone database `time_zone` is looked up in.
+        #[arg(long, default_value = "/usr/share/zoneinfo")]
+        zoneinfo: PathBuf,
     },
 }
 
@@ -111,6 +114,7 @@ async fn main() -> anyhow::Result<()> {
             credstore,
             etc,
             ca_file,
+            zoneinfo,
         } => {
             let config_file = cli
                 .config
@@ -121,6 +125,7 @@ async fn main() -> anyhow::Result<()> {
                 credstore,
                 etc,
                 ca_file,
+                zoneinfo,
             };
             match provision.run().context("provisioning failed")? {
                 edge_agent::provision::Outcome::NothingToDo => {

@@ -40,6 +40,9 @@ pub struct Provision {
     /// Where `kitchen.toml`'s `ca_pem` goes (`/etc/edge-agent/ca.pem`, the agent's default
     /// `ca_file`).
     pub ca_file: PathBuf,
+    /// The time zone database (`/usr/share/zoneinfo`, Debian's `tzdata`): `time_zone` must
+    /// name a zone in it, and `etc/localtime` links to it.
+    pub zoneinfo: PathBuf,
 }
 
 /// What a run did.
@@ -79,6 +82,9 @@ pub struct Plan {
     pub reference_file: Option<PathBuf>,
     /// The CA bundle (`ca_pem`), checked, to write to `ca_file`.
     pub ca_pem: Option<String>,
+    /// The kitchen's time zone (`time_zone`, e.g. `Europe/London`): use-by days, day parts
+    /// and the end of the day turn at its midnight, not UTC's.
+    pub time_zone: Option<String>,
 }
 
 /// What `edge-agent check-config` prints for a loaded config, after the checks `run` cannot
@@ -187,6 +193,14 @@ pub fn plan(kitchen_toml: &str, current_config: Option<&str>) -> Result<Plan, St
             Some(_) => return Err(format!("{name} must be a non-empty string")),
         }
     }
+    let time_zone = match kitchen.remove("time_zone") {
+        None => None,
+        Some(toml::Value::String(zone)) => {
+            check_time_zone(&zone)?;
+            Some(zone)
+        }
+        Some(_) => return Err("time_zone must be a string (e.g. \"Europe/London\")".into()),
+    };
     let ca_pem = match kitchen.remove("ca_pem") {
         None => None,
         Some(toml::Value::String(pem)) => {
@@ -240,7 +254,30 @@ pub fn plan(kitchen_toml: &str, current_config: Option<&str>) -> Result<Plan, St
         stores: config.store_ids.len(),
         reference_file: config.reference_file,
         ca_pem,
+        time_zone,
     })
+}
+
+/// A time zone name as the tz database spells them (`Europe/London`, `America/Port-au-Prince`,
+/// `Etc/GMT+5`, `UTC`): nothing that could leave the database's directory.
+fn check_time_zone(zone: &str) -> Result<(), String> {
+    let fits = !zone.is_empty()
+        && zone.len() <= 64
+        && zone.split('/').all(|part| {
+            !part.is_empty()
+                && part != "."
+                && part != ".."
+                && part
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '+' | '.'))
+        });
+    if fits {
+        Ok(())
+    } else {
+        Err(format!(
+            "time_zone {zone:?} is not a time zone name (like \"Europe/London\")"
+        ))
+    }
 }
 
 /// Parses TOML, reporting the line and the parser's message but never the quoted line (which
@@ -309,6 +346,7 @@ impl Provision {
             credstore: PathBuf::from("/etc/credstore"),
             etc: PathBuf::from("/etc"),
             ca_file: PathBuf::from(crate::config::DEFAULT_CA_FILE),
+            zoneinfo: PathBuf::from("/usr/share/zoneinfo"),
         }
     }
 
@@ -332,6 +370,14 @@ impl Provision {
             if let Some(file) = &plan.reference_file {
                 Reference::load(file).map_err(|error| error.to_string())?;
             }
+            if let Some(zone) = &plan.time_zone
+                && !is_zone_file(&self.zoneinfo.join(zone))
+            {
+                return Err(format!(
+                    "time_zone {zone:?} is not in the time zone database ({})",
+                    self.zoneinfo.display()
+                ));
+            }
             Ok(plan)
         });
         let plan = match checked {
@@ -351,6 +397,15 @@ impl Provision {
             write_atomic(&self.ca_file, pem.as_bytes(), 0o644)?;
         }
         write_atomic(&self.config_file, plan.config_text.as_bytes(), 0o644)?;
+        if let Some(zone) = &plan.time_zone {
+            // What `timedatectl set-timezone` does: the link, and Debian's name file.
+            link_atomic(&self.etc.join("localtime"), &self.zoneinfo.join(zone))?;
+            write_atomic(
+                &self.etc.join("timezone"),
+                format!("{zone}\n").as_bytes(),
+                0o644,
+            )?;
+        }
         write_atomic(
             &self.etc.join("hostname"),
             format!("{}\n", plan.hostname).as_bytes(),
@@ -363,7 +418,9 @@ impl Provision {
             with_host(&hosts, &plan.hostname).as_bytes(),
             0o644,
         )?;
-        // The secrets are safe in the credential store now: take them off the card.
+        // The secrets are safe in the credential store now: take them off the card, overwritten
+        // first (an unlink on FAT leaves the data in free clusters, recoverable).
+        scrub(&self.source)?;
         remove(&self.source)?;
         remove(&error_file)?;
         Ok(Outcome::Provisioned {
@@ -448,6 +505,49 @@ fn write_atomic(path: &Path, contents: &[u8], mode: u32) -> Result<(), Provision
         std::fs::File::open(dir)?.sync_all()
     };
     write().map_err(|error| write_error(path, &error))
+}
+
+/// Whether `path` is a compiled tz database file (its `TZif` magic).
+fn is_zone_file(path: &Path) -> bool {
+    use std::io::Read as _;
+    let mut magic = [0u8; 4];
+    std::fs::File::open(path)
+        .and_then(|mut file| file.read_exact(&mut magic))
+        .is_ok_and(|()| &magic == b"TZif")
+}
+
+/// Points the symlink `path` at `target`, replacing what is there in one rename.
+fn link_atomic(path: &Path, target: &Path) -> Result<(), ProvisionError> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let temporary = dir.join(".localtime.provision");
+    let link = || -> std::io::Result<()> {
+        let _ = std::fs::remove_file(&temporary);
+        std::os::unix::fs::symlink(target, &temporary)?;
+        std::fs::rename(&temporary, path)?;
+        std::fs::File::open(dir)?.sync_all()
+    };
+    link().map_err(|error| write_error(path, &error))
+}
+
+/// Overwrites the file's bytes in place with zeros and syncs them, so its content is gone from
+/// the medium before it is unlinked (FAT rewrites a file's own clusters in place).
+fn scrub(path: &Path) -> Result<(), ProvisionError> {
+    let overwrite = || -> std::io::Result<()> {
+        let mut file = std::fs::OpenOptions::new().write(true).open(path)?;
+        let len = file.metadata()?.len();
+        let zeros = vec![0u8; 64 * 1024];
+        let mut left = len;
+        while left > 0 {
+            let n = left.min(zeros.len() as u64) as usize;
+            file.write_all(&zeros[..n])?;
+            left -= n as u64;
+        }
+        file.sync_all()
+    };
+    match overwrite() {
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        result => result.map_err(|error| write_error(path, &error)),
+    }
 }
 
 fn remove(path: &Path) -> Result<(), ProvisionError> {
@@ -629,6 +729,94 @@ mod tests {
     }
 
     #[test]
+    fn time_zone_names_are_checked() {
+        let london = plan_ok(&kitchen("time_zone = \"Europe/London\"\n"));
+        assert_eq!(london.time_zone.as_deref(), Some("Europe/London"));
+        assert!(
+            !london.config_text.contains("time_zone"),
+            "a system setting, not an agent key"
+        );
+        assert_eq!(plan_ok(&kitchen("")).time_zone, None);
+        for (zone, reason) in [
+            (
+                "\"../../etc/shadow\"",
+                "time_zone \"../../etc/shadow\" is not a time zone name",
+            ),
+            (
+                "\"Europe//London\"",
+                "time_zone \"Europe//London\" is not a time zone name",
+            ),
+            ("\"\"", "time_zone \"\" is not a time zone name"),
+            ("7", "time_zone must be a string"),
+        ] {
+            let error = plan(&kitchen(&format!("time_zone = {zone}\n")), None).expect_err(zone);
+            assert!(error.starts_with(reason), "{zone}: {error}");
+        }
+    }
+
+    /// `time_zone` becomes `/etc/localtime` (a link into the zone database) and
+    /// `/etc/timezone`; a zone the database lacks refuses the whole file; the applied file's
+    /// bytes are overwritten on the card before it is unlinked.
+    #[test]
+    fn a_time_zone_is_linked_and_the_card_file_scrubbed() {
+        let root = std::env::temp_dir().join(format!("agent-provision-tz-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        let provision = Provision {
+            source: root.join("boot/kitchen.toml"),
+            config_file: root.join("etc/edge-agent/agent.toml"),
+            credstore: root.join("etc/credstore"),
+            etc: root.join("etc"),
+            ca_file: root.join("etc/edge-agent/ca.pem"),
+            zoneinfo: root.join("zoneinfo"),
+        };
+        std::fs::create_dir_all(root.join("boot")).expect("dirs");
+        std::fs::create_dir_all(root.join("zoneinfo/Europe")).expect("dirs");
+        std::fs::write(
+            root.join("zoneinfo/Europe/London"),
+            b"TZif2 a compiled zone",
+        )
+        .expect("zone");
+        std::fs::write(root.join("zoneinfo/Europe/Nowhere"), b"not a zone file").expect("junk");
+
+        std::fs::write(
+            &provision.source,
+            kitchen("time_zone = \"Europe/Nowhere\"\n"),
+        )
+        .expect("file");
+        let error = provision.run().expect_err("refused");
+        assert!(
+            error.to_string().ends_with(&format!(
+                "time_zone \"Europe/Nowhere\" is not in the time zone database ({})",
+                root.join("zoneinfo").display()
+            )),
+            "{error}"
+        );
+        assert!(!root.join("etc/localtime").exists() && !root.join("etc/hostname").exists());
+
+        let text = kitchen("time_zone = \"Europe/London\"\n");
+        std::fs::write(&provision.source, &text).expect("file");
+        // A second name for the card file's bytes: what is left of them after the run.
+        let witness = root.join("boot/witness");
+        std::fs::hard_link(&provision.source, &witness).expect("hard link");
+        provision.run().expect("applied");
+        assert_eq!(
+            std::fs::read_link(root.join("etc/localtime")).expect("a link"),
+            root.join("zoneinfo/Europe/London")
+        );
+        assert_eq!(
+            std::fs::read_to_string(root.join("etc/timezone")).expect("name file"),
+            "Europe/London\n"
+        );
+        assert!(!provision.source.exists());
+        assert_eq!(
+            std::fs::read(&witness).expect("the bytes"),
+            vec![0u8; text.len()],
+            "overwritten before the unlink"
+        );
+        std::fs::remove_dir_all(&root).expect("clean up");
+    }
+
+    #[test]
     fn run_applies_a_good_file_and_records_a_bad_one() {
         let root = std::env::temp_dir().join(format!("agent-provision-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&root);
@@ -638,6 +826,7 @@ mod tests {
             credstore: root.join("etc/credstore"),
             etc: root.join("etc"),
             ca_file: root.join("etc/edge-agent/ca.pem"),
+            zoneinfo: root.join("zoneinfo"),
         };
         std::fs::create_dir_all(root.join("boot")).expect("dirs");
         std::fs::create_dir_all(root.join("etc/edge-agent")).expect("dirs");
@@ -713,6 +902,7 @@ mod tests {
             credstore: root.join("etc/credstore"),
             etc: root.join("etc"),
             ca_file: root.join("etc/edge-agent/ca.pem"),
+            zoneinfo: root.join("zoneinfo"),
         };
         std::fs::create_dir_all(root.join("boot")).expect("dirs");
         let error_file = root.join("etc/edge-agent/provision-error");
