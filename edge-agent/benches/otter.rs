@@ -125,22 +125,14 @@ async fn main() {
     let broker = BrokerObjects::edge_kitchen(&kitchen_id, &exchange);
     broker.add_exchange(&raw_exchange);
     // The cloud's part (`cloud-relay kitchen add`): the agent only finds its queue.
-    {
-        let connection = lapin::Connection::connect(&amqp_url(), Default::default())
-            .await
-            .expect("rabbitmq");
-        let channel = connection.create_channel().await.expect("channel");
-        cloud_relay::kitchens::broker::declare_kitchen_queue(
-            &channel,
-            &exchange,
-            &kitchen_id,
-            &[STORE],
-            kitchen_proto::EDGE_DELIVERY_LIMIT,
-        )
-        .await
-        .expect("kitchen queue declared");
-        let _ = connection.close(200, "declared".into()).await;
-    }
+    cloud_relay::kitchens::broker::declare_kitchen_queue_at(
+        &amqp_url(),
+        &exchange,
+        &kitchen_id,
+        &[STORE],
+    )
+    .await
+    .expect("kitchen queue declared");
     let agent = App::build(Config {
         listen: "127.0.0.1:0".parse().expect("addr"),
         write_rate: 1_000_000,

@@ -138,22 +138,14 @@ async fn main() -> anyhow::Result<()> {
         .local_addr()?
         .port();
     // The cloud's part (`cloud-relay kitchen add`): the agent only finds its queue.
-    {
-        let connection = lapin::Connection::connect(&amqp_url, Default::default())
-            .await
-            .expect("rabbitmq");
-        let channel = connection.create_channel().await.expect("channel");
-        cloud_relay::kitchens::broker::declare_kitchen_queue(
-            &channel,
-            &exchange,
-            &kitchen_id,
-            &[STORE],
-            kitchen_proto::EDGE_DELIVERY_LIMIT,
-        )
-        .await
-        .expect("kitchen queue declared");
-        let _ = connection.close(200, "declared".into()).await;
-    }
+    cloud_relay::kitchens::broker::declare_kitchen_queue_at(
+        &amqp_url,
+        &exchange,
+        &kitchen_id,
+        &[STORE],
+    )
+    .await
+    .expect("kitchen queue declared");
     let mut agent = Command::new(env!("CARGO_BIN_EXE_edge-agent"))
         .arg("--config")
         .arg(&config)

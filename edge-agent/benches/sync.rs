@@ -66,22 +66,14 @@ async fn main() {
     let exchange = format!("{kitchen_id}.structured_order_data");
     let broker = BrokerObjects::edge_kitchen(&kitchen_id, &exchange);
     // The cloud's part (`cloud-relay kitchen add`): the agent only finds its queue.
-    {
-        let connection = lapin::Connection::connect(&amqp_url(), Default::default())
-            .await
-            .expect("rabbitmq");
-        let channel = connection.create_channel().await.expect("channel");
-        cloud_relay::kitchens::broker::declare_kitchen_queue(
-            &channel,
-            &exchange,
-            &kitchen_id,
-            &[STORE],
-            kitchen_proto::EDGE_DELIVERY_LIMIT,
-        )
-        .await
-        .expect("kitchen queue declared");
-        let _ = connection.close(200, "declared".into()).await;
-    }
+    cloud_relay::kitchens::broker::declare_kitchen_queue_at(
+        &amqp_url(),
+        &exchange,
+        &kitchen_id,
+        &[STORE],
+    )
+    .await
+    .expect("kitchen queue declared");
     let app = App::build(Config {
         listen: "127.0.0.1:0".parse().expect("addr"),
         // The backlog is made by a burst of HTTP scans from one device.

@@ -147,20 +147,14 @@ pub fn pair_test_manager(data_dir: &std::path::Path) {
 /// the order `exchange`, the kitchen's queue with its dead-lettering, and a binding per store.
 /// The agent only declares its queue passively, so this comes before it starts.
 pub async fn declare_queue(kitchen_id: &str, exchange: &str, stores: &[&str]) {
-    let connection = Connection::connect(&amqp_url(), ConnectionProperties::default())
-        .await
-        .expect("rabbitmq");
-    let channel = connection.create_channel().await.expect("channel");
-    cloud_relay::kitchens::broker::declare_kitchen_queue(
-        &channel,
+    cloud_relay::kitchens::broker::declare_kitchen_queue_at(
+        &amqp_url(),
         exchange,
         kitchen_id,
         stores,
-        kitchen_proto::EDGE_DELIVERY_LIMIT,
     )
     .await
     .expect("kitchen queue declared");
-    let _ = connection.close(200, "declared".into()).await;
 }
 
 /// Removes a test kitchen's queues, exchanges and data directory. Called from `Drop`, so also

@@ -50,6 +50,30 @@ pub fn regex_escape(name: &str) -> String {
     escaped
 }
 
+/// [`declare_kitchen_queue`] on a connection of its own to `amqp_url` (as a user with configure
+/// rights), with the agent's delivery limit: the cloud's part of a kitchen, for the agent's
+/// tests and benchmarks, which start agents that only find their queue.
+pub async fn declare_kitchen_queue_at(
+    amqp_url: &str,
+    exchange: &str,
+    kitchen_id: &str,
+    stores: &[&str],
+) -> Result<(), lapin::Error> {
+    let connection =
+        lapin::Connection::connect(amqp_url, lapin::ConnectionProperties::default()).await?;
+    let channel = connection.create_channel().await?;
+    let declared = declare_kitchen_queue(
+        &channel,
+        exchange,
+        kitchen_id,
+        stores,
+        kitchen_proto::EDGE_DELIVERY_LIMIT,
+    )
+    .await;
+    let _ = connection.close(200, "declared".into()).await;
+    declared
+}
+
 /// Declares what kitchen `kitchen_id` consumes, with the arguments the agent has always used (so
 /// queues made by older agents are the same queues): the durable direct `exchange`, the
 /// kitchen's dead-letter fanout exchange and queue, its durable quorum queue (dead-lettering to
