@@ -17,6 +17,7 @@ use common::{
     TestAgent,
     cloud::{Cloud, postgres_addr},
     fleet::{boot_id, spawn_binary},
+    wait_until,
 };
 use kitchen_proto::OrderEvent;
 use kitchen_testkit::{
@@ -227,18 +228,6 @@ fn order(sequence: u64, order_id: &str, pickup_ms: i64) -> OrderEvent {
         .pickup_at(pickup_ms)
         .item(line("Fries", 1, vec![]))
         .build()
-}
-
-async fn wait_until<F: std::future::Future<Output = bool>>(
-    what: &str,
-    timeout: Duration,
-    mut check: impl FnMut() -> F,
-) {
-    let deadline = Instant::now() + timeout;
-    while !check().await {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 fn metric(text: &str, series: &str) -> Option<f64> {

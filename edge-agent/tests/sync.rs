@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use common::{
     TestAgent,
     cloud::{Cloud, postgres_addr},
+    wait_until,
 };
 use kitchen_proto::OrderEvent;
 use kitchen_testkit::{
@@ -29,18 +30,6 @@ fn order(sequence: u64, order_id: &str, line_name: &str) -> OrderEvent {
         .friendly_id(order_id.to_uppercase())
         .item(line(line_name, 1, vec![]))
         .build()
-}
-
-async fn wait_until<F: std::future::Future<Output = bool>>(
-    what: &str,
-    timeout: Duration,
-    mut check: impl FnMut() -> F,
-) {
-    let deadline = Instant::now() + timeout;
-    while !check().await {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 async fn sync_state(base: &str) -> serde_json::Value {

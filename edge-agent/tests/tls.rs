@@ -8,9 +8,9 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::{TestAgent, pair_test_manager};
+use common::{TestAgent, pair_test_manager, wait_until};
 use edge_agent::{App, Config};
 use kitchen_testkit::{
     amqp::amqp_url,
@@ -25,18 +25,6 @@ use kitchen_testkit::{
 use sqlx::PgPool;
 
 const STORE: &str = "kitchen-bk-01";
-
-async fn wait_until<F: std::future::Future<Output = bool>>(
-    what: &str,
-    timeout: Duration,
-    mut check: impl FnMut() -> F,
-) {
-    let deadline = Instant::now() + timeout;
-    while !check().await {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
 
 /// The cluster migrated by the relay's migrations, with `kitchens` provisioned, each box as
 /// its own role (named after the kitchen).

@@ -157,6 +157,22 @@ pub async fn declare_queue(kitchen_id: &str, exchange: &str, stores: &[&str]) {
     .expect("kitchen queue declared");
 }
 
+/// Polls `check` every 50 ms until it holds; fails the test naming `what` after `timeout`.
+pub async fn wait_until<F: std::future::Future<Output = bool>>(
+    what: &str,
+    timeout: Duration,
+    mut check: impl FnMut() -> F,
+) {
+    let deadline = std::time::Instant::now() + timeout;
+    while !check().await {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// Removes a test kitchen's queues, exchanges and data directory. Called from `Drop`, so also
 /// when a test failed midway.
 pub fn remove_kitchen(kitchen_id: &str, exchange: &str, data_dir: &std::path::Path) {
