@@ -67,9 +67,7 @@ pub async fn run(
         let synchronised = kitchen_daemon::clock::synchronised(&clock.timesync_dir);
         if clock.state.set(synchronised) {
             match synchronised {
-                Some(false) => tracing::warn!(
-                    "the clock is not synchronised: new stock with a use-by date is refused until it is"
-                ),
+                Some(false) => tracing::warn!("{}", crate::status::clock::NOT_SYNCHRONISED),
                 _ => tracing::info!(?synchronised, "the clock can be trusted"),
             }
         }

@@ -76,6 +76,9 @@ impl App {
         // Read before the first scan can arrive; housekeeping keeps it current.
         let clock = Arc::new(status::ClockState::default());
         clock.set(kitchen_daemon::clock::synchronised(&config.timesync_dir));
+        if !clock.trusted() {
+            tracing::warn!("{}", status::clock::NOT_SYNCHRONISED);
+        }
         kitchen.set_clock_trusted(clock.trusted());
         let (events, _) = tokio::sync::broadcast::channel(config.sse_lag_limit.max(16) as usize);
         let writer = writer::StoreWriter::spawn(kitchen, events.clone())

@@ -6,9 +6,13 @@ use std::sync::atomic::{AtomicU8, Ordering};
 
 use serde_json::{Value, json};
 
+/// What the log says when the clock is (or becomes) not synchronised.
+pub const NOT_SYNCHRONISED: &str =
+    "the clock is not synchronised: new stock with a use-by date is refused until it is";
+
 const UNKNOWN: u8 = 0;
 const SYNCHRONISED: u8 = 1;
-const NOT_SYNCHRONISED: u8 = 2;
+const UNSYNCHRONISED: u8 = 2;
 
 /// The clock's state: synchronised, not (yet), or unknown (nothing to ask: trusted).
 #[derive(Debug, Default)]
@@ -20,7 +24,7 @@ impl ClockState {
         let value = match synchronised {
             None => UNKNOWN,
             Some(true) => SYNCHRONISED,
-            Some(false) => NOT_SYNCHRONISED,
+            Some(false) => UNSYNCHRONISED,
         };
         self.0.swap(value, Ordering::Relaxed) != value
     }
@@ -28,7 +32,7 @@ impl ClockState {
     pub fn synchronised(&self) -> Option<bool> {
         match self.0.load(Ordering::Relaxed) {
             SYNCHRONISED => Some(true),
-            NOT_SYNCHRONISED => Some(false),
+            UNSYNCHRONISED => Some(false),
             _ => None,
         }
     }

@@ -3,7 +3,7 @@
 //! channel and the clock; `Live` bundles them and builds the status document. Adapters (feed, sync, scanner,
 //! fleet, http) write it; HTTP and the fleet read it. It holds no IO of its own.
 
-mod clock;
+pub mod clock;
 mod feed;
 mod kick;
 mod mqtt;
