@@ -327,9 +327,22 @@ async fn main() -> anyhow::Result<()> {
 
     // Reconnect storm: the broker restarts; every box reconnects and announces itself.
     broker.stop();
-    sqlx::query("UPDATE kitchen.devices SET presence = 'offline'")
-        .execute(&db.pool)
-        .await?;
+    // The relay is writing the boxes' wills meanwhile, in its own order: a deadlock between
+    // the two is possible and only means "again".
+    for attempt in 1.. {
+        match sqlx::query("UPDATE kitchen.devices SET presence = 'offline'")
+            .execute(&db.pool)
+            .await
+        {
+            Ok(_) => break,
+            Err(sqlx::Error::Database(error))
+                if error.code().as_deref() == Some("40P01") && attempt < 10 =>
+            {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(error) => return Err(error.into()),
+        }
+    }
     let cpu_before = cpu_seconds(relay_pid);
     let restarted = Instant::now();
     broker.start_again();
