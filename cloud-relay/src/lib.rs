@@ -234,6 +234,7 @@ impl App {
             metrics: metrics.clone(),
             limiter,
             in_flight,
+            enroller: kitchens::enrol::Enroller::from_config(pool.clone(), &config)?,
         };
         tracing::info!(
             listen = %listener.local_addr()?,

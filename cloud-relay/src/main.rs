@@ -130,6 +130,17 @@ enum KitchenCommand {
         #[arg(long)]
         delete_queue: bool,
     },
+    /// Make a one-time enrolment token for a new box of the kitchen (its kitchen.toml's
+    /// `enrol_token`; only its SHA-256 is kept). It works once, until it expires; a newer token
+    /// replaces an unused older one. The box exchanges it at `POST /enrol` for new credentials,
+    /// which revokes those of the kitchen's previous box.
+    EnrolToken {
+        #[arg(long)]
+        kitchen: String,
+        /// Hours the token stays valid (default `[enrol] token_valid_hours`, 24).
+        #[arg(long)]
+        valid_hours: Option<u32>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -250,6 +261,25 @@ async fn main() -> anyhow::Result<()> {
         } => {
             let removed = broker_admin(&cli)?.remove(&kitchen, delete_queue).await?;
             println!("{removed}");
+            Ok(())
+        }
+        Command::Kitchen {
+            command:
+                KitchenCommand::EnrolToken {
+                    kitchen,
+                    valid_hours,
+                },
+        } => {
+            let config = Config::load_unvalidated(cli.config.as_deref())?;
+            let hours = valid_hours.unwrap_or(config.enrol.token_valid_hours);
+            if hours == 0 || hours > cloud_relay::config::MAX_TOKEN_VALID_HOURS {
+                anyhow::bail!(
+                    "--valid-hours must be 1..={}",
+                    cloud_relay::config::MAX_TOKEN_VALID_HOURS
+                );
+            }
+            let token = kitchens::enrol::make_token(&admin_pool()?, &kitchen, hours).await?;
+            println!("{token}");
             Ok(())
         }
         Command::Operator { command } => {

@@ -1,10 +1,12 @@
 //! Relay configuration: defaults in code, then an optional TOML file, then the environment.
 
 mod broker_admin;
+mod enrol;
 mod mqtt;
 mod otter_api;
 
 pub use broker_admin::BrokerAdminConfig;
+pub use enrol::{EnrolConfig, MAX_TOKEN_VALID_HOURS};
 pub use mqtt::{BrokerAddress, MqttConfig};
 pub use otter_api::{OtterApiConfig, OtterLimits, OtterPaths};
 
@@ -98,6 +100,8 @@ pub struct Config {
     /// RabbitMQ's management API, for the `kitchen` subcommands only (`[broker_admin]`,
     /// docs/relay.md).
     pub broker_admin: BrokerAdminConfig,
+    /// Enrolment of new boxes, `POST /enrol` (`[enrol]`, docs/security.md).
+    pub enrol: EnrolConfig,
 }
 
 impl Default for Config {
@@ -130,6 +134,7 @@ impl Default for Config {
             otter_api: OtterApiConfig::default(),
             mqtt: MqttConfig::default(),
             broker_admin: BrokerAdminConfig::default(),
+            enrol: EnrolConfig::default(),
         }
     }
 }
@@ -322,6 +327,7 @@ impl Config {
         self.otter_api.apply_env(&lookup);
         self.mqtt.apply_env(&lookup)?;
         self.broker_admin.apply_env(&lookup)?;
+        self.enrol.apply_env(&lookup);
         Ok(())
     }
 
@@ -391,6 +397,7 @@ impl Config {
         }
         self.otter_api.validate()?;
         self.broker_admin.validate()?;
+        self.enrol.validate()?;
         self.mqtt.validate()?;
         self.check_database_link()?;
         self.check_amqp_link()

@@ -1,10 +1,11 @@
 //! HTTP on two listeners. The public one (`listen`) serves what Otter needs — `POST
-//! /webhooks/otter`, `/ping`, `/healthz` — behind the per-address limit on rejected requests;
+//! /webhooks/otter`, `/ping`, `/healthz` — and what a new kitchen box needs (`POST /enrol`), behind the per-address limit on rejected requests;
 //! the admin one (`admin_listen`, loopback by default) serves `/readyz`, `/metrics`,
 //! `/healthz` and the Otter calls (`/otter/calls`, `/otter/unconfirmed`) and the fleet page (`/fleet`, `/api/fleet`,
 //! operators only). Both run in `kitchen_daemon::serve` (timeouts, connection cap).
 
 mod admin;
+mod enrol;
 mod limit;
 mod webhook;
 
@@ -37,6 +38,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     pub limiter: Arc<RejectionLimiter>,
     pub in_flight: InFlight,
+    /// `POST /enrol`.
+    pub enroller: Arc<crate::kitchens::enrol::Enroller>,
 }
 
 /// Shared by every admin request: what readiness and metrics read. It holds no `Ingest`
@@ -81,6 +84,7 @@ impl InFlight {
 pub fn public_router(state: AppState) -> Router {
     Router::new()
         .route("/webhooks/otter", post(webhook::otter_webhook))
+        .route("/enrol", post(enrol::enrol))
         .route("/ping", get(|| async { "pong" }))
         .route("/healthz", get(|| async { "ok" }))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))

@@ -5,6 +5,7 @@
 //! What the boxes push and how they are confined to their kitchen is in docs/sync.md.
 
 pub mod broker;
+pub mod enrol;
 mod provision;
 mod reference;
 pub mod scram;

@@ -33,7 +33,7 @@ use super::kitchens::REFERENCE;
 
 /// A relay config whose `[broker_admin]` is the test broker's administrator, with an order
 /// exchange of the test's own.
-fn config(order_exchange: &str) -> Config {
+pub(super) fn config(order_exchange: &str) -> Config {
     let (url, username, password) = admin_url();
     let mut config = Config {
         amqp_url: SecretString::from(amqp_url()),
@@ -48,7 +48,7 @@ fn config(order_exchange: &str) -> Config {
 }
 
 /// Removes the kitchens' users, queues and exchanges (and `exchanges`) when dropped.
-fn clean_up(kitchens: &[&str], exchanges: &[&str]) -> BrokerObjects {
+pub(super) fn clean_up(kitchens: &[&str], exchanges: &[&str]) -> BrokerObjects {
     let objects = BrokerObjects::new();
     for kitchen in kitchens {
         objects.add_user(box_user(kitchen));
@@ -87,7 +87,7 @@ fn assert_refused<T: std::fmt::Debug>(what: &str, resource: &str, result: Result
     }
 }
 
-async fn connect(url: &str) -> Result<Connection, lapin::Error> {
+pub(super) async fn connect(url: &str) -> Result<Connection, lapin::Error> {
     match tokio::time::timeout(
         Duration::from_secs(10),
         Connection::connect(url, ConnectionProperties::default()),
@@ -494,7 +494,11 @@ async fn rotate_replaces_the_password_and_remove_deletes_the_user() {
 }
 
 /// Runs the relay binary with `[broker_admin]` on the test broker.
-async fn relay_cli(db: &TestDb, exchange: &str, args: &[&str]) -> (bool, String, String) {
+pub(super) async fn relay_cli(
+    db: &TestDb,
+    exchange: &str,
+    args: &[&str],
+) -> (bool, String, String) {
     let (url, username, password) = admin_url();
     let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_cloud-relay"))
         .args(args)

@@ -5,6 +5,7 @@ mod box_limits;
 mod broker_access;
 mod delivery;
 mod doors;
+mod enrol;
 mod fleet;
 mod harness;
 mod ingest;

@@ -357,6 +357,25 @@ impl Broker {
         Ok((self.login(&user, &password), closed))
     }
 
+    /// Enrolment (`POST /enrol`): the queue and bindings as `provision` makes them, and the
+    /// box's user with a new password whether it existed or not; the connections of the box
+    /// that held the old password are closed. Returns the login and how many were closed.
+    pub async fn enrol(
+        &self,
+        kitchen_id: &str,
+        stores: &[String],
+    ) -> Result<(BrokerLogin, usize), BrokerError> {
+        self.rebind(kitchen_id, stores).await?;
+        let user = box_user(kitchen_id);
+        let password = new_password();
+        self.admin.put_user(&user, &password).await?;
+        self.admin
+            .set_permissions(self.vhost(), &user, &box_permissions(kitchen_id))
+            .await?;
+        let closed = self.admin.close_connections(&user).await?;
+        Ok((self.login(&user, &password), closed))
+    }
+
     /// `kitchen remove`: deletes the box's user (closing its connections); the queue only when
     /// `delete_queue`, as it may hold orders nobody has read yet.
     pub async fn remove(
