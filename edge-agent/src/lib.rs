@@ -7,6 +7,7 @@
 pub mod batch;
 pub mod config;
 pub mod device;
+pub mod enrol;
 pub mod feed;
 pub mod fleet;
 mod housekeeping;

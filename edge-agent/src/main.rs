@@ -62,9 +62,8 @@ enum Command {
         /// The kitchen.toml to apply; nothing happens when it does not exist.
         #[arg(long, default_value = "/boot/firmware/kitchen.toml")]
         from: PathBuf,
-        /// systemd's credential store, where the secrets go as `edge-agent.<key>`.
-        #[arg(long, default_value = "/etc/credstore")]
-        credstore: PathBuf,
+        #[command(flatten)]
+        credstore: CredStoreArgs,
         /// The directory holding `hostname` and `hosts`.
         #[arg(long, default_value = "/etc")]
         etc: PathBuf,
@@ -75,6 +74,40 @@ enum Command {
         #[arg(long, default_value = "/usr/share/zoneinfo")]
         zoneinfo: PathBuf,
     },
+    /// Exchange the enrolment token provisioning stored for the kitchen's credentials at the
+    /// relay (`enrol_url`), once the network is up (as root). Exit 0: enrolled, or nothing to
+    /// do; 2: the relay refused the token (removed, reason recorded); 1: try again later.
+    Enrol {
+        #[command(flatten)]
+        credstore: CredStoreArgs,
+    },
+}
+
+/// Where the secrets are kept.
+#[derive(clap::Args)]
+struct CredStoreArgs {
+    /// systemd's credential store, where the secrets go as `edge-agent.<key>`.
+    #[arg(long, default_value = edge_agent::provision::credstore::ENCRYPTED_DIR)]
+    credstore: PathBuf,
+    /// Store the secrets as they are (mode 0600) instead of encrypting them with
+    /// `systemd-creds` (for machines without it; the units then need `LoadCredential=`).
+    #[arg(long)]
+    plaintext_credentials: bool,
+}
+
+impl CredStoreArgs {
+    fn store(self) -> edge_agent::provision::CredStore {
+        if self.plaintext_credentials {
+            edge_agent::provision::CredStore::Plaintext {
+                dir: self.credstore,
+            }
+        } else {
+            edge_agent::provision::CredStore::Encrypted {
+                dir: self.credstore,
+                program: PathBuf::from("systemd-creds"),
+            }
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -122,7 +155,7 @@ async fn main() -> anyhow::Result<()> {
             let provision = edge_agent::provision::Provision {
                 source: from,
                 config_file,
-                credstore,
+                credstore: credstore.store(),
                 etc,
                 ca_file,
                 zoneinfo,
@@ -138,6 +171,41 @@ async fn main() -> anyhow::Result<()> {
                 } => println!("provisioned kitchen {kitchen_id} ({stores} stores) as {hostname}"),
             }
             Ok(())
+        }
+        Command::Enrol { credstore } => {
+            let config_file = cli
+                .config
+                .unwrap_or_else(|| PathBuf::from("/etc/edge-agent/agent.toml"));
+            let config = edge_agent::Config::load(Some(&config_file))?;
+            let error_file = config.provision_error_file.clone().unwrap_or_else(|| {
+                config_file
+                    .parent()
+                    .unwrap_or(std::path::Path::new("."))
+                    .join("provision-error")
+            });
+            let enrolment = edge_agent::enrol::Enrolment {
+                config,
+                store: credstore.store(),
+                error_file,
+            };
+            match enrolment.run().await {
+                Ok(edge_agent::enrol::Outcome::NothingToDo) => {
+                    println!("no enrolment token: nothing to do");
+                    Ok(())
+                }
+                Ok(edge_agent::enrol::Outcome::Enrolled { kitchen_id, mqtt }) => {
+                    println!(
+                        "enrolled kitchen {kitchen_id}: broker and database credentials{} stored",
+                        if mqtt { ", MQTT password" } else { "" }
+                    );
+                    Ok(())
+                }
+                Err(error @ edge_agent::enrol::EnrolError::Refused(_)) => {
+                    eprintln!("{error}");
+                    std::process::exit(2);
+                }
+                Err(error) => Err(error.into()),
+            }
         }
         Command::Pair {
             role,

@@ -117,6 +117,12 @@ pub struct Config {
     pub mqtt_password: Option<String>,
     /// A file holding the MQTT password (`MQTT_PASSWORD_FILE`).
     pub mqtt_password_file: Option<PathBuf>,
+    /// The relay's enrolment endpoint, `https://<relay>/enrol` (`AGENT_ENROL_URL`): where
+    /// `edge-agent enrol` exchanges `enrol_token` for the kitchen's credentials.
+    pub enrol_url: Option<String>,
+    /// The one-time enrolment token from `cloud-relay kitchen enrol-token` (the credential
+    /// `enrol_token`, written there by provisioning from `kitchen.toml`).
+    pub enrol_token: Option<String>,
     /// PEM bundle of the CA certificates the broker (`amqps`) and PostgreSQL (`verify-full`)
     /// links trust besides the web PKI roots (`AGENT_CA_FILE`; empty: none). The default,
     /// `/etc/edge-agent/ca.pem` (written by provisioning from `kitchen.toml`'s `ca_pem`), is
@@ -163,6 +169,8 @@ impl Default for Config {
             mqtt_url: None,
             mqtt_password: None,
             mqtt_password_file: None,
+            enrol_url: None,
+            enrol_token: None,
             ca_file: Some(PathBuf::from(DEFAULT_CA_FILE)),
         }
     }
@@ -183,6 +191,9 @@ pub const CREDENTIALS: &[Credential] = &[
     }),
     ("mqtt_password", |config, password| {
         config.mqtt_password = Some(password)
+    }),
+    ("enrol_token", |config, token| {
+        config.enrol_token = Some(token)
     }),
 ];
 
@@ -389,6 +400,9 @@ impl Config {
         if let Some(value) = lookup("MQTT_PASSWORD_FILE") {
             self.mqtt_password_file =
                 Some(PathBuf::from(value)).filter(|p| !p.as_os_str().is_empty());
+        }
+        if let Some(value) = lookup("AGENT_ENROL_URL") {
+            self.enrol_url = Some(value.trim().to_owned()).filter(|v| !v.is_empty());
         }
         if let Some(value) = lookup("AGENT_CA_FILE") {
             self.ca_file = links::ca_file_from_env(&value);

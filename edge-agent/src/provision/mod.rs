@@ -1,31 +1,35 @@
 //! First-boot provisioning without a keyboard (`edge-agent provision`, run as root by
 //! `edge-agent-provision.service` before the agent starts): a `kitchen.toml` that somebody put
 //! on the SD card's FAT boot partition is checked as the agent would load it, then its keys go
-//! into the agent's config file, its secrets into systemd's credential store, and the hostname
-//! is set from the kitchen id; the file is then deleted from the card (anyone holding the card
-//! can read FAT). A file that is refused changes nothing: the reason goes to the agent's
-//! `provision_error_file`, which its display and `/api/status` show, and the agent keeps
-//! running as it was (not provisioned, on a new box) instead of failing to start.
+//! into the agent's config file, its secrets into systemd's credential store (encrypted,
+//! `credstore`), and the hostname is set from the kitchen id; the file is then overwritten and
+//! deleted from the card (anyone holding the card can read FAT). A file that is refused changes
+//! nothing on the box: the reason goes to the agent's `provision_error_file`, which its display
+//! and `/api/status` show, the file is overwritten and deleted all the same (it may hold
+//! secrets), and the agent keeps running as it was (not provisioned, on a new box).
 //!
 //! `kitchen.toml` holds any agent config keys (docs/agent.md), at least `kitchen_id` and
 //! `store_ids`, plus `hostname` (optional; default `kitchen-<kitchen_id>`). The keys in
-//! `config::CREDENTIALS` (`amqp_url`, `database_url`: they carry passwords; `pairing_code`,
-//! `mqtt_password`) are secrets: they go to
-//! `<credstore>/edge-agent.<key>` (mode 0600), never into the config file or an error message.
-//! `ca_pem` (optional) is the PEM bundle of the CA that signed the broker's and PostgreSQL's
-//! certificates: checked (at least one certificate, each parsing), then written to `ca_file`
-//! (`/etc/edge-agent/ca.pem`), where the agent looks for it. The links must follow the TLS rule
-//! (`amqps`, `sslmode=verify-full` off the box) or the whole file is refused.
+//! `config::CREDENTIALS` are secrets: they go to the credential store as `edge-agent.<key>`,
+//! never into the config file or an error message. The card should carry only `enrol_token`
+//! (with `enrol_url`): the one-time token `edge-agent enrol` exchanges at the relay for the
+//! kitchen's credentials (`crate::enrol`); `amqp_url`, `database_url`, `mqtt_password` on the
+//! card still work, for a lab without a relay.
+//! `ca_pem` (optional) is the PEM bundle of the CA that signed the relay's, broker's and
+//! PostgreSQL's certificates: checked (at least one certificate, each parsing), then written to
+//! `ca_file` (`/etc/edge-agent/ca.pem`), where the agent looks for it. The links must follow the
+//! TLS rule (`amqps`, `sslmode=verify-full`, `https` off the box) or the whole file is refused.
 
+pub mod credstore;
 mod files;
 #[cfg(test)]
 mod tests;
 
 use std::path::{Path, PathBuf};
 
-use files::{
-    create_private_dir, is_zone_file, link_atomic, read_error, remove, scrub, write_atomic,
-};
+use files::{is_zone_file, link_atomic, read_error, remove, scrub, write_atomic};
+
+pub use credstore::CredStore;
 
 use crate::config::{CREDENTIALS, Config};
 use kitchen_proto::reference::Reference;
@@ -37,8 +41,9 @@ pub struct Provision {
     pub source: PathBuf,
     /// The agent config file to update (`/etc/edge-agent/agent.toml`).
     pub config_file: PathBuf,
-    /// systemd's credential store (`/etc/credstore`): the unit loads `edge-agent.<key>` from it.
-    pub credstore: PathBuf,
+    /// systemd's credential store (`/etc/credstore.encrypted`, through `systemd-creds`): the
+    /// units load `edge-agent.<key>` from it.
+    pub credstore: CredStore,
     /// Holds `hostname` and `hosts` (`/etc`).
     pub etc: PathBuf,
     /// Where `kitchen.toml`'s `ca_pem` goes (`/etc/edge-agent/ca.pem`, the agent's default
@@ -232,6 +237,13 @@ pub fn plan(kitchen_toml: &str, current_config: Option<&str>) -> Result<Plan, St
     if config.amqp_url.parse::<lapin::uri::AMQPUri>().is_err() {
         return Err(AMQP_URL_EXPECTED.into());
     }
+    match (&config.enrol_url, &config.enrol_token) {
+        (Some(url), Some(_)) => crate::enrol::check_url(url)?,
+        (None, Some(_)) => {
+            return Err("enrol_token needs enrol_url (the relay's https://…/enrol)".into());
+        }
+        (_, None) => {}
+    }
     // The links as the agent would refuse them (the CA bundle is checked above, not read).
     kitchen_daemon::links::check_amqp_url("amqp_url", &config.amqp_url)?;
     if let Some(url) = &config.database_url {
@@ -247,7 +259,7 @@ pub fn plan(kitchen_toml: &str, current_config: Option<&str>) -> Result<Plan, St
     let body = toml::to_string(&merged).map_err(|error| error.to_string())?;
     let config_text = format!(
         "# Written by `edge-agent provision` from the kitchen.toml on the boot partition.\n\
-         # Secrets are in /etc/credstore/edge-agent.* (loaded with LoadCredential=), not here.\n\n\
+         # Secrets are in /etc/credstore.encrypted/edge-agent.* (LoadCredentialEncrypted=), not here.\n\n\
          {body}"
     );
     Ok(Plan {
@@ -347,7 +359,7 @@ impl Provision {
         Self {
             source: PathBuf::from("/boot/firmware/kitchen.toml"),
             config_file,
-            credstore: PathBuf::from("/etc/credstore"),
+            credstore: CredStore::standard(),
             etc: PathBuf::from("/etc"),
             ca_file: PathBuf::from(crate::config::DEFAULT_CA_FILE),
             zoneinfo: PathBuf::from("/usr/share/zoneinfo"),
@@ -387,14 +399,23 @@ impl Provision {
         let plan = match checked {
             Ok(plan) => plan,
             Err(reason) => {
+                // The reason is kept for the display; the file goes, secrets and all: a card
+                // that left the box with a refused file on it would still carry them.
                 write_atomic(&error_file, format!("{reason}\n").as_bytes(), 0o644)?;
+                scrub(&self.source)?;
+                remove(&self.source)?;
                 return Err(ProvisionError::Invalid(reason));
             }
         };
+        let legacy = CredStore::Plaintext {
+            dir: self.etc.join("credstore"),
+        };
         for (name, value) in &plan.credentials {
-            create_private_dir(&self.credstore)?;
-            let path = self.credstore.join(format!("edge-agent.{name}"));
-            write_atomic(&path, format!("{value}\n").as_bytes(), 0o600)?;
+            self.credstore.write(name, value)?;
+            // Where an earlier version put the secret in plaintext: gone once it is sealed.
+            if legacy != self.credstore {
+                legacy.remove(name)?;
+            }
         }
         if let Some(pem) = &plan.ca_pem {
             // Public certificates, not secrets: readable by the agent's dynamic user.

@@ -14,7 +14,9 @@ fn provision_in(root: &Path) -> Provision {
     Provision {
         source: root.join("boot/kitchen.toml"),
         config_file: root.join("etc/edge-agent/agent.toml"),
-        credstore: root.join("etc/credstore"),
+        credstore: CredStore::Plaintext {
+            dir: root.join("etc/credstore"),
+        },
         etc: root.join("etc"),
         ca_file: root.join("etc/edge-agent/ca.pem"),
         zoneinfo: root.join("zoneinfo"),
@@ -283,8 +285,8 @@ fn run_applies_a_good_file_and_records_a_bad_one() {
         "kitchen_id and store_ids must both be set\n"
     );
     assert!(
-        provision.source.exists(),
-        "a refused file stays to be fixed"
+        !provision.source.exists(),
+        "a refused file goes too: it may hold secrets"
     );
     assert!(!root.join("etc/hostname").exists());
 
@@ -386,4 +388,96 @@ fn the_ca_bundle_is_checked_and_written_to_the_ca_file() {
     let ca_bundle = config.ca_bundle().expect("parses").expect("there");
     assert_eq!(ca_bundle.certificates, 2);
     assert_eq!(ca_bundle.pem, bundle);
+}
+
+#[test]
+fn an_enrolment_card_holds_the_token_and_the_relay_url_only() {
+    let card = |extra: &str| {
+        format!("kitchen_id = \"bk-01\"\nstore_ids = [\"a\"]\nenrol_token = \"{SECRET}\"\n{extra}")
+    };
+    let plan = plan(
+        &card("enrol_url = \"https://relay.example.com/enrol\"\n"),
+        None,
+    )
+    .expect("valid");
+    assert_eq!(plan.credentials, [("enrol_token", SECRET.to_owned())]);
+    assert!(!plan.config_text.contains(SECRET), "{}", plan.config_text);
+    let written: Config = toml::from_str(&plan.config_text).expect("the agent reads it");
+    assert_eq!(
+        written.enrol_url.as_deref(),
+        Some("https://relay.example.com/enrol")
+    );
+    assert_eq!(
+        super::plan(&card(""), None).expect_err("no url"),
+        "enrol_token needs enrol_url (the relay's https://…/enrol)"
+    );
+    assert!(
+        super::plan(
+            &card("enrol_url = \"http://relay.example.com/enrol\"\n"),
+            None
+        )
+        .expect_err("plaintext")
+        .starts_with("enrol_url: plaintext http:// to relay.example.com is refused")
+    );
+}
+
+/// `systemd-creds` with a host key of the test's own (`SYSTEMD_CREDENTIAL_SECRET`), not the
+/// machine's `/var/lib/systemd/credential.secret`.
+fn systemd_creds_in(root: &Path) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt as _;
+    let wrapper = root.join("systemd-creds");
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\nSYSTEMD_CREDENTIAL_SECRET={} exec systemd-creds --with-key=host \"$@\"\n",
+            root.join("credential.secret").display()
+        ),
+    )
+    .expect("wrapper");
+    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    wrapper
+}
+
+#[test]
+fn secrets_are_sealed_with_systemd_creds_and_the_plaintext_ones_removed() {
+    let root = std::env::temp_dir().join(format!("agent-provision-sealed-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    std::fs::create_dir_all(root.join("boot")).expect("dirs");
+    let mut provision = provision_in(&root);
+    provision.credstore = CredStore::Encrypted {
+        dir: root.join("etc/credstore.encrypted"),
+        program: systemd_creds_in(&root),
+    };
+    // What an earlier version left in plaintext.
+    std::fs::create_dir_all(root.join("etc/credstore")).expect("dirs");
+    let legacy = root.join("etc/credstore/edge-agent.amqp_url");
+    std::fs::write(&legacy, "amqps://old:old-secret@broker/%2f\n").expect("legacy");
+
+    std::fs::write(&provision.source, kitchen("")).expect("card");
+    provision.run().expect("applied");
+    let sealed = std::fs::read(root.join("etc/credstore.encrypted/edge-agent.amqp_url"))
+        .expect("sealed credential");
+    let text = String::from_utf8_lossy(&sealed);
+    assert!(!text.contains(SECRET), "the secret is encrypted: {text}");
+    assert_eq!(
+        provision.credstore.read("amqp_url").expect("decrypts"),
+        Some(format!(
+            "amqps://bk-01:{SECRET}@broker.example.com:5671/%2f"
+        ))
+    );
+    assert!(!legacy.exists(), "the plaintext copy is gone");
+    // The name is sealed in: the bytes under another credential's name do not decrypt.
+    std::fs::write(
+        root.join("etc/credstore.encrypted/edge-agent.database_url"),
+        &sealed,
+    )
+    .expect("copy");
+    let error = provision
+        .credstore
+        .read("database_url")
+        .expect_err("wrong name");
+    assert!(error.to_string().contains("decrypt"), "{error}");
+    provision.credstore.remove("amqp_url").expect("removed");
+    assert_eq!(provision.credstore.read("amqp_url").expect("read"), None);
+    std::fs::remove_dir_all(&root).expect("clean up");
 }
