@@ -116,7 +116,7 @@ impl Target {
 struct Credentials {
     kitchen_id: String,
     amqp_url: String,
-    database_url: String,
+    database_url: Option<String>,
     mqtt_password: Option<String>,
 }
 
@@ -139,7 +139,11 @@ pub enum Outcome {
     /// No token in the credential store: enrolled already, or never asked to.
     NothingToDo,
     /// The credentials were stored and the token removed.
-    Enrolled { kitchen_id: String, mqtt: bool },
+    Enrolled {
+        kitchen_id: String,
+        database: bool,
+        mqtt: bool,
+    },
 }
 
 /// One enrolment: the config as the agent loads it, the store the token is in and the
@@ -194,8 +198,9 @@ impl Enrolment {
             )));
         }
         self.store.write("amqp_url", &credentials.amqp_url)?;
-        self.store
-            .write("database_url", &credentials.database_url)?;
+        if let Some(url) = &credentials.database_url {
+            self.store.write("database_url", url)?;
+        }
         if let Some(password) = &credentials.mqtt_password {
             self.store.write("mqtt_password", password)?;
         }
@@ -203,6 +208,7 @@ impl Enrolment {
         let _ = std::fs::remove_file(&self.error_file);
         Ok(Outcome::Enrolled {
             kitchen_id: credentials.kitchen_id,
+            database: credentials.database_url.is_some(),
             mqtt: credentials.mqtt_password.is_some(),
         })
     }

@@ -193,10 +193,17 @@ async fn main() -> anyhow::Result<()> {
                     println!("no enrolment token: nothing to do");
                     Ok(())
                 }
-                Ok(edge_agent::enrol::Outcome::Enrolled { kitchen_id, mqtt }) => {
+                Ok(edge_agent::enrol::Outcome::Enrolled {
+                    kitchen_id,
+                    database,
+                    mqtt,
+                }) => {
+                    let mut stored = vec!["broker login"];
+                    stored.extend(database.then_some("database login"));
+                    stored.extend(mqtt.then_some("MQTT password"));
                     println!(
-                        "enrolled kitchen {kitchen_id}: broker and database credentials{} stored",
-                        if mqtt { ", MQTT password" } else { "" }
+                        "enrolled kitchen {kitchen_id}: {} stored",
+                        stored.join(", ")
                     );
                     Ok(())
                 }

@@ -209,7 +209,7 @@ async fn a_card_with_a_token_enrols_over_https_and_the_box_gets_its_orders() {
     assert!(output.status.success(), "{}", text(&output.stderr));
     assert_eq!(
         text(&output.stdout),
-        format!("enrolled kitchen {kitchen_id}: broker and database credentials stored\n")
+        format!("enrolled kitchen {kitchen_id}: broker login, database login stored\n")
     );
     assert_eq!(
         store.read("enrol_token").expect("read"),

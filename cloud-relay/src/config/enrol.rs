@@ -1,7 +1,7 @@
 //! The `[enrol]` section: what the relay needs to answer `POST /enrol`, where a new kitchen box
 //! exchanges its one-time enrolment token for its own credentials (docs/security.md,
-//! "Enrolment"). Enrolment is on when this section's `box_database_url` and `[broker_admin]
-//! url` are both set; otherwise `/enrol` answers 503 and says what is missing.
+//! "Enrolment"). Enrolment needs `[broker_admin] url` (otherwise `/enrol` answers 503 and says
+//! so); without `box_database_url` the box gets no database login (no cloud sync).
 
 use std::path::PathBuf;
 
@@ -18,7 +18,8 @@ pub const MAX_TOKEN_VALID_HOURS: u32 = 24 * 14;
 pub struct EnrolConfig {
     /// The PostgreSQL URL a box syncs to, without user or password
     /// (`ENROL_BOX_DATABASE_URL`, e.g. `postgres://db.example.com/kitchen?sslmode=verify-full`):
-    /// enrolment fills in the kitchen's role and its new password.
+    /// enrolment fills in the kitchen's role and its new password. Unset: no database login is
+    /// issued.
     pub box_database_url: Option<String>,
     /// Mosquitto's password file (`ENROL_MQTT_PASSWORD_FILE`): enrolment also gives the box a
     /// new fleet-channel password and writes its hash there. Unset: no MQTT login is issued.

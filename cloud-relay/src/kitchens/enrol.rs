@@ -79,7 +79,8 @@ pub enum EnrolError {
 pub struct Credentials {
     pub kitchen_id: String,
     pub amqp_url: String,
-    pub database_url: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database_url: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub mqtt_password: Option<String>,
 }
@@ -143,7 +144,7 @@ pub struct Enroller {
     pool: PgPool,
     /// `None`: `[broker_admin] url` is unset.
     broker: Option<Broker>,
-    /// `[enrol] box_database_url`.
+    /// `[enrol] box_database_url`; `None`: the box gets no database login (no cloud sync).
     box_database_url: Option<String>,
     mqtt_password_file: Option<PathBuf>,
 }
@@ -170,12 +171,6 @@ impl Enroller {
             .broker
             .as_ref()
             .ok_or(EnrolError::NotConfigured("[broker_admin] url is not set"))?;
-        let box_database_url =
-            self.box_database_url
-                .as_deref()
-                .ok_or(EnrolError::NotConfigured(
-                    "[enrol] box_database_url is not set",
-                ))?;
         let mut tx = self.pool.begin().await?;
         let row: Option<(String, DateTime<Utc>, Option<DateTime<Utc>>, bool)> = sqlx::query_as(
             "SELECT kitchen_id, expires_at, used_at, expires_at <= now() \
@@ -209,27 +204,11 @@ impl Enroller {
                 expires_at.to_rfc3339()
             ));
         }
-        let role: Option<String> = sqlx::query_scalar(
-            "SELECT role_name FROM kitchen.agent_roles WHERE kitchen_id = $1 ORDER BY role_name \
-             LIMIT 1",
-        )
-        .bind(kitchen_id)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some(role) = role else {
-            return refused(format!(
-                "kitchen {kitchen_id:?} has no database role (cloud-relay kitchen add --role)"
-            ));
+        // The database login first, in the transaction: it commits with the token's use.
+        let database = match &self.box_database_url {
+            Some(url) => Some(set_database_password(&mut tx, kitchen_id, url).await?),
+            None => None,
         };
-        // The database password first, in the transaction: it commits with the token's use.
-        let database_password = passwd::new_password();
-        let statement: String =
-            sqlx::query_scalar("SELECT format('ALTER ROLE %I PASSWORD %L', $1::text, $2::text)")
-                .bind(&role)
-                .bind(scram::new_verifier(database_password.expose_secret()))
-                .fetch_one(&mut *tx)
-                .await?;
-        sqlx::query(&statement).execute(&mut *tx).await?;
         let stores = broker::kitchen_stores(&self.pool, kitchen_id).await?;
         let (login, closed) = broker.enrol(kitchen_id, &stores).await?;
         let mqtt_password = match &self.mqtt_password_file {
@@ -251,17 +230,20 @@ impl Enroller {
         .await?;
         tx.commit().await?;
         // The old box's sessions, now that its password no longer logs in.
-        let ended: i64 = sqlx::query_scalar(
-            "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity \
-             WHERE usename = $1",
-        )
-        .bind(&role)
-        .fetch_one(&self.pool)
-        .await
-        .unwrap_or_else(|error| {
-            tracing::warn!(%error, role, "enrolment: cannot end the previous box's sessions");
-            0
-        });
+        let mut ended = 0;
+        if let Some((role, _)) = &database {
+            ended = sqlx::query_scalar(
+                "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity \
+                 WHERE usename = $1",
+            )
+            .bind(role)
+            .fetch_one(&self.pool)
+            .await
+            .unwrap_or_else(|error: sqlx::Error| {
+                tracing::warn!(%error, role, "enrolment: cannot end the previous box's sessions");
+                0
+            });
+        }
         tracing::info!(
             kitchen_id,
             peer,
@@ -273,10 +255,41 @@ impl Enroller {
         Ok(Credentials {
             kitchen_id: kitchen_id.to_owned(),
             amqp_url: login.amqp_url.expose_secret().to_owned(),
-            database_url: with_login(box_database_url, &role, &database_password),
+            database_url: database.map(|(_, url)| url),
             mqtt_password: mqtt_password.map(|p| p.expose_secret().to_owned()),
         })
     }
+}
+
+/// Gives kitchen `kitchen_id`'s database role a new password (as a SCRAM verifier, in `tx`):
+/// the role and the box's `database_url` (`url` with the role and password in it).
+async fn set_database_password(
+    tx: &mut sqlx::PgConnection,
+    kitchen_id: &str,
+    url: &str,
+) -> Result<(String, String), EnrolError> {
+    let role: Option<String> = sqlx::query_scalar(
+        "SELECT role_name FROM kitchen.agent_roles WHERE kitchen_id = $1 ORDER BY role_name \
+         LIMIT 1",
+    )
+    .bind(kitchen_id)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some(role) = role else {
+        return Err(EnrolError::Refused(format!(
+            "kitchen {kitchen_id:?} has no database role (cloud-relay kitchen add --role)"
+        )));
+    };
+    let password = passwd::new_password();
+    let statement: String =
+        sqlx::query_scalar("SELECT format('ALTER ROLE %I PASSWORD %L', $1::text, $2::text)")
+            .bind(&role)
+            .bind(scram::new_verifier(password.expose_secret()))
+            .fetch_one(&mut *tx)
+            .await?;
+    sqlx::query(&statement).execute(&mut *tx).await?;
+    let url = with_login(url, &role, &password);
+    Ok((role, url))
 }
 
 /// `postgres://host/db?…` with `user:password@` put in, both percent-encoded.
