@@ -120,19 +120,27 @@ pub(super) struct Cursor {
     revoked: tokio::sync::watch::Receiver<Vec<String>>,
 }
 
-/// Counts an open stream for `/metrics` while it lives.
-pub(super) struct ClientGuard(Arc<StreamStats>);
+/// Counts an open stream for `/metrics` while it lives, and per station for the fallback
+/// printer (a station whose streams are all gone prints its tickets).
+pub(super) struct ClientGuard(Arc<StreamStats>, Option<String>);
 
 impl ClientGuard {
-    fn new(stats: Arc<StreamStats>) -> Self {
+    fn new(stats: Arc<StreamStats>, station: Option<String>) -> Self {
         stats.clients.fetch_add(1, Ordering::Relaxed);
-        Self(stats)
+        if let Some(station) = &station {
+            stats.station_opened(station, kitchen_daemon::clock::now_ms());
+        }
+        Self(stats, station)
     }
 }
 
 impl Drop for ClientGuard {
     fn drop(&mut self) {
         self.0.clients.fetch_sub(1, Ordering::Relaxed);
+        if let Some(station) = &self.1 {
+            self.0
+                .station_closed(station, kitchen_daemon::clock::now_ms());
+        }
     }
 }
 
@@ -341,13 +349,14 @@ pub(super) async fn events(
             seq
         }
     };
+    let client = ClientGuard::new(state.live.streams.clone(), station.clone());
     let cursor = Cursor {
         seq,
         station,
         queue,
         live: None,
         replaying: true,
-        _client: ClientGuard::new(state.live.streams.clone()),
+        _client: client,
         _slot: slot,
         token_hash,
         device_id: device.id.clone(),

@@ -30,6 +30,7 @@ mod metrics;
 mod otter;
 mod pairing;
 mod prep;
+mod print;
 mod view;
 
 pub use guard::Access;
@@ -83,6 +84,7 @@ pub fn router(state: AppState) -> Router {
         .merge(prep::routes())
         .merge(pairing::routes())
         .merge(otter::routes())
+        .merge(print::routes())
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             guard::guard,

@@ -1,0 +1,251 @@
+//! Tickets to print, enqueued in the transaction of the change that causes them: a new or
+//! changed order at each station with a printer (or, while none of a station's tablets is
+//! connected, on the fallback printer), the bag ticket when an order is ready, and reprints.
+//! The printer tasks send them (`printer`); this only decides what and where.
+
+use std::collections::BTreeSet;
+
+use rusqlite::Transaction;
+
+use crate::{
+    receipt::{self, Context, JobKind, Route, Routes},
+    record::Ticket,
+    store::{self, NewPrintJob, StoreError},
+};
+
+use super::{Kitchen, Pending, totals::State};
+
+/// Where tickets go and which stations have lost their tablets.
+#[derive(Debug, Clone, Default)]
+pub struct Printing {
+    pub routes: Routes,
+    /// Stations whose tablets are all gone: their tickets go to the fallback printer.
+    pub fallback: BTreeSet<String>,
+    /// Words that make a note an allergy on paper. Hook: filled from the reference data's
+    /// allergen list once it has one (issue 16, "On the ticket"); empty, notes print as they
+    /// are.
+    pub allergen_words: Vec<String>,
+}
+
+/// Why a reprint cannot be made.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PrintRejection {
+    #[error("no open order {0}")]
+    UnknownOrder(String),
+    #[error("no printer for {0}")]
+    NoPrinter(String),
+}
+
+impl State {
+    /// Station tickets for a new (`updated` false) or changed order.
+    pub(super) fn print_order(
+        &self,
+        tx: &Transaction<'_>,
+        ticket: &Ticket,
+        updated: bool,
+        now_ms: i64,
+        pending: &mut Pending,
+    ) -> Result<(), StoreError> {
+        if self.print.routes.is_empty() {
+            return Ok(());
+        }
+        for station in &ticket.stations {
+            let banner = updated.then(|| "UPDATED".to_owned());
+            let how = (JobKind::Station, false);
+            self.print_station(tx, ticket, station, banner, how, now_ms, pending)?;
+        }
+        Ok(())
+    }
+
+    /// A station's ticket on its printers, or on the fallback printer while the station has
+    /// no tablet (or always, with `how.1`, for a reprint); how many jobs.
+    #[allow(clippy::too_many_arguments)]
+    fn print_station(
+        &self,
+        tx: &Transaction<'_>,
+        ticket: &Ticket,
+        station: &str,
+        banner: Option<String>,
+        (kind, any_fallback): (JobKind, bool),
+        now_ms: i64,
+        pending: &mut Pending,
+    ) -> Result<usize, StoreError> {
+        let name = self
+            .reference
+            .station(station)
+            .map_or(station, |s| s.name.as_str());
+        let own: Vec<&Route> = self.print.routes.station(station).collect();
+        let (routes, kind, banner) = match (own.is_empty(), self.print.routes.fallback()) {
+            (false, _) => (own, kind, banner),
+            (true, Some(fallback)) if any_fallback => (vec![fallback], kind, banner),
+            (true, Some(fallback)) if self.print.fallback.contains(station) => (
+                vec![fallback],
+                JobKind::Fallback,
+                Some(format!("screen down - {name}")),
+            ),
+            _ => return Ok(0),
+        };
+        for route in &routes {
+            let cx = self.print_context(ticket, route, banner.clone());
+            let bytes = receipt::station_ticket(ticket, station, name, &cx);
+            self.enqueue(
+                tx,
+                route,
+                kind,
+                ticket,
+                Some(station),
+                bytes,
+                now_ms,
+                pending,
+            )?;
+        }
+        Ok(routes.len())
+    }
+
+    /// The bag ticket on the Expo printers; how many jobs.
+    pub(super) fn print_expo(
+        &self,
+        tx: &Transaction<'_>,
+        ticket: &Ticket,
+        banner: Option<String>,
+        kind: JobKind,
+        now_ms: i64,
+        pending: &mut Pending,
+    ) -> Result<usize, StoreError> {
+        let routes: Vec<&Route> = self.print.routes.expo().collect();
+        for route in &routes {
+            let cx = self.print_context(ticket, route, banner.clone());
+            let code = receipt::ticket_code(ticket, route.columns);
+            let bytes = receipt::expo_ticket(ticket, &code, &cx);
+            self.enqueue(tx, route, kind, ticket, None, bytes, now_ms, pending)?;
+        }
+        Ok(routes.len())
+    }
+
+    /// The bag ticket of an order that just became ready.
+    pub(super) fn print_ready(
+        &self,
+        tx: &Transaction<'_>,
+        order_id: &str,
+        now_ms: i64,
+        pending: &mut Pending,
+    ) -> Result<(), StoreError> {
+        if self.print.routes.expo().next().is_none() {
+            return Ok(());
+        }
+        if let Some(ticket) = self.ticket(tx, order_id, self.orders.get(order_id))? {
+            self.print_expo(tx, &ticket, None, JobKind::Expo, now_ms, pending)?;
+        }
+        Ok(())
+    }
+
+    fn print_context(&self, ticket: &Ticket, route: &Route, banner: Option<String>) -> Context {
+        Context {
+            columns: route.columns,
+            banner,
+            received: local_time(ticket.received_at_ms),
+            due: local_time(ticket.promised_at_ms),
+            allergen_words: self.print.allergen_words.clone(),
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn enqueue(
+        &self,
+        tx: &Transaction<'_>,
+        route: &Route,
+        kind: JobKind,
+        ticket: &Ticket,
+        station: Option<&str>,
+        bytes: Vec<u8>,
+        now_ms: i64,
+        pending: &mut Pending,
+    ) -> Result<(), StoreError> {
+        let job = NewPrintJob {
+            printer: &route.printer,
+            kind: kind.name(),
+            order_id: Some(&ticket.order_id),
+            station_id: station,
+            bytes,
+        };
+        store::insert_print_job(tx, &job, now_ms)?;
+        pending.prints += 1;
+        Ok(())
+    }
+}
+
+/// `HH:MM` in the box's time zone (the kitchen's clock on the wall).
+fn local_time(ms: i64) -> String {
+    use chrono::TimeZone;
+    chrono::Local
+        .timestamp_millis_opt(ms)
+        .single()
+        .map_or_else(|| "--:--".into(), |t| t.format("%H:%M").to_string())
+}
+
+impl Kitchen {
+    /// Where tickets go (from the config).
+    pub fn set_print_routes(&mut self, routes: Routes) {
+        self.state.print.routes = routes;
+    }
+
+    /// The stations whose tablets are all gone (the printer adapter watches the streams).
+    pub fn set_print_fallback(&mut self, stations: BTreeSet<String>) {
+        self.state.print.fallback = stations;
+    }
+
+    /// Jobs committed since the last call (the writer wakes the printer tasks).
+    pub fn take_print_jobs(&mut self) -> usize {
+        std::mem::take(&mut self.print_jobs)
+    }
+
+    /// Prints an open order again: a station's ticket (on its printers, or the fallback
+    /// printer), or without `station` the bag ticket on the Expo printers. How many jobs.
+    pub fn reprint(
+        &mut self,
+        order_id: &str,
+        station: Option<&str>,
+        now_ms: i64,
+    ) -> Result<Result<usize, PrintRejection>, StoreError> {
+        self.write(now_ms, |state, tx, pending| {
+            let Some(ticket) = state.ticket(tx, order_id, state.orders.get(order_id))? else {
+                return Ok((
+                    Err(PrintRejection::UnknownOrder(order_id.to_owned())),
+                    Default::default(),
+                ));
+            };
+            let banner = Some("reprint".to_owned());
+            let jobs = match station {
+                // A station without a printer of its own reprints on the fallback printer.
+                Some(station) => {
+                    let how = (JobKind::Reprint, true);
+                    state.print_station(tx, &ticket, station, banner, how, now_ms, pending)?
+                }
+                None => state.print_expo(tx, &ticket, banner, JobKind::Reprint, now_ms, pending)?,
+            };
+            let result = if jobs == 0 {
+                Err(PrintRejection::NoPrinter(
+                    station.map_or("expo".to_owned(), |s| format!("station {s}")),
+                ))
+            } else {
+                Ok(jobs)
+            };
+            Ok((result, Default::default()))
+        })
+    }
+
+    /// A job's bytes were written and the printer reads back fine.
+    pub fn print_done(&mut self, job_id: i64, now_ms: i64) -> Result<bool, StoreError> {
+        self.store.mark_printed(job_id, now_ms)
+    }
+
+    /// A job could not be printed: why, and when to try again.
+    pub fn print_failed(
+        &mut self,
+        job_id: i64,
+        error: &str,
+        next_try_ms: i64,
+    ) -> Result<(), StoreError> {
+        self.store.mark_print_failed(job_id, error, next_try_ms)
+    }
+}
