@@ -84,9 +84,11 @@ pub fn expo_ticket(ticket: &Ticket, code: &str, cx: &Context) -> Vec<u8> {
         .bold(false);
     order_number(&mut out, &ticket.friendly_id, width, 3);
     out.align(Align::Center);
-    out.bold(true)
-        .line(&ticket.source.to_uppercase())
-        .bold(false);
+    if !ticket.source.trim().is_empty() {
+        out.bold(true)
+            .line(&clip(&ticket.source.to_uppercase(), width))
+            .bold(false);
+    }
     if !ticket.customer_name.trim().is_empty() {
         out.line(&clip(&ticket.customer_name, width));
     }
@@ -209,7 +211,9 @@ fn item(
         out.bold(false);
     }
     if !line.note.trim().is_empty() {
-        note(out, &line.note, indent + 3, cx, width);
+        // Under the line's name: past the checkbox on the bag ticket.
+        let under = if depth == 0 { checkbox.len() } else { indent };
+        note(out, &line.note, under + 3, cx, width);
     }
     for modifier in &line.modifiers {
         item(out, modifier, station, depth + 1, checkbox, cx, width);

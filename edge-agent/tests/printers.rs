@@ -1,0 +1,624 @@
+//! Ticket printers against stand-ins the test runs: a TCP listener (a network printer on port
+//! 9100) and a pseudo-terminal (a USB or serial printer), each recording the bytes it gets and
+//! answering `DLE EOT n` with the status the test sets. Orders come in through the real
+//! RabbitMQ. The bytes are checked exactly, and decoded back to text by a decoder written here,
+//! independently of the agent's encoder.
+
+mod common;
+
+use std::{
+    io::{Read, Write},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
+
+use common::{TestAgent, wait_until};
+use edge_agent::config::{PrinterConfig, PrinterTarget};
+use kitchen_proto::OrderEvent;
+use kitchen_testkit::{
+    events::{line, new_order, sku_line},
+    http::{client, get_json},
+    names::unique,
+    pty,
+};
+
+const REFERENCE: &str = include_str!("fixtures/sample_kitchen.toml");
+
+/// Real-time status replies (`DLE EOT 1`..`4`), from Epson's ESC/POS reference: a ready
+/// printer, and one stopped at the end of its roll (off-line; paper-end stop; roll end).
+const READY: [u8; 4] = [0x12, 0x12, 0x12, 0x12];
+const PAPER_OUT: [u8; 4] = [0x1A, 0x32, 0x12, 0x72];
+
+/// Splits what a printer receives into data and real-time status queries (`DLE EOT n`).
+#[derive(Default)]
+struct Recorder {
+    /// 0: data; 1: after DLE; 2: after DLE EOT.
+    state: u8,
+}
+
+impl Recorder {
+    /// Takes one byte; data goes to `data`; a complete query returns its `n`.
+    fn push(&mut self, byte: u8, data: &mut Vec<u8>) -> Option<u8> {
+        match (self.state, byte) {
+            (0, 0x10) => self.state = 1,
+            (1, 0x04) => self.state = 2,
+            (1, other) => {
+                data.push(0x10);
+                self.state = 0;
+                return self.push(other, data);
+            }
+            (2, n) => {
+                self.state = 0;
+                return Some(n);
+            }
+            (_, other) => data.push(other),
+        }
+        None
+    }
+}
+
+/// What a stand-in printer shares with the test.
+#[derive(Clone)]
+struct Paper {
+    received: Arc<Mutex<Vec<u8>>>,
+    status: Arc<Mutex<[u8; 4]>>,
+}
+
+impl Paper {
+    fn new() -> Self {
+        Self {
+            received: Arc::default(),
+            status: Arc::new(Mutex::new(READY)),
+        }
+    }
+
+    fn bytes(&self) -> Vec<u8> {
+        self.received.lock().expect("lock").clone()
+    }
+
+    fn set_status(&self, status: [u8; 4]) {
+        *self.status.lock().expect("lock") = status;
+    }
+
+    /// Tickets received so far: each ends with a cut (`GS V 66 n`).
+    fn tickets(&self) -> Vec<Vec<u8>> {
+        let bytes = self.bytes();
+        let mut tickets = Vec::new();
+        let mut start = 0;
+        let mut at = 0;
+        while at + 4 <= bytes.len() {
+            if bytes[at..at + 3] == [0x1D, b'V', 66] {
+                tickets.push(bytes[start..at + 4].to_vec());
+                start = at + 4;
+                at = start;
+            } else {
+                at += 1;
+            }
+        }
+        tickets
+    }
+
+    /// Feeds received bytes through `recorder`; the replies to send back.
+    fn take(&self, recorder: &mut Recorder, bytes: &[u8]) -> Vec<u8> {
+        let mut replies = Vec::new();
+        let mut received = self.received.lock().expect("lock");
+        for &byte in bytes {
+            if let Some(n) = recorder.push(byte, &mut received) {
+                let status = *self.status.lock().expect("lock");
+                replies.push(
+                    status
+                        .get(usize::from(n).wrapping_sub(1))
+                        .copied()
+                        .unwrap_or(0),
+                );
+            }
+        }
+        replies
+    }
+}
+
+/// A network printer: a TCP listener on 127.0.0.1.
+struct NetworkPrinter {
+    port: u16,
+    paper: Paper,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl NetworkPrinter {
+    async fn start() -> Self {
+        Self::start_on(0).await
+    }
+
+    async fn start_on(port: u16) -> Self {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+            .await
+            .expect("printer port");
+        let port = listener.local_addr().expect("addr").port();
+        let paper = Paper::new();
+        let shared = paper.clone();
+        let task = tokio::spawn(async move {
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            while let Ok((mut stream, _)) = listener.accept().await {
+                let paper = shared.clone();
+                tokio::spawn(async move {
+                    let mut recorder = Recorder::default();
+                    let mut buffer = [0u8; 4096];
+                    while let Ok(n @ 1..) = stream.read(&mut buffer).await {
+                        let replies = paper.take(&mut recorder, &buffer[..n]);
+                        if stream.write_all(&replies).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        Self { port, paper, task }
+    }
+
+    fn config(&self, name: &str, stations: &[&str], expo: bool, fallback: bool) -> PrinterConfig {
+        PrinterConfig {
+            name: name.into(),
+            target: PrinterTarget::Network(format!("127.0.0.1:{}", self.port)),
+            paper_mm: 80,
+            stations: stations.iter().map(|s| (*s).to_owned()).collect(),
+            expo,
+            fallback,
+            status: true,
+        }
+    }
+}
+
+impl Drop for NetworkPrinter {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// A USB (or serial) printer: a pty whose slave the agent opens through a symlink.
+struct DevicePrinter {
+    link: std::path::PathBuf,
+    paper: Paper,
+    stop: Arc<AtomicBool>,
+    _pty: pty::Pty,
+}
+
+impl DevicePrinter {
+    fn start() -> Self {
+        let pty = pty::Pty::open();
+        let link = std::env::temp_dir().join(unique("test-lp"));
+        pty::point(&link, &pty.slave);
+        let paper = Paper::new();
+        let stop = Arc::new(AtomicBool::new(false));
+        let (master, shared, stopped) = (pty.master(), paper.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut recorder = Recorder::default();
+            let mut buffer = [0u8; 4096];
+            while !stopped.load(Ordering::Relaxed) {
+                match (&*master).read(&mut buffer) {
+                    Ok(n @ 1..) => {
+                        let replies = shared.take(&mut recorder, &buffer[..n]);
+                        let _ = (&*master).write_all(&replies);
+                    }
+                    // EIO while nobody has the slave open: wait for the agent to open it.
+                    _ => std::thread::sleep(Duration::from_millis(20)),
+                }
+            }
+        });
+        Self {
+            link,
+            paper,
+            stop,
+            _pty: pty,
+        }
+    }
+
+    fn config(&self, name: &str, paper_mm: u32) -> PrinterConfig {
+        PrinterConfig {
+            name: name.into(),
+            target: PrinterTarget::Device {
+                path: self.link.clone(),
+                baud: None,
+            },
+            paper_mm,
+            stations: Vec::new(),
+            expo: true,
+            fallback: false,
+            status: true,
+        }
+    }
+}
+
+impl Drop for DevicePrinter {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        let _ = std::fs::remove_file(&self.link);
+    }
+}
+
+/// One decoded line: its text and whether any of it was printed white on black.
+#[derive(Debug, PartialEq)]
+struct Printed {
+    text: String,
+    reverse: bool,
+}
+
+/// Decodes ESC/POS back to printed lines, as a printer would lay them out: the commands this
+/// kitchen's tickets use are consumed with their parameters; a barcode becomes the line
+/// `<barcode CODE128: data>`. Anything else is refused, so an unexpected command fails the test.
+fn decode(bytes: &[u8]) -> Vec<Printed> {
+    let mut lines = Vec::new();
+    let mut text = String::new();
+    let mut reverse = false;
+    let mut line_reverse = false;
+    let mut at = 0;
+    while at < bytes.len() {
+        match bytes[at] {
+            0x0A => {
+                lines.push(Printed {
+                    text: std::mem::take(&mut text),
+                    reverse: line_reverse,
+                });
+                line_reverse = reverse;
+                at += 1;
+            }
+            0x1B => match bytes.get(at + 1) {
+                Some(b'@') => at += 2,
+                Some(b't' | b'a' | b'E') => at += 3,
+                other => panic!("unexpected ESC {other:?} at {at}"),
+            },
+            0x1D => match bytes.get(at + 1) {
+                Some(b'B') => {
+                    reverse = bytes[at + 2] == 1;
+                    line_reverse |= reverse;
+                    at += 3;
+                }
+                Some(b'!' | b'h' | b'w' | b'H') => at += 3,
+                Some(b'V') => at += 4,
+                Some(b'k') => {
+                    assert_eq!(bytes[at + 2], 73, "CODE128");
+                    let n = usize::from(bytes[at + 3]);
+                    let data = &bytes[at + 4..at + 4 + n];
+                    assert_eq!(&data[..2], b"{B", "code set B");
+                    let data = String::from_utf8_lossy(&data[2..]).replace("{{", "{");
+                    text.push_str(&format!("<barcode CODE128: {data}>"));
+                    at += 4 + n;
+                }
+                other => panic!("unexpected GS {other:?} at {at}"),
+            },
+            byte @ 0x20..=0x7E => {
+                text.push(char::from(byte));
+                line_reverse |= reverse;
+                at += 1;
+            }
+            other => panic!("unexpected byte 0x{other:02X} at {at}"),
+        }
+    }
+    assert!(text.is_empty(), "unterminated line {text:?}");
+    lines
+}
+
+fn texts(lines: &[Printed]) -> Vec<&str> {
+    lines.iter().map(|l| l.text.as_str()).collect()
+}
+
+/// A burger (grill) without pickles, two fries (fry) with a note, a customer note naming an
+/// allergen.
+fn order(order_id: &str) -> OrderEvent {
+    let mut fries = line("Fries", 2, vec![]);
+    fries.note = "extra salt".into();
+    let mut order_event = new_order("kitchen-bk-01", order_id)
+        .sequence(1)
+        .friendly_id("F00D1")
+        .customer_name("Ana")
+        .item(sku_line(
+            "sku-smash-double",
+            "Double Smash Burger",
+            1,
+            vec![line("No pickles", 1, vec![])],
+        ))
+        .item(fries)
+        .build();
+    order_event.customer_note = "peanut allergy".into();
+    order_event.source = "ubereats".into();
+    order_event
+}
+
+/// `HH:MM` in the box's time zone, as the tickets print times.
+fn local(ms: i64) -> String {
+    use chrono::TimeZone;
+    chrono::Local
+        .timestamp_millis_opt(ms)
+        .single()
+        .expect("a time")
+        .format("%H:%M")
+        .to_string()
+}
+
+async fn open_order(base: &str, order_id: &str) -> serde_json::Value {
+    let url = format!("{base}/api/orders?state=open");
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let orders = get_json(&url).await;
+        if let Some(found) = orders["orders"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|o| o["order_id"] == order_id)
+        {
+            return found.clone();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "order {order_id} never opened"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn printer_status(base: &str, name: &str) -> serde_json::Value {
+    let status = get_json(&format!("{base}/api/status")).await;
+    status["printers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|p| p["name"] == name)
+        .cloned()
+        .unwrap_or_default()
+}
+
+async fn wait_tickets(paper: &Paper, count: usize, what: &str) {
+    wait_until(what, Duration::from_secs(20), || async {
+        paper.tickets().len() >= count
+    })
+    .await;
+}
+
+fn fast(config: &mut edge_agent::Config) {
+    config.printer_retry_ms = 100;
+    config.printer_timeout_ms = 2000;
+}
+
+#[tokio::test]
+async fn station_and_expo_tickets_print_exactly_and_decode_back() {
+    let network = NetworkPrinter::start().await;
+    let device = DevicePrinter::start();
+    let printers = vec![
+        network.config("fry-printer", &["fry"], false, false),
+        device.config("expo-printer", 58),
+    ];
+    let kitchen = TestAgent::start_with(Some(REFERENCE), &["kitchen-bk-01"], |config| {
+        fast(config);
+        config.printers = printers;
+    })
+    .await;
+    let order_id = unique("order");
+    kitchen.publish(&order(&order_id)).await;
+    let ticket = open_order(&kitchen.base, &order_id).await;
+    wait_tickets(&network.paper, 1, "the fryer's ticket").await;
+
+    // The exact bytes, written out here from the ESC/POS reference.
+    let times = format!(
+        "In {} - Due {}\n",
+        local(ticket["received_at_ms"].as_i64().expect("received")),
+        local(ticket["promised_at_ms"].as_i64().expect("promised"))
+    );
+    let rule = format!("{}\n", "-".repeat(48));
+    let expected: Vec<u8> = [
+        &[0x1B, b'@', 0x1B, b't', 0][..],
+        &[0x1B, b'a', 1, 0x1D, b'!', 0x11],
+        b"#F00D1\n",
+        &[0x1D, b'!', 0, 0x1B, b'a', 0],
+        &[0x1B, b'a', 1, 0x1B, b'E', 1],
+        b"FRYER\n",
+        &[0x1B, b'E', 0, 0x1B, b'a', 0],
+        b"ubereats - Ana\n",
+        times.as_bytes(),
+        rule.as_bytes(),
+        &[0x1B, b'E', 1],
+        b"2 x Fries\n",
+        &[0x1B, b'E', 0],
+        b"   Note: extra salt\n",
+        rule.as_bytes(),
+        b"+ 1 x Double Smash Burger (grill)\n",
+        rule.as_bytes(),
+        b"Note: peanut allergy\n",
+        b"\n\n\n",
+        &[0x1D, b'V', 66, 3],
+    ]
+    .concat();
+    let source = "ubereats";
+    assert_eq!(ticket["source"], source);
+    assert_eq!(
+        network.paper.bytes(),
+        expected,
+        "{}",
+        String::from_utf8_lossy(&network.paper.bytes())
+    );
+    let lines = decode(&network.paper.bytes());
+    assert_eq!(
+        texts(&lines)[..6],
+        [
+            "#F00D1",
+            "FRYER",
+            &format!("{source} - Ana"),
+            times.trim_end(),
+            &"-".repeat(48),
+            "2 x Fries"
+        ]
+    );
+    let status = printer_status(&kitchen.base, "fry-printer").await;
+    assert_eq!(status["state"], "ready", "{status}");
+    assert_eq!(
+        (status["printed"].as_u64(), status["waiting"].as_i64()),
+        (Some(1), Some(0))
+    );
+    assert!(device.paper.bytes().is_empty(), "nothing for Expo yet");
+
+    // Ready at Expo: the bag ticket on the 58 mm printer behind the pty.
+    let ready = client()
+        .post(format!("{}/api/orders/{order_id}/ready", kitchen.base))
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(ready.status(), 200);
+    wait_tickets(&device.paper, 1, "the bag ticket").await;
+    let bag = decode(&device.paper.tickets()[0]);
+    let bag_text = texts(&bag);
+    assert_eq!(bag_text[..3], ["READY", "#F00D1", &source.to_uppercase()]);
+    for wanted in [
+        "[ ] 1 x Double Smash Burger",
+        "       No pickles",
+        "[ ] 2 x Fries",
+        "       Note: extra salt",
+    ] {
+        assert!(bag_text.contains(&wanted), "{wanted:?} in {bag_text:#?}");
+    }
+    // The barcode is what the Expo scanners read back as this order (a friendly id on 58 mm
+    // paper when the order id is too long for it).
+    let code = bag_text
+        .iter()
+        .find_map(|t| t.strip_prefix("<barcode CODE128: "))
+        .and_then(|t| t.strip_suffix('>'))
+        .expect("a barcode");
+    let expected_code = if order_id.len() + 6 <= 29 {
+        format!("ORDER:{order_id}")
+    } else {
+        "F00D1".to_owned()
+    };
+    assert_eq!(code, expected_code);
+
+    // Reprints: the bag ticket again, and the fryer's ticket on its printer.
+    for (body, paper) in [
+        (serde_json::json!({}), &device.paper),
+        (serde_json::json!({"station": "fry"}), &network.paper),
+    ] {
+        let response = client()
+            .post(format!("{}/api/orders/{order_id}/reprint", kitchen.base))
+            .json(&body)
+            .send()
+            .await
+            .expect("answers");
+        assert_eq!(response.status(), 202, "{body}");
+        wait_tickets(paper, 2, "the reprint").await;
+        let again = decode(&paper.tickets()[1]);
+        assert_eq!(again[0].text, " REPRINT ");
+        assert!(again[0].reverse);
+    }
+    // No printer for the grill: a clear refusal.
+    let response = client()
+        .post(format!("{}/api/orders/{order_id}/reprint", kitchen.base))
+        .json(&serde_json::json!({"station": "grill"}))
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(response.status(), 409);
+    let body: serde_json::Value = response.json().await.expect("json");
+    assert_eq!(body["error"], "no printer for station grill");
+    kitchen.stop().await;
+    assert_eq!(network.paper.tickets().len(), 2);
+    assert_eq!(device.paper.tickets().len(), 2);
+}
+
+#[tokio::test]
+async fn paper_out_shows_in_status_and_the_ticket_prints_once_after() {
+    let network = NetworkPrinter::start().await;
+    network.paper.set_status(PAPER_OUT);
+    let printers = vec![network.config("fry-printer", &["fry"], false, false)];
+    let kitchen = TestAgent::start_with(Some(REFERENCE), &["kitchen-bk-01"], |config| {
+        fast(config);
+        config.printers = printers;
+    })
+    .await;
+    let order_id = unique("order");
+    kitchen.publish(&order(&order_id)).await;
+    open_order(&kitchen.base, &order_id).await;
+    let base = kitchen.base.clone();
+    wait_until("paper out in /api/status", Duration::from_secs(20), || {
+        let base = base.clone();
+        async move {
+            let status = printer_status(&base, "fry-printer").await;
+            status["state"] == "paper_out" && status["waiting"] == 1
+        }
+    })
+    .await;
+    let status = printer_status(&kitchen.base, "fry-printer").await;
+    assert_eq!(status["last_error"], "paper out", "{status}");
+    assert!(
+        network.paper.bytes().is_empty(),
+        "nothing sent while out of paper"
+    );
+
+    network.paper.set_status(READY);
+    wait_tickets(&network.paper, 1, "the ticket after the paper went in").await;
+    wait_until("ready in /api/status", Duration::from_secs(10), || {
+        let base = base.clone();
+        async move {
+            let status = printer_status(&base, "fry-printer").await;
+            status["state"] == "ready" && status["printed"] == 1 && status["waiting"] == 0
+        }
+    })
+    .await;
+    // Time for a second print, were there to be one.
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(network.paper.tickets().len(), 1);
+    kitchen.stop().await;
+}
+
+#[tokio::test]
+async fn jobs_queued_before_a_restart_print_once_after() {
+    // A port nobody listens on yet: the printer is switched off.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let config = PrinterConfig {
+        name: "fry-printer".into(),
+        target: PrinterTarget::Network(format!("127.0.0.1:{port}")),
+        paper_mm: 80,
+        stations: vec!["fry".into()],
+        expo: false,
+        fallback: false,
+        status: true,
+    };
+    let first_config = config.clone();
+    let kitchen = TestAgent::start_with(Some(REFERENCE), &["kitchen-bk-01"], |c| {
+        fast(c);
+        c.printers = vec![first_config];
+    })
+    .await;
+    let order_id = unique("order");
+    kitchen.publish(&order(&order_id)).await;
+    open_order(&kitchen.base, &order_id).await;
+    let base = kitchen.base.clone();
+    wait_until(
+        "unreachable in /api/status",
+        Duration::from_secs(20),
+        || {
+            let base = base.clone();
+            async move {
+                let status = printer_status(&base, "fry-printer").await;
+                status["state"] == "unreachable" && status["waiting"] == 1
+            }
+        },
+    )
+    .await;
+    let data_dir = kitchen.stop_keeping_data().await;
+
+    let network = NetworkPrinter::start_on(port).await;
+    let kitchen = TestAgent::start_with(None, &["kitchen-bk-01"], |c| {
+        fast(c);
+        c.data_dir = data_dir;
+        c.printers = vec![config];
+    })
+    .await;
+    wait_tickets(&network.paper, 1, "the queued ticket after the restart").await;
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(network.paper.tickets().len(), 1);
+    let lines = decode(&network.paper.bytes());
+    assert_eq!(lines[0].text, "#F00D1");
+    kitchen.stop().await;
+}
