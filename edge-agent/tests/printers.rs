@@ -622,3 +622,135 @@ async fn jobs_queued_before_a_restart_print_once_after() {
     assert_eq!(lines[0].text, "#F00D1");
     kitchen.stop().await;
 }
+
+#[tokio::test]
+async fn a_station_without_tablets_prints_on_the_fallback_printer_until_one_is_back() {
+    let network = NetworkPrinter::start().await;
+    let printers = vec![network.config("expo-printer", &[], false, true)];
+    let kitchen = TestAgent::start_with(Some(REFERENCE), &["kitchen-bk-01"], |config| {
+        fast(config);
+        config.printer_fallback_secs = 1;
+        config.printers = printers;
+    })
+    .await;
+    let stream_url = format!("{}/orders/events?station=fry", kitchen.base);
+    let tablet = kitchen_testkit::http::SseReader::open(&stream_url, None).await;
+    // With the fryer's tablet connected, nothing prints.
+    let first = unique("order");
+    kitchen.publish(&order(&first)).await;
+    open_order(&kitchen.base, &first).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(network.paper.bytes().is_empty());
+
+    drop(tablet);
+    let base = kitchen.base.clone();
+    wait_until(
+        "the fryer on the fallback printer",
+        Duration::from_secs(20),
+        || {
+            let base = base.clone();
+            async move {
+                let status = get_json(&format!("{base}/api/status")).await;
+                status["print_fallback"][0]["station"] == "fry"
+                    && status["print_fallback"][0]["active"] == true
+            }
+        },
+    )
+    .await;
+    let second = unique("order");
+    let mut event = order(&second);
+    event.sequence = 2;
+    event.event_id = format!("ev-{second}");
+    kitchen.publish(&event).await;
+    wait_tickets(
+        &network.paper,
+        1,
+        "the fryer's ticket on the fallback printer",
+    )
+    .await;
+    let lines = decode(&network.paper.tickets()[0]);
+    assert_eq!(lines[0].text, " SCREEN DOWN - FRYER ");
+    assert!(lines[0].reverse);
+    assert_eq!(texts(&lines)[1..3], ["#F00D1", "FRYER"]);
+    // Only the fryer lost its screens: the grill prints nothing.
+    assert_eq!(network.paper.tickets().len(), 1);
+
+    // The tablet comes back: the status says what printed meanwhile, for its display.
+    let _tablet = kitchen_testkit::http::SseReader::open(&stream_url, None).await;
+    wait_until("the fallback to end", Duration::from_secs(10), || {
+        let base = base.clone();
+        async move {
+            let status = get_json(&format!("{base}/api/status")).await;
+            let fallback = &status["print_fallback"][0];
+            fallback["active"] == false && fallback["tickets"] == 1 && fallback["ended_ms"].is_i64()
+        }
+    })
+    .await;
+    let third = unique("order");
+    let mut event = order(&third);
+    event.sequence = 3;
+    event.event_id = format!("ev-{third}");
+    kitchen.publish(&event).await;
+    open_order(&kitchen.base, &third).await;
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(network.paper.tickets().len(), 1);
+    kitchen.stop().await;
+}
+
+#[tokio::test]
+async fn a_missing_device_or_a_garbled_reply_is_a_clear_state_not_a_crash() {
+    let network = NetworkPrinter::start().await;
+    // Not an ESC/POS status byte (bit 1 off): a printer speaking something else.
+    network.paper.set_status([0x00, 0x00, 0x00, 0x00]);
+    let missing = PrinterConfig {
+        name: "usb-printer".into(),
+        target: PrinterTarget::Device {
+            path: std::env::temp_dir().join(unique("no-such-lp")),
+            baud: None,
+        },
+        paper_mm: 58,
+        stations: vec!["grill".into()],
+        expo: false,
+        fallback: false,
+        status: true,
+    };
+    let printers = vec![
+        network.config("fry-printer", &["fry"], false, false),
+        missing,
+    ];
+    let kitchen = TestAgent::start_with(Some(REFERENCE), &["kitchen-bk-01"], |config| {
+        fast(config);
+        config.printers = printers;
+    })
+    .await;
+    let order_id = unique("order");
+    kitchen.publish(&order(&order_id)).await;
+    open_order(&kitchen.base, &order_id).await;
+    let base = kitchen.base.clone();
+    wait_until("both printers' states", Duration::from_secs(20), || {
+        let base = base.clone();
+        async move {
+            let fry = printer_status(&base, "fry-printer").await;
+            let usb = printer_status(&base, "usb-printer").await;
+            fry["state"] == "bad_reply" && usb["state"] == "unreachable"
+        }
+    })
+    .await;
+    let fry = printer_status(&kitchen.base, "fry-printer").await;
+    assert_eq!(
+        fry["last_error"],
+        "not an ESC/POS status reply to DLE EOT 1: 0x00"
+    );
+    let usb = printer_status(&kitchen.base, "usb-printer").await;
+    let error = usb["last_error"].as_str().expect("a reason");
+    assert!(error.contains("No such file or directory"), "{error}");
+    // The kitchen carries on: a bump still works.
+    let bump = client()
+        .post(format!("{}/api/orders/{order_id}/bump", kitchen.base))
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(bump.status(), 200);
+    assert!(network.paper.bytes().is_empty());
+    kitchen.stop().await;
+}
