@@ -754,3 +754,96 @@ async fn a_missing_device_or_a_garbled_reply_is_a_clear_state_not_a_crash() {
     assert!(network.paper.bytes().is_empty());
     kitchen.stop().await;
 }
+
+/// On the tablets: the printer's trouble as a banner, the fallback's tickets on the station's
+/// screen when it comes back, and Expo's Reprint on a Ready ticket.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_displays_show_printer_trouble_the_fallback_and_reprint() {
+    use kitchen_testkit::browser::Browser;
+    const WAIT: Duration = Duration::from_secs(30);
+    let network = NetworkPrinter::start().await;
+    network.paper.set_status(PAPER_OUT);
+    let printers = vec![network.config("pass-printer", &[], true, true)];
+    let kitchen = TestAgent::start_with(Some(REFERENCE), &["kitchen-bk-01"], |config| {
+        fast(config);
+        config.printer_fallback_secs = 1;
+        config.printers = printers;
+    })
+    .await;
+    let base = kitchen.base.clone();
+    drop(
+        kitchen_testkit::http::SseReader::open(&format!("{base}/orders/events?station=fry"), None)
+            .await,
+    );
+    wait_until("the fryer on the fallback printer", WAIT, || {
+        let base = base.clone();
+        async move {
+            let status = get_json(&format!("{base}/api/status")).await;
+            status["print_fallback"][0]["active"] == true
+        }
+    })
+    .await;
+    let order_id = unique("order");
+    kitchen.publish(&order(&order_id)).await;
+    wait_until("the ticket waiting for paper", WAIT, || {
+        let base = base.clone();
+        async move { printer_status(&base, "pass-printer").await["waiting"] == 1 }
+    })
+    .await;
+
+    let mut tablet = Browser::launch(1280, 900).await;
+    tablet.navigate(&format!("{base}/?station=fry")).await;
+    tablet
+        .wait_for_value(
+            "the printer banner",
+            WAIT,
+            "(b => b.hidden ? null : b.textContent)(document.getElementById('printers'))",
+            &serde_json::json!("Printer pass-printer: out of paper — 1 ticket waiting"),
+        )
+        .await;
+    let notice = tablet
+        .wait_for(
+            "the fallback notice",
+            WAIT,
+            "(b => b.hidden ? null : b.textContent)(document.getElementById('printed'))",
+        )
+        .await;
+    let notice = notice.as_str().expect("text");
+    assert!(
+        notice.contains("1 ticket went to printer pass-printer instead"),
+        "{notice}"
+    );
+    tablet.tap("#printed button").await;
+    tablet
+        .wait_for(
+            "the notice dismissed",
+            WAIT,
+            "document.getElementById('printed').hidden",
+        )
+        .await;
+
+    network.paper.set_status(READY);
+    wait_tickets(&network.paper, 1, "the fallback ticket").await;
+    let ready = client()
+        .post(format!("{base}/api/orders/{order_id}/ready"))
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(ready.status(), 200);
+    wait_tickets(&network.paper, 2, "the bag ticket").await;
+    tablet.navigate(&format!("{base}/?station=all")).await;
+    let reprint = format!(r#"#ready [data-order-id="{order_id}"] button.reprint"#);
+    tablet
+        .wait_for(
+            "the Reprint button",
+            WAIT,
+            &format!("!!document.querySelector('{reprint}')"),
+        )
+        .await;
+    tablet.tap(&reprint).await;
+    wait_tickets(&network.paper, 3, "the reprinted bag ticket").await;
+    let again = decode(&network.paper.tickets()[2]);
+    assert_eq!(texts(&again)[..3], [" REPRINT ", "READY", "#F00D1"]);
+    tablet.close().await;
+    kitchen.stop().await;
+}

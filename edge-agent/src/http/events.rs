@@ -98,6 +98,9 @@ impl Drop for StreamSlot {
 pub(super) struct EventsQuery {
     last_event_id: Option<i64>,
     station: Option<String>,
+    /// The station the display shows (it filters on the tablet): counted as that station's
+    /// screen for the fallback printer, nothing else.
+    screen: Option<String>,
 }
 
 /// Where an event stream is: replaying the log, or following the live broadcast.
@@ -349,7 +352,17 @@ pub(super) async fn events(
             seq
         }
     };
-    let client = ClientGuard::new(state.live.streams.clone(), station.clone());
+    // Whose screen this is, for the fallback printer: the stream's station, else the station
+    // the display says it shows, else a cook device's own station.
+    let screen = station
+        .clone()
+        .or(query.screen.filter(|s| super::known_station(&state, s)))
+        .or_else(|| {
+            (device.role == crate::device::Role::Cook)
+                .then(|| device.station.clone())
+                .flatten()
+        });
+    let client = ClientGuard::new(state.live.streams.clone(), screen);
     let cursor = Cursor {
         seq,
         station,

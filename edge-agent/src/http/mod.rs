@@ -103,6 +103,7 @@ async fn asset(axum::extract::Path(file): axum::extract::Path<String>) -> Respon
         "pair.js" => include_str!("../../static/pair.js"),
         "devices.js" => include_str!("../../static/devices.js"),
         "print.js" => include_str!("../../static/print.js"),
+        "printers.js" => include_str!("../../static/printers.js"),
         _ => return error(StatusCode::NOT_FOUND, format!("no file {file:?}")),
     };
     (
