@@ -456,6 +456,23 @@ async fn station_and_expo_tickets_print_exactly_and_decode_back() {
         (Some(1), Some(0))
     );
     assert!(device.paper.bytes().is_empty(), "nothing for Expo yet");
+    let metrics = kitchen_testkit::http::get(format!("{}/metrics", kitchen.base))
+        .await
+        .expect("answers")
+        .text()
+        .await
+        .expect("text");
+    for wanted in [
+        "edge_agent_printer_ready{printer=\"fry-printer\"} 1",
+        "edge_agent_printer_jobs_waiting{printer=\"fry-printer\"} 0",
+        "edge_agent_printer_attempts_total{printer=\"fry-printer\",result=\"printed\"} 1",
+        "edge_agent_printer_ready{printer=\"expo-printer\"} 0",
+    ] {
+        assert!(
+            metrics.lines().any(|l| l == wanted),
+            "{wanted} in {metrics}"
+        );
+    }
 
     // Ready at Expo: the bag ticket on the 58 mm printer behind the pty.
     let ready = client()
