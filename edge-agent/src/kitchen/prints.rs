@@ -249,3 +249,139 @@ impl Kitchen {
         self.store.mark_print_failed(job_id, error, next_try_ms)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use kitchen_proto::{EventType, Fulfillment, OrderEvent, OrderStatus};
+    use kitchen_testkit::events::{line, sku_line};
+
+    use super::*;
+    use crate::store::Store;
+
+    const NOW: i64 = 1_741_977_600_000;
+
+    fn route(printer: &str, stations: &[&str], expo: bool, fallback: bool) -> Route {
+        Route {
+            printer: printer.into(),
+            columns: 48,
+            stations: stations.iter().map(|s| (*s).to_owned()).collect(),
+            expo,
+            fallback,
+        }
+    }
+
+    fn kitchen() -> Kitchen {
+        let reference = kitchen_proto::reference::Reference::parse(include_str!(
+            "../../tests/fixtures/three_stations.toml"
+        ))
+        .expect("valid reference");
+        let store = Store::open_in_memory().expect("store");
+        let mut kitchen =
+            Kitchen::open(store, Arc::new(reference), 20 * 60_000, NOW).expect("open");
+        kitchen.set_print_routes(Routes {
+            printers: vec![
+                route("p-fry", &["fry"], false, false),
+                route("p-pass", &[], true, true),
+            ],
+        });
+        kitchen
+    }
+
+    /// A burger (grill) and fries (fry).
+    fn order(order_id: &str) -> OrderEvent {
+        OrderEvent {
+            event_id: format!("ev-{order_id}"),
+            event_type: EventType::NewOrder as i32,
+            otter_event_type: "orders.new_order".into(),
+            event_time_ms: NOW,
+            store_id: "s1".into(),
+            order_id: order_id.into(),
+            friendly_id: order_id.to_uppercase(),
+            status: OrderStatus::NewOrder as i32,
+            fulfillment: Some(Fulfillment {
+                pickup_time_ms: Some(NOW + 20 * 60_000),
+                ..Fulfillment::default()
+            }),
+            items: vec![
+                sku_line("sku-smash-double", "Double Smash Burger", 1, vec![]),
+                line("Fries", 1, vec![]),
+            ],
+            has_snapshot: true,
+            received_at_ms: NOW,
+            ..OrderEvent::default()
+        }
+    }
+
+    /// Jobs waiting per printer.
+    fn waiting(kitchen: &Kitchen) -> (i64, i64) {
+        let count = |printer| kitchen.store.next_print_job(printer).expect("read").1;
+        (count("p-fry"), count("p-pass"))
+    }
+
+    #[test]
+    fn tickets_are_queued_once_with_the_change_that_prints_them() {
+        let mut kitchen = kitchen();
+        kitchen.apply(&order("a1"), NOW).expect("applied");
+        // The fryer's ticket; the grill has no printer and still its screens: nothing.
+        assert_eq!(waiting(&kitchen), (1, 0));
+        assert_eq!(kitchen.take_print_jobs(), 1);
+        // A redelivered event changes nothing, so prints nothing.
+        kitchen.apply(&order("a1"), NOW).expect("duplicate");
+        assert_eq!(waiting(&kitchen), (1, 0));
+        let (job, _) = kitchen.store.next_print_job("p-fry").expect("read");
+        let job = job.expect("a job");
+        assert_eq!(
+            (job.kind.as_str(), job.order_id.as_deref()),
+            ("station", Some("a1"))
+        );
+        // Ready: the bag ticket at the pass.
+        let stations = vec!["grill".to_owned(), "fry".to_owned()];
+        kitchen
+            .bump("a1", &stations, true, "expo", NOW)
+            .expect("bumped");
+        assert_eq!(waiting(&kitchen), (1, 1));
+        // Recalled and bumped again: ready once more, a second bag ticket (it was re-made).
+        kitchen
+            .bump("a1", &stations, false, "expo", NOW)
+            .expect("recalled");
+        kitchen
+            .bump("a1", &stations, true, "expo", NOW)
+            .expect("bumped");
+        assert_eq!(waiting(&kitchen), (1, 2));
+        // Printed jobs leave the queue; a failed one stays with its reason.
+        assert!(kitchen.print_done(job.job_id, NOW).expect("marked"));
+        assert!(!kitchen.print_done(job.job_id, NOW).expect("only once"));
+        assert_eq!(waiting(&kitchen), (0, 2));
+    }
+
+    #[test]
+    fn a_station_without_screens_prints_on_the_fallback_printer() {
+        let mut kitchen = kitchen();
+        kitchen.set_print_fallback(["grill".to_owned(), "fry".to_owned()].into());
+        kitchen.apply(&order("b1"), NOW).expect("applied");
+        // The grill's on the fallback printer; the fryer has its own printer.
+        assert_eq!(waiting(&kitchen), (1, 1));
+        let (job, _) = kitchen.store.next_print_job("p-pass").expect("read");
+        let job = job.expect("a job");
+        assert_eq!(job.kind, "fallback");
+        assert!(String::from_utf8_lossy(&job.bytes).contains(" SCREEN DOWN - GRILL "));
+        // Reprints: the grill's (fallback printer), the bag ticket; none for drinks' printer.
+        assert_eq!(
+            kitchen.reprint("b1", Some("grill"), NOW).expect("ok"),
+            Ok(1)
+        );
+        assert_eq!(kitchen.reprint("b1", None, NOW).expect("ok"), Ok(1));
+        assert_eq!(
+            kitchen.reprint("nope", None, NOW).expect("ok"),
+            Err(PrintRejection::UnknownOrder("nope".into()))
+        );
+        kitchen.set_print_routes(Routes::default());
+        assert_eq!(
+            kitchen.reprint("b1", Some("fry"), NOW).expect("ok"),
+            Err(PrintRejection::NoPrinter("station fry".into()))
+        );
+        assert_eq!(waiting(&kitchen), (1, 3));
+    }
+}
