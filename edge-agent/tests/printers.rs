@@ -731,9 +731,19 @@ async fn a_missing_device_or_a_garbled_reply_is_a_clear_state_not_a_crash() {
         fallback: false,
         status: true,
     };
+    // A serial printer (a pty set raw at 19200 baud) that does not answer status queries.
+    let serial = DevicePrinter::start();
+    let mut quiet = serial.config("serial-printer", 80);
+    quiet.target = PrinterTarget::Device {
+        path: serial.link.clone(),
+        baud: Some(19_200),
+    };
+    (quiet.stations, quiet.expo, quiet.status) = (vec!["grill".into()], false, false);
+    serial.paper.set_status([0x00; 4]);
     let printers = vec![
         network.config("fry-printer", &["fry"], false, false),
         missing,
+        quiet,
     ];
     let kitchen = TestAgent::start_with(Some(REFERENCE), &["kitchen-bk-01"], |config| {
         fast(config);
@@ -769,6 +779,9 @@ async fn a_missing_device_or_a_garbled_reply_is_a_clear_state_not_a_crash() {
         .expect("answers");
     assert_eq!(bump.status(), 200);
     assert!(network.paper.bytes().is_empty());
+    // Without status queries the serial printer just prints, and is taken as ready.
+    wait_tickets(&serial.paper, 1, "the grill's ticket on the serial printer").await;
+    assert_eq!(decode(&serial.paper.tickets()[0])[1].text, "GRILL");
     kitchen.stop().await;
 }
 
