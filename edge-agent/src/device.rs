@@ -303,6 +303,24 @@ mod tests {
     }
 
     #[test]
+    fn reprints_are_for_expo_managers_and_a_cook_at_its_station() {
+        let actions = [
+            Action::Reprint(None),
+            Action::Reprint(Some("grill")),
+            Action::Reprint(Some("fry")),
+        ];
+        let allowed = |d: &Device| actions.map(|a| d.may(a));
+        assert_eq!(allowed(&device(Role::Display, None)), [false; 3]);
+        assert_eq!(allowed(&device(Role::Prep, None)), [false; 3]);
+        assert_eq!(
+            allowed(&device(Role::Cook, Some("grill"))),
+            [false, true, false]
+        );
+        assert_eq!(allowed(&device(Role::Expo, None)), [true; 3]);
+        assert_eq!(allowed(&device(Role::Manager, None)), [true; 3]);
+    }
+
+    #[test]
     fn new_devices_are_checked() {
         assert_eq!(
             check_new("  Grill 1 ", Role::Cook, Some("grill")),
