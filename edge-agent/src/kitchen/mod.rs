@@ -160,8 +160,7 @@ impl Kitchen {
     /// Trims the event log and the de-duplication record (see `Store::prune`).
     pub fn prune(&mut self, keep: i64, keep_ms: i64, now_ms: i64) -> Result<usize, StoreError> {
         let pruned = self.store.prune(keep, keep_ms, now_ms)?;
-        self.store
-            .prune_printed(crate::store::PRINTED_KEEP_MS, now_ms)?;
+        self.store.prune_printed(now_ms)?;
         Ok(pruned)
     }
 }

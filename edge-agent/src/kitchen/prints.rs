@@ -354,6 +354,11 @@ mod tests {
         assert!(kitchen.print_done(job.job_id, NOW).expect("marked"));
         assert!(!kitchen.print_done(job.job_id, NOW).expect("only once"));
         assert_eq!(waiting(&kitchen), (0, 2));
+        // A day later the tickets nobody could print are dropped.
+        kitchen
+            .prune(1000, 1000, NOW + 25 * 3600 * 1000)
+            .expect("pruned");
+        assert_eq!(waiting(&kitchen), (0, 0));
     }
 
     #[test]

@@ -31,7 +31,7 @@ pub use otter::{
     CallChange, OrderForOtter, Suspension, close_order, insert_suspension, lift_suspension,
     order_for_otter, save_calls, set_prep_minutes, suspensions,
 };
-pub use prints::{NewPrintJob, PRINTED_KEEP_MS, PrintJob, insert_print_job};
+pub use prints::{NewPrintJob, PrintJob, insert_print_job};
 pub use readers::Readers;
 pub use scans::insert_scan;
 pub use sessions::{complete_session, insert_session, open_sessions, session};

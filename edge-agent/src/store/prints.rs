@@ -8,6 +8,9 @@ use super::{Store, StoreError};
 /// Printed jobs are kept this long (for `/api/status` counts and reprints' history), then
 /// trimmed with the event log.
 pub const PRINTED_KEEP_MS: i64 = 7 * 24 * 3600 * 1000;
+/// A job still unprinted after this long (its printer gone from the config, or dead all day)
+/// is dropped: a kitchen ticket a day late helps nobody.
+pub const UNPRINTED_KEEP_MS: i64 = 24 * 3600 * 1000;
 
 /// A job to enqueue.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -114,11 +117,14 @@ impl Store {
         Ok(())
     }
 
-    /// Deletes printed jobs older than `keep_ms`.
-    pub fn prune_printed(&mut self, keep_ms: i64, now_ms: i64) -> Result<usize, StoreError> {
+    /// Deletes jobs printed more than `PRINTED_KEEP_MS` ago and jobs left unprinted for
+    /// `UNPRINTED_KEEP_MS`.
+    pub fn prune_printed(&mut self, now_ms: i64) -> Result<usize, StoreError> {
         Ok(self.connection.execute(
-            "DELETE FROM print_jobs WHERE printed_at_ms IS NOT NULL AND printed_at_ms < ?1",
-            [now_ms - keep_ms],
+            "DELETE FROM print_jobs
+             WHERE (printed_at_ms IS NOT NULL AND printed_at_ms < ?1)
+                OR (printed_at_ms IS NULL AND created_at_ms < ?2)",
+            params![now_ms - PRINTED_KEEP_MS, now_ms - UNPRINTED_KEEP_MS],
         )?)
     }
 }
