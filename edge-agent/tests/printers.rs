@@ -406,6 +406,14 @@ async fn station_and_expo_tickets_print_exactly_and_decode_back() {
         local(ticket["promised_at_ms"].as_i64().expect("promised"))
     );
     let rule = format!("{}\n", "-".repeat(48));
+    // CODE128 set B: 11 modules a character plus start, check, stop and quiet zones; 2-dot
+    // modules when that fits 576 dots (80 mm), else 1.
+    let code = format!("ORDER:{order_id}");
+    let module = if (11 * code.len() + 55) * 2 <= 576 {
+        2
+    } else {
+        1
+    };
     let expected: Vec<u8> = [
         &[0x1B, b'@', 0x1B, b't', 0][..],
         &[0x1B, b'a', 1, 0x1D, b'!', 0x11],
@@ -425,6 +433,14 @@ async fn station_and_expo_tickets_print_exactly_and_decode_back() {
         b"+ 1 x Double Smash Burger (grill)\n",
         rule.as_bytes(),
         b"Note: peanut allergy\n",
+        &[
+            0x1B, b'a', 1, 0x1D, b'h', 48, 0x1D, b'w', module, 0x1D, b'H', 2,
+        ],
+        &[0x1D, b'k', 73, code.len() as u8 + 2],
+        b"{B",
+        code.as_bytes(),
+        b"\n",
+        &[0x1B, b'a', 0],
         b"\n\n\n",
         &[0x1D, b'V', 66, 3],
     ]
@@ -449,6 +465,23 @@ async fn station_and_expo_tickets_print_exactly_and_decode_back() {
             "2 x Fries"
         ]
     );
+    // The ticket's barcode, read by the fryer's scanner, bumps the order there: how a station
+    // without a screen bumps.
+    let scanned = lines
+        .iter()
+        .find_map(|l| l.text.strip_prefix("<barcode CODE128: "))
+        .and_then(|t| t.strip_suffix('>'))
+        .expect("a barcode on the station ticket")
+        .to_owned();
+    let scan = client()
+        .post(format!("{}/api/scans", kitchen.base))
+        .json(&serde_json::json!({"code": scanned, "station": "fry"}))
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(scan.status(), 200);
+    let bumped = open_order(&kitchen.base, &order_id).await;
+    assert_eq!(bumped["bumped_at"], serde_json::json!(["fry"]));
     let status = printer_status(&kitchen.base, "fry-printer").await;
     assert_eq!(status["state"], "ready", "{status}");
     assert_eq!(

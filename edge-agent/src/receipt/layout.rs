@@ -8,8 +8,9 @@ use crate::record::{Ticket, TicketLine};
 
 /// Dots per column of font A (12 × 24): 48 columns fill 576 dots (80 mm), 32 fill 384 (58 mm).
 const DOTS_PER_COLUMN: usize = 12;
-/// Barcode height in dots (about 10 mm at 203 dpi).
+/// Barcode height in dots (about 10 mm at 203 dpi); on station tickets 6 mm.
 const BARCODE_HEIGHT: u8 = 80;
+const STATION_BARCODE_HEIGHT: u8 = 48;
 
 /// What the ticket says besides the order: times already written in the kitchen's local time,
 /// and why it prints (none: the first print).
@@ -67,6 +68,15 @@ pub fn station_ticket(ticket: &Ticket, station: &str, station_name: &str, cx: &C
         }
     }
     customer_note(&mut out, ticket, cx, width);
+    // A station scanner reading it bumps the order there: a station without a screen bumps
+    // by scanning its tickets.
+    barcode(
+        &mut out,
+        &ticket_code(ticket, width),
+        width,
+        2,
+        STATION_BARCODE_HEIGHT,
+    );
     out.feed(3).cut();
     out.into_bytes()
 }
@@ -105,21 +115,24 @@ pub fn expo_ticket(ticket: &Ticket, code: &str, cx: &Context) -> Vec<u8> {
     }
     customer_note(&mut out, ticket, cx, width);
     out.line(&"-".repeat(width));
+    barcode(&mut out, code, width, 3, BARCODE_HEIGHT);
+    out.feed(3).cut();
+    out.into_bytes()
+}
+
+/// `code` as CODE128, centred, with the widest modules (up to `widest` dots) that fit the
+/// paper — wider bars read better; as text when even 1-dot modules do not fit.
+fn barcode(out: &mut Escpos, code: &str, width: usize, widest: u8, height: u8) {
     let dots = width * DOTS_PER_COLUMN;
     let chars = code.chars().count();
-    // The widest modules that fit the paper: wider bars read better.
-    if let Some(module) = (1..=3u8)
+    match (1..=widest)
         .rev()
         .find(|m| code128_modules(chars) * usize::from(*m) <= dots)
     {
-        out.align(Align::Center)
-            .code128(code, module, BARCODE_HEIGHT)
-            .align(Align::Left);
-    } else {
-        out.align(Align::Center).line(code).align(Align::Left);
+        Some(module) => out.align(Align::Center).code128(code, module, height),
+        None => out.align(Align::Center).line(code),
     }
-    out.feed(3).cut();
-    out.into_bytes()
+    .align(Align::Left);
 }
 
 /// The barcode an Expo ticket carries for an order: `ORDER:<id>` (what `scan::parse` reads as

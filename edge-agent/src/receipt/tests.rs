@@ -74,6 +74,11 @@ fn a_station_ticket_is_exactly_these_bytes() {
     expected.extend(b"   Note: extra crispy\n");
     expected.extend(b"--------------------------------\n");
     expected.extend(b"+ 2 x Burger (grill)\n");
+    // The barcode a station scanner bumps with: 2-dot modules, 48 dots high.
+    expected.extend([0x1B, b'a', 1, 0x1D, b'h', 48, 0x1D, b'w', 2, 0x1D, b'H', 2]);
+    expected.extend([0x1D, b'k', 73, 11]);
+    expected.extend(b"{BORDER:o-1\n");
+    expected.extend([0x1B, b'a', 0]);
     expected.extend(b"\n\n\n");
     expected.extend([0x1D, b'V', 66, 3]);
     assert_eq!(bytes, expected, "{}", String::from_utf8_lossy(&bytes));
