@@ -161,6 +161,9 @@ impl State {
         };
         if let Some(ticket) = &order {
             self.print_order(tx, ticket, change == Change::Updated, now_ms, pending)?;
+        } else if change == Change::Cancelled {
+            let before = self.orders.get(order_id).map(|h| h.stations.clone());
+            self.print_void(tx, order_id, &before.unwrap_or_default(), now_ms, pending)?;
         }
         let record = change.record(OrderChange {
             event_id: event.event_id.clone(),

@@ -57,6 +57,58 @@ impl State {
         Ok(())
     }
 
+    /// A `CANCELLED` slip at each of `stations` that printed the order's ticket (its printers,
+    /// or the fallback printer while it has no screen): a station without a screen would
+    /// otherwise make it.
+    pub(super) fn print_void(
+        &self,
+        tx: &Transaction<'_>,
+        order_id: &str,
+        stations: &[String],
+        now_ms: i64,
+        pending: &mut Pending,
+    ) -> Result<(), StoreError> {
+        if self.print.routes.is_empty() || stations.is_empty() {
+            return Ok(());
+        }
+        let friendly_id: String = rusqlite::OptionalExtension::optional(tx.query_row(
+            "SELECT friendly_id FROM orders WHERE order_id = ?1",
+            [order_id],
+            |row| row.get(0),
+        ))?
+        .unwrap_or_default();
+        for station in stations {
+            let name = self
+                .reference
+                .station(station)
+                .map_or(station.as_str(), |s| s.name.as_str());
+            let own: Vec<&Route> = self.print.routes.station(station).collect();
+            let routes = match self.print.routes.fallback() {
+                Some(fallback) if own.is_empty() && self.print.fallback.contains(station) => {
+                    vec![fallback]
+                }
+                _ => own,
+            };
+            for route in routes {
+                let cx = Context {
+                    columns: route.columns,
+                    banner: Some("cancelled".into()),
+                    ..Context::default()
+                };
+                let job = NewPrintJob {
+                    printer: &route.printer,
+                    kind: JobKind::Void.name(),
+                    order_id: Some(order_id),
+                    station_id: Some(station),
+                    bytes: receipt::void_ticket(&friendly_id, name, &cx),
+                };
+                store::insert_print_job(tx, &job, now_ms)?;
+                pending.prints += 1;
+            }
+        }
+        Ok(())
+    }
+
     /// A station's ticket on its printers, or on the fallback printer while the station has
     /// no tablet (or always, with `how.1`, for a reprint); how many jobs.
     #[allow(clippy::too_many_arguments)]
@@ -359,6 +411,46 @@ mod tests {
             .prune(1000, 1000, NOW + 25 * 3600 * 1000)
             .expect("pruned");
         assert_eq!(waiting(&kitchen), (0, 0));
+    }
+
+    #[test]
+    fn a_cancelled_order_prints_a_slip_where_its_ticket_printed() {
+        let mut kitchen = kitchen();
+        kitchen.apply(&order("c1"), NOW).expect("applied");
+        let cancel = OrderEvent {
+            event_id: "ev-c1-cancel".into(),
+            otter_event_type: "orders.cancel".into(),
+            store_id: "s1".into(),
+            order_id: "c1".into(),
+            status: OrderStatus::Canceled as i32,
+            ..OrderEvent::default()
+        };
+        kitchen.apply(&cancel, NOW).expect("cancelled");
+        assert_eq!(waiting(&kitchen), (2, 0));
+        let slip = kitchen
+            .store
+            .next_print_job("p-fry")
+            .expect("read")
+            .0
+            .map(|job| job.job_id)
+            .expect("a job");
+        kitchen.print_done(slip, NOW).expect("marked");
+        let (job, _) = kitchen.store.next_print_job("p-fry").expect("read");
+        let job = job.expect("the slip");
+        assert_eq!(job.kind, "void");
+        let text = String::from_utf8_lossy(&job.bytes);
+        assert!(text.contains(" CANCELLED ") && text.contains("#C1\n") && text.contains("FRYER"));
+        // A manager's cancel on the box too.
+        kitchen.apply(&order("c2"), NOW).expect("applied");
+        let cancel = crate::otter::OrderAction::Cancel {
+            reason: "KITCHEN_CLOSED".into(),
+            note: None,
+        };
+        let done = kitchen
+            .order_action("c2", cancel, "manager", NOW)
+            .expect("ok");
+        assert_eq!(done, Ok(()));
+        assert_eq!(waiting(&kitchen), (3, 0));
     }
 
     #[test]

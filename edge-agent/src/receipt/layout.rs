@@ -81,6 +81,23 @@ pub fn station_ticket(ticket: &Ticket, station: &str, station_name: &str, cx: &C
     out.into_bytes()
 }
 
+/// The slip a station with a printer gets when an order it has a ticket for is cancelled:
+/// the order number and `Do not make this order`, under a `CANCELLED` banner.
+pub fn void_ticket(friendly_id: &str, station_name: &str, cx: &Context) -> Vec<u8> {
+    let width = cx.columns.max(16);
+    let mut out = Escpos::new();
+    banner(&mut out, cx);
+    order_number(&mut out, friendly_id, width, 2);
+    out.align(Align::Center)
+        .bold(true)
+        .line(&station_name.to_uppercase())
+        .bold(false)
+        .line("Do not make this order.")
+        .align(Align::Left);
+    out.feed(3).cut();
+    out.into_bytes()
+}
+
 /// The bag ticket Expo prints when the order is ready: the order number large, every line
 /// with a box to tick, the source and customer, and a CODE128 of `code` (what the Expo
 /// scanner reads to hand it off).

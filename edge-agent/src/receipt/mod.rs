@@ -8,7 +8,9 @@ pub mod status;
 #[cfg(test)]
 mod tests;
 
-pub use layout::{Context, expo_ticket, mentions_allergen, station_ticket, ticket_code};
+pub use layout::{
+    Context, expo_ticket, mentions_allergen, station_ticket, ticket_code, void_ticket,
+};
 pub use status::{BadReply, Fault, PrinterStatus};
 
 /// Columns of font A on 58 mm and 80 mm paper.
@@ -31,6 +33,8 @@ pub enum JobKind {
     Expo,
     /// Asked for again from a display.
     Reprint,
+    /// An order a station printed was cancelled.
+    Void,
 }
 
 impl JobKind {
@@ -40,6 +44,7 @@ impl JobKind {
             JobKind::Fallback => "fallback",
             JobKind::Expo => "expo",
             JobKind::Reprint => "reprint",
+            JobKind::Void => "void",
         }
     }
 }
