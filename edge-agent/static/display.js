@@ -209,7 +209,7 @@ function connect() {
   // left and prints its tickets on the fallback printer (printers.js shows what printed).
   const query = [lastEventId === null ? "" : "last_event_id=" + encodeURIComponent(lastEventId),
     station === "all" ? "" : "screen=" + encodeURIComponent(station)].filter(Boolean).join("&");
-  events = new EventSource("/orders/events" + (query ? "?" + query : ""));
+  events = query ? new EventSource("/orders/events?" + query) : new EventSource("/orders/events");
   events.onopen = () => { retryMs = 1000; lastMessageAt = Date.now(); showLink(); };
   events.onerror = () => {
     showLink();
