@@ -6,14 +6,7 @@
 
 mod common;
 
-use std::{
-    io::{Read, Write},
-    sync::{
-        Arc, Mutex,
-        atomic::{AtomicBool, Ordering},
-    },
-    time::Duration,
-};
+use std::time::Duration;
 
 use common::{TestAgent, wait_until};
 use edge_agent::config::{PrinterConfig, PrinterTarget};
@@ -22,219 +15,43 @@ use kitchen_testkit::{
     events::{line, new_order, sku_line},
     http::{client, get_json},
     names::unique,
-    pty,
+    printer::{DevicePrinter, NetworkPrinter, PAPER_OUT, Paper, READY},
 };
 
 const REFERENCE: &str = include_str!("fixtures/sample_kitchen.toml");
 
-/// Real-time status replies (`DLE EOT 1`..`4`), from Epson's ESC/POS reference: a ready
-/// printer, and one stopped at the end of its roll (off-line; paper-end stop; roll end).
-const READY: [u8; 4] = [0x12, 0x12, 0x12, 0x12];
-const PAPER_OUT: [u8; 4] = [0x1A, 0x32, 0x12, 0x72];
-
-/// Splits what a printer receives into data and real-time status queries (`DLE EOT n`).
-#[derive(Default)]
-struct Recorder {
-    /// 0: data; 1: after DLE; 2: after DLE EOT.
-    state: u8,
-}
-
-impl Recorder {
-    /// Takes one byte; data goes to `data`; a complete query returns its `n`.
-    fn push(&mut self, byte: u8, data: &mut Vec<u8>) -> Option<u8> {
-        match (self.state, byte) {
-            (0, 0x10) => self.state = 1,
-            (1, 0x04) => self.state = 2,
-            (1, other) => {
-                data.push(0x10);
-                self.state = 0;
-                return self.push(other, data);
-            }
-            (2, n) => {
-                self.state = 0;
-                return Some(n);
-            }
-            (_, other) => data.push(other),
-        }
-        None
+/// A printer entry for the network stand-in.
+fn network_config(
+    printer: &NetworkPrinter,
+    name: &str,
+    stations: &[&str],
+    expo: bool,
+    fallback: bool,
+) -> PrinterConfig {
+    PrinterConfig {
+        name: name.into(),
+        target: PrinterTarget::Network(format!("127.0.0.1:{}", printer.port)),
+        paper_mm: 80,
+        stations: stations.iter().map(|s| (*s).to_owned()).collect(),
+        expo,
+        fallback,
+        status: true,
     }
 }
 
-/// What a stand-in printer shares with the test.
-#[derive(Clone)]
-struct Paper {
-    received: Arc<Mutex<Vec<u8>>>,
-    status: Arc<Mutex<[u8; 4]>>,
-}
-
-impl Paper {
-    fn new() -> Self {
-        Self {
-            received: Arc::default(),
-            status: Arc::new(Mutex::new(READY)),
-        }
-    }
-
-    fn bytes(&self) -> Vec<u8> {
-        self.received.lock().expect("lock").clone()
-    }
-
-    fn set_status(&self, status: [u8; 4]) {
-        *self.status.lock().expect("lock") = status;
-    }
-
-    /// Tickets received so far: each ends with a cut (`GS V 66 n`).
-    fn tickets(&self) -> Vec<Vec<u8>> {
-        let bytes = self.bytes();
-        let mut tickets = Vec::new();
-        let mut start = 0;
-        let mut at = 0;
-        while at + 4 <= bytes.len() {
-            if bytes[at..at + 3] == [0x1D, b'V', 66] {
-                tickets.push(bytes[start..at + 4].to_vec());
-                start = at + 4;
-                at = start;
-            } else {
-                at += 1;
-            }
-        }
-        tickets
-    }
-
-    /// Feeds received bytes through `recorder`; the replies to send back.
-    fn take(&self, recorder: &mut Recorder, bytes: &[u8]) -> Vec<u8> {
-        let mut replies = Vec::new();
-        let mut received = self.received.lock().expect("lock");
-        for &byte in bytes {
-            if let Some(n) = recorder.push(byte, &mut received) {
-                let status = *self.status.lock().expect("lock");
-                replies.push(
-                    status
-                        .get(usize::from(n).wrapping_sub(1))
-                        .copied()
-                        .unwrap_or(0),
-                );
-            }
-        }
-        replies
-    }
-}
-
-/// A network printer: a TCP listener on 127.0.0.1.
-struct NetworkPrinter {
-    port: u16,
-    paper: Paper,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl NetworkPrinter {
-    async fn start() -> Self {
-        Self::start_on(0).await
-    }
-
-    async fn start_on(port: u16) -> Self {
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
-            .await
-            .expect("printer port");
-        let port = listener.local_addr().expect("addr").port();
-        let paper = Paper::new();
-        let shared = paper.clone();
-        let task = tokio::spawn(async move {
-            use tokio::io::{AsyncReadExt, AsyncWriteExt};
-            while let Ok((mut stream, _)) = listener.accept().await {
-                let paper = shared.clone();
-                tokio::spawn(async move {
-                    let mut recorder = Recorder::default();
-                    let mut buffer = [0u8; 4096];
-                    while let Ok(n @ 1..) = stream.read(&mut buffer).await {
-                        let replies = paper.take(&mut recorder, &buffer[..n]);
-                        if stream.write_all(&replies).await.is_err() {
-                            return;
-                        }
-                    }
-                });
-            }
-        });
-        Self { port, paper, task }
-    }
-
-    fn config(&self, name: &str, stations: &[&str], expo: bool, fallback: bool) -> PrinterConfig {
-        PrinterConfig {
-            name: name.into(),
-            target: PrinterTarget::Network(format!("127.0.0.1:{}", self.port)),
-            paper_mm: 80,
-            stations: stations.iter().map(|s| (*s).to_owned()).collect(),
-            expo,
-            fallback,
-            status: true,
-        }
-    }
-}
-
-impl Drop for NetworkPrinter {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-/// A USB (or serial) printer: a pty whose slave the agent opens through a symlink.
-struct DevicePrinter {
-    link: std::path::PathBuf,
-    paper: Paper,
-    stop: Arc<AtomicBool>,
-    _pty: pty::Pty,
-}
-
-impl DevicePrinter {
-    fn start() -> Self {
-        let pty = pty::Pty::open();
-        let link = std::env::temp_dir().join(unique("test-lp"));
-        pty::point(&link, &pty.slave);
-        let paper = Paper::new();
-        let stop = Arc::new(AtomicBool::new(false));
-        let (master, shared, stopped) = (pty.master(), paper.clone(), stop.clone());
-        std::thread::spawn(move || {
-            let mut recorder = Recorder::default();
-            let mut buffer = [0u8; 4096];
-            while !stopped.load(Ordering::Relaxed) {
-                match (&*master).read(&mut buffer) {
-                    Ok(n @ 1..) => {
-                        let replies = shared.take(&mut recorder, &buffer[..n]);
-                        let _ = (&*master).write_all(&replies);
-                    }
-                    // EIO while nobody has the slave open: wait for the agent to open it.
-                    _ => std::thread::sleep(Duration::from_millis(20)),
-                }
-            }
-        });
-        Self {
-            link,
-            paper,
-            stop,
-            _pty: pty,
-        }
-    }
-
-    fn config(&self, name: &str, paper_mm: u32) -> PrinterConfig {
-        PrinterConfig {
-            name: name.into(),
-            target: PrinterTarget::Device {
-                path: self.link.clone(),
-                baud: None,
-            },
-            paper_mm,
-            stations: Vec::new(),
-            expo: true,
-            fallback: false,
-            status: true,
-        }
-    }
-}
-
-impl Drop for DevicePrinter {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        let _ = std::fs::remove_file(&self.link);
+/// An Expo printer entry for the device stand-in.
+fn device_config(printer: &DevicePrinter, name: &str, paper_mm: u32) -> PrinterConfig {
+    PrinterConfig {
+        name: name.into(),
+        target: PrinterTarget::Device {
+            path: printer.link.clone(),
+            baud: None,
+        },
+        paper_mm,
+        stations: Vec::new(),
+        expo: true,
+        fallback: false,
+        status: true,
     }
 }
 
@@ -386,8 +203,8 @@ async fn station_and_expo_tickets_print_exactly_and_decode_back() {
     let network = NetworkPrinter::start().await;
     let device = DevicePrinter::start();
     let printers = vec![
-        network.config("fry-printer", &["fry"], false, false),
-        device.config("expo-printer", 58),
+        network_config(&network, "fry-printer", &["fry"], false, false),
+        device_config(&device, "expo-printer", 58),
     ];
     let kitchen = TestAgent::start_with(Some(REFERENCE), &["kitchen-bk-01"], |config| {
         fast(config);
@@ -576,7 +393,13 @@ async fn station_and_expo_tickets_print_exactly_and_decode_back() {
 async fn paper_out_shows_in_status_and_the_ticket_prints_once_after() {
     let network = NetworkPrinter::start().await;
     network.paper.set_status(PAPER_OUT);
-    let printers = vec![network.config("fry-printer", &["fry"], false, false)];
+    let printers = vec![network_config(
+        &network,
+        "fry-printer",
+        &["fry"],
+        false,
+        false,
+    )];
     let kitchen = TestAgent::start_with(Some(REFERENCE), &["kitchen-bk-01"], |config| {
         fast(config);
         config.printers = printers;
@@ -676,7 +499,7 @@ async fn jobs_queued_before_a_restart_print_once_after() {
 #[tokio::test]
 async fn a_station_without_tablets_prints_on_the_fallback_printer_until_one_is_back() {
     let network = NetworkPrinter::start().await;
-    let printers = vec![network.config("expo-printer", &[], false, true)];
+    let printers = vec![network_config(&network, "expo-printer", &[], false, true)];
     let kitchen = TestAgent::start_with(Some(REFERENCE), &["kitchen-bk-01"], |config| {
         fast(config);
         config.printer_fallback_secs = 1;
@@ -766,7 +589,7 @@ async fn a_missing_device_or_a_garbled_reply_is_a_clear_state_not_a_crash() {
     };
     // A serial printer (a pty set raw at 19200 baud) that does not answer status queries.
     let serial = DevicePrinter::start();
-    let mut quiet = serial.config("serial-printer", 80);
+    let mut quiet = device_config(&serial, "serial-printer", 80);
     quiet.target = PrinterTarget::Device {
         path: serial.link.clone(),
         baud: Some(19_200),
@@ -774,7 +597,7 @@ async fn a_missing_device_or_a_garbled_reply_is_a_clear_state_not_a_crash() {
     (quiet.stations, quiet.expo, quiet.status) = (vec!["grill".into()], false, false);
     serial.paper.set_status([0x00; 4]);
     let printers = vec![
-        network.config("fry-printer", &["fry"], false, false),
+        network_config(&network, "fry-printer", &["fry"], false, false),
         missing,
         quiet,
     ];
@@ -826,7 +649,7 @@ async fn the_displays_show_printer_trouble_the_fallback_and_reprint() {
     const WAIT: Duration = Duration::from_secs(30);
     let network = NetworkPrinter::start().await;
     network.paper.set_status(PAPER_OUT);
-    let printers = vec![network.config("pass-printer", &[], true, true)];
+    let printers = vec![network_config(&network, "pass-printer", &[], true, true)];
     let kitchen = TestAgent::start_with(Some(REFERENCE), &["kitchen-bk-01"], |config| {
         fast(config);
         config.printer_fallback_secs = 1;
