@@ -106,6 +106,8 @@ pub enum Action<'a> {
     CancelOrder,
     /// 86 an item of this station, or put it back on.
     EightySix(&'a str),
+    /// Print a ticket again: a station's (`Some`), or the bag ticket (`None`).
+    Reprint(Option<&'a str>),
 }
 
 impl Device {
@@ -122,12 +124,14 @@ impl Device {
                 | Action::Batch(_)
                 | Action::StationScan(_)
                 | Action::Expo
-                | Action::EightySix(_),
+                | Action::EightySix(_)
+                | Action::Reprint(_),
             ) => true,
             (Role::Cook, Action::EightySix(station)) => at_own_station(Some(station)),
             (Role::Prep, Action::EightySix(_)) => true,
             (Role::Cook, Action::Bump(station) | Action::Batch(station)) => at_own_station(station),
             (Role::Cook, Action::StationScan(station)) => at_own_station(Some(station)),
+            (Role::Cook, Action::Reprint(station)) => at_own_station(station),
             (Role::Prep, Action::PrepScan) => true,
             _ => false,
         }
@@ -296,6 +300,24 @@ mod tests {
             ]
         );
         assert_eq!(allowed(&device(Role::Manager, None)), [true; 15]);
+    }
+
+    #[test]
+    fn reprints_are_for_expo_managers_and_a_cook_at_its_station() {
+        let actions = [
+            Action::Reprint(None),
+            Action::Reprint(Some("grill")),
+            Action::Reprint(Some("fry")),
+        ];
+        let allowed = |d: &Device| actions.map(|a| d.may(a));
+        assert_eq!(allowed(&device(Role::Display, None)), [false; 3]);
+        assert_eq!(allowed(&device(Role::Prep, None)), [false; 3]);
+        assert_eq!(
+            allowed(&device(Role::Cook, Some("grill"))),
+            [false, true, false]
+        );
+        assert_eq!(allowed(&device(Role::Expo, None)), [true; 3]);
+        assert_eq!(allowed(&device(Role::Manager, None)), [true; 3]);
     }
 
     #[test]

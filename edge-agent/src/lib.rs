@@ -17,7 +17,9 @@ pub mod label;
 pub mod otter;
 pub mod pairing;
 pub mod prep;
+pub mod printer;
 pub mod provision;
+pub mod receipt;
 pub mod record;
 pub mod scan;
 pub mod scanner;
@@ -74,6 +76,7 @@ impl App {
         )
         .context("cannot load the open orders")?;
         kitchen.set_otter_settings(config.otter_settings().context("invalid day_end")?);
+        kitchen.set_print_routes(config.print_routes());
         // Read before the first scan can arrive; housekeeping keeps it current.
         let clock = Arc::new(status::ClockState::default());
         clock.set(kitchen_daemon::clock::synchronised(&config.timesync_dir));
@@ -144,6 +147,10 @@ impl App {
             kick: Arc::default(),
             clock,
             refused: Arc::new(refused),
+            printers: Arc::new(status::Printers::new(
+                &config.printers,
+                kitchen_daemon::clock::now_ms(),
+            )),
         };
         let state = http::AppState {
             readers: Arc::new(readers),
@@ -254,6 +261,14 @@ impl App {
             &state.live.scanners,
             &token,
         );
+        let printer_tasks = printer::spawn(printer::PrinterSetup {
+            config: &config,
+            printers: &state.live.printers,
+            streams: &state.live.streams,
+            readers: &state.readers,
+            writer: &writer,
+            token: &token,
+        });
         // The fleet channel: head office's view of the box; the kitchen never waits on it.
         let fleet = fleet.map(|config| {
             tokio::spawn(
@@ -297,7 +312,7 @@ impl App {
         if let Some(sync) = sync {
             let _ = tokio::time::timeout(Duration::from_secs(5), sync).await;
         }
-        for task in scanner_tasks {
+        for task in scanner_tasks.into_iter().chain(printer_tasks) {
             let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
         }
         if let Some(fleet) = fleet {

@@ -9,9 +9,9 @@ use std::sync::{
 };
 
 use kitchen_proto::OrderEvent;
-use tokio::sync::{broadcast, oneshot};
+use tokio::sync::{broadcast, oneshot, watch};
 
-pub use crate::kitchen::{BatchError, StockRejection};
+pub use crate::kitchen::{BatchError, PrintRejection, StockRejection};
 pub use crate::otter::OtterRejection;
 use crate::{
     device::{Device, DeviceError},
@@ -47,6 +47,8 @@ pub struct StoreWriter {
     /// wait behind a flood of them (the thread takes it between two jobs).
     priority: std::sync::mpsc::Sender<Job>,
     pub stats: Arc<WriteStats>,
+    /// Print jobs committed so far: the printer tasks wake when it moves.
+    print_jobs: watch::Sender<u64>,
 }
 
 impl StoreWriter {
@@ -59,6 +61,8 @@ impl StoreWriter {
         let (priority, priority_jobs) = std::sync::mpsc::channel::<Job>();
         let stats = Arc::new(WriteStats::default());
         let thread_stats = stats.clone();
+        let print_jobs = watch::Sender::new(0u64);
+        let thread_print_jobs = print_jobs.clone();
         std::thread::Builder::new()
             .name("store-writer".into())
             .spawn(move || {
@@ -79,12 +83,17 @@ impl StoreWriter {
                         // No live stream listening is fine: they replay from the log.
                         let _ = events.send(Arc::new(entry));
                     }
+                    let printed = kitchen.take_print_jobs() as u64;
+                    if printed > 0 {
+                        thread_print_jobs.send_modify(|jobs| *jobs += printed);
+                    }
                 }
             })?;
         Ok(Self {
             sender,
             priority,
             stats,
+            print_jobs,
         })
     }
 
@@ -279,5 +288,46 @@ impl StoreWriter {
     pub async fn prune(&self, keep: i64, keep_ms: i64) -> Result<usize, WriteError> {
         self.run(move |kitchen, now_ms| kitchen.prune(keep, keep_ms, now_ms))
             .await
+    }
+
+    /// Moves whenever print jobs were committed (the printer tasks wait on it).
+    pub fn print_jobs(&self) -> watch::Receiver<u64> {
+        self.print_jobs.subscribe()
+    }
+
+    /// The stations whose tablets are all gone: their new tickets print on the fallback
+    /// printer.
+    pub async fn set_print_fallback(
+        &self,
+        stations: std::collections::BTreeSet<String>,
+    ) -> Result<(), WriteError> {
+        self.run(move |kitchen, _| {
+            kitchen.set_print_fallback(stations);
+            Ok(())
+        })
+        .await
+    }
+
+    /// Prints an order again (see `Kitchen::reprint`).
+    pub async fn reprint(
+        &self,
+        order_id: String,
+        station: Option<String>,
+    ) -> Result<Result<usize, PrintRejection>, WriteError> {
+        self.run(move |kitchen, now_ms| kitchen.reprint(&order_id, station.as_deref(), now_ms))
+            .await
+    }
+
+    /// A print job's outcome: `Ok` printed; `Err((why, next try))`.
+    pub async fn print_outcome(
+        &self,
+        job_id: i64,
+        outcome: Result<(), (String, i64)>,
+    ) -> Result<(), WriteError> {
+        self.run(move |kitchen, now_ms| match outcome {
+            Ok(()) => kitchen.print_done(job_id, now_ms).map(|_| ()),
+            Err((error, next_try_ms)) => kitchen.print_failed(job_id, &error, next_try_ms),
+        })
+        .await
     }
 }

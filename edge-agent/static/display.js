@@ -205,8 +205,11 @@ function changeBumps(d, bumped) {
 function connect() {
   // EventSource reconnects by itself and resends Last-Event-ID; only when it gives up (CLOSED)
   // do we open a new one, resuming after the last event seen.
-  events = lastEventId === null ? new EventSource("/orders/events")
-    : new EventSource("/orders/events?last_event_id=" + encodeURIComponent(lastEventId));
+  // `screen`: the station this screen shows, so the box knows when a station has no screen
+  // left and prints its tickets on the fallback printer (printers.js shows what printed).
+  const query = [lastEventId === null ? "" : "last_event_id=" + encodeURIComponent(lastEventId),
+    station === "all" ? "" : "screen=" + encodeURIComponent(station)].filter(Boolean).join("&");
+  events = query ? new EventSource("/orders/events?" + query) : new EventSource("/orders/events");
   events.onopen = () => { retryMs = 1000; lastMessageAt = Date.now(); showLink(); };
   events.onerror = () => {
     showLink();
@@ -266,6 +269,7 @@ async function pollStatus() {
   $("links").hidden = refusedLinks.length === 0;
   if (refusedLinks.length) $("links").textContent = "Not connecting to head office — the connection settings are not secure, fix them on the box: " + refusedLinks.join("; ");
   showScanners(body.scanners || []);
+  if (typeof showPrinters === "function") showPrinters(body, station); // printers.js
   // Records on their way to head office: only worth a banner when they have waited too long.
   const sync = body.sync || {};
   $("sync").hidden = !sync.alarm;

@@ -9,14 +9,14 @@ use std::{
 
 /// Top-level modules by layer.
 const DOMAIN: &[&str] = &[
-    "batch", "device", "scan", "label", "prep", "record", "otter",
+    "batch", "device", "scan", "label", "prep", "record", "otter", "receipt",
 ];
 const CONFIG: &[&str] = &["config"];
 const STATE: &[&str] = &["status"];
 const STORE: &[&str] = &["store"];
 const KITCHEN: &[&str] = &["kitchen"];
 const WRITER: &[&str] = &["writer"];
-const ADAPTERS: &[&str] = &["feed", "scanner", "sync", "http", "fleet"];
+const ADAPTERS: &[&str] = &["feed", "scanner", "sync", "http", "fleet", "printer"];
 /// The application: wires everything (lib.rs, main.rs, housekeeping, provisioning).
 const APP: &[&str] = &["lib", "main", "housekeeping", "pairing", "provision"];
 

@@ -22,6 +22,7 @@ pub mod mqtt;
 pub mod names;
 pub mod otter;
 pub mod pg_cluster;
+pub mod printer;
 pub mod proxy;
 pub mod pty;
 pub mod tls;

@@ -41,6 +41,11 @@ impl Pty {
         }
     }
 
+    /// The master side, to read what the agent writes to the device (a printer stand-in).
+    pub fn master(&self) -> Arc<File> {
+        self.master.clone()
+    }
+
     /// Writes `bytes` as the scanner would, all of them. Off the async runtime: the write
     /// blocks while the pty's buffer is full, until the agent reads.
     pub async fn write(&self, bytes: impl Into<Vec<u8>>) {

@@ -7,10 +7,12 @@ use serde::Deserialize;
 mod derived;
 mod links;
 mod mqtt;
+mod printer;
 mod scanner;
 
 pub use links::{CaBundle, DEFAULT_CA_FILE, Links, parse_ca_pem};
 pub use mqtt::{MQTT_URL_EXPECTED, MqttTarget, check_mqtt_kitchen_id, parse_mqtt_url};
+pub use printer::{DEFAULT_PORT as PRINTER_PORT, PrinterConfig, PrinterTarget};
 pub use scanner::{ScannerConfig, Suffix};
 
 #[derive(Debug, Clone, Deserialize)]
@@ -128,6 +130,17 @@ pub struct Config {
     /// `/etc/edge-agent/ca.pem` (written by provisioning from `kitchen.toml`'s `ca_pem`), is
     /// used when it exists; another path must exist.
     pub ca_file: Option<PathBuf>,
+    /// ESC/POS ticket printers, `[[printers]]` (file only; docs/agent.md, "Printers").
+    pub printers: Vec<PrinterConfig>,
+    /// Seconds every tablet of a station must have been gone before its new tickets print on
+    /// the fallback printer (`AGENT_PRINTER_FALLBACK_SECS`).
+    pub printer_fallback_secs: u32,
+    /// The first wait before a failed print is tried again, in milliseconds; it doubles up to
+    /// 30 s (`AGENT_PRINTER_RETRY_MS`).
+    pub printer_retry_ms: u64,
+    /// Bound on connecting to a printer, writing a ticket and each status reply, in
+    /// milliseconds (`AGENT_PRINTER_TIMEOUT_MS`).
+    pub printer_timeout_ms: u64,
 }
 
 impl Default for Config {
@@ -172,6 +185,10 @@ impl Default for Config {
             enrol_url: None,
             enrol_token: None,
             ca_file: Some(PathBuf::from(DEFAULT_CA_FILE)),
+            printers: Vec::new(),
+            printer_fallback_secs: 30,
+            printer_retry_ms: 1000,
+            printer_timeout_ms: 5000,
         }
     }
 }
@@ -255,6 +272,12 @@ impl Config {
     pub fn validate(&self) -> Result<(), ConfigError> {
         let invalid = |reason: String| ConfigError::Invalid { reason };
         scanner::validate(&self.scanners).map_err(invalid)?;
+        printer::validate(&self.printers).map_err(invalid)?;
+        if self.printer_retry_ms == 0 || self.printer_timeout_ms == 0 {
+            return Err(invalid(
+                "printer_retry_ms and printer_timeout_ms must be above 0".into(),
+            ));
+        }
         if self.scanner_retry_ms == 0 {
             return Err(invalid("scanner_retry_ms must be above 0".into()));
         }
@@ -404,6 +427,12 @@ impl Config {
         if let Some(value) = lookup("AGENT_ENROL_URL") {
             self.enrol_url = Some(value.trim().to_owned()).filter(|v| !v.is_empty());
         }
+        if let Some(value) = lookup("AGENT_PRINTER_RETRY_MS") {
+            self.printer_retry_ms = parsed("AGENT_PRINTER_RETRY_MS", &value)?;
+        }
+        if let Some(value) = lookup("AGENT_PRINTER_TIMEOUT_MS") {
+            self.printer_timeout_ms = parsed("AGENT_PRINTER_TIMEOUT_MS", &value)?;
+        }
         if let Some(value) = lookup("AGENT_CA_FILE") {
             self.ca_file = links::ca_file_from_env(&value);
         }
@@ -428,6 +457,10 @@ impl Config {
                 &mut self.max_streams_per_device,
             ),
             ("AGENT_WRITE_RATE", &mut self.write_rate),
+            (
+                "AGENT_PRINTER_FALLBACK_SECS",
+                &mut self.printer_fallback_secs,
+            ),
             (
                 "AGENT_PREP_ESTIMATE_MIN_MINUTES",
                 &mut self.prep_estimate_min_minutes,
@@ -473,6 +506,11 @@ impl Config {
 
     pub fn scanner_retry(&self) -> Duration {
         Duration::from_millis(self.scanner_retry_ms)
+    }
+
+    /// Where the kitchen sends which tickets.
+    pub fn print_routes(&self) -> crate::receipt::Routes {
+        printer::routes(&self.printers)
     }
 }
 

@@ -98,6 +98,9 @@ impl Drop for StreamSlot {
 pub(super) struct EventsQuery {
     last_event_id: Option<i64>,
     station: Option<String>,
+    /// The station the display shows (it filters on the tablet): counted as that station's
+    /// screen for the fallback printer, nothing else.
+    screen: Option<String>,
 }
 
 /// Where an event stream is: replaying the log, or following the live broadcast.
@@ -120,19 +123,27 @@ pub(super) struct Cursor {
     revoked: tokio::sync::watch::Receiver<Vec<String>>,
 }
 
-/// Counts an open stream for `/metrics` while it lives.
-pub(super) struct ClientGuard(Arc<StreamStats>);
+/// Counts an open stream for `/metrics` while it lives, and per station for the fallback
+/// printer (a station whose streams are all gone prints its tickets).
+pub(super) struct ClientGuard(Arc<StreamStats>, Option<String>);
 
 impl ClientGuard {
-    fn new(stats: Arc<StreamStats>) -> Self {
+    fn new(stats: Arc<StreamStats>, station: Option<String>) -> Self {
         stats.clients.fetch_add(1, Ordering::Relaxed);
-        Self(stats)
+        if let Some(station) = &station {
+            stats.station_opened(station, kitchen_daemon::clock::now_ms());
+        }
+        Self(stats, station)
     }
 }
 
 impl Drop for ClientGuard {
     fn drop(&mut self) {
         self.0.clients.fetch_sub(1, Ordering::Relaxed);
+        if let Some(station) = &self.1 {
+            self.0
+                .station_closed(station, kitchen_daemon::clock::now_ms());
+        }
     }
 }
 
@@ -341,13 +352,24 @@ pub(super) async fn events(
             seq
         }
     };
+    // Whose screen this is, for the fallback printer: the stream's station, else the station
+    // the display says it shows, else a cook device's own station.
+    let screen = station
+        .clone()
+        .or(query.screen.filter(|s| super::known_station(&state, s)))
+        .or_else(|| {
+            (device.role == crate::device::Role::Cook)
+                .then(|| device.station.clone())
+                .flatten()
+        });
+    let client = ClientGuard::new(state.live.streams.clone(), screen);
     let cursor = Cursor {
         seq,
         station,
         queue,
         live: None,
         replaying: true,
-        _client: ClientGuard::new(state.live.streams.clone()),
+        _client: client,
         _slot: slot,
         token_hash,
         device_id: device.id.clone(),

@@ -154,6 +154,7 @@ pub(super) async fn metrics(State(state): State<AppState>) -> Response {
     );
     mqtt_metrics(&mut text, &state.live.mqtt);
     scanner_metrics(&mut text, &state.live.scanners);
+    printer_metrics(&mut text, &state.live.printers);
     door_metrics(&mut text, &state);
     ([(header::CONTENT_TYPE, CONTENT_TYPE)], text.finish()).into_response()
 }
@@ -217,6 +218,39 @@ fn scanner_metrics(text: &mut Exposition, scanners: &Scanners) {
         ] {
             let labels = [("scanner", scanner.name.as_str()), ("result", result)];
             text.counter(FRAMES, "", &labels, count);
+        }
+    }
+}
+
+/// One series per ticket printer; the families are written even with none configured.
+fn printer_metrics(text: &mut Exposition, printers: &crate::status::Printers) {
+    const READY: &str = "edge_agent_printer_ready";
+    const WAITING: &str = "edge_agent_printer_jobs_waiting";
+    const ATTEMPTS: &str = "edge_agent_printer_attempts_total";
+    let printers = printers.snapshot();
+    text.family(
+        READY,
+        MetricType::Gauge,
+        "1 while the printer's last ticket printed and its status read back fine.",
+    );
+    for printer in &printers {
+        let labels = [("printer", printer.name.as_str())];
+        text.gauge(READY, "", &labels, printer.state == "ready");
+    }
+    text.family(WAITING, MetricType::Gauge, "Tickets not printed yet.");
+    for printer in &printers {
+        let labels = [("printer", printer.name.as_str())];
+        text.gauge(WAITING, "", &labels, printer.waiting);
+    }
+    text.family(
+        ATTEMPTS,
+        MetricType::Counter,
+        "Tickets sent to the printer since the start, by outcome.",
+    );
+    for printer in &printers {
+        for (result, count) in [("printed", printer.printed), ("failed", printer.failed)] {
+            let labels = [("printer", printer.name.as_str()), ("result", result)];
+            text.counter(ATTEMPTS, "", &labels, count);
         }
     }
 }

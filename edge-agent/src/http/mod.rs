@@ -30,6 +30,7 @@ mod metrics;
 mod otter;
 mod pairing;
 mod prep;
+mod print;
 mod view;
 
 pub use guard::Access;
@@ -83,6 +84,7 @@ pub fn router(state: AppState) -> Router {
         .merge(prep::routes())
         .merge(pairing::routes())
         .merge(otter::routes())
+        .merge(print::routes())
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             guard::guard,
@@ -101,6 +103,7 @@ async fn asset(axum::extract::Path(file): axum::extract::Path<String>) -> Respon
         "pair.js" => include_str!("../../static/pair.js"),
         "devices.js" => include_str!("../../static/devices.js"),
         "print.js" => include_str!("../../static/print.js"),
+        "printers.js" => include_str!("../../static/printers.js"),
         _ => return error(StatusCode::NOT_FOUND, format!("no file {file:?}")),
     };
     (

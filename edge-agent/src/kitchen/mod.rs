@@ -14,6 +14,7 @@ mod console;
 mod devices;
 mod orders;
 mod otter;
+mod prints;
 mod reference;
 mod scans;
 mod stock;
@@ -23,6 +24,7 @@ mod totals;
 
 pub use batches::{BatchError, MAX_BATCH};
 
+pub use prints::{PrintRejection, Printing};
 pub use stock::StockRejection;
 use totals::State;
 
@@ -43,6 +45,8 @@ struct Pending {
     moved: BTreeSet<String>,
     /// Orders already reloaded from this transaction (and taken into memory).
     reloaded: BTreeSet<String>,
+    /// Print jobs enqueued.
+    prints: usize,
 }
 
 pub struct Kitchen {
@@ -50,6 +54,8 @@ pub struct Kitchen {
     state: State,
     /// Committed log entries not yet handed to the live streams.
     committed: Vec<LoggedEvent>,
+    /// Print jobs committed since the printer tasks were last woken.
+    print_jobs: usize,
 }
 
 impl Kitchen {
@@ -67,12 +73,14 @@ impl Kitchen {
             unassigned_seen: HashSet::new(),
             otter: crate::otter::Settings::default(),
             clock_trusted: true,
+            print: Printing::default(),
         };
         state.reload(&store, now_ms)?;
         Ok(Self {
             store,
             state,
             committed: Vec::new(),
+            print_jobs: 0,
         })
     }
 
@@ -117,6 +125,7 @@ impl Kitchen {
         match result {
             Ok(value) => {
                 self.committed.extend(pending.log);
+                self.print_jobs += pending.prints;
                 Ok(value)
             }
             Err(error) => {
@@ -150,7 +159,9 @@ impl Kitchen {
 
     /// Trims the event log and the de-duplication record (see `Store::prune`).
     pub fn prune(&mut self, keep: i64, keep_ms: i64, now_ms: i64) -> Result<usize, StoreError> {
-        self.store.prune(keep, keep_ms, now_ms)
+        let pruned = self.store.prune(keep, keep_ms, now_ms)?;
+        self.store.prune_printed(now_ms)?;
+        Ok(pruned)
     }
 }
 

@@ -159,6 +159,12 @@ impl State {
             Change::Created | Change::Updated => self.ticket(tx, order_id, after.as_ref())?,
             _ => None,
         };
+        if let Some(ticket) = &order {
+            self.print_order(tx, ticket, change == Change::Updated, now_ms, pending)?;
+        } else if change == Change::Cancelled {
+            let before = self.orders.get(order_id).map(|h| h.stations.clone());
+            self.print_void(tx, order_id, &before.unwrap_or_default(), now_ms, pending)?;
+        }
         let record = change.record(OrderChange {
             event_id: event.event_id.clone(),
             otter_event_type: event.otter_event_type.clone(),

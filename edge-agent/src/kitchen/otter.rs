@@ -357,6 +357,10 @@ impl State {
             }
         };
         self.log_for_order(tx, order_id, &record, now_ms, pending)?;
+        if let Record::OrderCancelRequested(_) = record {
+            let stations = self.orders.get(order_id).map(|h| h.stations.clone());
+            self.print_void(tx, order_id, &stations.unwrap_or_default(), now_ms, pending)?;
+        }
         Ok(Ok(()))
     }
 

@@ -72,6 +72,8 @@ pub(super) struct State {
     pub(super) otter: crate::otter::Settings,
     /// Whether the clock can be trusted (use-by checks need it).
     pub(super) clock_trusted: bool,
+    /// Where tickets print (`prints.rs`).
+    pub(super) print: super::Printing,
 }
 
 impl State {
@@ -247,6 +249,7 @@ impl State {
                         Some(&held.stations),
                         now_ms,
                     )?);
+                    self.print_ready(tx, order_id, now_ms, pending)?;
                 }
             }
             let moved = self.put(order_id, held);

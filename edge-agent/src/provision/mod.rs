@@ -172,6 +172,10 @@ pub fn check_config(
     for warning in &links.warnings {
         tracing::warn!(%warning, "plaintext link off the box");
     }
+    if !config.printers.is_empty() {
+        let names: Vec<&str> = config.printers.iter().map(|p| p.name.as_str()).collect();
+        parts.push(format!("printers {}", names.join(", ")));
+    }
     parts.push(format!("{} scanners", config.scanners.len()));
     Ok(format!("config ok: {}", parts.join(", ")))
 }

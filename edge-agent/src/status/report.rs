@@ -8,7 +8,8 @@ use kitchen_daemon::sync::LockExt;
 use serde_json::{Value, json};
 
 use super::{
-    ClockState, FeedStats, MqttStats, ReferenceCell, Scanners, StreamStats, SyncKick, SyncStats,
+    ClockState, FeedStats, MqttStats, Printers, ReferenceCell, Scanners, StreamStats, SyncKick,
+    SyncStats,
 };
 
 /// Every piece of live state, for the adapters that report on the box (HTTP, the fleet).
@@ -36,6 +37,8 @@ pub struct Live {
     pub clock: Arc<ClockState>,
     /// Links the TLS rule refused at start: the agent runs without them.
     pub refused: Arc<RefusedLinks>,
+    /// The ticket printers and the stations on the fallback printer.
+    pub printers: Arc<Printers>,
 }
 
 /// Why a link is not opened (docs/security.md, "TLS off the box"): plaintext or unverified TLS
@@ -144,6 +147,8 @@ impl Live {
             "scanners": self.scanners.snapshot(),
             "mqtt": self.mqtt.json(),
             "clock": self.clock.json(),
+            "printers": self.printers.snapshot(),
+            "print_fallback": self.printers.fallback(),
             "version": env!("CARGO_PKG_VERSION"),
         })
     }

@@ -10,6 +10,7 @@ mod devices;
 mod log;
 mod orders;
 mod otter;
+mod prints;
 mod readers;
 mod reference;
 mod scans;
@@ -30,6 +31,7 @@ pub use otter::{
     CallChange, OrderForOtter, Suspension, close_order, insert_suspension, lift_suspension,
     order_for_otter, save_calls, set_prep_minutes, suspensions,
 };
+pub use prints::{NewPrintJob, PrintJob, insert_print_job};
 pub use readers::Readers;
 pub use scans::insert_scan;
 pub use sessions::{complete_session, insert_session, open_sessions, session};
@@ -49,6 +51,8 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0006_sync_outbox.sql"),
     include_str!("../../migrations/0007_devices.sql"),
     include_str!("../../migrations/0008_otter.sql"),
+    // 0009 is the station display's (bump bars, allergens); this one only adds its own table.
+    include_str!("../../migrations/0010_printers.sql"),
 ];
 
 #[derive(Debug, thiserror::Error)]

@@ -116,6 +116,20 @@ impl TestAgent {
     }
 }
 
+impl TestAgent {
+    /// Stops the agent but keeps its data directory (for a restart on it); returns its path.
+    /// The queues go as with `stop`.
+    pub async fn stop_keeping_data(mut self) -> std::path::PathBuf {
+        let data_dir = std::mem::take(&mut self.data_dir);
+        self.token.cancel();
+        (&mut self.handle)
+            .await
+            .expect("joins")
+            .expect("clean stop");
+        data_dir
+    }
+}
+
 impl Drop for TestAgent {
     fn drop(&mut self) {
         self.token.cancel();
