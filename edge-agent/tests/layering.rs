@@ -17,8 +17,8 @@ const STORE: &[&str] = &["store"];
 const KITCHEN: &[&str] = &["kitchen"];
 const WRITER: &[&str] = &["writer"];
 const ADAPTERS: &[&str] = &["feed", "scanner", "sync", "http", "fleet", "printer"];
-/// The application: wires everything (lib.rs, main.rs, housekeeping, provisioning).
-const APP: &[&str] = &["lib", "main", "housekeeping", "pairing", "provision"];
+/// The application: wires everything (lib.rs, main.rs, housekeeping, provisioning, enrolment).
+const APP: &[&str] = &["lib", "main", "housekeeping", "pairing", "provision", "enrol"];
 
 /// Crates and std modules that do IO: not for the domain.
 const IO: &[&str] = &[
