@@ -173,14 +173,12 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Enrol { credstore } => {
-            let config_file = cli
-                .config
-                .unwrap_or_else(|| PathBuf::from("/etc/edge-agent/agent.toml"));
-            let config = edge_agent::Config::load(Some(&config_file))?;
+            let config = edge_agent::Config::load(cli.config.as_deref())?;
             let error_file = config.provision_error_file.clone().unwrap_or_else(|| {
-                config_file
-                    .parent()
-                    .unwrap_or(std::path::Path::new("."))
+                cli.config
+                    .as_deref()
+                    .and_then(std::path::Path::parent)
+                    .unwrap_or(&config.data_dir)
                     .join("provision-error")
             });
             let enrolment = edge_agent::enrol::Enrolment {
