@@ -7,7 +7,8 @@ const esc = (s) => String(s ?? "").replace(/[&<>"']/g, (c) => ({"&":"&amp;","<":
 const REFETCH_DEBOUNCE_MS = 150, STATUS_POLL_MS = 10000, TICK_MS = 5000, QUIET_HINT_MS = 45000, SOON_MS = 5 * 60000;
 
 const state = {
-  stations: [],            // [{id, name}]
+  stations: [],            // [{id, name, display: {amber_minutes, red_minutes, keys}}]
+  floor: {},               // /api/stations' expo, scan and allergen_words
   orders: new Map(),       // order_id -> Ticket
   batches: [],             // BatchItem of every station
   upcoming: [],            // [{order_id, fire_at_ms}]
@@ -41,9 +42,15 @@ function ago(ms) {
   const s = Math.max(0, Math.round((Date.now() - ms) / 1000));
   return s < 60 ? `${s}s` : s < 3600 ? `${Math.floor(s / 60)}m` : `${Math.floor(s / 3600)}h ${Math.floor(s / 60) % 60}m`;
 }
+// This display's settings from the reference data (docs/floor.md): its timers and keys.
+// SOON_MS and "red once late" stand in for an agent that does not send them.
+function displaySettings() {
+  const own = station === "all" ? state.floor.expo : (state.stations.find((s) => s.id === station) || {}).display;
+  return own || { amber_minutes: SOON_MS / 60000, red_minutes: 0, keys: null };
+}
 function urgency(dueMs) {
-  const left = dueMs - Date.now();
-  return left < 0 ? "late" : left < SOON_MS ? "soon" : "fine";
+  const left = dueMs - Date.now(), { amber_minutes: amber, red_minutes: red } = displaySettings();
+  return left < red * 60000 ? "late" : left < amber * 60000 ? "soon" : "fine";
 }
 function dueText(dueMs) {
   const left = minutes(dueMs - Date.now());
@@ -337,6 +344,8 @@ async function orderAction(ticket, action, body) {
   await json(`/api/orders/${encodeURIComponent(id)}/${action}`, body
     ? { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) } : { method: "POST" });
   if (action === "hand-off" || action === "cancel" || action === "reject") { state.orders.delete(id); countsChanged(); }
+  // Expo's Ready bumps every station: Recall (button or key) undoes it.
+  if (action === "ready") lastBump = { orderId: id, q: "", station };
   render();
 }
 function otterClick(button) {
@@ -390,7 +399,8 @@ document.addEventListener("click", (e) => {
   } else if (row && button.classList.contains("start")) act(startBatch(row.dataset.stationId, row.dataset.itemId, Number(button.dataset.n)));
   else if (button.classList.contains("done")) act(completeBatch(button.dataset.session));
 });
-$("station").addEventListener("change", () => choose($("station").value));
+// Blurred once chosen, so a bump bar's arrows move the selection, not the station.
+$("station").addEventListener("change", () => { choose($("station").value); $("station").blur(); });
 function choose(id) {
   station = id;
   localStorage.setItem("station", station);
@@ -534,6 +544,7 @@ function draw() {
     const o = state.orders.get(u.order_id);
     return `<li><b>#${esc(o?.friendly_id || u.order_id.slice(0, 6))}</b> fires at ${clock(u.fire_at_ms)} (in ${Math.max(0, minutes(u.fire_at_ms - Date.now()))} min)</li>`;
   }).join("");
+  window.showSelection?.();
   tick();
 }
 
@@ -557,7 +568,11 @@ function tick() {
 // ---------- start ----------
 async function loadStations() {
   for (;;) {
-    try { state.stations = (await json("/api/stations")).stations; break; } catch (error) {
+    try {
+      const answer = await json("/api/stations");
+      state.stations = answer.stations; state.floor = answer;
+      break;
+    } catch (error) {
       $("banner").hidden = false; $("banner").textContent = "Cannot reach the kitchen box: " + error.message + " — retrying";
       await new Promise((r) => setTimeout(r, 3000));
     }

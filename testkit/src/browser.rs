@@ -337,6 +337,25 @@ impl Browser {
         self.page("Input.insertText", json!({ "text": text })).await;
     }
 
+    /// Presses and releases one key as a keyboard or a bump bar would
+    /// (`Input.dispatchKeyEvent`): a single character (`"5"`, `"a"`, `"O"`) or a key name
+    /// (`"Enter"`, `"ArrowRight"`, `"Backspace"`, `"Tab"`, `"PageUp"`, `"PageDown"`, `"End"`,
+    /// `"Insert"`, `"ArrowLeft"`, `"ArrowUp"`, `"ArrowDown"`, `"Escape"`).
+    pub async fn press_key(&mut self, key: &str) {
+        let (down, up) = key_events(key);
+        self.page("Input.dispatchKeyEvent", down).await;
+        self.page("Input.dispatchKeyEvent", up).await;
+    }
+
+    /// Types `text` and then Enter as fast as the protocol allows, as a keyboard-wedge
+    /// scanner does (each character its own key press).
+    pub async fn scan_burst(&mut self, text: &str) {
+        for c in text.chars() {
+            self.press_key(&c.to_string()).await;
+        }
+        self.press_key("Enter").await;
+    }
+
     /// Taps the element `selector` names as a finger would: a real mouse press and release at
     /// its centre (after scrolling it into view). Panics if it is not there or not on top.
     pub async fn tap(&mut self, selector: &str) {
@@ -410,4 +429,57 @@ impl Drop for Browser {
             std::thread::sleep(Duration::from_millis(200));
         }
     }
+}
+
+/// The `Input.dispatchKeyEvent` parameters pressing and releasing `key`.
+fn key_events(key: &str) -> (Value, Value) {
+    let mut chars = key.chars();
+    if let (Some(c), None) = (chars.next(), chars.next()) {
+        let code = if c.is_ascii_digit() {
+            format!("Digit{c}")
+        } else if c.is_ascii_alphabetic() {
+            format!("Key{}", c.to_ascii_uppercase())
+        } else if c == ' ' {
+            "Space".to_owned()
+        } else {
+            String::new()
+        };
+        let virtual_key = if c.is_ascii_alphanumeric() {
+            c.to_ascii_uppercase() as u32
+        } else {
+            0
+        };
+        let text = c.to_string();
+        return (
+            json!({"type": "keyDown", "key": text, "code": code, "text": text,
+                   "unmodifiedText": text, "windowsVirtualKeyCode": virtual_key}),
+            json!({"type": "keyUp", "key": text, "code": code, "windowsVirtualKeyCode": virtual_key}),
+        );
+    }
+    let virtual_key = match key {
+        "Backspace" => 8,
+        "Tab" => 9,
+        "Enter" => 13,
+        "Escape" => 27,
+        "PageUp" => 33,
+        "PageDown" => 34,
+        "End" => 35,
+        "Home" => 36,
+        "ArrowLeft" => 37,
+        "ArrowUp" => 38,
+        "ArrowRight" => 39,
+        "ArrowDown" => 40,
+        "Insert" => 45,
+        other => panic!("no key code known for {other:?}"),
+    };
+    let down = if key == "Enter" {
+        json!({"type": "keyDown", "key": key, "code": key, "text": "\r",
+               "unmodifiedText": "\r", "windowsVirtualKeyCode": virtual_key})
+    } else {
+        json!({"type": "rawKeyDown", "key": key, "code": key, "windowsVirtualKeyCode": virtual_key})
+    };
+    (
+        down,
+        json!({"type": "keyUp", "key": key, "code": key, "windowsVirtualKeyCode": virtual_key}),
+    )
 }

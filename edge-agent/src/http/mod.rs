@@ -96,6 +96,7 @@ pub fn router(state: AppState) -> Router {
 async fn asset(axum::extract::Path(file): axum::extract::Path<String>) -> Response {
     let body = match file.as_str() {
         "display.js" => include_str!("../../static/display.js"),
+        "keys.js" => include_str!("../../static/keys.js"),
         "prep.js" => include_str!("../../static/prep.js"),
         "eightysix.js" => include_str!("../../static/eightysix.js"),
         "pair.js" => include_str!("../../static/pair.js"),

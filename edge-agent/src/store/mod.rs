@@ -49,6 +49,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0006_sync_outbox.sql"),
     include_str!("../../migrations/0007_devices.sql"),
     include_str!("../../migrations/0008_otter.sql"),
+    include_str!("../../migrations/0009_floor.sql"),
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -57,6 +58,10 @@ pub enum StoreError {
     Sqlite(#[from] rusqlite::Error),
     #[error("database schema version {found} is newer than this agent knows ({known})")]
     TooNew { found: usize, known: usize },
+    /// Reference data that cannot be written in its stored form (cannot happen for data that
+    /// validated; kept as an error rather than a panic).
+    #[error("reference: {0}")]
+    Reference(#[from] kitchen_proto::reference::ReferenceError),
 }
 
 pub struct Store {
