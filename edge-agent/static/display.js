@@ -180,6 +180,12 @@ const handlers = {
     }
     if (d.item_id) window.refresh86?.();
   },
+  // The kitchen floor (docs/floor.md).
+  "order.allergen_acknowledged"(d) {
+    const o = state.orders.get(d.order_id);
+    if (o) o.allergen_acks = [...new Set([...(o.allergen_acks || []), d.station_id])];
+  },
+  "order.rushed"(d) { const o = state.orders.get(d.order_id); if (o) o.rush_at_ms = d.rush ? d.rush_at_ms : undefined; },
   "item.suspended"() { window.refresh86?.(); },
   "item.unsuspended"() { window.refresh86?.(); },
   "batch.started"(d) { state.sessions.set(d.session_id, d); },
@@ -339,6 +345,18 @@ async function recall() {
   countsChanged();
   render();
 }
+async function acknowledge(orderId) {
+  await json(`/api/orders/${encodeURIComponent(orderId)}/allergen-ack${stationQuery()}`, { method: "POST" });
+  const o = state.orders.get(orderId);
+  if (o) o.allergen_acks = [...new Set([...(o.allergen_acks || []), station])];
+  render();
+}
+async function markRush(orderId) {
+  const o = state.orders.get(orderId);
+  const answer = await json(`/api/orders/${encodeURIComponent(orderId)}/rush`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ rush: !(o && o.rush_at_ms) }) });
+  if (o) o.rush_at_ms = answer.rush ? answer.rush_at_ms : undefined;
+  render();
+}
 async function orderAction(ticket, action, body) {
   const id = ticket.dataset.orderId;
   await json(`/api/orders/${encodeURIComponent(id)}/${action}`, body
@@ -389,6 +407,8 @@ document.addEventListener("click", (e) => {
   const otter = otterClick(button);
   if (otter) act(otter);
   else if (button.classList.contains("bump")) act(bump(button.closest("[data-order-id]").dataset.orderId));
+  else if (button.classList.contains("ack")) act(acknowledge(button.closest("[data-order-id]").dataset.orderId));
+  else if (button.classList.contains("rush-toggle")) act(markRush(button.closest("[data-order-id]").dataset.orderId));
   else if (button.id === "recall") act(recall());
   else if (row && button.classList.contains("step")) {
     const key = `${row.dataset.stationId}/${row.dataset.itemId}`;
@@ -450,12 +470,28 @@ function ticketHtml(o, expo) {
   const due = o.promised_at_ms || "";
   const marks = expo ? `<div class="marks">${o.stations.map((s) => `<span class="mark${o.bumped_at.includes(s) ? " done" : ""}">${esc(stationName(s))}</span>`).join("")}</div>` : "";
   const status = String(o.status || "").replace("ORDER_STATUS_", "").replaceAll("_", " ").toLowerCase();
-  return `<div class="ticket" data-order-id="${esc(o.order_id)}" data-since="${esc(since)}" data-due="${esc(due)}">
-    <div class="top"><span class="friendly">${esc(o.friendly_id || o.order_id.slice(0, 6))}</span><span class="age"></span></div>
+  const unacknowledged = !expo && needsAck(o);
+  return `<div class="ticket${o.rush_at_ms ? " rush" : ""}" data-order-id="${esc(o.order_id)}" data-since="${esc(since)}" data-due="${esc(due)}">
+    <div class="top"><span class="friendly">${esc(o.friendly_id || o.order_id.slice(0, 6))}</span>${o.rush_at_ms ? `<span class="rush-flag">RUSH</span>` : ""}<span class="age"></span></div>
+    ${allergenHtml(o, expo)}
     <div class="who">${esc(o.customer_name)}${status ? " · " + esc(status) : ""}</div>
     ${o.customer_note ? `<span class="note">${esc(o.customer_note)}</span>` : ""}
     ${otterHtml(o)}${marks}${renderLines(o.lines, true, expo ? null : station)}
-    ${expo ? expoActions(o) : `<button class="bump">Bump</button>`}</div>`;
+    ${expo ? expoActions(o) : `<button class="bump"${unacknowledged ? ` disabled title="Acknowledge the allergen first"` : ""}>Bump</button>`}</div>`;
+}
+// An allergen warning (docs/floor.md): the words found in the notes and the notes themselves.
+// At a station the cook acknowledges it (button or key) before the ticket can be bumped; Expo
+// sees which stations have.
+const needsAck = (o) => (o.allergens || []).length > 0 && !(o.allergen_acks || []).includes(station);
+function allergenHtml(o, expo) {
+  if (!(o.allergens || []).length) return "";
+  const words = [...new Set(o.allergens.flatMap((a) => a.words))];
+  const notes = o.allergens.map((a) => `${a.on === "order" ? "Order" : esc(a.on)}: “${esc(a.note)}”`).join(" · ");
+  const acks = o.allergen_acks || [];
+  const acked = !expo && acks.includes(station);
+  const action = expo ? (acks.length ? `<small>✓ ${acks.map((s) => esc(stationName(s))).join(", ")}</small>` : "")
+    : acked ? `<small>✓ acknowledged</small>` : `<button class="ack">Acknowledge</button>`;
+  return `<div class="allergen${acked ? " acknowledged" : ""}"><b>⚠ ALLERGEN: ${esc(words.join(", "))}</b><div class="allergen-notes">${notes}</div>${action}</div>`;
 }
 function readyHtml(o) {
   return `<div class="ticket" data-order-id="${esc(o.order_id)}"><span class="friendly">${esc(o.friendly_id || o.order_id.slice(0, 6))}</span>
@@ -481,7 +517,8 @@ function expoActions(o) {
     ? `<div class="acts">${minutes}<button class="accept">Accept</button></div><div class="acts">${reasonSelect()}<button class="reject">Reject</button></div>`
     : `<button class="ready">Ready</button><div class="acts">${minutes}<button class="preptime">Change time</button></div>`;
   const cancel = me && me.role === "manager" ? `<div class="acts">${reasonSelect()}<button class="cancel">Cancel order</button></div>` : "";
-  return main + cancel;
+  const rush = `<button class="rush-toggle">${o.rush_at_ms ? "Not rush" : "Rush"}</button>`;
+  return main + rush + cancel;
 }
 // batch.updated gives the count of orders; snapshots and /api/batches the ids.
 const orderCount = (item) => item.order_count ?? (item.order_ids || []).length;
@@ -516,7 +553,9 @@ function draw() {
   $("recall").textContent = lastBump && lastBump.station === station
     ? `Recall #${(state.orders.get(lastBump.orderId) || {}).friendly_id || ""}` : "Recall";
 
-  const open = [...state.orders.values()].sort((a, b) => (a.received_at_ms || 0) - (b.received_at_ms || 0));
+  // Rush orders first, in the order they were marked; then oldest first.
+  const open = [...state.orders.values()].sort((a, b) => (a.rush_at_ms ? 0 : 1) - (b.rush_at_ms ? 0 : 1) ||
+    (a.rush_at_ms || 0) - (b.rush_at_ms || 0) || (a.received_at_ms || 0) - (b.received_at_ms || 0));
   let mine, ready = [];
   if (expo) {
     ready = open.filter(isReady);

@@ -91,6 +91,18 @@ async fn expect_selected(tablet: &mut Browser, id: &str) {
         .await;
 }
 
+/// Waits until the tablet knows its last bump (the Recall button is live), so a recall key
+/// has something to undo.
+async fn expect_recallable(tablet: &mut Browser) {
+    tablet
+        .wait_for(
+            "Recall enabled",
+            WAIT,
+            "!document.querySelector('#recall').disabled",
+        )
+        .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bump_bar_and_a_keyboard_drive_the_station_and_a_wedge_scan_is_a_scan() {
     let kitchen = TestAgent::start(Some(REFERENCE)).await;
@@ -144,6 +156,7 @@ async fn a_bump_bar_and_a_keyboard_drive_the_station_and_a_wedge_scan_is_a_scan(
         .await;
     expect_selected(&mut tablet, "o-3").await;
     // The fryer's own recall key (the reference adds "r" to Backspace).
+    expect_recallable(&mut tablet).await;
     tablet.press_key("r").await;
     wait_bumped(&base, "o-2", json!([])).await;
     tablet
@@ -154,6 +167,7 @@ async fn a_bump_bar_and_a_keyboard_drive_the_station_and_a_wedge_scan_is_a_scan(
     expect_selected(&mut tablet, "o-2").await;
     tablet.press_key("Enter").await;
     wait_bumped(&base, "o-2", json!(["fry"])).await;
+    expect_recallable(&mut tablet).await;
     tablet.press_key("Backspace").await;
     wait_bumped(&base, "o-2", json!([])).await;
 
@@ -204,6 +218,7 @@ async fn a_bump_bar_and_a_keyboard_drive_the_station_and_a_wedge_scan_is_a_scan(
     }
     tablet.press_key("Enter").await;
     wait_bumped(&base, "o-1", json!(["fry"])).await;
+    expect_recallable(&mut tablet).await;
     tablet.press_key("Backspace").await;
     wait_bumped(&base, "o-1", json!([])).await;
 
@@ -270,5 +285,119 @@ async fn a_bump_bar_and_a_keyboard_drive_the_station_and_a_wedge_scan_is_a_scan(
         bumped_at(&base, "o-1").await == Value::Null
     })
     .await;
+    tablet.close().await;
+}
+
+/// An order with an allergen note at the fryer: a red banner, Bump greyed out, the bump key
+/// refused until the acknowledge key (8) is pressed; Expo's Rush puts an order first on the
+/// fryer's screen, flagged. With `SCREENSHOT=<png>` it also saves the picture docs/floor.md
+/// shows (the selection on the banner's ticket).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cook_acknowledges_an_allergen_by_key_before_bumping_and_rush_goes_first() {
+    let kitchen = TestAgent::start(Some(REFERENCE)).await;
+    let base = kitchen.base.clone();
+    kitchen.publish(&order("o-1", 1, 3000, 12)).await;
+    let mut nut = order("o-2", 2, 2000, 4);
+    nut.customer_note = "Peanut allergy - please be careful".into();
+    nut.items[1].note = "fried in fresh oil, no nuts".into();
+    kitchen.publish(&nut).await;
+    kitchen.publish(&order("o-3", 3, 1000, 30)).await;
+    let mut tablet = Browser::launch(1280, 900).await;
+    tablet.navigate(&format!("{base}/?station=fry")).await;
+    let tickets = "[...document.querySelectorAll('#tickets .ticket')].map((t) => t.dataset.orderId).join(',')";
+    tablet
+        .wait_for_value("three tickets", WAIT, tickets, &json!("o-1,o-2,o-3"))
+        .await;
+    let banner = "#tickets [data-order-id=\"o-2\"] .allergen";
+    tablet
+        .wait_for_value(
+            "the allergen banner",
+            WAIT,
+            &format!("document.querySelector('{banner} b').textContent"),
+            &json!("⚠ ALLERGEN: allergy, peanut, nuts"),
+        )
+        .await;
+    assert_eq!(
+        tablet
+            .eval(&format!(
+                "document.querySelector('{banner} .allergen-notes').textContent"
+            ))
+            .await,
+        json!("Order: “Peanut allergy - please be careful” · Fries: “fried in fresh oil, no nuts”")
+    );
+    assert_eq!(
+        tablet
+            .eval("document.querySelector('#tickets [data-order-id=\"o-2\"] .bump').disabled")
+            .await,
+        json!(true)
+    );
+    tablet.press_key("ArrowRight").await;
+    expect_selected(&mut tablet, "o-2").await;
+    if let Ok(path) = std::env::var("SCREENSHOT") {
+        tablet.scale(1280, 900, 1.0).await;
+        tablet.screenshot(std::path::Path::new(&path)).await;
+    }
+    // The bump key is refused on the screen (and would be by the box): nothing bumped.
+    tablet.press_key("5").await;
+    tablet
+        .wait_for(
+            "the refusal",
+            WAIT,
+            "!document.querySelector('#toast').hidden && document.querySelector('#toast').textContent.includes('acknowledge')",
+        )
+        .await;
+    assert_eq!(bumped_at(&base, "o-2").await, json!([]));
+    // 8 acknowledges the selected ticket's warning; then 5 bumps it.
+    tablet.press_key("8").await;
+    tablet
+        .wait_for(
+            "the banner acknowledged",
+            WAIT,
+            &format!("document.querySelector('{banner}').classList.contains('acknowledged')"),
+        )
+        .await;
+    let acks = get_json(&format!("{base}/api/orders?state=open")).await["orders"]
+        .as_array()
+        .expect("orders")
+        .iter()
+        .find(|o| o["order_id"] == "o-2")
+        .map(|o| o["allergen_acks"].clone());
+    assert_eq!(acks, Some(json!(["fry"])));
+    tablet.press_key("5").await;
+    wait_bumped(&base, "o-2", json!(["fry"])).await;
+    tablet
+        .wait_for_value("o-2 off the fryer", WAIT, tickets, &json!("o-1,o-3"))
+        .await;
+
+    // Expo marks o-3 rush with a tap; the fryer shows it first, flagged.
+    let mut expo = Browser::launch(1280, 900).await;
+    expo.navigate(&format!("{base}/?station=all")).await;
+    expo.wait_for(
+        "o-3 at Expo",
+        WAIT,
+        "!!document.querySelector('#tickets [data-order-id=\"o-3\"] .rush-toggle')",
+    )
+    .await;
+    expo.tap("#tickets [data-order-id=\"o-3\"] .rush-toggle")
+        .await;
+    expo.wait_for_value(
+        "Expo's order",
+        WAIT,
+        "[...document.querySelectorAll('#tickets .ticket')].map((t) => t.dataset.orderId).join(',')",
+        &json!("o-3,o-1,o-2"),
+    )
+    .await;
+    tablet
+        .wait_for_value("o-3 first at the fryer", WAIT, tickets, &json!("o-3,o-1"))
+        .await;
+    assert_eq!(
+        tablet
+            .eval(
+                "document.querySelector('#tickets .ticket').querySelector('.rush-flag').textContent"
+            )
+            .await,
+        json!("RUSH")
+    );
+    expo.close().await;
     tablet.close().await;
 }

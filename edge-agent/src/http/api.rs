@@ -292,7 +292,26 @@ pub(super) async fn bump(
     if let Some(refused) = forbid(&device, Action::Bump(query.station.as_deref()), "bump here") {
         return refused;
     }
-    change_bumps(&state, order_id, query.station, true, device.name).await
+    // At a station the allergen rule applies (docs/floor.md); Expo's bump of every station
+    // does not wait for the cooks.
+    let Some(station) = query.station else {
+        return change_bumps(&state, order_id, None, true, device.name).await;
+    };
+    if !known_station(&state, &station) {
+        return error(
+            StatusCode::BAD_REQUEST,
+            format!("unknown station {station:?}"),
+        );
+    }
+    match state
+        .writer
+        .bump_at_station(order_id.clone(), station.clone(), device.name)
+        .await
+    {
+        Ok(Ok(_)) => Json(json!({ "order_id": order_id, "bumped_at": [station] })).into_response(),
+        Ok(Err(rejection)) => super::floor::refused(rejection),
+        Err(error) => internal(error),
+    }
 }
 
 /// `POST /api/orders/{order_id}/recall[?station=<id>]`: undoes a bump. Idempotent.

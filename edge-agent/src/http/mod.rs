@@ -24,6 +24,7 @@ use kitchen_proto::reference::UNASSIGNED_STATION;
 
 mod api;
 mod events;
+mod floor;
 mod guard;
 mod health;
 mod metrics;
@@ -83,6 +84,7 @@ pub fn router(state: AppState) -> Router {
         .merge(prep::routes())
         .merge(pairing::routes())
         .merge(otter::routes())
+        .merge(floor::routes())
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             guard::guard,

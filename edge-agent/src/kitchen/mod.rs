@@ -12,6 +12,7 @@
 mod batches;
 mod console;
 mod devices;
+mod floor;
 mod orders;
 mod otter;
 mod reference;
@@ -22,6 +23,7 @@ mod tests;
 mod totals;
 
 pub use batches::{BatchError, MAX_BATCH};
+pub use floor::FloorRejection;
 
 pub use stock::StockRejection;
 use totals::State;

@@ -133,7 +133,8 @@ pub fn load_orders(
     Ok(orders.into_values().collect())
 }
 
-/// Open orders (all, or only `only`) with their lines and notes, oldest first.
+/// Open orders (all, or only `only`) with their lines and notes: rush orders first (in the
+/// order they were marked), then oldest first.
 pub fn load_tickets(
     connection: &Connection,
     only: Option<&str>,
@@ -141,9 +142,9 @@ pub fn load_tickets(
     let only_filter = only_filter(only);
     let mut statement = connection.prepare_cached(&format!(
         "SELECT order_id, store_id, source, friendly_id, status, customer_name, customer_note,
-                received_at, ready_at IS NOT NULL, prep_minutes
+                received_at, ready_at IS NOT NULL, prep_minutes, rush_at
          FROM orders o WHERE state = 'open' AND {only_filter}
-         ORDER BY received_at, order_id"
+         ORDER BY rush_at IS NULL, rush_at, received_at, order_id"
     ))?;
     let mut tickets: Vec<Ticket> = statement
         .query_map([only], |row| {
@@ -164,6 +165,9 @@ pub fn load_tickets(
                 prep_minutes: row.get(9)?,
                 awaiting_accept: false,
                 otter_calls: Vec::new(),
+                allergens: Vec::new(),
+                allergen_acks: Vec::new(),
+                rush_at_ms: row.get(10)?,
             })
         })?
         .collect::<Result<_, _>>()?;
@@ -173,6 +177,9 @@ pub fn load_tickets(
     )?;
     let mut bumps = connection.prepare_cached(
         "SELECT station_id FROM order_bumps WHERE order_id = ?1 ORDER BY station_id",
+    )?;
+    let mut acks = connection.prepare_cached(
+        "SELECT station_id FROM allergen_acks WHERE order_id = ?1 ORDER BY station_id",
     )?;
     for ticket in &mut tickets {
         let rows: Vec<(i64, Option<i64>, TicketLine)> = lines
@@ -194,6 +201,9 @@ pub fn load_tickets(
             .collect::<Result<_, _>>()?;
         ticket.lines = rebuild(rows, |line, modifiers| line.modifiers = modifiers);
         ticket.bumped_at = bumps
+            .query_map([&ticket.order_id], |row| row.get(0))?
+            .collect::<Result<_, _>>()?;
+        ticket.allergen_acks = acks
             .query_map([&ticket.order_id], |row| row.get(0))?
             .collect::<Result<_, _>>()?;
         ticket.otter_calls = super::otter::order_calls(connection, &ticket.order_id)?;
