@@ -19,3 +19,17 @@ CREATE TABLE allergen_acks (
 -- Expo or a manager marked the order rush: it goes to the front on every screen.
 ALTER TABLE orders ADD COLUMN rush_at INTEGER;
 ALTER TABLE orders ADD COLUMN rush_by TEXT;
+
+-- A cook tapped an order's line off at a station: the units of each item that line makes there
+-- are done (they leave the station's counts as a batch's would). Replaced lines (a new snapshot)
+-- take their taps with them.
+CREATE TABLE line_done (
+    order_id    TEXT NOT NULL REFERENCES orders (order_id) ON DELETE CASCADE,
+    line_no     INTEGER NOT NULL,
+    station_id  TEXT NOT NULL,
+    item_id     TEXT NOT NULL,
+    units       INTEGER NOT NULL,
+    done_at     INTEGER NOT NULL,
+    device      TEXT NOT NULL,
+    PRIMARY KEY (order_id, line_no, station_id, item_id)
+) WITHOUT ROWID;

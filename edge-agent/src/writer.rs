@@ -16,7 +16,7 @@ pub use crate::otter::OtterRejection;
 use crate::{
     device::{Device, DeviceError},
     kitchen::Kitchen,
-    record::{AllergenAck, Availability, Lot, Rush, Session},
+    record::{AllergenAck, Availability, LineDone, Lot, Rush, Session},
     store::{Applied, LoggedEvent, NewDevice, PairingCode, StoreError},
 };
 
@@ -147,6 +147,21 @@ impl StoreWriter {
     ) -> Result<Result<AllergenAck, FloorRejection>, WriteError> {
         self.run(move |kitchen, now_ms| {
             kitchen.acknowledge_allergen(&order_id, &station, &device, now_ms)
+        })
+        .await
+    }
+
+    /// Taps an order's line off at a station, or back on.
+    pub async fn tap_line(
+        &self,
+        order_id: String,
+        line_no: i64,
+        station: String,
+        done: bool,
+        device: String,
+    ) -> Result<Result<LineDone, FloorRejection>, WriteError> {
+        self.run(move |kitchen, now_ms| {
+            kitchen.tap_line(&order_id, line_no, &station, done, &device, now_ms)
         })
         .await
     }

@@ -70,7 +70,9 @@ function normalise(ticket) {
 document.addEventListener("pointerdown", () => {
   if (audio) return;
   audio = new (window.AudioContext || window.webkitAudioContext)();
-  $("sound").hidden = true;
+  // Hidden but keeping its place: the first tap must not move what is under the finger
+  // (a tap-off of a line would land on the ticket instead).
+  $("sound").style.visibility = "hidden";
 }, { capture: true });
 function chime() {
   if (!audio) return;
@@ -184,6 +186,13 @@ const handlers = {
   "order.allergen_acknowledged"(d) {
     const o = state.orders.get(d.order_id);
     if (o) o.allergen_acks = [...new Set([...(o.allergen_acks || []), d.station_id])];
+  },
+  "order.line_done"(d) {
+    const o = state.orders.get(d.order_id);
+    if (!o) return;
+    const others = (o.lines_done || []).filter((m) => !(m.line_no === d.line_no && m.station_id === d.station_id));
+    o.lines_done = d.done ? others.concat([{ line_no: d.line_no, station_id: d.station_id }]) : others;
+    countsChanged();
   },
   "order.rushed"(d) { const o = state.orders.get(d.order_id); if (o) o.rush_at_ms = d.rush ? d.rush_at_ms : undefined; },
   "item.suspended"() { window.refresh86?.(); },
@@ -399,6 +408,19 @@ async function completeBatch(sessionId) {
   render();
 }
 
+// A tap on one of this station's lines taps it off (or back on).
+document.addEventListener("click", (e) => {
+  const li = e.target.closest(".ticket li[data-line]");
+  if (!li || e.target.closest("button") || station === "all") return;
+  const orderId = li.closest("[data-order-id]").dataset.orderId;
+  tapLine(orderId, Number(li.dataset.line), !li.classList.contains("tapped")).catch((error) => toast(error.message));
+});
+async function tapLine(orderId, lineNo, done) {
+  const answer = await json(`/api/orders/${encodeURIComponent(orderId)}/lines/${lineNo}/done${stationQuery()}`,
+    { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ done }) });
+  handlers["order.line_done"](answer);
+  render();
+}
 document.addEventListener("click", (e) => {
   const button = e.target.closest("button");
   if (!button) return;
@@ -455,11 +477,15 @@ function patch(container, entries, empty) {
 const touches = (l, s) => l.station_id === s || (l.modifiers || []).some((m) => touches(m, s));
 // On a station's screen (`mine` set) lines made elsewhere are dimmed and what this station
 // makes inside them (the fries in a meal) stands out.
-function renderLines(lines, top, mine) {
+// A station's own lines can be tapped off (`tapped`: the line numbers done here): greyed out,
+// their units gone from the counts.
+function renderLines(lines, top, mine, tapped) {
   if (!lines.length) return "";
   return "<ul>" + lines.map((l) => {
-    const cls = !mine || !("station_id" in l) ? "" : top ? (touches(l, mine) ? "" : "other") : (l.station_id === mine ? "mine" : "");
-    return `<li${cls ? ` class="${cls}"` : ""}>${top || l.quantity !== 1 ? `<span class="q">${esc(l.quantity)}×</span> ` : ""}${esc(l.name)}` +
+    let cls = !mine || !("station_id" in l) ? "" : top ? (touches(l, mine) ? "" : "other") : (l.station_id === mine ? "mine" : "");
+    const tap = top && mine && cls !== "other" && "line_no" in l;
+    if (tap && tapped && tapped.has(l.line_no)) cls = "tapped";
+    return `<li${cls ? ` class="${cls}"` : ""}${tap ? ` data-line="${esc(l.line_no)}"` : ""}>${top || l.quantity !== 1 ? `<span class="q">${esc(l.quantity)}×</span> ` : ""}${esc(l.name)}` +
       (l.note ? `<span class="note">${esc(l.note)}</span>` : "") + renderLines(l.modifiers || [], false, mine) + "</li>";
   }).join("") + "</ul>";
 }
@@ -476,7 +502,7 @@ function ticketHtml(o, expo) {
     ${allergenHtml(o, expo)}
     <div class="who">${esc(o.customer_name)}${status ? " · " + esc(status) : ""}</div>
     ${o.customer_note ? `<span class="note">${esc(o.customer_note)}</span>` : ""}
-    ${otterHtml(o)}${marks}${renderLines(o.lines, true, expo ? null : station)}
+    ${otterHtml(o)}${marks}${renderLines(o.lines, true, expo ? null : station, new Set((o.lines_done || []).filter((d) => d.station_id === station).map((d) => d.line_no)))}
     ${expo ? expoActions(o) : `<button class="bump"${unacknowledged ? ` disabled title="Acknowledge the allergen first"` : ""}>Bump</button>`}</div>`;
 }
 // An allergen warning (docs/floor.md): the words found in the notes and the notes themselves.

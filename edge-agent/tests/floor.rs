@@ -418,3 +418,164 @@ async fn rush_orders_come_first_on_every_station_in_the_order_they_were_marked()
         ]
     );
 }
+
+#[tokio::test]
+async fn a_line_tapped_off_leaves_the_station_count_and_head_office_hears_of_it() {
+    let cloud = Cloud::create(&unique("tap-kitchen")).await;
+    cloud.import(REFERENCE).await;
+    let url = cloud.agent_url(postgres_addr());
+    let kitchen_id = cloud.kitchen_id.clone();
+    let kitchen = TestAgent::start_with(Some(REFERENCE), &[STORE], move |config| {
+        config.kitchen_id = kitchen_id;
+        config.database_url = Some(url);
+    })
+    .await;
+    let base = kitchen.base.clone();
+    edge_agent::pairing::pair_with_token(
+        &kitchen.data_dir,
+        "cook",
+        "grill tablet",
+        Some("grill"),
+        COOK_TOKEN,
+    )
+    .expect("cook paired");
+    // Lines in the store's numbering: 0 fries ×2; 1 burger with 2 its fries modifier; 3 fries ×3.
+    let order_event = new_order(STORE, "o-tap")
+        .sequence(1)
+        .item(line("Fries", 2, vec![]))
+        .item(line(
+            "Double Smash Burger",
+            1,
+            vec![line("Fries", 1, vec![])],
+        ))
+        .item(line("Fries", 3, vec![]))
+        .build();
+    kitchen.publish(&order_event).await;
+    wait_open(&base, 1).await;
+    let count = |station: &'static str| {
+        let base = base.clone();
+        async move {
+            get_json(&format!("{base}/api/batches?station={station}")).await["items"]
+                .as_array()
+                .expect("items")
+                .iter()
+                .map(|i| i["quantity"].as_i64().expect("quantity"))
+                .sum::<i64>()
+        }
+    };
+    assert_eq!((count("fry").await, count("grill").await), (6, 1));
+    let tap = |line_no: &str, station: &str| {
+        format!("{base}/api/orders/o-tap/lines/{line_no}/done?station={station}")
+    };
+
+    // Refused, changing nothing: a modifier, a line that is not there, a line with nothing
+    // for the station, no station, another station's cook, a bad body.
+    assert_eq!(
+        post(&tap("2", "fry"), None, None).await,
+        (
+            400,
+            json!({"error": "line 2 is a modifier: tap off the order's line it belongs to"})
+        )
+    );
+    assert_eq!(
+        post(&tap("9", "fry"), None, None).await,
+        (404, json!({"error": "order \"o-tap\" has no line 9"}))
+    );
+    assert_eq!(
+        post(&tap("x", "fry"), None, None).await,
+        (400, json!({"error": "line \"x\" is not a line number"}))
+    );
+    assert_eq!(
+        post(&tap("0", "grill"), None, None).await,
+        (
+            409,
+            json!({"error": "line 0 of order \"o-tap\" has nothing made at this station"})
+        )
+    );
+    assert_eq!(
+        post(&format!("{base}/api/orders/o-tap/lines/0/done"), None, None).await,
+        (
+            400,
+            json!({"error": "say which station taps the line off: ?station=<id>"})
+        )
+    );
+    let (status, _) = post(&tap("0", "fry"), Some(COOK_TOKEN), None).await;
+    assert_eq!(status, 403);
+    let (status, _) = post(&tap("0", "fry"), None, Some(json!({"done": 1}))).await;
+    assert_eq!(status, 400);
+    assert_eq!((count("fry").await, count("grill").await), (6, 1));
+
+    // Line 0 off at the fryer: its 2 fries leave the count; again: nothing more.
+    let done = json!({"order_id": "o-tap", "line_no": 0, "station_id": "fry", "done": true,
+                      "items": [{"item_id": "fries", "units": 2}], "device": "test-manager"});
+    assert_eq!(
+        post(&tap("0", "fry"), None, None).await,
+        (200, done.clone())
+    );
+    assert_eq!(post(&tap("0", "fry"), None, None).await, (200, done));
+    assert_eq!(count("fry").await, 4);
+    let tapped = ticket(&base, "o-tap").await;
+    assert_eq!(
+        tapped["lines_done"],
+        json!([{"line_no": 0, "station_id": "fry"}])
+    );
+    let line_nos: Vec<i64> = tapped["lines"]
+        .as_array()
+        .expect("lines")
+        .iter()
+        .map(|l| l["line_no"].as_i64().expect("line_no"))
+        .collect();
+    assert_eq!(line_nos, [0, 1, 3]);
+    // The burger line: its fries at the fryer, the burger at the grill (by the grill's cook).
+    let (status, body) = post(&tap("1", "fry"), None, None).await;
+    assert_eq!(
+        (status, &body["items"]),
+        (200, &json!([{"item_id": "fries", "units": 1}]))
+    );
+    assert_eq!(count("fry").await, 3);
+    let (status, body) = post(&tap("1", "grill"), Some(COOK_TOKEN), None).await;
+    assert_eq!(
+        (status, &body["items"]),
+        (200, &json!([{"item_id": "smash", "units": 1}]))
+    );
+    assert_eq!(count("grill").await, 0);
+    // Line 0 back on: its fries count again.
+    let (status, body) = post(&tap("0", "fry"), None, Some(json!({"done": false}))).await;
+    assert_eq!((status, &body["done"]), (200, &json!(false)));
+    assert_eq!(count("fry").await, 5);
+    // Every line done: the order is ready, as if every station had bumped it.
+    for line_no in ["0", "3"] {
+        let (status, _) = post(&tap(line_no, "fry"), None, None).await;
+        assert_eq!(status, 200);
+    }
+    assert_eq!((count("fry").await, count("grill").await), (0, 0));
+    assert_eq!(ticket(&base, "o-tap").await["ready"], true);
+
+    // Six changes (the repeated tap logged nothing), all at head office.
+    wait_until("the tap-offs in PostgreSQL", WAIT, || async {
+        cloud
+            .count("SELECT count(*) FROM kitchen.order_events WHERE kind = 'order.line_done'")
+            .await
+            == 6
+    })
+    .await;
+    let rows: Vec<(Vec<String>, i64, bool)> = sqlx::query_as(
+        "SELECT stations, (data->>'line_no')::bigint, (data->>'done')::boolean
+         FROM kitchen.order_events WHERE kind = 'order.line_done' ORDER BY occurred_at, record_id",
+    )
+    .fetch_all(&cloud.db.pool)
+    .await
+    .expect("rows");
+    let fry = || vec!["fry".to_owned()];
+    assert_eq!(
+        rows,
+        [
+            (fry(), 0, true),
+            (fry(), 1, true),
+            (vec!["grill".to_owned()], 1, true),
+            (fry(), 0, false),
+            (fry(), 0, true),
+            (fry(), 3, true),
+        ]
+    );
+}

@@ -398,6 +398,33 @@ async fn the_cook_acknowledges_an_allergen_by_key_before_bumping_and_rush_goes_f
             .await,
         json!("RUSH")
     );
+
+    // A tap on o-1's fries at the fryer taps the line off: greyed out, its 2 fries gone from
+    // the count (the burger line is the grill's: not tappable here).
+    let count = "document.querySelector('#counts .row .qty').textContent";
+    tablet
+        .wait_for_value("4 fries to make", WAIT, count, &json!("4"))
+        .await;
+    let fries_line = "#tickets [data-order-id=\"o-1\"] li[data-line=\"1\"]";
+    assert_eq!(
+        tablet
+            .eval(
+                "document.querySelectorAll('#tickets [data-order-id=\"o-1\"] li[data-line]').length"
+            )
+            .await,
+        json!(1)
+    );
+    tablet.tap(fries_line).await;
+    tablet
+        .wait_for(
+            "the fries line greyed",
+            WAIT,
+            &format!("document.querySelector('{fries_line}').classList.contains('tapped')"),
+        )
+        .await;
+    tablet
+        .wait_for_value("2 fries to make", WAIT, count, &json!("2"))
+        .await;
     expo.close().await;
     tablet.close().await;
 }

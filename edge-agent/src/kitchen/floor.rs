@@ -7,7 +7,8 @@ use std::collections::BTreeSet;
 use rusqlite::{OptionalExtension, Transaction, params};
 
 use crate::{
-    record::{AllergenAck, Record, Rush, Ticket, allergen_flags},
+    batch,
+    record::{AllergenAck, ItemUnits, LineDone, Record, Rush, Ticket, allergen_flags},
     store::{self, StoreError},
 };
 
@@ -27,6 +28,28 @@ pub enum FloorRejection {
          before bumping"
     )]
     AllergenNotAcknowledged { order_id: String, words: String },
+    #[error("order {order_id:?} has no line {line_no}")]
+    NoLine { order_id: String, line_no: i64 },
+    #[error("line {line_no} is a modifier: tap off the order's line it belongs to")]
+    NotALine { line_no: i64 },
+    #[error("line {line_no} of order {order_id:?} has nothing made at this station")]
+    NothingHere { order_id: String, line_no: i64 },
+}
+
+/// The top-level line starting at pre-order position `line_no` (lines and modifiers counted
+/// from 0, as the store numbers them).
+fn line_at(lines: &[batch::Line], line_no: i64) -> Option<&batch::Line> {
+    fn size(line: &batch::Line) -> i64 {
+        1 + line.modifiers.iter().map(size).sum::<i64>()
+    }
+    let mut start = 0;
+    for line in lines {
+        if start == line_no {
+            return Some(line);
+        }
+        start += size(line);
+    }
+    None
 }
 
 /// The words of a ticket's allergen warnings, each once, in the order found.
@@ -205,6 +228,113 @@ impl Kitchen {
                     .push(store::append_log(tx, &record, Some(&tags), now_ms)?);
             }
             Ok((Ok(change), Touched::default()))
+        })
+    }
+}
+
+impl Kitchen {
+    /// A cook taps an order's line off at `station` (`done`), or back on: the units that line
+    /// makes at the station leave (or rejoin) its counts. Logs `order.line_done` when that
+    /// changed anything; tapping a line twice changes nothing.
+    pub fn tap_line(
+        &mut self,
+        order_id: &str,
+        line_no: i64,
+        station: &str,
+        done: bool,
+        device: &str,
+        now_ms: i64,
+    ) -> Result<Result<LineDone, FloorRejection>, StoreError> {
+        self.write(now_ms, |state, tx, pending| {
+            let refuse = |rejection| Ok((Err(rejection), Touched::default()));
+            let Some(order) = store::load_orders(tx, Some(order_id))?.pop() else {
+                return refuse(FloorRejection::NotOpen(order_id.to_owned()));
+            };
+            let parent: Option<Option<i64>> = tx
+                .query_row(
+                    "SELECT parent_no FROM order_lines WHERE order_id = ?1 AND line_no = ?2",
+                    params![order_id, line_no],
+                    |row| row.get(0),
+                )
+                .optional()?;
+            match parent {
+                None => {
+                    return refuse(FloorRejection::NoLine {
+                        order_id: order_id.to_owned(),
+                        line_no,
+                    });
+                }
+                Some(Some(_)) => return refuse(FloorRejection::NotALine { line_no }),
+                Some(None) => {}
+            }
+            let Some(line) = line_at(&order.lines, line_no) else {
+                return refuse(FloorRejection::NoLine {
+                    order_id: order_id.to_owned(),
+                    line_no,
+                });
+            };
+            let alone = batch::Order {
+                lines: vec![line.clone()],
+                bumped_at: Default::default(),
+                done: Default::default(),
+                ..order.clone()
+            };
+            let items: Vec<ItemUnits> = batch::contributions(&alone, &state.reference)
+                .into_iter()
+                .filter(|c| c.station_id == station && c.units > 0)
+                .map(|c| ItemUnits {
+                    item_id: c.item_id,
+                    units: c.units,
+                })
+                .collect();
+            if items.is_empty() {
+                return refuse(FloorRejection::NothingHere {
+                    order_id: order_id.to_owned(),
+                    line_no,
+                });
+            }
+            let changed = if done {
+                let mut inserted = 0;
+                for item in &items {
+                    inserted += tx.execute(
+                        "INSERT OR IGNORE INTO line_done
+                             (order_id, line_no, station_id, item_id, units, done_at, device)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                        params![
+                            order_id,
+                            line_no,
+                            station,
+                            item.item_id,
+                            item.units,
+                            now_ms,
+                            device
+                        ],
+                    )?;
+                }
+                inserted > 0
+            } else {
+                tx.execute(
+                    "DELETE FROM line_done WHERE order_id = ?1 AND line_no = ?2 AND station_id = ?3",
+                    params![order_id, line_no, station],
+                )? > 0
+            };
+            let change = LineDone {
+                order_id: order_id.to_owned(),
+                line_no,
+                station_id: station.to_owned(),
+                done,
+                items,
+                device: device.to_owned(),
+            };
+            if !changed {
+                return Ok((Ok(change), Touched::default()));
+            }
+            let tags = state.tags(order_id, Some(station));
+            let record = Record::LineTapped(change.clone());
+            pending
+                .log
+                .push(store::append_log(tx, &record, Some(&tags), now_ms)?);
+            Ok((Ok(change), Touched::orders([order_id.to_owned()])))
         })
     }
 }

@@ -38,6 +38,33 @@ pub struct Rush {
     pub rush_at_ms: Option<i64>,
 }
 
+/// A line tapped off at a station, on the ticket.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LineMark {
+    pub line_no: i64,
+    pub station_id: String,
+}
+
+/// Units of an item a tapped line made.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ItemUnits {
+    pub item_id: String,
+    pub units: u32,
+}
+
+/// `order.line_done`: a cook tapped an order's line off at a station (or back on): the units it
+/// makes there leave (or rejoin) the station's counts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LineDone {
+    pub order_id: String,
+    /// The line's place in the order (pre-order over lines and modifiers, from 0).
+    pub line_no: i64,
+    pub station_id: String,
+    pub done: bool,
+    pub items: Vec<ItemUnits>,
+    pub device: String,
+}
+
 /// The allergen warnings in a ticket's notes: the customer's note, then each line's and
 /// modifier's note, in ticket order. A word matches whole words in any case ("nut" matches
 /// "NUT allergy" and "no nuts!" only if "nuts" is listed too; never "donut"); a word of several
@@ -93,6 +120,7 @@ mod tests {
 
     fn line(name: &str, note: &str, modifiers: Vec<TicketLine>) -> TicketLine {
         TicketLine {
+            line_no: 0,
             name: name.into(),
             quantity: 1,
             note: note.into(),
@@ -133,6 +161,7 @@ mod tests {
             allergens: vec![],
             allergen_acks: vec![],
             rush_at_ms: None,
+            lines_done: vec![],
         };
         let flag = |words: &[&str], note: &str, on: &str| AllergenFlag {
             words: words.iter().map(|w| (*w).to_owned()).collect(),

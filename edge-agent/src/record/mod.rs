@@ -14,7 +14,7 @@ mod ticket;
 use serde::{Deserialize, Serialize};
 
 pub use batch_item::{BatchItemView, RunningSession};
-pub use floor::{AllergenAck, AllergenFlag, Rush, allergen_flags};
+pub use floor::{AllergenAck, AllergenFlag, ItemUnits, LineDone, LineMark, Rush, allergen_flags};
 pub use otter::{
     Acceptance, Availability, CANCEL_REASONS, CancelRequest, HandOff, OtterCall, PrepTime,
     StoreEntities,
@@ -111,6 +111,8 @@ records! {
     AllergenAcknowledged(AllergenAck) = "order.allergen_acknowledged", synced = true;
     /// Expo or a manager marked the order rush, or took the mark off.
     OrderRushed(Rush) = "order.rushed", synced = true;
+    /// A cook tapped an order's line off at a station, or back on.
+    LineTapped(LineDone) = "order.line_done", synced = true;
 }
 
 impl Record {
@@ -131,6 +133,7 @@ impl Record {
             Record::OtterCallChanged(call) => call.order_id.as_deref(),
             Record::AllergenAcknowledged(ack) => Some(&ack.order_id),
             Record::OrderRushed(rush) => Some(&rush.order_id),
+            Record::LineTapped(line) => Some(&line.order_id),
             Record::BatchStarted(_)
             | Record::BatchCompleted(_)
             | Record::BatchUpdated(_)

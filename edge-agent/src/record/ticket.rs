@@ -44,10 +44,17 @@ pub struct Ticket {
     /// When Expo or a manager marked it rush (none: not rush): it goes first on every screen.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rush_at_ms: Option<i64>,
+    /// Lines tapped off, by station.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub lines_done: Vec<super::LineMark>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TicketLine {
+    /// Its place in the order (pre-order over lines and modifiers, from 0): what a tap-off
+    /// names.
+    #[serde(default)]
+    pub line_no: i64,
     pub name: String,
     pub quantity: u32,
     pub note: String,

@@ -130,6 +130,28 @@ pub fn load_orders(
             order.done.insert((station_id, item_id), units);
         }
     }
+    // Lines tapped off count as done like a batch's units.
+    let mut statement = connection.prepare_cached(&format!(
+        "SELECT d.order_id, d.station_id, d.item_id, sum(d.units)
+         FROM line_done d JOIN orders o USING (order_id)
+         WHERE o.state = 'open' AND {only_filter}
+         GROUP BY d.order_id, d.station_id, d.item_id"
+    ))?;
+    let rows = statement.query_map([only], |row| {
+        Ok((
+            row.get::<_, String>(0)?,
+            row.get::<_, String>(1)?,
+            row.get::<_, String>(2)?,
+            row.get::<_, u32>(3)?,
+        ))
+    })?;
+    for row in rows {
+        let (order_id, station_id, item_id, units) = row?;
+        if let Some(order) = orders.get_mut(&order_id) {
+            let done = order.done.entry((station_id, item_id)).or_default();
+            *done = done.saturating_add(units);
+        }
+    }
     Ok(orders.into_values().collect())
 }
 
@@ -168,6 +190,7 @@ pub fn load_tickets(
                 allergens: Vec::new(),
                 allergen_acks: Vec::new(),
                 rush_at_ms: row.get(10)?,
+                lines_done: Vec::new(),
             })
         })?
         .collect::<Result<_, _>>()?;
@@ -177,6 +200,10 @@ pub fn load_tickets(
     )?;
     let mut bumps = connection.prepare_cached(
         "SELECT station_id FROM order_bumps WHERE order_id = ?1 ORDER BY station_id",
+    )?;
+    let mut taps = connection.prepare_cached(
+        "SELECT DISTINCT line_no, station_id FROM line_done WHERE order_id = ?1
+         ORDER BY line_no, station_id",
     )?;
     let mut acks = connection.prepare_cached(
         "SELECT station_id FROM allergen_acks WHERE order_id = ?1 ORDER BY station_id",
@@ -188,6 +215,7 @@ pub fn load_tickets(
                     row.get(0)?,
                     row.get(1)?,
                     TicketLine {
+                        line_no: row.get(0)?,
                         name: row.get(2)?,
                         quantity: row.get(3)?,
                         note: row.get(4)?,
@@ -202,6 +230,14 @@ pub fn load_tickets(
         ticket.lines = rebuild(rows, |line, modifiers| line.modifiers = modifiers);
         ticket.bumped_at = bumps
             .query_map([&ticket.order_id], |row| row.get(0))?
+            .collect::<Result<_, _>>()?;
+        ticket.lines_done = taps
+            .query_map([&ticket.order_id], |row| {
+                Ok(crate::record::LineMark {
+                    line_no: row.get(0)?,
+                    station_id: row.get(1)?,
+                })
+            })?
             .collect::<Result<_, _>>()?;
         ticket.allergen_acks = acks
             .query_map([&ticket.order_id], |row| row.get(0))?

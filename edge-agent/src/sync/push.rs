@@ -127,6 +127,10 @@ impl PushRows {
                 self.order_event(row, kind, ack.order_id, &stations, None);
             }
             Record::OrderRushed(rush) => self.order_event(row, kind, rush.order_id, &[], None),
+            Record::LineTapped(line) => {
+                let stations = [line.station_id];
+                self.order_event(row, kind, line.order_id, &stations, None);
+            }
             Record::ItemSuspended(change) | Record::ItemUnsuspended(change) => {
                 self.availability.push(AvailabilityRow {
                     record_id: row.record_id.clone(),
@@ -512,6 +516,7 @@ mod tests {
             allergens: Vec::new(),
             allergen_acks: Vec::new(),
             rush_at_ms: None,
+            lines_done: Vec::new(),
         };
         let created = OrderChange {
             event_id: "e1".into(),
