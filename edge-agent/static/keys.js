@@ -111,11 +111,12 @@
     if (e.ctrlKey || e.altKey || e.metaKey) return;
     const target = e.target;
     if (target && ["INPUT", "TEXTAREA", "SELECT"].includes(target.tagName)) return;
+    // A key held down does nothing more (a held bump key must not bump the next ticket).
+    if (e.repeat) { if (actionFor(e.key, e.code)) e.preventDefault(); return; }
     const now = e.timeStamp, { gap_ms: gap, min_chars: minChars } = scanTiming();
     const last = buffer[buffer.length - 1];
     if (e.key.length === 1) {
       e.preventDefault();
-      if (e.repeat) return;
       if (last && now - last.at > gap) flush();
       buffer.push({ key: e.key, code: e.code, at: now });
       clearTimeout(flushTimer);
