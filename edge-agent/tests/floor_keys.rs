@@ -162,11 +162,21 @@ async fn a_bump_bar_and_a_keyboard_drive_the_station_and_a_wedge_scan_is_a_scan(
     tablet
         .wait_for_value("o-2 back", WAIT, tickets, &json!("o-1,o-2,o-3"))
         .await;
-    // Enter bumps too; Backspace recalls.
+    // Enter bumps too, once however long it is held (the keyboard's repeats do nothing);
+    // Backspace recalls.
     tablet.press_key("ArrowLeft").await;
     expect_selected(&mut tablet, "o-2").await;
-    tablet.press_key("Enter").await;
+    tablet.hold_key("Enter", 5).await;
     wait_bumped(&base, "o-2", json!(["fry"])).await;
+    tablet
+        .wait_for_value("only o-2 off the fryer", WAIT, tickets, &json!("o-1,o-3"))
+        .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        bumped_at(&base, "o-3").await,
+        json!([]),
+        "the held Enter bumped o-3 too"
+    );
     expect_recallable(&mut tablet).await;
     tablet.press_key("Backspace").await;
     wait_bumped(&base, "o-2", json!([])).await;

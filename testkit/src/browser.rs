@@ -347,6 +347,22 @@ impl Browser {
         self.page("Input.dispatchKeyEvent", up).await;
     }
 
+    /// Holds `key` down long enough for the keyboard to repeat it `repeats` times, as a
+    /// keyboard does: the first repeat after 500 ms, then one every 50 ms (`autoRepeat`
+    /// key-downs); then releases it.
+    pub async fn hold_key(&mut self, key: &str, repeats: usize) {
+        let (down, up) = key_events(key);
+        self.page("Input.dispatchKeyEvent", down.clone()).await;
+        tokio::time::sleep(Duration::from_millis(450)).await;
+        for _ in 0..repeats {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            let mut again = down.clone();
+            again["autoRepeat"] = json!(true);
+            self.page("Input.dispatchKeyEvent", again).await;
+        }
+        self.page("Input.dispatchKeyEvent", up).await;
+    }
+
     /// Types `text` and then Enter as a keyboard-wedge scanner does (each character its own
     /// key press), a few milliseconds apart: every key event is written to Chromium at once
     /// and the answers are awaited after, so no round trip to the test slows the burst.
