@@ -11,7 +11,7 @@
 use std::collections::BTreeMap;
 
 use kitchen_proto::reference::{
-    AcceptMode, DayPart, Item, OtterStore, Reference, ReferenceError, Station,
+    AcceptMode, DayPart, Floor, Item, OtterStore, Reference, ReferenceError, Station,
 };
 use sqlx::PgConnection;
 
@@ -58,19 +58,29 @@ pub async fn load_reference(
     .into_iter()
     .map(|(id, start, end)| DayPart { id, start, end })
     .collect();
-    let stations = sqlx::query_as::<_, (String, String)>(
-        "SELECT id, name FROM kitchen.ref_stations WHERE kitchen_id = $1 ORDER BY position",
+    let invalid = |source| LoadError::Invalid {
+        kitchen_id: kitchen_id.to_owned(),
+        source,
+    };
+    let stations = sqlx::query_as::<_, (String, String, String)>(
+        "SELECT id, name, display FROM kitchen.ref_stations
+         WHERE kitchen_id = $1 ORDER BY position",
     )
     .bind(kitchen_id)
     .fetch_all(&mut *connection)
     .await?
     .into_iter()
-    .map(|(id, name)| Station { id, name })
-    .collect();
-    let invalid = |source| LoadError::Invalid {
-        kitchen_id: kitchen_id.to_owned(),
-        source,
-    };
+    .map(|(id, name, display)| Station::from_stored(id, name, &display))
+    .collect::<Result<Vec<_>, _>>()
+    .map_err(invalid)?;
+    // No version row: nothing was imported, and every table is empty too.
+    let floor: String =
+        sqlx::query_scalar("SELECT floor FROM kitchen.reference_versions WHERE kitchen_id = $1")
+            .bind(kitchen_id)
+            .fetch_optional(&mut *connection)
+            .await?
+            .unwrap_or_default();
+    let floor = Floor::from_stored(&floor).map_err(invalid)?;
     let stores = sqlx::query_as::<_, (String, String, String)>(
         "SELECT store_id, brand, accept FROM kitchen.ref_stores
          WHERE kitchen_id = $1 ORDER BY position",
@@ -140,7 +150,9 @@ pub async fn load_reference(
         })
         .collect::<Result<Vec<_>, _>>()
         .map_err(invalid)?;
-    Reference::new(stations, stores, items, day_parts).map_err(invalid)
+    Reference::new(stations, stores, items, day_parts)
+        .and_then(|reference| reference.with_floor(floor))
+        .map_err(invalid)
 }
 
 /// A `kitchen.ref_items` row with its matches (by position) and PAR levels (by day part).

@@ -11,12 +11,12 @@ use std::sync::{
 use kitchen_proto::OrderEvent;
 use tokio::sync::{broadcast, oneshot, watch};
 
-pub use crate::kitchen::{BatchError, PrintRejection, StockRejection};
+pub use crate::kitchen::{BatchError, FloorRejection, PrintRejection, StockRejection};
 pub use crate::otter::OtterRejection;
 use crate::{
     device::{Device, DeviceError},
     kitchen::Kitchen,
-    record::{Availability, Lot, Session},
+    record::{AllergenAck, Availability, LineDone, Lot, Rush, Session},
     store::{Applied, LoggedEvent, NewDevice, PairingCode, StoreError},
 };
 
@@ -131,6 +131,58 @@ impl StoreWriter {
         device: String,
     ) -> Result<Option<Vec<String>>, WriteError> {
         self.run(move |kitchen, now_ms| kitchen.bump(&order_id, &stations, bumped, &device, now_ms))
+            .await
+    }
+
+    /// Bumps an order at one station as its cook does (see `Kitchen::bump_at_station`).
+    pub async fn bump_at_station(
+        &self,
+        order_id: String,
+        station: String,
+        device: String,
+    ) -> Result<Result<Vec<String>, FloorRejection>, WriteError> {
+        self.run(move |kitchen, now_ms| {
+            kitchen.bump_at_station(&order_id, &station, &device, now_ms)
+        })
+        .await
+    }
+
+    /// Acknowledges an order's allergen warning at a station.
+    pub async fn acknowledge_allergen(
+        &self,
+        order_id: String,
+        station: String,
+        device: String,
+    ) -> Result<Result<AllergenAck, FloorRejection>, WriteError> {
+        self.run(move |kitchen, now_ms| {
+            kitchen.acknowledge_allergen(&order_id, &station, &device, now_ms)
+        })
+        .await
+    }
+
+    /// Taps an order's line off at a station, or back on.
+    pub async fn tap_line(
+        &self,
+        order_id: String,
+        line_no: i64,
+        station: String,
+        done: bool,
+        device: String,
+    ) -> Result<Result<LineDone, FloorRejection>, WriteError> {
+        self.run(move |kitchen, now_ms| {
+            kitchen.tap_line(&order_id, line_no, &station, done, &device, now_ms)
+        })
+        .await
+    }
+
+    /// Marks an order rush, or takes the mark off.
+    pub async fn rush(
+        &self,
+        order_id: String,
+        rush: bool,
+        device: String,
+    ) -> Result<Result<Rush, FloorRejection>, WriteError> {
+        self.run(move |kitchen, now_ms| kitchen.rush(&order_id, rush, &device, now_ms))
             .await
     }
 

@@ -7,7 +7,8 @@ const esc = (s) => String(s ?? "").replace(/[&<>"']/g, (c) => ({"&":"&amp;","<":
 const REFETCH_DEBOUNCE_MS = 150, STATUS_POLL_MS = 10000, TICK_MS = 5000, QUIET_HINT_MS = 45000, SOON_MS = 5 * 60000;
 
 const state = {
-  stations: [],            // [{id, name}]
+  stations: [],            // [{id, name, display: {amber_minutes, red_minutes, keys}}]
+  floor: {},               // /api/stations' expo, scan and allergen_words
   orders: new Map(),       // order_id -> Ticket
   batches: [],             // BatchItem of every station
   upcoming: [],            // [{order_id, fire_at_ms}]
@@ -41,9 +42,15 @@ function ago(ms) {
   const s = Math.max(0, Math.round((Date.now() - ms) / 1000));
   return s < 60 ? `${s}s` : s < 3600 ? `${Math.floor(s / 60)}m` : `${Math.floor(s / 3600)}h ${Math.floor(s / 60) % 60}m`;
 }
+// This display's settings from the reference data (docs/floor.md): its timers and keys.
+// SOON_MS and "red once late" stand in for an agent that does not send them.
+function displaySettings() {
+  const own = station === "all" ? state.floor.expo : (state.stations.find((s) => s.id === station) || {}).display;
+  return own || { amber_minutes: SOON_MS / 60000, red_minutes: 0, keys: null };
+}
 function urgency(dueMs) {
-  const left = dueMs - Date.now();
-  return left < 0 ? "late" : left < SOON_MS ? "soon" : "fine";
+  const left = dueMs - Date.now(), { amber_minutes: amber, red_minutes: red } = displaySettings();
+  return left < red * 60000 ? "late" : left < amber * 60000 ? "soon" : "fine";
 }
 function dueText(dueMs) {
   const left = minutes(dueMs - Date.now());
@@ -63,7 +70,9 @@ function normalise(ticket) {
 document.addEventListener("pointerdown", () => {
   if (audio) return;
   audio = new (window.AudioContext || window.webkitAudioContext)();
-  $("sound").hidden = true;
+  // Hidden but keeping its place: the first tap must not move what is under the finger
+  // (a tap-off of a line would land on the ticket instead).
+  $("sound").style.visibility = "hidden";
 }, { capture: true });
 function chime() {
   if (!audio) return;
@@ -173,6 +182,19 @@ const handlers = {
     }
     if (d.item_id) window.refresh86?.();
   },
+  // The kitchen floor (docs/floor.md).
+  "order.allergen_acknowledged"(d) {
+    const o = state.orders.get(d.order_id);
+    if (o) o.allergen_acks = [...new Set([...(o.allergen_acks || []), d.station_id])];
+  },
+  "order.line_done"(d) {
+    const o = state.orders.get(d.order_id);
+    if (!o) return;
+    const others = (o.lines_done || []).filter((m) => !(m.line_no === d.line_no && m.station_id === d.station_id));
+    o.lines_done = d.done ? others.concat([{ line_no: d.line_no, station_id: d.station_id }]) : others;
+    countsChanged();
+  },
+  "order.rushed"(d) { const o = state.orders.get(d.order_id); if (o) o.rush_at_ms = d.rush ? d.rush_at_ms : undefined; },
   "item.suspended"() { window.refresh86?.(); },
   "item.unsuspended"() { window.refresh86?.(); },
   "batch.started"(d) { state.sessions.set(d.session_id, d); },
@@ -336,11 +358,25 @@ async function recall() {
   countsChanged();
   render();
 }
+async function acknowledge(orderId) {
+  await json(`/api/orders/${encodeURIComponent(orderId)}/allergen-ack${stationQuery()}`, { method: "POST" });
+  const o = state.orders.get(orderId);
+  if (o) o.allergen_acks = [...new Set([...(o.allergen_acks || []), station])];
+  render();
+}
+async function markRush(orderId) {
+  const o = state.orders.get(orderId);
+  const answer = await json(`/api/orders/${encodeURIComponent(orderId)}/rush`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ rush: !(o && o.rush_at_ms) }) });
+  if (o) o.rush_at_ms = answer.rush ? answer.rush_at_ms : undefined;
+  render();
+}
 async function orderAction(ticket, action, body) {
   const id = ticket.dataset.orderId;
   await json(`/api/orders/${encodeURIComponent(id)}/${action}`, body
     ? { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) } : { method: "POST" });
   if (action === "hand-off" || action === "cancel" || action === "reject") { state.orders.delete(id); countsChanged(); }
+  // Expo's Ready bumps every station: Recall (button or key) undoes it.
+  if (action === "ready") lastBump = { orderId: id, q: "", station };
   render();
 }
 function otterClick(button) {
@@ -376,6 +412,19 @@ async function completeBatch(sessionId) {
   render();
 }
 
+// A tap on one of this station's lines taps it off (or back on).
+document.addEventListener("click", (e) => {
+  const li = e.target.closest(".ticket li[data-line]");
+  if (!li || e.target.closest("button") || station === "all") return;
+  const orderId = li.closest("[data-order-id]").dataset.orderId;
+  tapLine(orderId, Number(li.dataset.line), !li.classList.contains("tapped")).catch((error) => toast(error.message));
+});
+async function tapLine(orderId, lineNo, done) {
+  const answer = await json(`/api/orders/${encodeURIComponent(orderId)}/lines/${lineNo}/done${stationQuery()}`,
+    { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ done }) });
+  handlers["order.line_done"](answer);
+  render();
+}
 document.addEventListener("click", (e) => {
   const button = e.target.closest("button");
   if (!button) return;
@@ -384,6 +433,8 @@ document.addEventListener("click", (e) => {
   const otter = otterClick(button);
   if (otter) act(otter);
   else if (button.classList.contains("bump")) act(bump(button.closest("[data-order-id]").dataset.orderId));
+  else if (button.classList.contains("ack")) act(acknowledge(button.closest("[data-order-id]").dataset.orderId));
+  else if (button.classList.contains("rush-toggle")) act(markRush(button.closest("[data-order-id]").dataset.orderId));
   else if (button.id === "recall") act(recall());
   else if (row && button.classList.contains("step")) {
     const key = `${row.dataset.stationId}/${row.dataset.itemId}`;
@@ -394,7 +445,8 @@ document.addEventListener("click", (e) => {
   } else if (row && button.classList.contains("start")) act(startBatch(row.dataset.stationId, row.dataset.itemId, Number(button.dataset.n)));
   else if (button.classList.contains("done")) act(completeBatch(button.dataset.session));
 });
-$("station").addEventListener("change", () => choose($("station").value));
+// Blurred once chosen, so a bump bar's arrows move the selection, not the station.
+$("station").addEventListener("change", () => { choose($("station").value); $("station").blur(); });
 function choose(id) {
   station = id;
   localStorage.setItem("station", station);
@@ -429,11 +481,15 @@ function patch(container, entries, empty) {
 const touches = (l, s) => l.station_id === s || (l.modifiers || []).some((m) => touches(m, s));
 // On a station's screen (`mine` set) lines made elsewhere are dimmed and what this station
 // makes inside them (the fries in a meal) stands out.
-function renderLines(lines, top, mine) {
+// A station's own lines can be tapped off (`tapped`: the line numbers done here): greyed out,
+// their units gone from the counts.
+function renderLines(lines, top, mine, tapped) {
   if (!lines.length) return "";
   return "<ul>" + lines.map((l) => {
-    const cls = !mine || !("station_id" in l) ? "" : top ? (touches(l, mine) ? "" : "other") : (l.station_id === mine ? "mine" : "");
-    return `<li${cls ? ` class="${cls}"` : ""}>${top || l.quantity !== 1 ? `<span class="q">${esc(l.quantity)}×</span> ` : ""}${esc(l.name)}` +
+    let cls = !mine || !("station_id" in l) ? "" : top ? (touches(l, mine) ? "" : "other") : (l.station_id === mine ? "mine" : "");
+    const tap = top && mine && cls !== "other" && "line_no" in l;
+    if (tap && tapped && tapped.has(l.line_no)) cls = "tapped";
+    return `<li${cls ? ` class="${cls}"` : ""}${tap ? ` data-line="${esc(l.line_no)}"` : ""}>${top || l.quantity !== 1 ? `<span class="q">${esc(l.quantity)}×</span> ` : ""}${esc(l.name)}` +
       (l.note ? `<span class="note">${esc(l.note)}</span>` : "") + renderLines(l.modifiers || [], false, mine) + "</li>";
   }).join("") + "</ul>";
 }
@@ -444,12 +500,28 @@ function ticketHtml(o, expo) {
   const due = o.promised_at_ms || "";
   const marks = expo ? `<div class="marks">${o.stations.map((s) => `<span class="mark${o.bumped_at.includes(s) ? " done" : ""}">${esc(stationName(s))}</span>`).join("")}</div>` : "";
   const status = String(o.status || "").replace("ORDER_STATUS_", "").replaceAll("_", " ").toLowerCase();
-  return `<div class="ticket" data-order-id="${esc(o.order_id)}" data-since="${esc(since)}" data-due="${esc(due)}">
-    <div class="top"><span class="friendly">${esc(o.friendly_id || o.order_id.slice(0, 6))}</span><span class="age"></span></div>
+  const unacknowledged = !expo && needsAck(o);
+  return `<div class="ticket${o.rush_at_ms ? " rush" : ""}" data-order-id="${esc(o.order_id)}" data-since="${esc(since)}" data-due="${esc(due)}">
+    <div class="top"><span class="friendly">${esc(o.friendly_id || o.order_id.slice(0, 6))}</span>${o.rush_at_ms ? `<span class="rush-flag">RUSH</span>` : ""}<span class="age"></span></div>
+    ${allergenHtml(o, expo)}
     <div class="who">${esc(o.customer_name)}${status ? " · " + esc(status) : ""}</div>
     ${o.customer_note ? `<span class="note">${esc(o.customer_note)}</span>` : ""}
-    ${otterHtml(o)}${marks}${renderLines(o.lines, true, expo ? null : station)}
-    ${expo ? expoActions(o) : `<button class="bump">Bump</button>`}</div>`;
+    ${otterHtml(o)}${marks}${renderLines(o.lines, true, expo ? null : station, new Set((o.lines_done || []).filter((d) => d.station_id === station).map((d) => d.line_no)))}
+    ${expo ? expoActions(o) : `<button class="bump"${unacknowledged ? ` disabled title="Acknowledge the allergen first"` : ""}>Bump</button>`}</div>`;
+}
+// An allergen warning (docs/floor.md): the words found in the notes and the notes themselves.
+// At a station the cook acknowledges it (button or key) before the ticket can be bumped; Expo
+// sees which stations have.
+const needsAck = (o) => (o.allergens || []).length > 0 && !(o.allergen_acks || []).includes(station);
+function allergenHtml(o, expo) {
+  if (!(o.allergens || []).length) return "";
+  const words = [...new Set(o.allergens.flatMap((a) => a.words))];
+  const notes = o.allergens.map((a) => `${a.on === "order" ? "Order" : esc(a.on)}: “${esc(a.note)}”`).join(" · ");
+  const acks = o.allergen_acks || [];
+  const acked = !expo && acks.includes(station);
+  const action = expo ? (acks.length ? `<small>✓ ${acks.map((s) => esc(stationName(s))).join(", ")}</small>` : "")
+    : acked ? `<small>✓ acknowledged</small>` : `<button class="ack">Acknowledge</button>`;
+  return `<div class="allergen${acked ? " acknowledged" : ""}"><b>⚠ ALLERGEN: ${esc(words.join(", "))}</b><div class="allergen-notes">${notes}</div>${action}</div>`;
 }
 function readyHtml(o) {
   return `<div class="ticket" data-order-id="${esc(o.order_id)}"><span class="friendly">${esc(o.friendly_id || o.order_id.slice(0, 6))}</span>
@@ -475,7 +547,8 @@ function expoActions(o) {
     ? `<div class="acts">${minutes}<button class="accept">Accept</button></div><div class="acts">${reasonSelect()}<button class="reject">Reject</button></div>`
     : `<button class="ready">Ready</button><div class="acts">${minutes}<button class="preptime">Change time</button></div>`;
   const cancel = me && me.role === "manager" ? `<div class="acts">${reasonSelect()}<button class="cancel">Cancel order</button></div>` : "";
-  return main + cancel;
+  const rush = `<button class="rush-toggle">${o.rush_at_ms ? "Not rush" : "Rush"}</button>`;
+  return main + rush + cancel;
 }
 // batch.updated gives the count of orders; snapshots and /api/batches the ids.
 const orderCount = (item) => item.order_count ?? (item.order_ids || []).length;
@@ -510,7 +583,9 @@ function draw() {
   $("recall").textContent = lastBump && lastBump.station === station
     ? `Recall #${(state.orders.get(lastBump.orderId) || {}).friendly_id || ""}` : "Recall";
 
-  const open = [...state.orders.values()].sort((a, b) => (a.received_at_ms || 0) - (b.received_at_ms || 0));
+  // Rush orders first, in the order they were marked; then oldest first.
+  const open = [...state.orders.values()].sort((a, b) => (a.rush_at_ms ? 0 : 1) - (b.rush_at_ms ? 0 : 1) ||
+    (a.rush_at_ms || 0) - (b.rush_at_ms || 0) || (a.received_at_ms || 0) - (b.received_at_ms || 0));
   let mine, ready = [];
   if (expo) {
     ready = open.filter(isReady);
@@ -538,6 +613,7 @@ function draw() {
     const o = state.orders.get(u.order_id);
     return `<li><b>#${esc(o?.friendly_id || u.order_id.slice(0, 6))}</b> fires at ${clock(u.fire_at_ms)} (in ${Math.max(0, minutes(u.fire_at_ms - Date.now()))} min)</li>`;
   }).join("");
+  window.showSelection?.();
   tick();
 }
 
@@ -561,7 +637,11 @@ function tick() {
 // ---------- start ----------
 async function loadStations() {
   for (;;) {
-    try { state.stations = (await json("/api/stations")).stations; break; } catch (error) {
+    try {
+      const answer = await json("/api/stations");
+      state.stations = answer.stations; state.floor = answer;
+      break;
+    } catch (error) {
       $("banner").hidden = false; $("banner").textContent = "Cannot reach the kitchen box: " + error.message + " — retrying";
       await new Promise((r) => setTimeout(r, 3000));
     }

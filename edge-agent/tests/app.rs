@@ -147,11 +147,11 @@ async fn a_provisioned_agent_serves_the_batch_items_of_what_it_consumed() {
     );
     assert_eq!(
         orders["orders"][0]["lines"],
-        serde_json::json!([{"name": "Double Smash Burger", "quantity": 2, "note": "",
+        serde_json::json!([{"line_no": 0, "name": "Double Smash Burger", "quantity": 2, "note": "",
             "item_id": "double-smash", "station_id": "grill", "modifiers": [
-            {"name": "Make it a Meal", "quantity": 1, "note": "", "item_id": null,
+            {"line_no": 1, "name": "Make it a Meal", "quantity": 1, "note": "", "item_id": null,
              "station_id": null, "modifiers": [
-                {"name": "Fries", "quantity": 1, "note": "", "item_id": "fries",
+                {"line_no": 2, "name": "Fries", "quantity": 1, "note": "", "item_id": "fries",
                  "station_id": "fry", "modifiers": []}]}]}])
     );
     // Recall undoes the bump.
@@ -266,9 +266,31 @@ async fn a_provisioned_agent_serves_the_batch_items_of_what_it_consumed() {
             .contains("new EventSource(\"/orders/events\")")
     );
     let stations: serde_json::Value = get_json(&format!("{base}/api/stations")).await;
+    let names: Vec<(String, String)> = stations["stations"]
+        .as_array()
+        .expect("stations")
+        .iter()
+        .map(|s| (s["id"].to_string(), s["name"].to_string()))
+        .collect();
     assert_eq!(
-        stations,
-        serde_json::json!({"stations": [{"id": "grill", "name": "Grill"}, {"id": "fry", "name": "Fryer"}, {"id": "unassigned", "name": "Unassigned"}]})
+        names,
+        [
+            ("\"grill\"".to_owned(), "\"Grill\"".to_owned()),
+            ("\"fry\"".to_owned(), "\"Fryer\"".to_owned()),
+            ("\"unassigned\"".to_owned(), "\"Unassigned\"".to_owned())
+        ]
+    );
+    // No floor settings in this reference: every display has the defaults (docs/floor.md).
+    assert_eq!(stations["expo"]["amber_minutes"], 5);
+    assert_eq!(stations["expo"]["red_minutes"], 0);
+    assert_eq!(
+        stations["expo"]["keys"]["bump"],
+        serde_json::json!(["Enter", "5"])
+    );
+    assert_eq!(stations["stations"][1]["display"], stations["expo"]);
+    assert_eq!(
+        stations["scan"],
+        serde_json::json!({"gap_ms": 30, "min_chars": 3})
     );
     let unknown = client
         .post(format!("{base}/api/orders/nope/bump"))

@@ -3,6 +3,7 @@
 //! the agent's reference file, which the relay also imports into and exports from PostgreSQL).
 //! Types, constants and parsing only; the one IO is `Reference::load` reading a file.
 
+pub mod floor;
 pub mod reference;
 
 #[allow(clippy::all, missing_docs)]

@@ -10,14 +10,25 @@ use chrono::{NaiveTime, Timelike};
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::floor::Floor;
+
 /// The station that receives order lines no reference item matches.
 pub const UNASSIGNED_STATION: &str = "unassigned";
 
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Station {
     pub id: String,
     pub name: String,
+    /// Minutes before due when its timers turn amber (none: the `[floor]` value, else 5).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub amber_minutes: Option<u32>,
+    /// Minutes before due when they turn red (none: the `[floor]` value, else 0: once late).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub red_minutes: Option<u32>,
+    /// Its display's keys per action, over the kitchen's (`floor::KEY_ACTIONS`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub keys: BTreeMap<String, Vec<String>>,
 }
 
 /// One of the kitchen's Otter stores (a brand's storefront on the delivery platforms): named so it
@@ -152,6 +163,8 @@ impl DayPart {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 struct ReferenceFile {
+    #[serde(default, skip_serializing_if = "Floor::is_empty")]
+    floor: Floor,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     day_parts: Vec<DayPart>,
     #[serde(default)]
@@ -180,6 +193,8 @@ pub struct Reference {
     pub stores: Vec<OtterStore>,
     pub items: Vec<Item>,
     pub day_parts: Vec<DayPart>,
+    /// The floor's settings: keys, timers, allergen words (`[floor]`).
+    pub floor: Floor,
     /// Exact id / SKU → index into `items`.
     by_key: HashMap<String, usize>,
     /// Lower-cased, trimmed name → index into `items`.
@@ -198,12 +213,19 @@ impl Reference {
     pub fn parse(text: &str) -> Result<Self, ReferenceError> {
         let file: ReferenceFile =
             toml::from_str(text).map_err(|error| ReferenceError::Parse(error.to_string()))?;
-        Self::new(file.stations, file.stores, file.items, file.day_parts)
+        Self::new(file.stations, file.stores, file.items, file.day_parts)?.with_floor(file.floor)
+    }
+
+    /// The same reference with these floor settings, checked against its stations.
+    pub fn with_floor(self, floor: Floor) -> Result<Self, ReferenceError> {
+        floor.check(&self.stations)?;
+        Ok(Self { floor, ..self })
     }
 
     /// The reference in the file format; `Reference::parse` reads it back to an equal value.
     pub fn to_toml(&self) -> Result<String, ReferenceError> {
         toml::to_string(&ReferenceFile {
+            floor: self.floor.clone(),
             day_parts: self.day_parts.clone(),
             stations: self.stations.clone(),
             stores: self.stores.clone(),
@@ -332,11 +354,13 @@ impl Reference {
                 }
             }
         }
+        Floor::default().check(&stations)?;
         Ok(Self {
             stations,
             stores,
             items,
             day_parts,
+            floor: Floor::default(),
             by_key,
             by_name,
         })

@@ -337,6 +337,88 @@ impl Browser {
         self.page("Input.insertText", json!({ "text": text })).await;
     }
 
+    /// Presses and releases one key as a keyboard or a bump bar would
+    /// (`Input.dispatchKeyEvent`): a single character (`"5"`, `"a"`, `"O"`) or a key name
+    /// (`"Enter"`, `"ArrowRight"`, `"Backspace"`, `"Tab"`, `"PageUp"`, `"PageDown"`, `"End"`,
+    /// `"Insert"`, `"ArrowLeft"`, `"ArrowUp"`, `"ArrowDown"`, `"Escape"`).
+    pub async fn press_key(&mut self, key: &str) {
+        let (down, up) = key_events(key);
+        self.page("Input.dispatchKeyEvent", down).await;
+        self.page("Input.dispatchKeyEvent", up).await;
+    }
+
+    /// Holds `key` down long enough for the keyboard to repeat it `repeats` times, as a
+    /// keyboard does: the first repeat after 500 ms, then one every 50 ms (`autoRepeat`
+    /// key-downs); then releases it.
+    pub async fn hold_key(&mut self, key: &str, repeats: usize) {
+        let (down, up) = key_events(key);
+        self.page("Input.dispatchKeyEvent", down.clone()).await;
+        tokio::time::sleep(Duration::from_millis(450)).await;
+        for _ in 0..repeats {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            let mut again = down.clone();
+            again["autoRepeat"] = json!(true);
+            self.page("Input.dispatchKeyEvent", again).await;
+        }
+        self.page("Input.dispatchKeyEvent", up).await;
+    }
+
+    /// Types `text` and then Enter as a keyboard-wedge scanner does (each character its own
+    /// key press), a few milliseconds apart: every key event is written to Chromium at once
+    /// and the answers are awaited after, so no round trip to the test slows the burst.
+    pub async fn scan_burst(&mut self, text: &str) {
+        let keys: Vec<String> = text
+            .chars()
+            .map(|c| c.to_string())
+            .chain(["Enter".to_owned()])
+            .collect();
+        let mut bytes = Vec::new();
+        let mut ids = Vec::new();
+        for key in &keys {
+            let (down, up) = key_events(key);
+            for params in [down, up] {
+                self.next_id += 1;
+                ids.push(self.next_id);
+                let message = json!({"id": self.next_id, "method": "Input.dispatchKeyEvent",
+                                     "params": params, "sessionId": self.session});
+                bytes.extend(serde_json::to_vec(&message).expect("serialises"));
+                bytes.push(0);
+            }
+        }
+        let sent = async {
+            self.commands.write_all(&bytes).await?;
+            self.commands.flush().await
+        };
+        if let Err(error) = tokio::time::timeout(COMMAND_TIMEOUT, sent).await {
+            panic!(
+                "scan burst: cannot write to Chromium ({error}); {}",
+                self.log()
+            );
+        }
+        let mut waiting: std::collections::BTreeSet<u64> = ids.into_iter().collect();
+        let answered = tokio::time::timeout(COMMAND_TIMEOUT, async {
+            while let Some(message) = self.messages.recv().await {
+                if let Some(id) = message["id"].as_u64() {
+                    assert!(
+                        message.get("error").is_none(),
+                        "scan burst key refused: {message}"
+                    );
+                    waiting.remove(&id);
+                }
+                if waiting.is_empty() {
+                    return true;
+                }
+            }
+            false
+        })
+        .await;
+        assert!(
+            answered == Ok(true),
+            "scan burst: Chromium did not answer every key; {}",
+            self.log()
+        );
+    }
+
     /// Taps the element `selector` names as a finger would: a real mouse press and release at
     /// its centre (after scrolling it into view). Panics if it is not there or not on top.
     pub async fn tap(&mut self, selector: &str) {
@@ -410,4 +492,57 @@ impl Drop for Browser {
             std::thread::sleep(Duration::from_millis(200));
         }
     }
+}
+
+/// The `Input.dispatchKeyEvent` parameters pressing and releasing `key`.
+fn key_events(key: &str) -> (Value, Value) {
+    let mut chars = key.chars();
+    if let (Some(c), None) = (chars.next(), chars.next()) {
+        let code = if c.is_ascii_digit() {
+            format!("Digit{c}")
+        } else if c.is_ascii_alphabetic() {
+            format!("Key{}", c.to_ascii_uppercase())
+        } else if c == ' ' {
+            "Space".to_owned()
+        } else {
+            String::new()
+        };
+        let virtual_key = if c.is_ascii_alphanumeric() {
+            c.to_ascii_uppercase() as u32
+        } else {
+            0
+        };
+        let text = c.to_string();
+        return (
+            json!({"type": "keyDown", "key": text, "code": code, "text": text,
+                   "unmodifiedText": text, "windowsVirtualKeyCode": virtual_key}),
+            json!({"type": "keyUp", "key": text, "code": code, "windowsVirtualKeyCode": virtual_key}),
+        );
+    }
+    let virtual_key = match key {
+        "Backspace" => 8,
+        "Tab" => 9,
+        "Enter" => 13,
+        "Escape" => 27,
+        "PageUp" => 33,
+        "PageDown" => 34,
+        "End" => 35,
+        "Home" => 36,
+        "ArrowLeft" => 37,
+        "ArrowUp" => 38,
+        "ArrowRight" => 39,
+        "ArrowDown" => 40,
+        "Insert" => 45,
+        other => panic!("no key code known for {other:?}"),
+    };
+    let down = if key == "Enter" {
+        json!({"type": "keyDown", "key": key, "code": key, "text": "\r",
+               "unmodifiedText": "\r", "windowsVirtualKeyCode": virtual_key})
+    } else {
+        json!({"type": "rawKeyDown", "key": key, "code": key, "windowsVirtualKeyCode": virtual_key})
+    };
+    (
+        down,
+        json!({"type": "keyUp", "key": key, "code": key, "windowsVirtualKeyCode": virtual_key}),
+    )
 }

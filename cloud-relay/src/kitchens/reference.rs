@@ -26,6 +26,8 @@ struct Rows<'a> {
     day_part_ends: Vec<&'a str>,
     station_ids: Vec<&'a str>,
     station_names: Vec<&'a str>,
+    station_displays: Vec<String>,
+    floor: String,
     store_ids: Vec<&'a str>,
     store_brands: Vec<&'a str>,
     store_accepts: Vec<&'static str>,
@@ -59,7 +61,9 @@ impl<'a> Rows<'a> {
         for station in &reference.stations {
             rows.station_ids.push(&station.id);
             rows.station_names.push(&station.name);
+            rows.station_displays.push(station.display_to_stored()?);
         }
+        rows.floor = reference.floor.to_stored()?;
         for store in &reference.stores {
             rows.store_ids.push(&store.store_id);
             rows.store_brands.push(&store.brand);
@@ -138,11 +142,14 @@ pub async fn import_reference(
     }
     // First, so that the version row is locked before anything else is touched.
     let version: i64 = sqlx::query_scalar(
-        "INSERT INTO kitchen.reference_versions AS v (kitchen_id, version) VALUES ($1, 1)
-         ON CONFLICT (kitchen_id) DO UPDATE SET version = v.version + 1, updated_at = now()
+        "INSERT INTO kitchen.reference_versions AS v (kitchen_id, version, floor)
+         VALUES ($1, 1, $2)
+         ON CONFLICT (kitchen_id) DO UPDATE
+             SET version = v.version + 1, updated_at = now(), floor = excluded.floor
          RETURNING version",
     )
     .bind(kitchen_id)
+    .bind(&rows.floor)
     .fetch_one(&mut *tx)
     .await?;
     // Items first: their matches, PAR levels and Otter entity ids go with them (ON DELETE
@@ -168,13 +175,15 @@ pub async fn import_reference(
     .execute(&mut *tx)
     .await?;
     sqlx::query(
-        "INSERT INTO kitchen.ref_stations (kitchen_id, id, name, position)
-         SELECT $1, id, name, n - 1
-         FROM unnest($2::text[], $3::text[]) WITH ORDINALITY AS t(id, name, n)",
+        "INSERT INTO kitchen.ref_stations (kitchen_id, id, name, display, position)
+         SELECT $1, id, name, display, n - 1
+         FROM unnest($2::text[], $3::text[], $4::text[]) WITH ORDINALITY
+              AS t(id, name, display, n)",
     )
     .bind(kitchen_id)
     .bind(&rows.station_ids)
     .bind(&rows.station_names)
+    .bind(&rows.station_displays)
     .execute(&mut *tx)
     .await?;
     sqlx::query(

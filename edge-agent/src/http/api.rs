@@ -26,18 +26,29 @@ const MAX_BATCH: u32 = 10_000;
 const MAX_CODE_BYTES: usize = 256;
 const MAX_DEVICE_BYTES: usize = 64;
 
-/// The kitchen's stations, plus `unassigned`.
+/// The kitchen's stations, plus `unassigned`, each with its display's timers and keys, and the
+/// floor's settings every display shares (Expo's timers and keys, the wedge scan's timing, the
+/// allergen words).
 pub(super) async fn stations(State(state): State<AppState>) -> Response {
     let reference = state.live.reference.get();
+    let floor = &reference.floor;
     let mut stations: Vec<Value> = reference
         .stations
         .iter()
-        .map(|s| json!({"id": s.id, "name": s.name}))
+        .map(|s| json!({"id": s.id, "name": s.name, "display": floor.display(Some(s))}))
         .collect();
-    stations.push(
-        json!({"id": UNASSIGNED_STATION, "name": reference.station_name(UNASSIGNED_STATION)}),
-    );
-    Json(json!({ "stations": stations })).into_response()
+    stations.push(json!({
+        "id": UNASSIGNED_STATION,
+        "name": reference.station_name(UNASSIGNED_STATION),
+        "display": floor.display(None),
+    }));
+    Json(json!({
+        "stations": stations,
+        "expo": floor.display(None),
+        "scan": {"gap_ms": floor.scan_gap_ms(), "min_chars": floor.scan_min_chars()},
+        "allergen_words": floor.allergen_words(),
+    }))
+    .into_response()
 }
 
 /// `GET /api/orders?state=open[&station=<id>]`: open tickets, each with the stations it needs,
@@ -281,7 +292,26 @@ pub(super) async fn bump(
     if let Some(refused) = forbid(&device, Action::Bump(query.station.as_deref()), "bump here") {
         return refused;
     }
-    change_bumps(&state, order_id, query.station, true, device.name).await
+    // At a station the allergen rule applies (docs/floor.md); Expo's bump of every station
+    // does not wait for the cooks.
+    let Some(station) = query.station else {
+        return change_bumps(&state, order_id, None, true, device.name).await;
+    };
+    if !known_station(&state, &station) {
+        return error(
+            StatusCode::BAD_REQUEST,
+            format!("unknown station {station:?}"),
+        );
+    }
+    match state
+        .writer
+        .bump_at_station(order_id.clone(), station.clone(), device.name)
+        .await
+    {
+        Ok(Ok(_)) => Json(json!({ "order_id": order_id, "bumped_at": [station] })).into_response(),
+        Ok(Err(rejection)) => super::floor::refused(rejection),
+        Err(error) => internal(error),
+    }
 }
 
 /// `POST /api/orders/{order_id}/recall[?station=<id>]`: undoes a bump. Idempotent.

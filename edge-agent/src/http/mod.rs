@@ -24,6 +24,7 @@ use kitchen_proto::reference::UNASSIGNED_STATION;
 
 mod api;
 mod events;
+mod floor;
 mod guard;
 mod health;
 mod metrics;
@@ -85,6 +86,7 @@ pub fn router(state: AppState) -> Router {
         .merge(pairing::routes())
         .merge(otter::routes())
         .merge(print::routes())
+        .merge(floor::routes())
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             guard::guard,
@@ -98,6 +100,7 @@ pub fn router(state: AppState) -> Router {
 async fn asset(axum::extract::Path(file): axum::extract::Path<String>) -> Response {
     let body = match file.as_str() {
         "display.js" => include_str!("../../static/display.js"),
+        "keys.js" => include_str!("../../static/keys.js"),
         "prep.js" => include_str!("../../static/prep.js"),
         "eightysix.js" => include_str!("../../static/eightysix.js"),
         "pair.js" => include_str!("../../static/pair.js"),

@@ -12,6 +12,7 @@
 mod batches;
 mod console;
 mod devices;
+mod floor;
 mod orders;
 mod otter;
 mod prints;
@@ -23,6 +24,7 @@ mod tests;
 mod totals;
 
 pub use batches::{BatchError, MAX_BATCH};
+pub use floor::FloorRejection;
 
 pub use prints::{PrintRejection, Printing};
 pub use stock::StockRejection;

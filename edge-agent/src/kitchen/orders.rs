@@ -145,6 +145,12 @@ impl State {
         pending: &mut Pending,
     ) -> Result<(), StoreError> {
         let order_id = event.order_id.as_str();
+        if change == Change::Updated {
+            // New lines, perhaps new notes: the allergen warning is read again.
+            tx.execute("DELETE FROM allergen_acks WHERE order_id = ?1", [order_id])?;
+            // The lines were replaced: their tap-offs go with them.
+            tx.execute("DELETE FROM line_done WHERE order_id = ?1", [order_id])?;
+        }
         let before = self.orders.get(order_id).map(|h| h.stations.clone());
         let after = store::load_orders(tx, Some(order_id))?
             .pop()

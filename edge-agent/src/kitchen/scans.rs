@@ -186,7 +186,9 @@ impl State {
             }
             return Ok(());
         };
-        if self.orders.contains_key(order_id) {
+        if let Some(rejection) = self.unacknowledged(tx, order_id, station)? {
+            record.reason = rejection.to_string();
+        } else if self.orders.contains_key(order_id) {
             let stations = [station.to_owned()];
             let request = super::orders::BumpRequest {
                 order_id,

@@ -4,6 +4,7 @@
 //! [`Record::is_synced`]. Each kind's name is written once, in the table below. Pure: no IO.
 
 mod batch_item;
+mod floor;
 mod otter;
 mod scan;
 mod session;
@@ -13,6 +14,7 @@ mod ticket;
 use serde::{Deserialize, Serialize};
 
 pub use batch_item::{BatchItemView, RunningSession};
+pub use floor::{AllergenAck, AllergenFlag, ItemUnits, LineDone, LineMark, Rush, allergen_flags};
 pub use otter::{
     Acceptance, Availability, CANCEL_REASONS, CancelRequest, HandOff, OtterCall, PrepTime,
     StoreEntities,
@@ -105,6 +107,12 @@ records! {
     ItemUnsuspended(Availability) = "item.unsuspended", synced = true;
     /// What became of a call to Otter (read back from PostgreSQL; for the displays only).
     OtterCallChanged(OtterCall) = "otter.call", synced = false;
+    /// A cook acknowledged the order's allergen warning at a station (docs/floor.md).
+    AllergenAcknowledged(AllergenAck) = "order.allergen_acknowledged", synced = true;
+    /// Expo or a manager marked the order rush, or took the mark off.
+    OrderRushed(Rush) = "order.rushed", synced = true;
+    /// A cook tapped an order's line off at a station, or back on.
+    LineTapped(LineDone) = "order.line_done", synced = true;
 }
 
 impl Record {
@@ -123,6 +131,9 @@ impl Record {
             Record::OrderHandedOff(hand_off) => Some(&hand_off.order_id),
             Record::OrderCancelRequested(cancel) => Some(&cancel.order_id),
             Record::OtterCallChanged(call) => call.order_id.as_deref(),
+            Record::AllergenAcknowledged(ack) => Some(&ack.order_id),
+            Record::OrderRushed(rush) => Some(&rush.order_id),
+            Record::LineTapped(line) => Some(&line.order_id),
             Record::BatchStarted(_)
             | Record::BatchCompleted(_)
             | Record::BatchUpdated(_)

@@ -34,10 +34,27 @@ pub struct Ticket {
     /// The relay's calls to Otter for it, oldest first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub otter_calls: Vec<super::OtterCall>,
+    /// Notes naming the kitchen's allergen words (filled by `annotate`); a station must
+    /// acknowledge them before it bumps the order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allergens: Vec<super::AllergenFlag>,
+    /// Stations whose cook acknowledged the allergen warning.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allergen_acks: Vec<String>,
+    /// When Expo or a manager marked it rush (none: not rush): it goes first on every screen.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rush_at_ms: Option<i64>,
+    /// Lines tapped off, by station.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub lines_done: Vec<super::LineMark>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TicketLine {
+    /// Its place in the order (pre-order over lines and modifiers, from 0): what a tap-off
+    /// names.
+    #[serde(default)]
+    pub line_no: i64,
     pub name: String,
     pub quantity: u32,
     pub note: String,
@@ -94,5 +111,6 @@ impl Ticket {
         self.awaiting_accept =
             self.prep_minutes.is_none() && !reference.accept_mode(&self.store_id).is_auto();
         walk(&mut self.lines, reference, true);
+        self.allergens = super::allergen_flags(self, &reference.floor.allergen_words());
     }
 }

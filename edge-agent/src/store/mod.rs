@@ -51,7 +51,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0006_sync_outbox.sql"),
     include_str!("../../migrations/0007_devices.sql"),
     include_str!("../../migrations/0008_otter.sql"),
-    // 0009 is the station display's (bump bars, allergens); this one only adds its own table.
+    include_str!("../../migrations/0009_floor.sql"),
     include_str!("../../migrations/0010_printers.sql"),
 ];
 
@@ -61,6 +61,10 @@ pub enum StoreError {
     Sqlite(#[from] rusqlite::Error),
     #[error("database schema version {found} is newer than this agent knows ({known})")]
     TooNew { found: usize, known: usize },
+    /// Reference data that cannot be written in its stored form (cannot happen for data that
+    /// validated; kept as an error rather than a panic).
+    #[error("reference: {0}")]
+    Reference(#[from] kitchen_proto::reference::ReferenceError),
 }
 
 pub struct Store {

@@ -1,7 +1,7 @@
 //! The reference-data cache: the last accepted reference data, so a box that restarts offline
 //! (or whose file is refused) still counts by it.
 
-use kitchen_proto::reference::{AcceptMode, Reference};
+use kitchen_proto::reference::{AcceptMode, Floor, Reference, Station};
 use rusqlite::{OptionalExtension, params};
 
 use super::{Store, StoreError};
@@ -30,8 +30,13 @@ impl Store {
         }
         for (position, station) in reference.stations.iter().enumerate() {
             tx.execute(
-                "INSERT INTO ref_stations (id, name, position) VALUES (?1, ?2, ?3)",
-                params![station.id, station.name, position],
+                "INSERT INTO ref_stations (id, name, position, display) VALUES (?1, ?2, ?3, ?4)",
+                params![
+                    station.id,
+                    station.name,
+                    position,
+                    station.display_to_stored()?
+                ],
             )?;
         }
         for (position, store) in reference.stores.iter().enumerate() {
@@ -80,8 +85,8 @@ impl Store {
             }
         }
         tx.execute(
-            "INSERT INTO ref_source (id, source, loaded_at) VALUES (1, ?1, ?2)",
-            params![source, now_ms],
+            "INSERT INTO ref_source (id, source, loaded_at, floor) VALUES (1, ?1, ?2, ?3)",
+            params![source, now_ms, reference.floor.to_stored()?],
         )?;
         tx.commit()?;
         Ok(())
@@ -90,27 +95,40 @@ impl Store {
     /// The cached reference data with its source and when it was loaded, if any (a cached copy
     /// that no longer validates counts as none).
     pub fn cached_reference(&self) -> Result<Option<(Reference, String, i64)>, StoreError> {
-        let Some((source, loaded_at)) = self
+        let Some((source, loaded_at, floor)) = self
             .connection
             .query_row(
-                "SELECT source, loaded_at FROM ref_source WHERE id = 1",
+                "SELECT source, loaded_at, floor FROM ref_source WHERE id = 1",
                 [],
-                |row| Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?)),
+                |row| {
+                    Ok((
+                        row.get::<_, String>(0)?,
+                        row.get::<_, i64>(1)?,
+                        row.get::<_, String>(2)?,
+                    ))
+                },
             )
             .optional()?
         else {
             return Ok(None);
         };
-        let stations = self
+        let station_rows: Vec<(String, String, String)> = self
             .connection
-            .prepare("SELECT id, name FROM ref_stations ORDER BY position")?
-            .query_map([], |row| {
-                Ok(kitchen_proto::reference::Station {
-                    id: row.get(0)?,
-                    name: row.get(1)?,
-                })
-            })?
+            .prepare("SELECT id, name, display FROM ref_stations ORDER BY position")?
+            .query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))?
             .collect::<Result<_, _>>()?;
+        // A cached copy whose settings no longer read counts as none, like one that no longer
+        // validates.
+        let Ok(stations) = station_rows
+            .into_iter()
+            .map(|(id, name, display)| Station::from_stored(id, name, &display))
+            .collect::<Result<Vec<_>, _>>()
+        else {
+            return Ok(None);
+        };
+        let Ok(floor) = Floor::from_stored(&floor) else {
+            return Ok(None);
+        };
         let stores = self
             .connection
             .prepare("SELECT store_id, brand, accept FROM ref_stores ORDER BY position")?
@@ -180,6 +198,7 @@ impl Store {
             }
         }
         Ok(Reference::new(stations, stores, items, day_parts)
+            .and_then(|reference| reference.with_floor(floor))
             .ok()
             .map(|reference| (reference, source, loaded_at)))
     }

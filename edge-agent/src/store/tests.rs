@@ -289,7 +289,8 @@ fn the_reference_cache_holds_what_was_saved() {
     let mut store = Store::open_in_memory().expect("opens");
     assert!(store.cached_reference().expect("reads").is_none());
     let reference = Reference::parse(
-        "[[stations]]\nid = \"fry\"\nname = \"Fryer\"\n[[stations]]\nid = \"grill\"\nname = \"Grill\"\n\
+        "[floor]\nallergen_words = [\"nut\", \"gluten\"]\nscan_gap_ms = 25\n\
+         [[stations]]\nid = \"fry\"\nname = \"Fryer\"\namber_minutes = 7\nkeys = { bump = [\"b\"] }\n[[stations]]\nid = \"grill\"\nname = \"Grill\"\n\
          [[stores]]\nstore_id = \"s1\"\nbrand = \"Smash\"\naccept = \"manual\"\n\
          [[stores]]\nstore_id = \"s2\"\nbrand = \"Other\"\n\
          [[items]]\nid = \"fries\"\nname = \"Fries\"\nstation = \"fry\"\nprep_seconds = 180\nmatch = [\"Fries\", \"sku-f\"]\n\
@@ -304,6 +305,8 @@ fn the_reference_cache_holds_what_was_saved() {
     assert_eq!(cached.stations, reference.stations);
     assert_eq!(cached.stores, reference.stores);
     assert_eq!(cached.items, reference.items);
+    assert_eq!(cached.floor, reference.floor);
+    assert_eq!(cached.stations[0].amber_minutes, Some(7));
     // Saving again replaces the whole copy.
     store
         .save_reference(&Reference::default(), "empty", NOW + 1)

@@ -130,10 +130,33 @@ pub fn load_orders(
             order.done.insert((station_id, item_id), units);
         }
     }
+    // Lines tapped off count as done like a batch's units.
+    let mut statement = connection.prepare_cached(&format!(
+        "SELECT d.order_id, d.station_id, d.item_id, sum(d.units)
+         FROM line_done d JOIN orders o USING (order_id)
+         WHERE o.state = 'open' AND {only_filter}
+         GROUP BY d.order_id, d.station_id, d.item_id"
+    ))?;
+    let rows = statement.query_map([only], |row| {
+        Ok((
+            row.get::<_, String>(0)?,
+            row.get::<_, String>(1)?,
+            row.get::<_, String>(2)?,
+            row.get::<_, u32>(3)?,
+        ))
+    })?;
+    for row in rows {
+        let (order_id, station_id, item_id, units) = row?;
+        if let Some(order) = orders.get_mut(&order_id) {
+            let done = order.done.entry((station_id, item_id)).or_default();
+            *done = done.saturating_add(units);
+        }
+    }
     Ok(orders.into_values().collect())
 }
 
-/// Open orders (all, or only `only`) with their lines and notes, oldest first.
+/// Open orders (all, or only `only`) with their lines and notes: rush orders first (in the
+/// order they were marked), then oldest first.
 pub fn load_tickets(
     connection: &Connection,
     only: Option<&str>,
@@ -141,9 +164,9 @@ pub fn load_tickets(
     let only_filter = only_filter(only);
     let mut statement = connection.prepare_cached(&format!(
         "SELECT order_id, store_id, source, friendly_id, status, customer_name, customer_note,
-                received_at, ready_at IS NOT NULL, prep_minutes
+                received_at, ready_at IS NOT NULL, prep_minutes, rush_at
          FROM orders o WHERE state = 'open' AND {only_filter}
-         ORDER BY received_at, order_id"
+         ORDER BY rush_at IS NULL, rush_at, received_at, order_id"
     ))?;
     let mut tickets: Vec<Ticket> = statement
         .query_map([only], |row| {
@@ -164,6 +187,10 @@ pub fn load_tickets(
                 prep_minutes: row.get(9)?,
                 awaiting_accept: false,
                 otter_calls: Vec::new(),
+                allergens: Vec::new(),
+                allergen_acks: Vec::new(),
+                rush_at_ms: row.get(10)?,
+                lines_done: Vec::new(),
             })
         })?
         .collect::<Result<_, _>>()?;
@@ -174,6 +201,13 @@ pub fn load_tickets(
     let mut bumps = connection.prepare_cached(
         "SELECT station_id FROM order_bumps WHERE order_id = ?1 ORDER BY station_id",
     )?;
+    let mut taps = connection.prepare_cached(
+        "SELECT DISTINCT line_no, station_id FROM line_done WHERE order_id = ?1
+         ORDER BY line_no, station_id",
+    )?;
+    let mut acks = connection.prepare_cached(
+        "SELECT station_id FROM allergen_acks WHERE order_id = ?1 ORDER BY station_id",
+    )?;
     for ticket in &mut tickets {
         let rows: Vec<(i64, Option<i64>, TicketLine)> = lines
             .query_map([&ticket.order_id], |row| {
@@ -181,6 +215,7 @@ pub fn load_tickets(
                     row.get(0)?,
                     row.get(1)?,
                     TicketLine {
+                        line_no: row.get(0)?,
                         name: row.get(2)?,
                         quantity: row.get(3)?,
                         note: row.get(4)?,
@@ -194,6 +229,17 @@ pub fn load_tickets(
             .collect::<Result<_, _>>()?;
         ticket.lines = rebuild(rows, |line, modifiers| line.modifiers = modifiers);
         ticket.bumped_at = bumps
+            .query_map([&ticket.order_id], |row| row.get(0))?
+            .collect::<Result<_, _>>()?;
+        ticket.lines_done = taps
+            .query_map([&ticket.order_id], |row| {
+                Ok(crate::record::LineMark {
+                    line_no: row.get(0)?,
+                    station_id: row.get(1)?,
+                })
+            })?
+            .collect::<Result<_, _>>()?;
+        ticket.allergen_acks = acks
             .query_map([&ticket.order_id], |row| row.get(0))?
             .collect::<Result<_, _>>()?;
         ticket.otter_calls = super::otter::order_calls(connection, &ticket.order_id)?;

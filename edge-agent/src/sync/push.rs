@@ -122,6 +122,15 @@ impl PushRows {
             Record::OrderCancelRequested(cancel) => {
                 self.order_event(row, kind, cancel.order_id, &[], Some("cancelled".into()));
             }
+            Record::AllergenAcknowledged(ack) => {
+                let stations = [ack.station_id];
+                self.order_event(row, kind, ack.order_id, &stations, None);
+            }
+            Record::OrderRushed(rush) => self.order_event(row, kind, rush.order_id, &[], None),
+            Record::LineTapped(line) => {
+                let stations = [line.station_id];
+                self.order_event(row, kind, line.order_id, &stations, None);
+            }
             Record::ItemSuspended(change) | Record::ItemUnsuspended(change) => {
                 self.availability.push(AvailabilityRow {
                     record_id: row.record_id.clone(),
@@ -504,6 +513,10 @@ mod tests {
             prep_minutes: None,
             awaiting_accept: false,
             otter_calls: Vec::new(),
+            allergens: Vec::new(),
+            allergen_acks: Vec::new(),
+            rush_at_ms: None,
+            lines_done: Vec::new(),
         };
         let created = OrderChange {
             event_id: "e1".into(),
