@@ -21,10 +21,6 @@ pub struct Printing {
     pub routes: Routes,
     /// Stations whose tablets are all gone: their tickets go to the fallback printer.
     pub fallback: BTreeSet<String>,
-    /// Words that make a note an allergy on paper. Hook: filled from the reference data's
-    /// allergen list once it has one (issue 16, "On the ticket"); empty, notes print as they
-    /// are.
-    pub allergen_words: Vec<String>,
 }
 
 /// Why a reprint cannot be made.
@@ -197,7 +193,8 @@ impl State {
             banner,
             received: local_time(ticket.received_at_ms),
             due: local_time(ticket.promised_at_ms),
-            allergen_words: self.print.allergen_words.clone(),
+            // The reference data's `[floor] allergen_words`, as the screens use them.
+            allergen_words: self.reference.floor.allergen_words(),
         }
     }
 

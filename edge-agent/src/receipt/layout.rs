@@ -4,7 +4,7 @@
 //! paper's columns in font A; nothing here knows a clock or a printer.
 
 use super::escpos::{Align, Escpos, code128_modules};
-use crate::record::{Ticket, TicketLine};
+use crate::record::{Ticket, TicketLine, mentions_allergen};
 
 /// Dots per column of font A (12 × 24): 48 columns fill 576 dots (80 mm), 32 fill 384 (58 mm).
 const DOTS_PER_COLUMN: usize = 12;
@@ -272,27 +272,6 @@ fn note(out: &mut Escpos, text: &str, indent: usize, cx: &Context, width: usize)
     if allergy {
         out.bold(false).reverse(false);
     }
-}
-
-/// Whether `text` holds one of `words` as a whole word, ignoring case.
-pub fn mentions_allergen(text: &str, words: &[String]) -> bool {
-    let text = text.to_lowercase();
-    let tokens: Vec<&str> = text
-        .split(|c: char| !c.is_alphanumeric())
-        .filter(|t| !t.is_empty())
-        .collect();
-    words.iter().any(|word| {
-        let word: Vec<String> = word
-            .to_lowercase()
-            .split(|c: char| !c.is_alphanumeric())
-            .filter(|t| !t.is_empty())
-            .map(str::to_owned)
-            .collect();
-        !word.is_empty()
-            && tokens
-                .windows(word.len())
-                .any(|window| window.iter().zip(&word).all(|(a, b)| *a == b))
-    })
 }
 
 fn wrapped(out: &mut Escpos, text: &str, width: usize, hang: usize) {

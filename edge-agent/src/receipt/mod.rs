@@ -8,9 +8,7 @@ pub mod status;
 #[cfg(test)]
 mod tests;
 
-pub use layout::{
-    Context, expo_ticket, mentions_allergen, station_ticket, ticket_code, void_ticket,
-};
+pub use layout::{Context, expo_ticket, station_ticket, ticket_code, void_ticket};
 pub use status::{BadReply, Fault, PrinterStatus};
 
 /// Columns of font A on 58 mm and 80 mm paper.

@@ -1,4 +1,5 @@
 use super::{escpos::pc437, layout::wrap, *};
+use crate::record::mentions_allergen;
 use crate::record::{Ticket, TicketLine};
 
 fn line(
@@ -8,6 +9,7 @@ fn line(
     modifiers: Vec<TicketLine>,
 ) -> TicketLine {
     TicketLine {
+        line_no: 0,
         name: name.into(),
         quantity,
         note: String::new(),
@@ -36,6 +38,10 @@ fn ticket(lines: Vec<TicketLine>) -> Ticket {
         prep_minutes: None,
         awaiting_accept: false,
         otter_calls: vec![],
+        allergens: vec![],
+        allergen_acks: vec![],
+        rush_at_ms: None,
+        lines_done: vec![],
     }
 }
 

@@ -107,6 +107,17 @@ pub fn allergen_flags(ticket: &Ticket, words: &[String]) -> Vec<AllergenFlag> {
 }
 
 /// Lower-cased words: runs of letters and digits.
+/// Whether `text` names one of `words` as whole words (case aside; `tree nut` matches
+/// "tree-nut", `peanut` does not match "peanuts"): what makes a note an allergy warning on the
+/// screens and in reverse print on paper.
+pub fn mentions_allergen(text: &str, words: &[String]) -> bool {
+    let text = tokens(text);
+    words.iter().any(|word| {
+        let phrase = tokens(word);
+        !phrase.is_empty() && text.windows(phrase.len()).any(|w| w == phrase.as_slice())
+    })
+}
+
 fn tokens(text: &str) -> Vec<String> {
     text.split(|c: char| !c.is_alphanumeric())
         .filter(|t| !t.is_empty())

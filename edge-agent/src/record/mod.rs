@@ -14,7 +14,10 @@ mod ticket;
 use serde::{Deserialize, Serialize};
 
 pub use batch_item::{BatchItemView, RunningSession};
-pub use floor::{AllergenAck, AllergenFlag, ItemUnits, LineDone, LineMark, Rush, allergen_flags};
+pub use floor::{
+    AllergenAck, AllergenFlag, ItemUnits, LineDone, LineMark, Rush, allergen_flags,
+    mentions_allergen,
+};
 pub use otter::{
     Acceptance, Availability, CANCEL_REASONS, CancelRequest, HandOff, OtterCall, PrepTime,
     StoreEntities,
