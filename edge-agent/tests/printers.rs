@@ -249,7 +249,10 @@ async fn station_and_expo_tickets_print_exactly_and_decode_back() {
         rule.as_bytes(),
         b"+ 1 x Double Smash Burger (grill)\n",
         rule.as_bytes(),
-        b"Note: peanut allergy\n",
+        // The note names an allergen (the reference's default words): white on black, bold.
+        &[0x1D, b'B', 1, 0x1B, b'E', 1],
+        b"ALLERGY: peanut allergy\n",
+        &[0x1B, b'E', 0, 0x1D, b'B', 0],
         &[
             0x1B, b'a', 1, 0x1D, b'h', 48, 0x1D, b'w', module, 0x1D, b'H', 2,
         ],
@@ -283,7 +286,16 @@ async fn station_and_expo_tickets_print_exactly_and_decode_back() {
         ]
     );
     // The ticket's barcode, read by the fryer's scanner, bumps the order there: how a station
-    // without a screen bumps.
+    // without a screen bumps (once the allergy is acknowledged there, as on a screen).
+    let ack = client()
+        .post(format!(
+            "{}/api/orders/{order_id}/allergen-ack?station=fry",
+            kitchen.base
+        ))
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(ack.status(), 200, "{:?}", ack.text().await);
     let scanned = lines
         .iter()
         .find_map(|l| l.text.strip_prefix("<barcode CODE128: "))
