@@ -202,14 +202,24 @@ async fn events_are_applied_once_and_poison_is_dead_lettered() {
     expected.sort();
     assert_eq!(order_ids, expected);
 
-    let dead = channel
-        .basic_get(
-            config.dead_letter_queue().as_str().into(),
-            BasicGetOptions { no_ack: true },
-        )
-        .await
-        .expect("basic.get")
-        .expect("the poison message is in the dead-letter queue");
+    // Dead-lettering is the broker's own step after the reject: give it a moment.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let dead = loop {
+        let got = channel
+            .basic_get(
+                config.dead_letter_queue().as_str().into(),
+                BasicGetOptions { no_ack: true },
+            )
+            .await
+            .expect("basic.get");
+        match got {
+            Some(message) => break message,
+            None if std::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            None => panic!("the poison message is not in the dead-letter queue"),
+        }
+    };
     assert_eq!(dead.delivery.data, b"definitely not protobuf \xff\xff");
 
     token.cancel();
@@ -272,14 +282,24 @@ async fn the_feed_works_with_only_read_on_its_own_queue() {
         stats.applied.load(Ordering::Relaxed) == 1 && stats.rejected.load(Ordering::Relaxed) == 1
     })
     .await;
-    let dead = channel
-        .basic_get(
-            config.dead_letter_queue().as_str().into(),
-            BasicGetOptions { no_ack: true },
-        )
-        .await
-        .expect("basic.get")
-        .expect("the poison message is in the dead-letter queue");
+    // Dead-lettering is the broker's own step after the reject: give it a moment.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let dead = loop {
+        let got = channel
+            .basic_get(
+                config.dead_letter_queue().as_str().into(),
+                BasicGetOptions { no_ack: true },
+            )
+            .await
+            .expect("basic.get");
+        match got {
+            Some(message) => break message,
+            None if std::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            None => panic!("the poison message is not in the dead-letter queue"),
+        }
+    };
     assert_eq!(dead.delivery.data, b"poison");
     assert!(
         stats.connected.load(Ordering::Relaxed),
