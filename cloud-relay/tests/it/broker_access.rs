@@ -87,6 +87,33 @@ fn assert_refused<T: std::fmt::Debug>(what: &str, resource: &str, result: Result
     }
 }
 
+/// Waits until the management API lists a connection of `user`: it does within its
+/// statistics interval, and a connection it does not list cannot be closed through it.
+pub(super) async fn connection_listed(user: &str) {
+    eventually(
+        "the box's connection listed",
+        Duration::from_secs(15),
+        || async {
+            let (url, admin, password) = admin_url();
+            let listed: serde_json::Value = kitchen_testkit::http::bare()
+                .get(format!("{url}api/connections?columns=user"))
+                .basic_auth(admin, Some(password))
+                .send()
+                .await
+                .ok()?
+                .json()
+                .await
+                .ok()?;
+            listed
+                .as_array()?
+                .iter()
+                .any(|c| c["user"] == user)
+                .then_some(())
+        },
+    )
+    .await;
+}
+
 pub(super) async fn connect(url: &str) -> Result<Connection, lapin::Error> {
     match tokio::time::timeout(
         Duration::from_secs(10),
@@ -414,29 +441,7 @@ async fn rotate_replaces_the_password_and_remove_deletes_the_user() {
     let old = connect(first.amqp_url.expose_secret())
         .await
         .expect("the first password works");
-    // The management API lists a connection within its statistics interval.
-    eventually(
-        "the box's connection listed",
-        Duration::from_secs(15),
-        || async {
-            let (url, admin, password) = admin_url();
-            let listed: serde_json::Value = kitchen_testkit::http::bare()
-                .get(format!("{url}api/connections?columns=user"))
-                .basic_auth(admin, Some(password))
-                .send()
-                .await
-                .ok()?
-                .json()
-                .await
-                .ok()?;
-            listed
-                .as_array()?
-                .iter()
-                .any(|c| c["user"] == user.as_str())
-                .then_some(())
-        },
-    )
-    .await;
+    connection_listed(&user).await;
 
     let (second, closed) = broker.rotate(&kitchen).await.expect("rotated");
     assert_eq!(closed, 1);

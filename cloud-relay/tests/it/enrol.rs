@@ -11,7 +11,9 @@ use cloud_relay::kitchens;
 use lapin::options::QueueDeclareOptions;
 use serde_json::{Value, json};
 
-use super::broker_access::{clean_up, config as broker_config, connect, relay_cli};
+use super::broker_access::{
+    clean_up, config as broker_config, connect, connection_listed, relay_cli,
+};
 use super::harness::*;
 
 /// `kitchen enrol-token` through the binary; the token from its `enrol_token = "…"` line.
@@ -177,31 +179,7 @@ async fn a_token_enrols_once_and_a_new_enrolment_revokes_the_old_box() {
         .await
         .expect("its queue is there");
 
-    // RabbitMQ's management API lists a connection within its statistics interval; a
-    // connection it does not list yet cannot be closed through it.
-    let (admin, admin_user, admin_password) = kitchen_testkit::amqp::admin_url();
-    eventually(
-        "the box's connection listed",
-        Duration::from_secs(15),
-        || async {
-            let listed: Value = app
-                .client
-                .get(format!("{admin}api/connections?columns=user"))
-                .basic_auth(&admin_user, Some(&admin_password))
-                .send()
-                .await
-                .ok()?
-                .json()
-                .await
-                .ok()?;
-            listed
-                .as_array()?
-                .iter()
-                .any(|c| c["user"] == user.as_str())
-                .then_some(())
-        },
-    )
-    .await;
+    connection_listed(&user).await;
 
     // The same token again: refused, saying when it was used.
     let (status, body, _) = enrol(kitchen.clone(), token.clone()).await;
