@@ -125,6 +125,11 @@ pub fn check_config(
     }
     let links = config.links().map_err(|error| error.to_string())?;
     let mut refusals = links.refusals();
+    if let Some(url) = &config.enrol_url
+        && let Err(reason) = crate::enrol::check_url(url)
+    {
+        refusals.push(reason);
+    }
     if !config.provisioned() {
         // Without a kitchen the feed never connects: only the database link matters.
         refusals.retain(|reason| !reason.starts_with("amqp_url"));
