@@ -128,6 +128,27 @@ impl PgCluster {
         )
     }
 
+    /// Stops the server with `pg_ctl stop -m <mode>` (`fast`, `immediate`), keeping its data:
+    /// a fault the chaos harness injects.
+    pub fn stop(&self, mode: &str) {
+        let data = self.data.display().to_string();
+        self.run(
+            "pg_ctl",
+            &["-D", &data, "-m", mode, "-w", "-t", "60", "stop"],
+        );
+    }
+
+    /// Starts the stopped server again on the same port and data (crash recovery included
+    /// after an `immediate` stop).
+    pub fn restart(&self) {
+        let data = self.data.display().to_string();
+        let log = self.dir.path().join("server.log").display().to_string();
+        self.run(
+            "pg_ctl",
+            &["-D", &data, "-l", &log, "-w", "-t", "60", "start"],
+        );
+    }
+
     fn chown(&self, path: &Path) {
         if self.as_root {
             std::os::unix::fs::chown(path, Some(id("-u")), Some(id("-g"))).expect("chown");
