@@ -5,7 +5,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use kitchen_testkit::amqp::amqp_url;
 use sqlx::Row;
 
 use crate::{
@@ -125,7 +124,7 @@ pub async fn check(
 
     for (k, agent) in system.agents.iter().enumerate() {
         check_kitchen(&mut findings, &pg, k, agent, &expected, record).await?;
-        let dead = dead_letters(&agent.kitchen_id).await?;
+        let dead = dead_letters(&system.broker.url(), &agent.kitchen_id).await?;
         if dead > 0 {
             findings.leftovers.push(format!(
                 "{}: {dead} message(s) in edge.{}.dead (refused by the agent)",
@@ -277,9 +276,9 @@ async fn check_kitchen(
 }
 
 /// Messages in a kitchen's dead-letter queue (a passive declare).
-async fn dead_letters(kitchen_id: &str) -> anyhow::Result<u32> {
+async fn dead_letters(amqp_url: &str, kitchen_id: &str) -> anyhow::Result<u32> {
     let connection =
-        lapin::Connection::connect(&amqp_url(), lapin::ConnectionProperties::default()).await?;
+        lapin::Connection::connect(amqp_url, lapin::ConnectionProperties::default()).await?;
     let channel = connection.create_channel().await?;
     let queue = channel
         .queue_declare(

@@ -12,7 +12,8 @@ use crate::system::System;
 pub enum FaultKind {
     KillRelay,
     KillAgent,
-    BrokerOutage,
+    BrokerStop,
+    BrokerKill,
     PgStopFast,
     PgStopImmediate,
     LinkCutBroker,
@@ -20,10 +21,11 @@ pub enum FaultKind {
 }
 
 impl FaultKind {
-    pub const ALL: [Self; 7] = [
+    pub const ALL: [Self; 8] = [
         Self::KillRelay,
         Self::KillAgent,
-        Self::BrokerOutage,
+        Self::BrokerStop,
+        Self::BrokerKill,
         Self::PgStopFast,
         Self::PgStopImmediate,
         Self::LinkCutBroker,
@@ -34,7 +36,8 @@ impl FaultKind {
         match self {
             Self::KillRelay => "SIGKILL relay",
             Self::KillAgent => "SIGKILL agent",
-            Self::BrokerOutage => "broker outage (all links)",
+            Self::BrokerStop => "RabbitMQ stop (rabbitmqctl)",
+            Self::BrokerKill => "RabbitMQ SIGKILL",
             Self::PgStopFast => "PostgreSQL stop -m fast",
             Self::PgStopImmediate => "PostgreSQL stop -m immediate",
             Self::LinkCutBroker => "link cut to RabbitMQ",
@@ -89,10 +92,19 @@ pub async fn run(
                 }
                 NAMES[2 + n]
             }
-            FaultKind::BrokerOutage => {
-                system.broker_links.iter().for_each(|link| link.cut());
+            FaultKind::BrokerStop | FaultKind::BrokerKill => {
+                // rabbitmqctl and the node's start block (seconds): off the runtime's worker.
+                tokio::task::block_in_place(|| {
+                    if kind == FaultKind::BrokerStop {
+                        system.broker.stop();
+                    } else {
+                        system.broker.kill();
+                    }
+                });
                 tokio::time::sleep(hold).await;
-                system.broker_links.iter().for_each(|link| link.restore());
+                if let Err(error) = tokio::task::block_in_place(|| system.broker.up()) {
+                    eprintln!("chaos: rabbitmq does not start again: {error:#}");
+                }
                 "all"
             }
             FaultKind::PgStopFast | FaultKind::PgStopImmediate => {

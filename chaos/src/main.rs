@@ -2,6 +2,7 @@
 //! quiet period and an exact record-by-record check (docs/reliability.md). Run by
 //! `scripts/chaos`, which builds the binaries it drives.
 
+mod broker;
 mod check;
 mod faults;
 mod load;

@@ -1,4 +1,5 @@
-//! The whole system as real processes: a PostgreSQL cluster of the harness's own, two relays on
+//! The whole system as real processes: a PostgreSQL cluster and a RabbitMQ node of the run's
+//! own, two relays on
 //! it, two kitchens' agents (store `s2` served by both), every link to PostgreSQL and RabbitMQ
 //! through a TCP proxy the harness cuts. Everything made here is removed when `System` drops.
 
@@ -9,14 +10,13 @@ use std::{
 
 use anyhow::Context;
 use kitchen_testkit::{
-    amqp::{BrokerObjects, amqp_url},
     dir::TempDir,
     pg_cluster::PgCluster,
     proxy::{Proxy, socket_addr_of, through},
     tls::TestCa,
 };
 
-use crate::process::Supervised;
+use crate::{broker::OwnBroker, process::Supervised};
 
 pub const SECRET: &str = "chaos-webhook-secret";
 /// The station every item counts at, and where the load bumps.
@@ -62,7 +62,7 @@ pub struct System {
     pub pg_links: Vec<Proxy>,
     pub pg: PgCluster,
     pub pg_url: String,
-    _broker: Vec<BrokerObjects>,
+    pub broker: OwnBroker,
     pub dir: TempDir,
 }
 
@@ -89,17 +89,18 @@ impl System {
             .await
             .context("cluster starts")?;
         let pg_url = format!("postgres://postgres@127.0.0.1:{}/postgres", pg.port);
+        let node = run.clone();
+        let broker = tokio::task::spawn_blocking(move || OwnBroker::start(&node))
+            .await
+            .context("rabbitmq starts")??;
+        let amqp_url = broker.url();
         let order_exchange = format!("{run}.orders");
         let raw_exchange = format!("{run}.raw");
-        let broker = BrokerObjects::new();
-        broker.add_exchange(&order_exchange);
-        broker.add_exchange(&raw_exchange);
-        let mut broker_objects = vec![broker];
 
         let mut broker_links = Vec::new();
         let mut pg_links = Vec::new();
         for _ in 0..4 {
-            broker_links.push(Proxy::start(socket_addr_of(&amqp_url())).await);
+            broker_links.push(Proxy::start(socket_addr_of(&amqp_url)).await);
             pg_links.push(Proxy::start(socket_addr_of(&pg_url)).await);
         }
 
@@ -114,7 +115,7 @@ impl System {
                     ("RELAY_ADMIN_LISTEN", format!("127.0.0.1:{admin}")),
                     ("DATABASE_URL", through(&pg_url, pg_links[n].addr)),
                     ("RELAY_DATABASE_POOL_SIZE", "4".into()),
-                    ("AMQP_URL", through(&amqp_url(), broker_links[n].addr)),
+                    ("AMQP_URL", through(&amqp_url, broker_links[n].addr)),
                     ("RELAY_ORDER_EXCHANGE", order_exchange.clone()),
                     ("RELAY_RAW_EVENTS_EXCHANGE", raw_exchange.clone()),
                     ("OTTER_WEBHOOK_SECRET", SECRET.into()),
@@ -152,9 +153,8 @@ impl System {
                 .bind(&kitchen_id)
                 .execute(&admin)
                 .await?;
-            broker_objects.push(BrokerObjects::edge_kitchen(&kitchen_id, &order_exchange));
             cloud_relay::kitchens::broker::declare_kitchen_queue_at(
-                &amqp_url(),
+                &amqp_url,
                 &order_exchange,
                 &kitchen_id,
                 stores,
@@ -197,7 +197,7 @@ impl System {
                 env(&[
                     ("AGENT_LISTEN", format!("127.0.0.1:{port}")),
                     ("AGENT_DATA_DIR", data_dir.display().to_string()),
-                    ("AMQP_URL", through(&amqp_url(), broker_links[link].addr)),
+                    ("AMQP_URL", through(&amqp_url, broker_links[link].addr)),
                     ("KITCHEN_ID", kitchen_id.clone()),
                     ("STORE_IDS", stores.join(",")),
                     ("REFERENCE_FILE", reference.display().to_string()),
@@ -227,7 +227,7 @@ impl System {
             pg_links,
             pg,
             pg_url,
-            _broker: broker_objects,
+            broker,
             dir,
         })
     }
