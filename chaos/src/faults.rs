@@ -140,19 +140,29 @@ pub async fn run(
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
         let deadline = repaired + Duration::from_secs(60);
+        let mut last_waiting = String::new();
         let recovered = loop {
-            if system.all_ready().await {
-                break Some(Instant::now());
+            match system.not_ready().await {
+                None => break Some(Instant::now()),
+                Some(name) => last_waiting = name,
             }
             if Instant::now() > deadline {
                 eprintln!(
-                    "chaos: not every process ready a minute after {}",
+                    "chaos: {last_waiting} not ready a minute after {}",
                     kind.name()
                 );
                 break None;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         };
+        if let Some(at) = recovered
+            && !last_waiting.is_empty()
+        {
+            eprintln!(
+                "chaos:          ready {:.1} s after the repair; {last_waiting} was last",
+                (at - repaired).as_secs_f64()
+            );
+        }
         faults.push(Fault {
             kind,
             start,

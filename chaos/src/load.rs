@@ -267,30 +267,30 @@ pub async fn run(
             give_up.clone(),
         ));
         // A bump every fifth tick, at a kitchen serving the order, each (kitchen, order) once.
-        if n % 5 == 4 {
-            if let Some((kitchen, order_id)) = bump_target(&record, &mut rng, &bumped) {
-                bumped.insert((kitchen, order_id.clone()));
-                let url = format!(
-                    "{}/api/orders/{order_id}/bump?station={STATION}",
-                    agents[kitchen]
-                );
-                let client = agent_client.clone();
-                let record = record.clone();
-                tasks.spawn(async move {
-                    let status = client
-                        .post(url)
-                        .timeout(Duration::from_secs(10))
-                        .send()
-                        .await
-                        .ok()
-                        .map(|r| r.status().as_u16());
-                    lock(&record).bumps.push(Bump {
-                        kitchen,
-                        order_id,
-                        status,
-                    });
+        if n % 5 == 4
+            && let Some((kitchen, order_id)) = bump_target(&record, &mut rng, &bumped)
+        {
+            bumped.insert((kitchen, order_id.clone()));
+            let url = format!(
+                "{}/api/orders/{order_id}/bump?station={STATION}",
+                agents[kitchen]
+            );
+            let client = agent_client.clone();
+            let record = record.clone();
+            tasks.spawn(async move {
+                let status = client
+                    .post(url)
+                    .timeout(Duration::from_secs(10))
+                    .send()
+                    .await
+                    .ok()
+                    .map(|r| r.status().as_u16());
+                lock(&record).bumps.push(Bump {
+                    kitchen,
+                    order_id,
+                    status,
                 });
-            }
+            });
         }
         while tasks.try_join_next().is_some() {}
     }
@@ -364,4 +364,59 @@ pub fn oracle(record: &Record) -> BTreeMap<String, Expected> {
         }
     }
     latest.into_iter().map(|(id, (_, e))| (id, e)).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Expected, Kind, Record, Webhook, oracle};
+    use std::time::Instant;
+
+    fn webhook(n: i64, kind: Kind, order: &str, quantity: u32, accepted: bool) -> Webhook {
+        let now = Instant::now();
+        Webhook {
+            event_id: format!("ev-{n}-{order}"),
+            kind,
+            order_id: order.to_owned(),
+            store_id: "s1".to_owned(),
+            event_time: chrono::DateTime::UNIX_EPOCH + chrono::Duration::milliseconds(n),
+            quantity,
+            accepted: accepted.then_some((now, now)),
+            attempts: 1,
+        }
+    }
+
+    fn expected(quantity: u32, cancelled: bool) -> Expected {
+        Expected {
+            store_id: "s1".to_owned(),
+            quantity,
+            cancelled,
+        }
+    }
+
+    #[test]
+    fn the_latest_accepted_snapshot_wins_and_a_cancel_is_final() {
+        let record = Record {
+            webhooks: vec![
+                webhook(10, Kind::New, "a", 2, true),
+                webhook(30, Kind::Update, "a", 5, true),
+                // Older than the update: stale, whatever the order it arrived in.
+                webhook(20, Kind::Update, "a", 9, true),
+                // Never answered 200: not the oracle's.
+                webhook(40, Kind::Update, "a", 7, false),
+                webhook(10, Kind::New, "b", 1, true),
+                webhook(50, Kind::Cancel, "b", 0, true),
+                webhook(60, Kind::Update, "b", 3, true),
+                webhook(10, Kind::New, "c", 4, false),
+            ],
+            ..Record::default()
+        };
+        let oracle = oracle(&record);
+        assert_eq!(
+            oracle.into_iter().collect::<Vec<_>>(),
+            vec![
+                ("a".to_owned(), expected(5, false)),
+                ("b".to_owned(), expected(3, true)),
+            ]
+        );
+    }
 }

@@ -131,14 +131,15 @@ async fn main() -> anyhow::Result<()> {
     let _ = load_task.await;
     give_up_timer.abort();
     let settled = report::settle(&system, &record, Duration::from_secs(120)).await;
-    let batches = report::batch_counts(&system, &load::lock(&record)).await;
+    // The load has ended: the record is the harness's alone from here.
+    let record = std::mem::take(&mut *load::lock(&record));
+    let batches = report::batch_counts(&system, &record).await;
     stop_tablets.cancel();
     for task in tablet_tasks {
         let _ = task.await;
     }
     system.stop_processes().await;
 
-    let record = std::mem::take(&mut *load::lock(&record));
     let tablets: Vec<sse::Tablet> = tablets
         .iter()
         .map(|t| std::mem::take(&mut *sse::lock(t)))

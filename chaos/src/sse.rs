@@ -110,3 +110,46 @@ pub async fn run(base: String, tablet: SharedTablet, stop: CancellationToken) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Tablet;
+
+    fn check(frames: &[(i64, &str)], violations: &[&str]) {
+        let mut tablet = Tablet::default();
+        for (id, event) in frames {
+            tablet.frame(Some(*id), event, r#"{"order_id":"o1"}"#);
+        }
+        assert_eq!(tablet.violations, violations);
+    }
+
+    #[test]
+    fn ids_must_follow_the_snapshot_without_gap_or_repeat() {
+        check(&[(5, "snapshot"), (6, "order.created"), (7, "x")], &[]);
+        // A reconnect that replays from the log continues the numbering.
+        check(&[(5, "snapshot"), (6, "x"), (7, "x"), (8, "x")], &[]);
+        check(
+            &[(5, "snapshot"), (6, "x"), (8, "x")],
+            &["event 8 (x) after 6: gap"],
+        );
+        check(
+            &[(5, "snapshot"), (6, "x"), (7, "x"), (7, "x")],
+            &["event 7 (x) after 7: seen twice"],
+        );
+        // A new snapshot (an id older than the log keeps) restarts the numbering.
+        check(
+            &[(5, "snapshot"), (6, "x"), (40, "snapshot"), (41, "x")],
+            &[],
+        );
+    }
+
+    #[test]
+    fn the_first_order_created_is_when_the_tablet_saw_it() {
+        let mut tablet = Tablet::default();
+        tablet.frame(Some(1), "order.created", r#"{"order_id":"o1"}"#);
+        let first = tablet.created["o1"];
+        tablet.frame(Some(2), "order.created", r#"{"order_id":"o1"}"#);
+        assert_eq!(tablet.created["o1"], first);
+        assert_eq!(tablet.events, 2);
+    }
+}

@@ -232,19 +232,25 @@ impl System {
         })
     }
 
-    /// Every process answers `/readyz` with 200 (relays on their admin listener).
-    pub async fn all_ready(&self) -> bool {
-        for url in self
+    /// The first process (`relay1`, `agent-k2`, ...) not answering `/readyz` with 200 (relays
+    /// on their admin listener); `None` when all are ready.
+    pub async fn not_ready(&self) -> Option<String> {
+        let relays = self
             .relays
             .iter()
-            .map(|r| &r.admin_url)
-            .chain(self.agents.iter().map(|a| &a.base))
-        {
+            .enumerate()
+            .map(|(n, r)| (format!("relay{}", n + 1), &r.admin_url));
+        let agents = self
+            .agents
+            .iter()
+            .zip(KITCHENS)
+            .map(|(a, (name, _))| (format!("agent-{name}"), &a.base));
+        for (name, url) in relays.chain(agents) {
             if !is_ready(url).await {
-                return false;
+                return Some(name);
             }
         }
-        true
+        None
     }
 
     /// Stops every process gracefully (the data stays for the check).
