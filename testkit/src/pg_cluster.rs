@@ -2,8 +2,9 @@
 //! `/usr/lib/postgresql/15/bin`, or `$PG_BIN`) into a temporary directory, `ssl = on` with a
 //! server certificate for `localhost`/`127.0.0.1` signed by the test's CA, started with
 //! `pg_ctl` on a free port of 127.0.0.1 (its Unix socket in the temporary directory), stopped
-//! and removed when dropped. Trust authentication, and plain `host` lines as well as TLS: a
-//! client that fell back to plaintext would get in, so a test can tell that it did not.
+//! and removed when dropped; `stop` (`pg_ctl stop -m fast|immediate`) and `restart` keep the
+//! data. Trust authentication, and plain `host` lines as well as TLS: a client that fell back to
+//! plaintext would get in, so a test can tell that it did not.
 //!
 //! PostgreSQL refuses to run as root: as root (CI here), every command runs as the `postgres`
 //! user through `runuser`, and the directory is handed to that user.
@@ -126,6 +127,27 @@ impl PgCluster {
             "postgres://postgres@localhost:{}/postgres{query}",
             self.port
         )
+    }
+
+    /// Stops the server with `pg_ctl stop -m <mode>` (`fast`, `immediate`), keeping its data:
+    /// a fault the chaos harness injects.
+    pub fn stop(&self, mode: &str) {
+        let data = self.data.display().to_string();
+        self.run(
+            "pg_ctl",
+            &["-D", &data, "-m", mode, "-w", "-t", "60", "stop"],
+        );
+    }
+
+    /// Starts the stopped server again on the same port and data (crash recovery included
+    /// after an `immediate` stop).
+    pub fn restart(&self) {
+        let data = self.data.display().to_string();
+        let log = self.dir.path().join("server.log").display().to_string();
+        self.run(
+            "pg_ctl",
+            &["-D", &data, "-l", &log, "-w", "-t", "60", "start"],
+        );
     }
 
     fn chown(&self, path: &Path) {

@@ -140,7 +140,10 @@ pub async fn write_batch(
 }
 
 /// Moves an order's status; CANCELED and REJECTED are final, and an older event never
-/// overrides a newer one. Returns whether the status changed.
+/// overrides a newer one — except a cancellation, which applies whatever its time: final means
+/// final in whichever order the events arrive (a cancel delayed by Otter's retries behind a
+/// later update would otherwise leave the kitchen cooking a cancelled order). Returns whether
+/// the status changed.
 fn apply_status(
     state: &mut OrderState,
     status: OrderStatus,
@@ -148,7 +151,7 @@ fn apply_status(
     cancellation_reason: Option<String>,
 ) -> bool {
     let current_final = state.status.is_some_and(OrderStatus::is_cancellation);
-    let newer = state.status_time.is_none_or(|held| time >= held);
+    let newer = status.is_cancellation() || state.status_time.is_none_or(|held| time >= held);
     if current_final || !newer {
         return false;
     }
@@ -284,5 +287,41 @@ fn event_status(event: &WebhookEvent, orders: &HashMap<String, OrderState>) -> O
             order_id, status, ..
         } => held(order_id).unwrap_or(*status),
         EventKind::Other => OrderStatus::Unknown,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::{DateTime, Utc};
+
+    use super::{OrderState, OrderStatus, apply_status};
+
+    fn at(seconds: i64) -> DateTime<Utc> {
+        DateTime::from_timestamp(seconds, 0).expect("valid time")
+    }
+
+    /// The final status of an order after `events` (status, time) applied in that order.
+    fn check(events: &[(OrderStatus, i64)], expected: OrderStatus) {
+        let mut state = OrderState {
+            exists: true,
+            ..OrderState::default()
+        };
+        for (status, time) in events {
+            apply_status(&mut state, *status, at(*time), None);
+        }
+        assert_eq!(state.status, Some(expected), "{events:?}");
+    }
+
+    #[test]
+    fn a_cancellation_is_final_in_whichever_order_the_events_arrive() {
+        use OrderStatus::{Canceled, Confirmed, NewOrder};
+        // Found by the chaos suite (docs/reliability.md): the cancel's delivery was retried
+        // through a PostgreSQL outage and arrived after a later update.
+        check(&[(NewOrder, 1), (Canceled, 2), (NewOrder, 3)], Canceled);
+        check(&[(NewOrder, 1), (NewOrder, 3), (Canceled, 2)], Canceled);
+        check(&[(Canceled, 2), (NewOrder, 1)], Canceled);
+        // Other statuses still never move the order backwards.
+        check(&[(Confirmed, 3), (NewOrder, 2)], Confirmed);
+        check(&[(NewOrder, 2), (Confirmed, 3)], Confirmed);
     }
 }

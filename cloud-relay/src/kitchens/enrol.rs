@@ -149,6 +149,8 @@ pub struct Enroller {
     mqtt_password_file: Option<PathBuf>,
 }
 
+/// An enrolment token's row: its kitchen, expiry, use, and whether it has expired.
+type TokenRow = (String, DateTime<Utc>, Option<DateTime<Utc>>, bool);
 impl Enroller {
     pub fn from_config(pool: PgPool, config: &Config) -> Result<Arc<Self>, BrokerError> {
         Ok(Arc::new(Self {
@@ -172,7 +174,7 @@ impl Enroller {
             .as_ref()
             .ok_or(EnrolError::NotConfigured("[broker_admin] url is not set"))?;
         let mut tx = self.pool.begin().await?;
-        let row: Option<(String, DateTime<Utc>, Option<DateTime<Utc>>, bool)> = sqlx::query_as(
+        let row: Option<TokenRow> = sqlx::query_as(
             "SELECT kitchen_id, expires_at, used_at, expires_at <= now() \
              FROM kitchen.enrolment_tokens WHERE token_sha256 = $1 FOR UPDATE",
         )

@@ -1,0 +1,295 @@
+//! The check after the quiet period, record by record, against the oracle computed from what
+//! the relays and agents answered: PostgreSQL's orders, every kitchen's SQLite store, the
+//! records the boxes synced back, the tablets' streams, and what is left in outboxes and
+//! dead-letter queues.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use sqlx::Row;
+
+use crate::{
+    load::{Expected, Record, oracle},
+    sse::Tablet,
+    system::{KITCHENS, System},
+};
+
+/// What the check found: discrepancies (lost, doubled, wrong) and leftovers (listed, with
+/// their reason; not failures by themselves unless they stand for a lost record).
+#[derive(Debug, Default)]
+pub struct Findings {
+    pub lost: Vec<String>,
+    pub doubled: Vec<String>,
+    pub wrong: Vec<String>,
+    pub leftovers: Vec<String>,
+    pub orders_checked: usize,
+    pub bumps_checked: usize,
+}
+
+impl Findings {
+    pub fn clean(&self) -> bool {
+        self.lost.is_empty() && self.doubled.is_empty() && self.wrong.is_empty()
+    }
+}
+
+fn served_by(kitchen: usize, store_id: &str) -> bool {
+    KITCHENS[kitchen].1.contains(&store_id)
+}
+
+/// Checks PostgreSQL (the cluster must be up) and each agent's SQLite file (the agents must be
+/// stopped).
+pub async fn check(
+    system: &System,
+    record: &Record,
+    tablets: &[Tablet],
+) -> anyhow::Result<Findings> {
+    let mut findings = Findings::default();
+    let expected = oracle(record);
+    findings.orders_checked = expected.len();
+    let pg = sqlx::PgPool::connect(&system.pg_url).await?;
+
+    // The relays' side: every accepted webhook stored once, every order once, as the oracle says.
+    let stored: BTreeSet<String> = sqlx::query("SELECT event_id FROM otter.webhook_events")
+        .fetch_all(&pg)
+        .await?
+        .iter()
+        .map(|row| row.get("event_id"))
+        .collect();
+    for webhook in record.webhooks.iter().filter(|w| w.accepted.is_some()) {
+        if !stored.contains(&webhook.event_id) {
+            findings.lost.push(format!(
+                "webhook {} ({:?} of {}) answered 200 but not in otter.webhook_events",
+                webhook.event_id, webhook.kind, webhook.order_id
+            ));
+        }
+    }
+    let rows = sqlx::query(
+        "SELECT o.order_id, o.store_id, o.status,
+                (SELECT coalesce(sum(quantity), 0)::bigint FROM otter.order_items i
+                  WHERE i.order_id = o.order_id) AS quantity
+           FROM otter.orders o",
+    )
+    .fetch_all(&pg)
+    .await?;
+    let in_pg: BTreeMap<String, (String, String, i64)> = rows
+        .iter()
+        .map(|row| {
+            (
+                row.get("order_id"),
+                (row.get("store_id"), row.get("status"), row.get("quantity")),
+            )
+        })
+        .collect();
+    for (order_id, want) in &expected {
+        match in_pg.get(order_id) {
+            None => findings
+                .lost
+                .push(format!("order {order_id}: accepted, not in otter.orders")),
+            Some((store_id, status, quantity)) => {
+                let cancelled = status == "CANCELED";
+                if store_id != &want.store_id || cancelled != want.cancelled {
+                    findings.wrong.push(format!(
+                        "order {order_id} in PostgreSQL: store {store_id}, status {status}; \
+                         expected {want:?}"
+                    ));
+                } else if !want.cancelled && *quantity != i64::from(want.quantity) {
+                    findings.wrong.push(format!(
+                        "order {order_id} in PostgreSQL: {quantity} burgers, expected {}",
+                        want.quantity
+                    ));
+                }
+            }
+        }
+    }
+    for order_id in in_pg.keys().filter(|id| !expected.contains_key(*id)) {
+        findings.doubled.push(format!(
+            "order {order_id} in otter.orders but no accepted webhook made it"
+        ));
+    }
+    for row in sqlx::query(
+        "SELECT event_id, store_id, attempts, last_error FROM otter.outbox
+          WHERE published_at IS NULL ORDER BY id",
+    )
+    .fetch_all(&pg)
+    .await?
+    {
+        let event_id: String = row.get("event_id");
+        let error: Option<String> = row.get("last_error");
+        findings.lost.push(format!(
+            "relay outbox: {event_id} ({}) unpublished after {} attempts: {}",
+            row.get::<String, _>("store_id"),
+            row.get::<i32, _>("attempts"),
+            error.unwrap_or_default()
+        ));
+    }
+
+    for (k, agent) in system.agents.iter().enumerate() {
+        check_kitchen(&mut findings, &pg, k, agent, &expected, record).await?;
+        let dead = dead_letters(&system.broker.url(), &agent.kitchen_id).await?;
+        if dead > 0 {
+            findings.leftovers.push(format!(
+                "{}: {dead} message(s) in edge.{}.dead (refused by the agent)",
+                agent.kitchen_id, agent.kitchen_id
+            ));
+        }
+        for violation in &tablets[k].violations {
+            findings
+                .doubled
+                .push(format!("tablet at {}: {violation}", agent.kitchen_id));
+        }
+    }
+    pg.close().await;
+    Ok(findings)
+}
+
+async fn check_kitchen(
+    findings: &mut Findings,
+    pg: &sqlx::PgPool,
+    k: usize,
+    agent: &crate::system::Agent,
+    expected: &BTreeMap<String, Expected>,
+    record: &Record,
+) -> anyhow::Result<()> {
+    let kitchen = &agent.kitchen_id;
+    let db = rusqlite::Connection::open(agent.data_dir.join(edge_agent::STORE_FILE))?;
+    let mut statement = db.prepare(
+        "SELECT o.order_id, o.store_id, o.state,
+                (SELECT coalesce(sum(quantity), 0) FROM order_lines l
+                  WHERE l.order_id = o.order_id AND l.depth = 0),
+                (SELECT count(*) FROM event_log e
+                  WHERE e.order_id = o.order_id AND e.kind = 'order.created')
+           FROM orders o",
+    )?;
+    let at_kitchen: BTreeMap<String, (String, String, i64, i64)> = statement
+        .query_map([], |row| {
+            Ok((
+                row.get(0)?,
+                (row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?),
+            ))
+        })?
+        .collect::<Result<_, _>>()?;
+    for (order_id, want) in expected.iter().filter(|(_, e)| served_by(k, &e.store_id)) {
+        let Some((_, state, quantity, created)) = at_kitchen.get(order_id) else {
+            findings.lost.push(format!(
+                "order {order_id}: accepted, not at kitchen {kitchen}"
+            ));
+            continue;
+        };
+        if *created > 1 {
+            findings.doubled.push(format!(
+                "order {order_id} announced {created} times at kitchen {kitchen}"
+            ));
+        }
+        if (state == "cancelled") != want.cancelled {
+            findings.wrong.push(format!(
+                "order {order_id} at kitchen {kitchen}: {state}, expected cancelled={}",
+                want.cancelled
+            ));
+        } else if !want.cancelled && *quantity != i64::from(want.quantity) {
+            findings.wrong.push(format!(
+                "order {order_id} at kitchen {kitchen}: {quantity} burgers, expected {}",
+                want.quantity
+            ));
+        }
+    }
+    for (order_id, (store_id, ..)) in &at_kitchen {
+        if !expected.contains_key(order_id) || !served_by(k, store_id) {
+            findings.doubled.push(format!(
+                "order {order_id} ({store_id}) at kitchen {kitchen} without an accepted webhook"
+            ));
+        }
+    }
+    let gaps: i64 = db.query_row("SELECT count(*) FROM sequence_gaps", [], |r| r.get(0))?;
+    if gaps > 0 {
+        findings
+            .lost
+            .push(format!("kitchen {kitchen}: {gaps} sequence gap(s) open"));
+    }
+    let mut outbox = db.prepare("SELECT kind, record_id FROM outbox ORDER BY seq")?;
+    let unsynced: Vec<String> = outbox
+        .query_map([], |row| {
+            Ok(format!(
+                "{} {}",
+                row.get::<_, String>(0)?,
+                row.get::<_, String>(1)?
+            ))
+        })?
+        .collect::<Result<_, _>>()?;
+    for record_left in unsynced {
+        findings.lost.push(format!(
+            "kitchen {kitchen}: outbox record {record_left} never synced"
+        ));
+    }
+
+    // What the box synced: one `order.created` per order it holds, one `order.bumped` per
+    // bump it answered.
+    let synced: BTreeMap<(String, String), i64> = sqlx::query(
+        "SELECT order_id, kind, count(*) AS n FROM kitchen.order_events
+          WHERE kitchen_id = $1 AND kind IN ('order.created', 'order.bumped')
+          GROUP BY order_id, kind",
+    )
+    .bind(kitchen)
+    .fetch_all(pg)
+    .await?
+    .iter()
+    .map(|row| ((row.get("order_id"), row.get("kind")), row.get("n")))
+    .collect();
+    for order_id in at_kitchen.keys() {
+        let n = synced
+            .get(&(order_id.clone(), "order.created".to_owned()))
+            .copied()
+            .unwrap_or(0);
+        if n != 1 {
+            let list = if n == 0 {
+                &mut findings.lost
+            } else {
+                &mut findings.doubled
+            };
+            list.push(format!(
+                "order {order_id}: {n} order.created rows for {kitchen} in kitchen.order_events"
+            ));
+        }
+    }
+    for bump in record.bumps.iter().filter(|b| b.kitchen == k) {
+        findings.bumps_checked += 1;
+        let n = synced
+            .get(&(bump.order_id.clone(), "order.bumped".to_owned()))
+            .copied()
+            .unwrap_or(0);
+        let fine = match bump.status {
+            Some(200) => n == 1,
+            // Refused (404: not there yet) or unanswered (the agent died): at most one.
+            _ => n <= 1,
+        };
+        if !fine {
+            let list = if n == 0 {
+                &mut findings.lost
+            } else {
+                &mut findings.doubled
+            };
+            list.push(format!(
+                "bump of {} at {kitchen} answered {:?}: {n} order.bumped rows",
+                bump.order_id, bump.status
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Messages in a kitchen's dead-letter queue (a passive declare).
+async fn dead_letters(amqp_url: &str, kitchen_id: &str) -> anyhow::Result<u32> {
+    let connection =
+        lapin::Connection::connect(amqp_url, lapin::ConnectionProperties::default()).await?;
+    let channel = connection.create_channel().await?;
+    let queue = channel
+        .queue_declare(
+            format!("edge.{kitchen_id}.dead").as_str().into(),
+            lapin::options::QueueDeclareOptions {
+                passive: true,
+                ..Default::default()
+            },
+            lapin::types::FieldTable::default(),
+        )
+        .await?;
+    let _ = connection.close(200, "chaos check done".into()).await;
+    Ok(queue.message_count())
+}

@@ -1,0 +1,273 @@
+//! The quiet period (waiting until everything accepted has arrived everywhere), the batch
+//! counts against the oracle, and the table printed at the end.
+
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    time::{Duration, Instant},
+};
+
+use sqlx::Row;
+
+use crate::{
+    check::Findings,
+    faults::{Fault, FaultKind},
+    load::{Kind, Record, lock, oracle},
+    sse::Tablet,
+    system::{KITCHENS, STATION, System},
+};
+
+/// Waits until the relays' outbox is empty and each kitchen holds every accepted order of its
+/// stores with nothing left to sync; an error says what was still missing at `timeout`.
+pub async fn settle(
+    system: &System,
+    record: &crate::load::Shared,
+    timeout: Duration,
+) -> anyhow::Result<()> {
+    let expected = oracle(&lock(record));
+    let deadline = Instant::now() + timeout;
+    let pg = sqlx::PgPool::connect(&system.pg_url).await?;
+    loop {
+        let unpublished: i64 =
+            sqlx::query("SELECT count(*) AS n FROM otter.outbox WHERE published_at IS NULL")
+                .fetch_one(&pg)
+                .await
+                .map_or(-1, |row| row.get("n"));
+        let mut missing = Vec::new();
+        for (k, agent) in system.agents.iter().enumerate() {
+            let want = expected
+                .values()
+                .filter(|e| KITCHENS[k].1.contains(&e.store_id.as_str()))
+                .count() as i64;
+            let counts = rusqlite::Connection::open_with_flags(
+                agent.data_dir.join(edge_agent::STORE_FILE),
+                rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+            )
+            .and_then(|db| {
+                db.query_row(
+                    "SELECT (SELECT count(*) FROM orders), (SELECT count(*) FROM outbox)",
+                    [],
+                    |row| Ok((row.get::<_, i64>(0)?, row.get::<_, i64>(1)?)),
+                )
+            });
+            match counts {
+                Ok((orders, 0)) if orders >= want => {}
+                Ok((orders, outbox)) => missing.push(format!(
+                    "{}: {orders}/{want} orders, {outbox} unsynced",
+                    agent.kitchen_id
+                )),
+                Err(error) => missing.push(format!("{}: {error}", agent.kitchen_id)),
+            }
+        }
+        if unpublished == 0 && missing.is_empty() {
+            // The tablets read the last events within a moment.
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            pg.close().await;
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            pg.close().await;
+            anyhow::bail!(
+                "after {timeout:?}: {unpublished} unpublished in the relay outbox; {}",
+                missing.join("; ")
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// Each kitchen's grill count (`/api/batches`) against the oracle: the burgers of every order
+/// of its stores that is not cancelled and not bumped there. A bump the agent never answered
+/// counts as done if its record reached PostgreSQL.
+pub async fn batch_counts(system: &System, record: &Record) -> anyhow::Result<Vec<String>> {
+    let expected = oracle(record);
+    let pg = sqlx::PgPool::connect(&system.pg_url).await?;
+    let mut wrong = Vec::new();
+    for (k, agent) in system.agents.iter().enumerate() {
+        let synced_bumps: BTreeSet<String> = sqlx::query(
+            "SELECT order_id FROM kitchen.order_events WHERE kitchen_id = $1 AND kind = 'order.bumped'",
+        )
+        .bind(&agent.kitchen_id)
+        .fetch_all(&pg)
+        .await?
+        .iter()
+        .map(|row| row.get("order_id"))
+        .collect();
+        let bumped: BTreeSet<&str> = record
+            .bumps
+            .iter()
+            .filter(|b| b.kitchen == k)
+            .filter(|b| {
+                b.status == Some(200) || (b.status.is_none() && synced_bumps.contains(&b.order_id))
+            })
+            .map(|b| b.order_id.as_str())
+            .collect();
+        let open: BTreeMap<&str, u32> = expected
+            .iter()
+            .filter(|(id, e)| {
+                KITCHENS[k].1.contains(&e.store_id.as_str())
+                    && !e.cancelled
+                    && !bumped.contains(id.as_str())
+            })
+            .map(|(id, e)| (id.as_str(), e.quantity))
+            .collect();
+        let want: u32 = open.values().sum();
+        let body: serde_json::Value = kitchen_testkit::http::client()
+            .get(format!("{}/api/batches?station={STATION}", agent.base))
+            .send()
+            .await?
+            .json()
+            .await?;
+        let item = body["items"]
+            .as_array()
+            .and_then(|items| items.iter().find(|i| i["item_id"] == "double-smash"));
+        let got = item.and_then(|i| i["quantity"].as_u64()).unwrap_or(0);
+        let orders = item
+            .and_then(|i| i["order_ids"].as_array())
+            .map_or(0, Vec::len);
+        if got != u64::from(want) || orders != open.len() {
+            wrong.push(format!(
+                "kitchen {}: grill counts {got} burgers over {orders} orders, the oracle {want} over {}",
+                agent.kitchen_id,
+                open.len()
+            ));
+        }
+    }
+    pg.close().await;
+    Ok(wrong)
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.0} ms", d.as_secs_f64() * 1000.0)
+}
+
+pub fn print(
+    seed: u64,
+    load_time: Duration,
+    record: &Record,
+    faults: &[Fault],
+    tablets: &[Tablet],
+    findings: &Findings,
+) {
+    let accepted = record
+        .webhooks
+        .iter()
+        .filter(|w| w.accepted.is_some())
+        .count();
+    let new_orders = record
+        .webhooks
+        .iter()
+        .filter(|w| w.kind == Kind::New && w.accepted.is_some())
+        .count();
+    // Webhook → tablet latency of new orders sent outside every fault window (from the fault
+    // to a second after recovery).
+    let in_fault = |at: Instant| {
+        faults.iter().any(|f| {
+            let end = f.recovered.unwrap_or(f.repaired + Duration::from_secs(60));
+            at + Duration::from_secs(1) >= f.start && at <= end + Duration::from_secs(1)
+        })
+    };
+    let mut latencies = Vec::new();
+    for webhook in record.webhooks.iter().filter(|w| w.kind == Kind::New) {
+        let Some((_, sent)) = webhook.accepted else {
+            continue;
+        };
+        if in_fault(sent) {
+            continue;
+        }
+        for (k, (_, stores)) in KITCHENS.iter().enumerate() {
+            if stores.contains(&webhook.store_id.as_str())
+                && let Some(seen) = tablets[k].created.get(&webhook.order_id)
+            {
+                latencies.push(seen.saturating_duration_since(sent));
+            }
+        }
+    }
+    latencies.sort();
+    println!();
+    println!("| chaos run, seed {seed} | |");
+    println!("|---|---|");
+    println!(
+        "| duration of load and faults | {:.0} s |",
+        load_time.as_secs_f64()
+    );
+    println!(
+        "| webhooks accepted (200) | {accepted} of {} ({new_orders} new orders; {} duplicates re-sent) |",
+        record.webhooks.len(),
+        record.duplicates_sent
+    );
+    println!(
+        "| orders/s held | {:.1} |",
+        new_orders as f64 / load_time.as_secs_f64()
+    );
+    println!(
+        "| webhook → tablet outside faults | p99 {}, max {} over {} deliveries |",
+        ms(percentile(&latencies, 99.0)),
+        ms(latencies.last().copied().unwrap_or_default()),
+        latencies.len()
+    );
+    for kind in FaultKind::ALL {
+        let of_kind: Vec<&Fault> = faults.iter().filter(|f| f.kind == kind).collect();
+        if of_kind.is_empty() {
+            continue;
+        }
+        let mut recovery: Vec<Duration> = of_kind
+            .iter()
+            .filter_map(|f| f.recovered.map(|r| r - f.repaired))
+            .collect();
+        recovery.sort();
+        let unrecovered = of_kind.len() - recovery.len();
+        println!(
+            "| {} | {} injected; recovery p50 {}, max {}{} |",
+            kind.name(),
+            of_kind.len(),
+            ms(percentile(&recovery, 50.0)),
+            ms(recovery.last().copied().unwrap_or_default()),
+            if unrecovered > 0 {
+                format!(", {unrecovered} not within 60 s")
+            } else {
+                String::new()
+            }
+        );
+    }
+    for (k, tablet) in tablets.iter().enumerate() {
+        println!(
+            "| tablet at {} | {} events, {} reconnects, {} snapshots, {} gaps/duplicates |",
+            KITCHENS[k].0,
+            tablet.events,
+            tablet.reconnects,
+            tablet.snapshots,
+            tablet.violations.len()
+        );
+    }
+    println!(
+        "| checked | {} orders × their kitchens, {} bumps |",
+        findings.orders_checked, findings.bumps_checked
+    );
+    println!(
+        "| lost / doubled / wrong | {} / {} / {} |",
+        findings.lost.len(),
+        findings.doubled.len(),
+        findings.wrong.len()
+    );
+    for (what, list) in [
+        ("lost", &findings.lost),
+        ("doubled", &findings.doubled),
+        ("wrong", &findings.wrong),
+        ("leftover", &findings.leftovers),
+    ] {
+        for line in list.iter().take(10) {
+            println!("{what}: {line}");
+        }
+        if list.len() > 10 {
+            println!("{what}: ... and {} more", list.len() - 10);
+        }
+    }
+}
