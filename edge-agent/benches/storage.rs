@@ -514,15 +514,14 @@ async fn main() -> anyhow::Result<()> {
         };
         rig.settle().await?;
 
-        let (ch, ex, client) = (&channel, &exchange, &http);
         let begun = rig.begin();
         for n in 0..orders {
                     let id = format!("st-{n}");
-                    amqp::publish(&ch, &ex, &order_event(n)).await?;
+                    amqp::publish(&channel, &exchange, &order_event(n)).await?;
                     rig.seen("order.created", &id).await?;
                     rig.step_done().await?;
                     for station in STATIONS {
-                        let response = client
+                        let response = http
                             .post(format!("{}/api/orders/{id}/bump?station={station}", rig.base))
                             .send()
                             .await?;
@@ -533,7 +532,7 @@ async fn main() -> anyhow::Result<()> {
                         status_update(STORE, &id, "orders.status_update", OrderStatus::PickedUp)
                             .event_id(format!("st-ev-{n}-picked-up"))
                             .build();
-                    amqp::publish(&ch, &ex, &picked_up).await?;
+                    amqp::publish(&channel, &exchange, &picked_up).await?;
                     rig.seen("order.status", &id).await?;
                     rig.step_done().await?;
         }

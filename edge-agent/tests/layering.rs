@@ -18,7 +18,14 @@ const KITCHEN: &[&str] = &["kitchen"];
 const WRITER: &[&str] = &["writer"];
 const ADAPTERS: &[&str] = &["feed", "scanner", "sync", "http", "fleet", "printer"];
 /// The application: wires everything (lib.rs, main.rs, housekeeping, provisioning, enrolment).
-const APP: &[&str] = &["lib", "main", "housekeeping", "pairing", "provision", "enrol"];
+const APP: &[&str] = &[
+    "lib",
+    "main",
+    "housekeeping",
+    "pairing",
+    "provision",
+    "enrol",
+];
 
 /// Crates and std modules that do IO: not for the domain.
 const IO: &[&str] = &[
