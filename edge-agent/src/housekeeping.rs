@@ -17,8 +17,13 @@ pub struct Clock {
 
 /// How often the clock is checked for scheduled orders entering the count.
 const TICK: Duration = Duration::from_secs(5);
-/// How often the WAL is checkpointed into the database file.
-const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
+/// How often the WAL is checkpointed into the database file: rarely, so that a page many
+/// commits write (the event log's and the outbox's last pages, `sqlite_sequence`) is copied
+/// back once per interval rather than once per commit — on an SD card that halved the bytes
+/// written per order (docs/benchmarks.md, "storage writes"). Durability does not depend on it:
+/// every commit is in the WAL, fsynced, before it is acknowledged. The writer's own
+/// `wal_autocheckpoint` (`Store::set_checkpoint_backstop`) bounds the WAL under a burst.
+const CHECKPOINT_EVERY: Duration = Duration::from_secs(300);
 /// How often the event log and the de-duplication record are trimmed.
 const PRUNE_EVERY: Duration = Duration::from_secs(600);
 /// How long processed event ids are kept: far longer than any redelivery.

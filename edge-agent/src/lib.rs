@@ -63,7 +63,7 @@ impl App {
         let mut store = store::Store::open(&path)
             .with_context(|| format!("cannot open the store {}", path.display()))?;
         store
-            .disable_auto_checkpoint()
+            .set_checkpoint_backstop()
             .context("cannot configure the store")?;
         let checkpointer = store::Store::open(&path).context("cannot open the checkpointer")?;
         let (reference, reference_status) = resolve_reference(&config, &mut store)?;

@@ -55,6 +55,15 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0010_printers.sql"),
 ];
 
+/// The page size of a new store. 1 KiB rather than SQLite's 4 KiB: a commit writes whole
+/// pages to the WAL, and most commits touch a handful of pages for a few hundred bytes of
+/// change (docs/benchmarks.md, "storage writes").
+pub const PAGE_SIZE: i64 = 1024;
+
+/// WAL pages after which the writer checkpoints itself (4 MiB at 1 KiB pages); normally the
+/// housekeeping checkpoint comes first.
+pub const CHECKPOINT_BACKSTOP_PAGES: i64 = 4096;
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("sqlite: {0}")]
@@ -88,11 +97,12 @@ impl Store {
         Ok(Self { connection })
     }
 
-    /// Leaves WAL checkpoints to `checkpoint` (called off the writer's thread), so a commit
-    /// never waits for one.
-    pub fn disable_auto_checkpoint(&self) -> Result<(), StoreError> {
+    /// Leaves WAL checkpoints to `checkpoint` (called off the writer's thread, every few
+    /// minutes), so a commit does not wait for one — unless the WAL outgrows
+    /// `CHECKPOINT_BACKSTOP_PAGES` first (a burst), when the writer checkpoints it itself.
+    pub fn set_checkpoint_backstop(&self) -> Result<(), StoreError> {
         self.connection
-            .pragma_update(None, "wal_autocheckpoint", 0)?;
+            .pragma_update(None, "wal_autocheckpoint", CHECKPOINT_BACKSTOP_PAGES)?;
         Ok(())
     }
 
@@ -110,6 +120,9 @@ impl Store {
     }
 
     fn init(connection: Connection) -> Result<Self, StoreError> {
+        // Only a new, empty file takes it (an existing store keeps its page size). A commit
+        // writes each page it touched whole to the WAL: small pages write less per order.
+        connection.pragma_update(None, "page_size", PAGE_SIZE)?;
         // WAL lets readers work while the writer commits; FULL makes a commit survive power
         // loss, which an ack to the broker relies on.
         connection.pragma_update(None, "journal_mode", "WAL")?;
