@@ -21,7 +21,7 @@ use tokio::{
 };
 
 /// Bound on one DevTools command.
-const COMMAND_TIMEOUT: Duration = Duration::from_secs(15);
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(45);
 
 /// Where Chromium is: `$CHROMIUM`, else the first known name found on `PATH`.
 pub fn find_chromium() -> PathBuf {
