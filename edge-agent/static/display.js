@@ -21,6 +21,8 @@ let station = params.get("station") || localStorage.getItem("station") || "all";
 let lastEventId = null, lastMessageAt = 0, events = null, retryMs = 1000;
 let lastBump = null, audio = null, seen = null, ordersLoaded = false, me = null;
 const stepped = new Map();   // "station/item" -> N chosen with +/- (else the current count)
+const flashing = new Map();  // order_id -> when it arrived (ms), while its ticket flashes
+const FLASH_MS = 3000;       // the .new animation: 1 s, three times
 
 // ---------- helpers ----------
 async function json(url, options) {
@@ -599,7 +601,14 @@ function draw() {
   if (ordersLoaded) seen = ids;
   if (fresh.length) chime();
   patch($("tickets"), mine.map((o) => ({ key: o.order_id, html: ticketHtml(o, expo) })), expo ? "No open tickets." : "No tickets for this station.");
-  for (const o of fresh) $("tickets").querySelector(`[data-order-id="${CSS.escape(o.order_id)}"]`)?.classList.add("new");
+  // Flagged new for as long as it flashes, even when the ticket is redrawn meanwhile (the
+  // automatic accept that follows a new order changes it at once).
+  const now = Date.now();
+  for (const o of fresh) flashing.set(o.order_id, now);
+  for (const [id, since] of flashing) {
+    if (now - since > FLASH_MS || !ids.has(id)) { flashing.delete(id); continue; }
+    $("tickets").querySelector(`[data-order-id="${CSS.escape(id)}"]`)?.classList.add("new");
+  }
   $("tickets-n").textContent = mine.length ? `(${mine.length})` : "";
   patch($("ready"), ready.map((o) => ({ key: o.order_id, html: readyHtml(o) })), "Nothing ready yet.");
   $("ready-n").textContent = ready.length ? `(${ready.length})` : "";
