@@ -115,9 +115,10 @@ async fn wait_open(base: &str, count: usize) {
     .await;
 }
 
-#[tokio::test]
-async fn a_station_bumps_an_allergen_order_only_once_acknowledged_and_head_office_hears_of_it() {
-    let cloud = Cloud::create(&unique("floor-kitchen")).await;
+/// A kitchen in PostgreSQL with the reference imported, its agent syncing there as the
+/// kitchen's role, and a cook's tablet (`COOK_TOKEN`) paired at `station`.
+async fn synced_kitchen(prefix: &str, station: &str) -> (Cloud, TestAgent) {
+    let cloud = Cloud::create(&unique(prefix)).await;
     cloud.import(REFERENCE).await;
     let url = cloud.agent_url(postgres_addr());
     let kitchen_id = cloud.kitchen_id.clone();
@@ -126,15 +127,21 @@ async fn a_station_bumps_an_allergen_order_only_once_acknowledged_and_head_offic
         config.database_url = Some(url);
     })
     .await;
-    let base = kitchen.base.clone();
     edge_agent::pairing::pair_with_token(
         &kitchen.data_dir,
         "cook",
-        "grill tablet",
-        Some("grill"),
+        &format!("{station} tablet"),
+        Some(station),
         COOK_TOKEN,
     )
     .expect("cook paired");
+    (cloud, kitchen)
+}
+
+#[tokio::test]
+async fn a_station_bumps_an_allergen_order_only_once_acknowledged_and_head_office_hears_of_it() {
+    let (cloud, kitchen) = synced_kitchen("floor-kitchen", "grill").await;
+    let base = kitchen.base.clone();
     kitchen.publish(&allergic("o-nut", 1)).await;
     kitchen.publish(&plain("o-plain", 2, 1_000)).await;
     wait_open(&base, 2).await;
@@ -307,24 +314,8 @@ async fn a_station_bumps_an_allergen_order_only_once_acknowledged_and_head_offic
 
 #[tokio::test]
 async fn rush_orders_come_first_on_every_station_in_the_order_they_were_marked() {
-    let cloud = Cloud::create(&unique("rush-kitchen")).await;
-    cloud.import(REFERENCE).await;
-    let url = cloud.agent_url(postgres_addr());
-    let kitchen_id = cloud.kitchen_id.clone();
-    let kitchen = TestAgent::start_with(Some(REFERENCE), &[STORE], move |config| {
-        config.kitchen_id = kitchen_id;
-        config.database_url = Some(url);
-    })
-    .await;
+    let (cloud, kitchen) = synced_kitchen("rush-kitchen", "fry").await;
     let base = kitchen.base.clone();
-    edge_agent::pairing::pair_with_token(
-        &kitchen.data_dir,
-        "cook",
-        "fry tablet",
-        Some("fry"),
-        COOK_TOKEN,
-    )
-    .expect("cook paired");
     for (n, id) in ["o-a", "o-b", "o-c", "o-d"].into_iter().enumerate() {
         kitchen
             .publish(&plain(id, n as u64 + 1, 1_000 + n as i64))
@@ -421,24 +412,8 @@ async fn rush_orders_come_first_on_every_station_in_the_order_they_were_marked()
 
 #[tokio::test]
 async fn a_line_tapped_off_leaves_the_station_count_and_head_office_hears_of_it() {
-    let cloud = Cloud::create(&unique("tap-kitchen")).await;
-    cloud.import(REFERENCE).await;
-    let url = cloud.agent_url(postgres_addr());
-    let kitchen_id = cloud.kitchen_id.clone();
-    let kitchen = TestAgent::start_with(Some(REFERENCE), &[STORE], move |config| {
-        config.kitchen_id = kitchen_id;
-        config.database_url = Some(url);
-    })
-    .await;
+    let (cloud, kitchen) = synced_kitchen("tap-kitchen", "grill").await;
     let base = kitchen.base.clone();
-    edge_agent::pairing::pair_with_token(
-        &kitchen.data_dir,
-        "cook",
-        "grill tablet",
-        Some("grill"),
-        COOK_TOKEN,
-    )
-    .expect("cook paired");
     // Lines in the store's numbering: 0 fries ×2; 1 burger with 2 its fries modifier; 3 fries ×3.
     let order_event = new_order(STORE, "o-tap")
         .sequence(1)
