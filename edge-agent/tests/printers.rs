@@ -193,6 +193,15 @@ async fn wait_tickets(paper: &Paper, count: usize, what: &str) {
     .await;
 }
 
+/// The sample kitchen's agent with `printers` and the quick printer timings.
+async fn agent_with(printers: Vec<edge_agent::config::PrinterConfig>) -> TestAgent {
+    TestAgent::start_with(Some(REFERENCE), &["kitchen-bk-01"], |config| {
+        fast(config);
+        config.printers = printers;
+    })
+    .await
+}
+
 fn fast(config: &mut edge_agent::Config) {
     config.printer_retry_ms = 100;
     config.printer_timeout_ms = 2000;
@@ -206,11 +215,7 @@ async fn station_and_expo_tickets_print_exactly_and_decode_back() {
         network_config(&network, "fry-printer", &["fry"], false, false),
         device_config(&device, "expo-printer", 58),
     ];
-    let kitchen = TestAgent::start_with(Some(REFERENCE), &["kitchen-bk-01"], |config| {
-        fast(config);
-        config.printers = printers;
-    })
-    .await;
+    let kitchen = agent_with(printers).await;
     let order_id = unique("order");
     kitchen.publish(&order(&order_id)).await;
     let ticket = open_order(&kitchen.base, &order_id).await;
@@ -412,11 +417,7 @@ async fn paper_out_shows_in_status_and_the_ticket_prints_once_after() {
         false,
         false,
     )];
-    let kitchen = TestAgent::start_with(Some(REFERENCE), &["kitchen-bk-01"], |config| {
-        fast(config);
-        config.printers = printers;
-    })
-    .await;
+    let kitchen = agent_with(printers).await;
     let order_id = unique("order");
     kitchen.publish(&order(&order_id)).await;
     open_order(&kitchen.base, &order_id).await;
@@ -613,11 +614,7 @@ async fn a_missing_device_or_a_garbled_reply_is_a_clear_state_not_a_crash() {
         missing,
         quiet,
     ];
-    let kitchen = TestAgent::start_with(Some(REFERENCE), &["kitchen-bk-01"], |config| {
-        fast(config);
-        config.printers = printers;
-    })
-    .await;
+    let kitchen = agent_with(printers).await;
     let order_id = unique("order");
     kitchen.publish(&order(&order_id)).await;
     open_order(&kitchen.base, &order_id).await;
