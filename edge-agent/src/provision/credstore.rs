@@ -17,7 +17,7 @@ use std::{
 
 use super::{
     ProvisionError,
-    files::{create_private_dir, remove, scrub, write_atomic, write_error},
+    files::{create_private_dir, remove, scrub, write_atomic, write_error, zero},
 };
 
 /// Where the secrets go and how.
@@ -81,8 +81,14 @@ impl CredStore {
                 run(program, "encrypt", name, value.as_bytes(), &path)?
             }
         };
-        scrub(&path)?;
-        write_atomic(&path, &contents, 0o600)
+        // The old value is overwritten only once the new one is in place: a power cut in
+        // between leaves one of them, never neither.
+        let old = std::fs::OpenOptions::new().write(true).open(&path).ok();
+        write_atomic(&path, &contents, 0o600)?;
+        if let Some(mut old) = old {
+            zero(&mut old).map_err(|error| write_error(&path, &error))?;
+        }
+        Ok(())
     }
 
     /// Overwrites and removes credential `name` (nothing to do when it is not there).

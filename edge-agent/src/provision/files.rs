@@ -77,22 +77,27 @@ pub(super) fn link_atomic(path: &Path, target: &Path) -> Result<(), ProvisionErr
 /// Overwrites the file's bytes in place with zeros and syncs them, so its content is gone from
 /// the medium before it is unlinked (FAT rewrites a file's own clusters in place).
 pub(super) fn scrub(path: &Path) -> Result<(), ProvisionError> {
-    let overwrite = || -> std::io::Result<()> {
-        let mut file = std::fs::OpenOptions::new().write(true).open(path)?;
-        let len = file.metadata()?.len();
-        let zeros = vec![0u8; 64 * 1024];
-        let mut left = len;
-        while left > 0 {
-            let n = left.min(zeros.len() as u64) as usize;
-            file.write_all(&zeros[..n])?;
-            left -= n as u64;
-        }
-        file.sync_all()
-    };
+    let overwrite = || zero(&mut std::fs::OpenOptions::new().write(true).open(path)?);
     match overwrite() {
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(()),
         result => result.map_err(|error| write_error(path, &error)),
     }
+}
+
+/// Overwrites an open file's bytes with zeros and syncs them (the file may already have been
+/// replaced under its name: its own blocks are what is overwritten).
+pub(super) fn zero(file: &mut std::fs::File) -> std::io::Result<()> {
+    use std::io::Seek as _;
+    file.rewind()?;
+    let len = file.metadata()?.len();
+    let zeros = vec![0u8; 64 * 1024];
+    let mut left = len;
+    while left > 0 {
+        let n = left.min(zeros.len() as u64) as usize;
+        file.write_all(&zeros[..n])?;
+        left -= n as u64;
+    }
+    file.sync_all()
 }
 
 pub(super) fn remove(path: &Path) -> Result<(), ProvisionError> {
