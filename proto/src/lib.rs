@@ -5,6 +5,7 @@
 
 pub mod floor;
 pub mod reference;
+pub mod report;
 
 #[allow(clippy::all, missing_docs)]
 pub mod kitchen {
