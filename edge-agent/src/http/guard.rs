@@ -224,7 +224,7 @@ fn open_path(path: &str) -> bool {
 
 /// The pages a browser opens: an unpaired one gets the pairing page instead.
 fn page_path(path: &str) -> bool {
-    matches!(path, "/" | "/prep" | "/devices")
+    matches!(path, "/" | "/prep" | "/devices" | "/reports")
 }
 
 /// Checks everything that does not depend on the handler; on success the request carries

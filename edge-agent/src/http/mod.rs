@@ -32,6 +32,7 @@ mod otter;
 mod pairing;
 mod prep;
 mod print;
+mod reports;
 mod view;
 
 pub use guard::Access;
@@ -87,6 +88,7 @@ pub fn router(state: AppState) -> Router {
         .merge(otter::routes())
         .merge(print::routes())
         .merge(floor::routes())
+        .merge(reports::routes())
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             guard::guard,

@@ -13,6 +13,7 @@ mod otter;
 mod prints;
 mod readers;
 mod reference;
+mod reports;
 mod scans;
 mod sessions;
 mod stock;
@@ -74,6 +75,9 @@ pub enum StoreError {
     /// validated; kept as an error rather than a panic).
     #[error("reference: {0}")]
     Reference(#[from] kitchen_proto::reference::ReferenceError),
+    /// A read on a blocking thread panicked or was cancelled.
+    #[error("the read stopped: {0}")]
+    ReadStopped(String),
 }
 
 pub struct Store {

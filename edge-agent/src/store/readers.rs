@@ -43,4 +43,27 @@ impl Readers {
         self.idle.lock_or_recover().push(store);
         result
     }
+
+    /// Like [`Readers::with`], on a blocking thread: for a long read (a report) that must not
+    /// hold up the runtime's workers, which serve the tablets' streams.
+    pub async fn with_blocking<T: Send + 'static>(
+        &self,
+        read: impl FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let _permit = self.permits.acquire().await.ok();
+        let idle = self.idle.lock_or_recover().pop();
+        let path = self.path.clone();
+        let (store, result) = tokio::task::spawn_blocking(move || {
+            let store = match idle {
+                Some(store) => store,
+                None => Store::open_reader(&path)?,
+            };
+            let result = read(&store);
+            Ok::<_, StoreError>((store, result))
+        })
+        .await
+        .map_err(|error| StoreError::ReadStopped(error.to_string()))??;
+        self.idle.lock_or_recover().push(store);
+        result
+    }
 }

@@ -38,17 +38,43 @@ pub fn load_orders(
     connection: &Connection,
     only: Option<&str>,
 ) -> Result<Vec<batch::Order>, StoreError> {
-    let only_filter = only_filter(only);
+    let filter = format!("o.state = 'open' AND {}", only_filter(only));
+    load_orders_where(connection, &filter, &[&only])
+}
+
+/// Orders received in `[from_ms, to_ms)` that were not cancelled, open or not (the reports).
+pub(super) fn orders_received_between(
+    connection: &Connection,
+    from_ms: i64,
+    to_ms: i64,
+) -> Result<Vec<batch::Order>, StoreError> {
+    load_orders_where(
+        connection,
+        "o.received_at >= ?1 AND o.received_at < ?2 AND o.state <> 'cancelled'",
+        &[&from_ms, &to_ms],
+    )
+}
+
+/// Orders matching `filter` (a condition on `o`, the orders table, over `params`).
+fn load_orders_where(
+    connection: &Connection,
+    filter: &str,
+    params: &[&dyn rusqlite::ToSql],
+) -> Result<Vec<batch::Order>, StoreError> {
     let mut orders: BTreeMap<String, batch::Order> = BTreeMap::new();
     let mut statement = connection.prepare_cached(&format!(
         "SELECT order_id, received_at, ordered_at, pickup_time, estimated_pickup_time,
-                estimated_prep_seconds, scheduled
-         FROM orders o WHERE state = 'open' AND {only_filter}"
+                estimated_prep_seconds, scheduled, state
+         FROM orders o WHERE {filter}"
     ))?;
-    let rows = statement.query_map([only], |row| {
+    let rows = statement.query_map(params, |row| {
         Ok(batch::Order {
             order_id: row.get(0)?,
-            state: OrderState::Open,
+            state: match row.get_ref(7)?.as_str()? {
+                "open" => OrderState::Open,
+                "cancelled" => OrderState::Cancelled,
+                _ => OrderState::Closed,
+            },
             received_at_ms: row.get(1)?,
             ordered_at_ms: row.get(2)?,
             pickup_time_ms: row.get(3)?,
@@ -66,11 +92,11 @@ pub fn load_orders(
     let mut statement = connection.prepare_cached(&format!(
         "SELECT l.order_id, l.line_no, l.parent_no, l.item_id, l.sku_id, l.name, l.quantity
          FROM order_lines l JOIN orders o USING (order_id)
-         WHERE o.state = 'open' AND {only_filter}
+         WHERE {filter}
          ORDER BY l.order_id, l.line_no"
     ))?;
     let mut flat: BTreeMap<String, Vec<(i64, Option<i64>, Line)>> = BTreeMap::new();
-    let rows = statement.query_map([only], |row| {
+    let rows = statement.query_map(params, |row| {
         let text = |index: usize| -> rusqlite::Result<Option<String>> {
             let value: String = row.get(index)?;
             Ok((!value.is_empty()).then_some(value))
@@ -102,9 +128,9 @@ pub fn load_orders(
 
     let mut statement = connection.prepare_cached(&format!(
         "SELECT b.order_id, b.station_id FROM order_bumps b JOIN orders o USING (order_id)
-         WHERE o.state = 'open' AND {only_filter}"
+         WHERE {filter}"
     ))?;
-    let rows = statement.query_map([only], |row| Ok((row.get::<_, String>(0)?, row.get(1)?)))?;
+    let rows = statement.query_map(params, |row| Ok((row.get::<_, String>(0)?, row.get(1)?)))?;
     for row in rows {
         let (order_id, station_id) = row?;
         if let Some(order) = orders.get_mut(&order_id) {
@@ -114,9 +140,9 @@ pub fn load_orders(
     let mut statement = connection.prepare_cached(&format!(
         "SELECT d.order_id, d.station_id, d.item_id, d.units
          FROM order_done d JOIN orders o USING (order_id)
-         WHERE o.state = 'open' AND {only_filter}"
+         WHERE {filter}"
     ))?;
-    let rows = statement.query_map([only], |row| {
+    let rows = statement.query_map(params, |row| {
         Ok((
             row.get::<_, String>(0)?,
             row.get(1)?,
@@ -134,10 +160,10 @@ pub fn load_orders(
     let mut statement = connection.prepare_cached(&format!(
         "SELECT d.order_id, d.station_id, d.item_id, sum(d.units)
          FROM line_done d JOIN orders o USING (order_id)
-         WHERE o.state = 'open' AND {only_filter}
+         WHERE {filter}
          GROUP BY d.order_id, d.station_id, d.item_id"
     ))?;
-    let rows = statement.query_map([only], |row| {
+    let rows = statement.query_map(params, |row| {
         Ok((
             row.get::<_, String>(0)?,
             row.get::<_, String>(1)?,
