@@ -13,6 +13,7 @@ pub mod metrics;
 pub mod otter;
 pub mod otter_api;
 pub mod publisher;
+pub mod reports;
 pub mod telemetry;
 
 use std::{net::SocketAddr, sync::Arc};

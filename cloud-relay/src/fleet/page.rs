@@ -16,6 +16,8 @@ use sqlx::PgPool;
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
+use kitchen_proto::report::render::escape;
+
 use super::{COMMANDS, CommandError, Commander, events, operators, store};
 
 /// The cookie holding the operator's token.
@@ -51,7 +53,7 @@ pub fn router(state: FleetState) -> Router {
         .with_state(state)
 }
 
-async fn secure_headers(mut response: Response) -> Response {
+pub(crate) async fn secure_headers(mut response: Response) -> Response {
     let headers = response.headers_mut();
     headers.insert(
         header::CONTENT_SECURITY_POLICY,
@@ -92,7 +94,7 @@ fn presented_token(headers: &HeaderMap) -> Option<String> {
 
 /// The operator making the request, or the answer to give instead (401, or 503 when
 /// PostgreSQL cannot say).
-async fn operator(state: &FleetState, headers: &HeaderMap) -> Result<String, Response> {
+pub(crate) async fn operator(state: &FleetState, headers: &HeaderMap) -> Result<String, Response> {
     let Some(token) = presented_token(headers) else {
         return Err(unauthorized());
     };
@@ -159,21 +161,6 @@ fn forbidden(why: String) -> Response {
         .into_response()
 }
 
-pub fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
 fn html(status: StatusCode, body: String) -> Response {
     (
         status,
@@ -183,7 +170,7 @@ fn html(status: StatusCode, body: String) -> Response {
         .into_response()
 }
 
-fn sign_in(message: Option<&str>) -> Response {
+pub(crate) fn sign_in(message: Option<&str>) -> Response {
     let message = message
         .map(|message| format!("<p class=\"error\" id=\"error\">{}</p>", escape(message)))
         .unwrap_or_default();
@@ -223,7 +210,7 @@ async fn list_page(State(state): State<FleetState>, headers: HeaderMap) -> Respo
                 "fleet.js",
                 &format!(
                     "<header><h1>Fleet</h1><span id=\"link\" class=\"link\">connecting…</span>\
-                     <span class=\"who\">{}</span>\
+                     <a href=\"/reports\">Reports</a><span class=\"who\">{}</span>\
                      <form method=\"post\" action=\"/fleet/logout\"><button>Sign out</button>\
                      </form></header>\
                      <table id=\"fleet\"><thead><tr>\

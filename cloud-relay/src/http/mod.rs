@@ -106,5 +106,6 @@ pub fn admin_router(state: AdminState, fleet: crate::fleet::page::FleetState) ->
         .route("/otter/unconfirmed", get(admin::otter_unconfirmed))
         .route("/healthz", get(|| async { "ok" }))
         .with_state(state)
+        .merge(crate::reports::router(fleet.clone()))
         .merge(crate::fleet::page::router(fleet))
 }

@@ -14,5 +14,6 @@ mod otter_calls;
 mod otter_menu;
 mod otter_rig;
 mod outage;
+mod reports;
 mod sync_security;
 mod webhook;
