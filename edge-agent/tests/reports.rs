@@ -228,3 +228,142 @@ async fn the_report_counts_each_stations_tickets_and_only_a_manager_reads_it() {
     assert_eq!(refused.status(), 403);
     agent.stop().await;
 }
+
+/// The relay counts what the box synced exactly as the box counts its own store: the same
+/// orders, bumps, a cancel and a batch session, read back from PostgreSQL, give the same CSV.
+#[tokio::test]
+async fn head_office_counts_the_synced_records_as_the_box_does() {
+    use common::cloud::{Cloud, postgres_addr};
+    let cloud = Cloud::create(&kitchen_testkit::names::unique("report-kitchen")).await;
+    cloud.import(REFERENCE).await;
+    let url = cloud.agent_url(postgres_addr());
+    let kitchen_id = cloud.kitchen_id.clone();
+    let agent = TestAgent::start_with(Some(REFERENCE), &[STORE], move |config| {
+        config.kitchen_id = kitchen_id;
+        config.database_url = Some(url);
+    })
+    .await;
+    let base = agent.base.clone();
+    let minute = 60_000;
+    let orders = [
+        new_order(STORE, "o1")
+            .sequence(1)
+            .at(now_ms() - 12 * minute)
+            .pickup_at(now_ms() - 5 * minute)
+            .item(line(
+                "Double Smash Burger",
+                2,
+                vec![line("Fries", 1, vec![])],
+            ))
+            .build(),
+        new_order(STORE, "o2")
+            .sequence(2)
+            .at(now_ms() - 3 * minute)
+            .pickup_at(now_ms() + 30 * minute)
+            .item(line("Fries", 2, vec![]))
+            .build(),
+        new_order(STORE, "o3")
+            .sequence(3)
+            .at(now_ms() - 3 * minute)
+            .item(line("Double Smash Burger", 1, vec![]))
+            .build(),
+        status_update(STORE, "o3", "orders.cancel", OrderStatus::Canceled)
+            .event_id("ev-o3-cancel")
+            .sequence(4)
+            .build(),
+    ];
+    for order in &orders {
+        agent.publish(order).await;
+    }
+    wait_until("two open orders", WAIT, || async {
+        get_json(&format!("{base}/api/orders?state=open")).await["orders"]
+            .as_array()
+            .is_some_and(|orders| orders.len() == 2)
+    })
+    .await;
+    for (order, station) in [("o1", "grill"), ("o1", "fry"), ("o2", "fry")] {
+        post_json(&format!("{base}/api/orders/{order}/bump?station={station}")).await;
+    }
+    // A recall and a bump again: the last bump counts on both sides.
+    post_json(&format!("{base}/api/orders/o2/recall?station=fry")).await;
+    post_json(&format!("{base}/api/orders/o2/bump?station=fry")).await;
+    let started = client()
+        .post(format!("{base}/api/batches/fry/fries/start"))
+        .json(&serde_json::json!({"quantity": 1}))
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(started.status(), 201);
+    wait_until("the records reach PostgreSQL", WAIT, || async {
+        cloud
+            .count("SELECT count(*) FROM kitchen.order_events WHERE kind = 'order.bumped'")
+            .await
+            == 4
+            && cloud
+                .count("SELECT count(*) FROM kitchen.batch_sessions")
+                .await
+                == 1
+            && cloud
+                .count("SELECT count(*) FROM kitchen.order_events WHERE kind = 'order.cancelled'")
+                .await
+                == 1
+    })
+    .await;
+
+    let day = |days_ago: i64| {
+        (chrono::Local::now() - chrono::Duration::days(days_ago))
+            .format("%Y-%m-%d")
+            .to_string()
+    };
+    let box_csv = client()
+        .get(format!("{base}/reports.csv?from={}&to={}", day(1), day(0)))
+        .send()
+        .await
+        .expect("answers")
+        .text()
+        .await
+        .expect("csv");
+    // The box's zone as PostgreSQL names it (whole hours east of UTC are `Etc/GMT-N`).
+    let offset_hours = chrono::Local::now().offset().local_minus_utc() / 3600;
+    let tz = match offset_hours {
+        0 => "UTC".to_owned(),
+        east if east > 0 => format!("Etc/GMT-{east}"),
+        west => format!("Etc/GMT+{}", -west),
+    };
+    let report = cloud_relay::reports::build(
+        &cloud.db.pool,
+        &cloud.kitchen_id,
+        &cloud_relay::reports::ReportQuery {
+            kitchen: Some(cloud.kitchen_id.clone()),
+            from: Some(day(1)),
+            to: Some(day(0)),
+            tz: Some(tz),
+        },
+    )
+    .await
+    .expect("the relay's report");
+    let relay_csv = kitchen_proto::report::render::csv(&report);
+    assert_eq!(relay_csv, box_csv);
+    // And it is not empty: grill had o1's 2 burgers, late; fry o1's 2 fries and o2's 2.
+    let line = |station: &str| {
+        box_csv
+            .lines()
+            .map(|line| line.split(',').collect::<Vec<_>>())
+            .find(|fields| fields[2] == station && fields[4] == "all")
+            .expect("a line")
+    };
+    assert_eq!(
+        (&line("grill")[5..7], line("grill")[9], line("grill")[11]),
+        (&["1", "1"][..], "1", "2")
+    );
+    assert_eq!(
+        (
+            &line("fry")[5..7],
+            line("fry")[9],
+            line("fry")[11],
+            line("fry")[13]
+        ),
+        (&["2", "2"][..], "1", "4", "1")
+    );
+    agent.stop().await;
+}
