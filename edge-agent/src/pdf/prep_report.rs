@@ -157,7 +157,7 @@ impl PrepReport {
             Some(part) => format!(" ({part})"),
             None => String::new(),
         };
-        let count = |n: u32| if n == 0 { String::new() } else { n.to_string() };
+        let count = |n: u32| n.to_string();
         let stock = Table {
             columns: vec![
                 Column::left("Item", 145.0),

@@ -81,14 +81,14 @@ impl TransfersReport {
         let counted = |state: TransferState| self.lines.iter().filter(|l| l.state == state).count();
         let table = Table {
             columns: vec![
-                Column::left("Received", 44.0),
+                Column::left("Received", 48.0),
                 Column::left("SSCC", 100.0),
-                Column::left("Item", 110.0),
-                Column::right("Count", 36.0),
-                Column::left("Lot", 50.0),
-                Column::left("Use by", 58.0),
-                Column::left("Device", 72.0),
-                Column::left("State", 45.0),
+                Column::left("Item", 102.0),
+                Column::right("Count", 32.0),
+                Column::left("Lot", 36.0),
+                Column::left("Use by", 56.0),
+                Column::left("Device", 90.0),
+                Column::left("State", 51.0),
             ],
             rows: self
                 .lines
@@ -104,7 +104,7 @@ impl TransfersReport {
                         line.device.clone(),
                         state_text(line.state).to_owned(),
                     ],
-                    strong: line.state == TransferState::Unlinked,
+                    strong: false,
                 })
                 .collect(),
             empty: "No transfer units were received.".to_owned(),
