@@ -173,7 +173,11 @@ pub fn day_start_ms<Z: chrono::TimeZone>(day: NaiveDate, zone: &Z) -> i64 {
         .filter_map(|hour| day.and_hms_opt(hour, 0, 0))
         .find_map(|start| zone.from_local_datetime(&start).earliest())
         .map_or_else(
-            || day.and_time(chrono::NaiveTime::MIN).and_utc().timestamp_millis(),
+            || {
+                day.and_time(chrono::NaiveTime::MIN)
+                    .and_utc()
+                    .timestamp_millis()
+            },
             |start| start.timestamp_millis(),
         )
 }

@@ -145,7 +145,10 @@ fn text_of(pdf: &[u8], dir: &Path, name: &str) -> Vec<String> {
 }
 
 fn bad_request(status: u16, body: &Value) -> (u16, String) {
-    (status, body["error"].as_str().unwrap_or_default().to_owned())
+    (
+        status,
+        body["error"].as_str().unwrap_or_default().to_owned(),
+    )
 }
 
 async fn status_and_json(url: &str) -> (u16, Value) {
@@ -236,14 +239,27 @@ async fn a_day_of_stock_reads_back_exactly_from_both_pdfs_and_the_transfer_view(
 
     // `/api/transfers`: newest first, each with where its stock is.
     let transfers = get_json(&format!("{base}/api/transfers")).await;
-    assert_eq!((&transfers["today"], &transfers["days"]), (&json!(today), &json!(7)));
+    assert_eq!(
+        (&transfers["today"], &transfers["days"]),
+        (&json!(today), &json!(7))
+    );
     let units: Vec<Value> = transfers["transfers"]
         .as_array()
         .expect("transfers")
         .iter()
         .map(|t| {
-            json!([t["sscc"], t["state"], t["item_id"], t["item_name"], t["gtin"], t["count"],
-                   t["lot"], t["use_by"], t["device"], t["received_on"]])
+            json!([
+                t["sscc"],
+                t["state"],
+                t["item_id"],
+                t["item_name"],
+                t["gtin"],
+                t["count"],
+                t["lot"],
+                t["use_by"],
+                t["device"],
+                t["received_on"]
+            ])
         })
         .collect();
     let device = "test-manager / door";
@@ -251,10 +267,54 @@ async fn a_day_of_stock_reads_back_exactly_from_both_pdfs_and_the_transfer_view(
     assert_eq!(
         units,
         [
-            json!([sscc(4), "used", "pickles", "Pickles", pickles, 5, "L79", d, device, today]),
-            json!([sscc(3), "unlinked", null, null, "09506000134352", 6, "X1", d, device, today]),
-            json!([sscc(2), "discarded", "pickles", "Pickles", pickles, 2, "L78", d, device, today]),
-            json!([sscc(1), "open", "pickles", "Pickles", pickles, 4, "L77", d, device, today]),
+            json!([
+                sscc(4),
+                "used",
+                "pickles",
+                "Pickles",
+                pickles,
+                5,
+                "L79",
+                d,
+                device,
+                today
+            ]),
+            json!([
+                sscc(3),
+                "unlinked",
+                null,
+                null,
+                "09506000134352",
+                6,
+                "X1",
+                d,
+                device,
+                today
+            ]),
+            json!([
+                sscc(2),
+                "discarded",
+                "pickles",
+                "Pickles",
+                pickles,
+                2,
+                "L78",
+                d,
+                device,
+                today
+            ]),
+            json!([
+                sscc(1),
+                "open",
+                "pickles",
+                "Pickles",
+                pickles,
+                4,
+                "L77",
+                d,
+                device,
+                today
+            ]),
         ]
     );
     let received: Vec<String> = transfers["transfers"]
@@ -310,7 +370,10 @@ async fn a_day_of_stock_reads_back_exactly_from_both_pdfs_and_the_transfer_view(
             "Discarded".to_owned(),
             "Time Item Qty Lot Use by By".to_owned(),
             format!("{} Slaw 3 B {tomorrow} test-manager", time(&discarded_b)),
-            format!("{} Pickles 2 L78 {tomorrow} test-manager", time(&discarded_l78)),
+            format!(
+                "{} Pickles 2 L78 {tomorrow} test-manager",
+                time(&discarded_l78)
+            ),
             "Transfer units received: 4 (listed in the transfer-unit report).".to_owned(),
             format!("Kitchen {kid} - prep report {today} Page 1 of 1"),
         ]
@@ -362,19 +425,29 @@ async fn a_day_of_stock_reads_back_exactly_from_both_pdfs_and_the_transfer_view(
         text_of(&report, &dir, "transfers"),
         [
             format!("Transfer units received {today}"),
-            format!(
-                "Kitchen {kid} - 4 received: 1 open, 1 used up, 1 discarded, 1 without stock"
-            ),
+            format!("Kitchen {kid} - 4 received: 1 open, 1 used up, 1 discarded, 1 without stock"),
             "Transfer units".to_owned(),
             "Received SSCC Item Count Lot Use by Device State".to_owned(),
-            format!("{} {} Pickles 4 L77 {tomorrow} {device} open", received[0], sscc(1)),
-            format!("{} {} Pickles 2 L78 {tomorrow} {device} discarded", received[1], sscc(2)),
+            format!(
+                "{} {} Pickles 4 L77 {tomorrow} {device} open",
+                received[0],
+                sscc(1)
+            ),
+            format!(
+                "{} {} Pickles 2 L78 {tomorrow} {device} discarded",
+                received[1],
+                sscc(2)
+            ),
             format!(
                 "{} {} GTIN 09506000134352 6 X1 {tomorrow} {device} no stock",
                 received[2],
                 sscc(3)
             ),
-            format!("{} {} Pickles 5 L79 {tomorrow} {device} used up", received[3], sscc(4)),
+            format!(
+                "{} {} Pickles 5 L79 {tomorrow} {device} used up",
+                received[3],
+                sscc(4)
+            ),
             format!("Kitchen {kid} - transfer units {today} Page 1 of 1"),
         ]
     );
@@ -417,9 +490,7 @@ async fn a_day_of_stock_reads_back_exactly_from_both_pdfs_and_the_transfer_view(
         text_of(&report, &dir, "transfers-yesterday"),
         [
             format!("Transfer units received {yesterday}"),
-            format!(
-                "Kitchen {kid} - 0 received: 0 open, 0 used up, 0 discarded, 0 without stock"
-            ),
+            format!("Kitchen {kid} - 0 received: 0 open, 0 used up, 0 discarded, 0 without stock"),
             "Transfer units".to_owned(),
             "No transfer units were received.".to_owned(),
             format!("Kitchen {kid} - transfer units {yesterday} Page 1 of 1"),
@@ -451,7 +522,9 @@ async fn a_day_of_stock_reads_back_exactly_from_both_pdfs_and_the_transfer_view(
     let (status, body) = status_and_json(&format!("{base}/prep/report.pdf?date={today}")).await;
     assert_eq!(status, 400);
     assert!(
-        body["error"].as_str().is_some_and(|e| e.contains("unknown field `date`")),
+        body["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("unknown field `date`")),
         "{body}"
     );
     let one_day = get_json(&format!("{base}/api/transfers?days=1")).await;
@@ -491,7 +564,14 @@ async fn a_day_of_stock_reads_back_exactly_from_both_pdfs_and_the_transfer_view(
         .await;
     assert_eq!(
         row,
-        json!([sscc(3), "GTIN 09506000134352 (no stock)", "6", "X1", tomorrow, received[2]])
+        json!([
+            sscc(3),
+            "GTIN 09506000134352 (no stock)",
+            "6",
+            "X1",
+            tomorrow,
+            received[2]
+        ])
     );
     assert_eq!(
         tablet
@@ -528,7 +608,12 @@ async fn a_day_of_stock_reads_back_exactly_from_both_pdfs_and_the_transfer_view(
         .await;
     discard(&base, &stock_of(sscc(1)).expect("pickles L77's stock")).await;
     tablet
-        .wait_for_value("L77 gone from open", wait, &group("tu-open"), &json!([sscc(5)]))
+        .wait_for_value(
+            "L77 gone from open",
+            wait,
+            &group("tu-open"),
+            &json!([sscc(5)]),
+        )
         .await;
     tablet
         .wait_for_value(

@@ -41,28 +41,19 @@ struct DayQuery {
     day: Option<String>,
 }
 
-/// The day asked for (default today), or the `400` saying why not.
+/// The day asked for (default today), or why it is refused (a `400`).
 fn day_of(
     query: Result<Query<DayQuery>, QueryRejection>,
     today: NaiveDate,
-) -> Result<NaiveDate, Response> {
-    let Query(query) = query.map_err(|rejection| {
-        error(StatusCode::BAD_REQUEST, rejection.body_text())
-    })?;
+) -> Result<NaiveDate, String> {
+    let Query(query) = query.map_err(|rejection| rejection.body_text())?;
     let Some(text) = query.day else {
         return Ok(today);
     };
-    let day = NaiveDate::parse_from_str(&text, "%Y-%m-%d").map_err(|_| {
-        error(
-            StatusCode::BAD_REQUEST,
-            format!("day {text:?} is not a date (YYYY-MM-DD)"),
-        )
-    })?;
+    let day = NaiveDate::parse_from_str(&text, "%Y-%m-%d")
+        .map_err(|_| format!("day {text:?} is not a date (YYYY-MM-DD)"))?;
     if day > today {
-        return Err(error(
-            StatusCode::BAD_REQUEST,
-            format!("day {day} is in the future (today is {today})"),
-        ));
+        return Err(format!("day {day} is in the future (today is {today})"));
     }
     Ok(day)
 }
@@ -102,7 +93,7 @@ async fn prep_report(
     let (today, minute) = prep::local_day(now);
     let day = match day_of(query, today) {
         Ok(day) => day,
-        Err(refused) => return refused,
+        Err(reason) => return error(StatusCode::BAD_REQUEST, reason),
     };
     let (start, end) = prep::day_span_ms(day);
     // Today: as things stand now. A past day: as it ended.
@@ -148,7 +139,7 @@ async fn transfers_report(
     let (today, _) = prep::local_day(now_ms());
     let day = match day_of(query, today) {
         Ok(day) => day,
-        Err(refused) => return refused,
+        Err(reason) => return error(StatusCode::BAD_REQUEST, reason),
     };
     let (start, end) = prep::day_span_ms(day);
     let units = match state

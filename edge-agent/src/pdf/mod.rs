@@ -167,7 +167,12 @@ impl Layout {
         }
         self.pages.push(Page::default());
         self.y = PAGE_HEIGHT - MARGIN;
-        let title = fit(&format!("{} (continued)", self.title), CONTENT_WIDTH, Font::Bold, 10.0);
+        let title = fit(
+            &format!("{} (continued)", self.title),
+            CONTENT_WIDTH,
+            Font::Bold,
+            10.0,
+        );
         self.text(MARGIN, self.y - 10.0, 10.0, Font::Bold, title);
         self.y -= 22.0;
         true
@@ -176,7 +181,13 @@ impl Layout {
     fn heading(&mut self, text: &str) {
         self.y -= 6.0;
         let line = fit(text, CONTENT_WIDTH, Font::Bold, HEADING_SIZE);
-        self.text(MARGIN, self.y - HEADING_SIZE, HEADING_SIZE, Font::Bold, line);
+        self.text(
+            MARGIN,
+            self.y - HEADING_SIZE,
+            HEADING_SIZE,
+            Font::Bold,
+            line,
+        );
         self.y -= HEADING_SIZE + 8.0;
     }
 
@@ -192,7 +203,11 @@ impl Layout {
         self.cells(table, &cells, Font::Bold);
         let width = table.columns.iter().map(|c| c.width).sum();
         let y = self.y + 2.0;
-        self.page().marks.push(Mark::Rule { x: MARGIN, y, width });
+        self.page().marks.push(Mark::Rule {
+            x: MARGIN,
+            y,
+            width,
+        });
     }
 
     fn cells(&mut self, table: &Table, cells: &[String], font: Font) {
@@ -240,7 +255,11 @@ impl Layout {
                     height: ROW_HEIGHT,
                 });
             }
-            let font = if row.strong { Font::Bold } else { Font::Regular };
+            let font = if row.strong {
+                Font::Bold
+            } else {
+                Font::Regular
+            };
             self.cells(table, &row.cells, font);
         }
         self.y -= 6.0;

@@ -185,7 +185,8 @@ impl PrepReport {
                         count(item.discarded),
                         item.on_hand.to_string(),
                         count(item.expired),
-                        item.par.map_or_else(|| "-".to_owned(), |par| par.to_string()),
+                        item.par
+                            .map_or_else(|| "-".to_owned(), |par| par.to_string()),
                         item.below_par()
                             .map_or_else(String::new, |short| format!("make {short}")),
                     ],
@@ -247,10 +248,7 @@ impl PrepReport {
         };
         Document {
             title: format!("Prep report {}", self.day),
-            subtitle: format!(
-                "Kitchen {} - on hand and PAR {when}{part}",
-                self.kitchen
-            ),
+            subtitle: format!("Kitchen {} - on hand and PAR {when}{part}", self.kitchen),
             footer: format!("Kitchen {} - prep report {}", self.kitchen, self.day),
             blocks: vec![
                 Block::Heading("Stock by item".to_owned()),

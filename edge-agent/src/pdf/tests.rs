@@ -18,7 +18,10 @@ fn document(rows: usize) -> Document {
         title: "Report".to_owned(),
         subtitle: "Kitchen k1".to_owned(),
         footer: "k1".to_owned(),
-        blocks: vec![Block::Heading("Stock".to_owned()), Block::Table(table(rows))],
+        blocks: vec![
+            Block::Heading("Stock".to_owned()),
+            Block::Table(table(rows)),
+        ],
     }
 }
 
@@ -76,7 +79,11 @@ fn a_long_table_breaks_across_pages_repeating_its_header_and_numbering_them() {
     for (n, page) in pages.iter().enumerate() {
         let texts = page.texts();
         assert_eq!(texts.last(), Some(&format!("Page {} of 3", n + 1).as_str()));
-        assert_eq!(texts.iter().filter(|t| **t == "Item").count(), 1, "header on page {n}");
+        assert_eq!(
+            texts.iter().filter(|t| **t == "Item").count(),
+            1,
+            "header on page {n}"
+        );
         if n > 0 {
             assert_eq!(texts[0], "Report (continued)");
             assert_eq!(texts[1], "Item", "the header comes first on page {n}");
@@ -93,7 +100,12 @@ fn a_long_table_breaks_across_pages_repeating_its_header_and_numbering_them() {
     // Every tenth row is marked: a grey band behind it, set in bold.
     let shades: usize = pages
         .iter()
-        .map(|p| p.marks.iter().filter(|m| matches!(m, Mark::Shade { .. })).count())
+        .map(|p| {
+            p.marks
+                .iter()
+                .filter(|m| matches!(m, Mark::Shade { .. }))
+                .count()
+        })
         .sum();
     assert_eq!(shades, 12);
 }
@@ -131,9 +143,13 @@ fn right_aligned_cells_end_at_the_column_edge_and_long_ones_are_cut() {
         .marks
         .iter()
         .filter_map(|m| match m {
-            Mark::Text { x, text, font: Font::Regular, size, .. } if *size == TEXT_SIZE => {
-                Some((*x, text.clone()))
-            }
+            Mark::Text {
+                x,
+                text,
+                font: Font::Regular,
+                size,
+                ..
+            } if *size == TEXT_SIZE => Some((*x, text.clone())),
             _ => None,
         })
         .collect();
@@ -144,7 +160,10 @@ fn right_aligned_cells_end_at_the_column_edge_and_long_ones_are_cut() {
     let (x, number) = &marks[1];
     assert_eq!(number, "12345");
     // Five digits of 556/1000 × 9 pt end 3 pt inside the column's right edge (40 + 260).
-    assert!((x + 5.0 * 5.004 - (MARGIN + 260.0 - CELL_PADDING)).abs() < 0.01, "{x}");
+    assert!(
+        (x + 5.0 * 5.004 - (MARGIN + 260.0 - CELL_PADDING)).abs() < 0.01,
+        "{x}"
+    );
 }
 
 #[test]
@@ -152,8 +171,14 @@ fn text_is_written_in_win_ansi_with_a_question_mark_for_what_it_cannot_hold() {
     assert_eq!(win_ansi("Slaw (1/6 pan)"), b"Slaw (1/6 pan)");
     assert_eq!(win_ansi("Café €2 – ok"), b"Caf\xe9 \x802 \x96 ok");
     assert_eq!(win_ansi("Phở 🍜\t"), b"Ph? ??");
-    assert_eq!(text_width("Slaw", Font::Regular, 10.0), 6.67 + 2.22 + 5.56 + 7.22);
-    assert_eq!(text_width("Slaw", Font::Bold, 10.0), 6.67 + 2.78 + 5.56 + 7.78);
+    assert_eq!(
+        text_width("Slaw", Font::Regular, 10.0),
+        6.67 + 2.22 + 5.56 + 7.22
+    );
+    assert_eq!(
+        text_width("Slaw", Font::Bold, 10.0),
+        6.67 + 2.78 + 5.56 + 7.78
+    );
 }
 
 #[test]
@@ -166,7 +191,10 @@ fn the_pdf_names_its_standard_fonts_and_holds_every_page() {
     assert!(text.contains("/BaseFont /Helvetica-Bold"));
     assert_eq!(text.matches("/WinAnsiEncoding").count(), 2);
     assert!(text.contains("/Count 3"));
-    assert_eq!(text.matches("/Type /Page\n").count() + text.matches("/Type /Page>").count(), 3);
+    assert_eq!(
+        text.matches("/Type /Page\n").count() + text.matches("/Type /Page>").count(),
+        3
+    );
     assert!(text.contains("(Page 2 of 3) Tj"));
     assert!(text.contains("(item 120) Tj"));
 }

@@ -120,11 +120,11 @@ impl TransfersReport {
                 counted(TransferState::Discarded),
                 counted(TransferState::Unlinked),
             ),
-            footer: format!(
-                "Kitchen {} - transfer units {}",
-                self.kitchen, self.day
-            ),
-            blocks: vec![Block::Heading("Transfer units".to_owned()), Block::Table(table)],
+            footer: format!("Kitchen {} - transfer units {}", self.kitchen, self.day),
+            blocks: vec![
+                Block::Heading("Transfer units".to_owned()),
+                Block::Table(table),
+            ],
         }
     }
 }

@@ -14,7 +14,8 @@ pub(super) fn day_from_text(text: Option<String>) -> Option<chrono::NaiveDate> {
     text.and_then(|t| chrono::NaiveDate::parse_from_str(&t, "%Y-%m-%d").ok())
 }
 
-pub(super) const LOT_COLUMNS: &str = "stock_id, item_id, source, label, quantity, lot, prepared_on, use_by,
+pub(super) const LOT_COLUMNS: &str =
+    "stock_id, item_id, source, label, quantity, lot, prepared_on, use_by,
     added_at, added_by, closed_at, closed_as, closed_by";
 
 pub(super) fn lot_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Lot> {
