@@ -5,6 +5,7 @@
 //! (`prep_report`, `transfers_report`) are built on it.
 
 mod font;
+pub mod labels;
 pub mod prep_report;
 pub mod transfers_report;
 
@@ -108,6 +109,13 @@ pub enum Mark {
     },
     /// A thin horizontal line.
     Rule { x: f32, y: f32, width: f32 },
+    /// A black bar (a barcode's).
+    Bar {
+        x: f32,
+        y: f32,
+        width: f32,
+        height: f32,
+    },
     /// A light grey band behind a row.
     Shade {
         x: f32,
@@ -339,7 +347,11 @@ pub fn fit(text: &str, width: f32, font: Font, size: f32) -> String {
 
 /// The document as PDF bytes.
 pub fn render(document: &Document) -> Vec<u8> {
-    let pages = layout(document);
+    render_pages(&layout(document), PAGE_WIDTH, PAGE_HEIGHT, &document.title)
+}
+
+/// Pages laid out already, `width` × `height` points each, as PDF bytes.
+pub fn render_pages(pages: &[Page], width: f32, height: f32, title: &str) -> Vec<u8> {
     let catalog = Ref::new(1);
     let tree = Ref::new(2);
     let regular = Ref::new(3);
@@ -360,12 +372,12 @@ pub fn render(document: &Document) -> Vec<u8> {
             .encoding_predefined(Name(b"WinAnsiEncoding"));
     }
     pdf.document_info(info)
-        .title(TextStr(&document.title))
+        .title(TextStr(title))
         .producer(TextStr("kitchen edge agent"));
     for (n, page) in pages.iter().enumerate() {
         let mut writer = pdf.page(page_ref(n));
         writer
-            .media_box(Rect::new(0.0, 0.0, PAGE_WIDTH, PAGE_HEIGHT))
+            .media_box(Rect::new(0.0, 0.0, width, height))
             .parent(tree)
             .contents(content_ref(n));
         writer
@@ -403,6 +415,14 @@ fn content(page: &Page) -> Content {
                     .move_to(*x, *y)
                     .line_to(x + width, *y)
                     .stroke();
+            }
+            Mark::Bar {
+                x,
+                y,
+                width,
+                height,
+            } => {
+                content.rect(*x, *y, *width, *height).fill_nonzero();
             }
             Mark::Shade {
                 x,
