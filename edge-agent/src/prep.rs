@@ -358,4 +358,14 @@ par = 2
         assert_ne!(a, b);
         assert!(a.bytes().all(|c| c.is_ascii_alphanumeric()), "{a}");
     }
+
+    #[test]
+    fn a_day_starts_at_its_local_midnight() {
+        let day = NaiveDate::from_ymd_opt(2026, 3, 29).expect("date");
+        let utc = chrono::Utc;
+        assert_eq!(day_start_ms(day, &utc), 1_774_742_400_000);
+        // Two hours east of UTC, the day starts two hours earlier.
+        let east = chrono::FixedOffset::east_opt(2 * 3600).expect("offset");
+        assert_eq!(day_start_ms(day, &east), 1_774_742_400_000 - 2 * 3_600_000);
+    }
 }

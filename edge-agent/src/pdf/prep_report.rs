@@ -265,3 +265,187 @@ impl PrepReport {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const REFERENCE: &str = r#"
+[[day_parts]]
+id = "lunch"
+start = "11:00"
+end = "15:00"
+[[stations]]
+id = "prep"
+name = "Prep"
+[[items]]
+id = "slaw"
+name = "Slaw"
+station = "prep"
+prep_seconds = 0
+par = 2
+par_by_day_part = { lunch = 6 }
+unit = "1/6 pan"
+[[items]]
+id = "fries"
+name = "Fries"
+station = "prep"
+prep_seconds = 0
+[[items]]
+id = "buns"
+name = "Buns"
+station = "prep"
+prep_seconds = 0
+par = 10
+"#;
+
+    fn day() -> NaiveDate {
+        NaiveDate::from_ymd_opt(2026, 12, 3).expect("date")
+    }
+
+    fn lot(item: &str, quantity: u32, use_by: NaiveDate) -> Lot {
+        Lot {
+            stock_id: format!("{item}-{quantity}"),
+            item_id: item.into(),
+            source: "prep".into(),
+            label: None,
+            quantity,
+            lot: Some("B1".into()),
+            prepared_on: None,
+            use_by: Some(use_by),
+            added_at_ms: 0,
+            added_by: "prep".into(),
+            closed_at_ms: Some(45_000_000),
+            closed_as: Some("discarded".into()),
+            closed_by: Some("manager".into()),
+        }
+    }
+
+    fn build(minute: u32) -> PrepReport {
+        let reference = Reference::parse(REFERENCE).expect("reference");
+        let yesterday = day().pred_opt().expect("date");
+        PrepReport::build(
+            &reference,
+            "k1",
+            day(),
+            Some("12:30".into()),
+            minute,
+            DayFacts {
+                moves: vec![
+                    DayMoves {
+                        item_id: "slaw".into(),
+                        prepped: 5,
+                        used: 1,
+                        ..DayMoves::default()
+                    },
+                    DayMoves {
+                        item_id: "gone".into(),
+                        discarded: 2,
+                        ..DayMoves::default()
+                    },
+                ],
+                open: vec![lot("slaw", 3, day()), lot("slaw", 1, yesterday)],
+                discarded: vec![lot("gone", 2, yesterday)],
+                transfers_received: 1,
+            },
+            |ms| format!("t{ms}"),
+        )
+    }
+
+    /// (name, prepped, used, discarded, on hand, expired, PAR, below PAR)
+    type Figures = (String, u32, u32, u32, u32, u32, Option<u32>, Option<u32>);
+
+    fn figures(report: &PrepReport) -> Vec<Figures> {
+        report
+            .items
+            .iter()
+            .map(|i| {
+                (
+                    i.name.clone(),
+                    i.prepped,
+                    i.used,
+                    i.discarded,
+                    i.on_hand,
+                    i.expired,
+                    i.par,
+                    i.below_par(),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn on_hand_leaves_out_what_expired_and_par_follows_the_day_part() {
+        // 12:30, lunch: slaw's PAR is 6; its lot with yesterday's use-by is expired, not on hand.
+        // Fries keep no stock and did not move: not listed. An item the reference no longer
+        // has is listed by its id.
+        let lunch = build(12 * 60 + 30);
+        assert_eq!(lunch.day_part.as_deref(), Some("lunch"));
+        assert_eq!(
+            figures(&lunch),
+            [
+                ("Slaw".into(), 5, 1, 0, 3, 1, Some(6), Some(3)),
+                ("Buns".into(), 0, 0, 0, 0, 0, Some(10), Some(10)),
+                ("gone".into(), 0, 0, 2, 0, 0, None, None),
+            ]
+        );
+        // 16:00, no day part: the item's plain PAR (2), which 3 on hand meets.
+        let evening = build(16 * 60);
+        assert_eq!(evening.day_part, None);
+        assert_eq!(figures(&evening)[0].6, Some(2));
+        assert_eq!(figures(&evening)[0].7, None);
+    }
+
+    #[test]
+    fn the_document_marks_what_is_below_par_and_lists_the_discards() {
+        let document = build(12 * 60 + 30).document();
+        assert_eq!(document.title, "Prep report 2026-12-03");
+        assert_eq!(
+            document.subtitle,
+            "Kitchen k1 - on hand and PAR at 12:30 (lunch)"
+        );
+        let Block::Table(stock) = &document.blocks[1] else {
+            panic!("the stock table")
+        };
+        let rows: Vec<(Vec<&str>, bool)> = stock
+            .rows
+            .iter()
+            .map(|r| (r.cells.iter().map(String::as_str).collect(), r.strong))
+            .collect();
+        assert_eq!(
+            rows,
+            [
+                (
+                    vec![
+                        "Slaw (1/6 pan)",
+                        "5",
+                        "0",
+                        "1",
+                        "0",
+                        "3",
+                        "1",
+                        "6",
+                        "make 3"
+                    ],
+                    true
+                ),
+                (
+                    vec!["Buns", "0", "0", "0", "0", "0", "0", "10", "make 10"],
+                    true
+                ),
+                (vec!["gone", "0", "0", "0", "2", "0", "0", "-", ""], false),
+            ]
+        );
+        let Block::Table(discarded) = &document.blocks[5] else {
+            panic!("the discard table")
+        };
+        assert_eq!(
+            discarded.rows[0].cells,
+            ["t45000000", "gone", "2", "B1", "2026-12-02", "manager"]
+        );
+        assert_eq!(
+            document.blocks[6],
+            Block::Text("Transfer units received: 1 (listed in the transfer-unit report).".into())
+        );
+    }
+}

@@ -137,3 +137,136 @@ impl Store {
         transfers_between(&self.connection, from_ms, to_ms)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{close_stock, insert_stock, insert_transfer};
+
+    const START: i64 = 1_764_720_000_000;
+    const END: i64 = START + 86_400_000;
+
+    fn lot(id: &str, item: &str, source: &str, quantity: u32, added: i64) -> Lot {
+        Lot {
+            stock_id: id.into(),
+            item_id: item.into(),
+            source: source.into(),
+            label: None,
+            quantity,
+            lot: Some(id.to_uppercase()),
+            prepared_on: None,
+            use_by: None,
+            added_at_ms: added,
+            added_by: "prep".into(),
+            closed_at_ms: None,
+            closed_as: None,
+            closed_by: None,
+        }
+    }
+
+    fn transfer(sscc: &str, received: i64, stock_id: Option<&str>) -> Transfer {
+        Transfer {
+            sscc: sscc.into(),
+            scan_id: format!("scan-{sscc}"),
+            device: "door".into(),
+            received_at_ms: received,
+            gtin: Some("00012345678905".into()),
+            item_id: stock_id.map(|_| "pickles".into()),
+            count: Some(4),
+            lot: None,
+            use_by: None,
+            stock_id: stock_id.map(str::to_owned),
+        }
+    }
+
+    /// A day's edges: stock added or closed at its first millisecond counts, at the next day's
+    /// first does not; what was added before and closed during it counts as closed only.
+    #[test]
+    fn a_day_counts_what_moved_within_its_edges() {
+        let mut store = Store::open_in_memory().expect("opens");
+        let tx = store.transaction().expect("tx");
+        for (lot, closed) in [
+            // Prepped yesterday, used today.
+            (
+                lot("a", "slaw", "prep", 2, START - 1),
+                Some((START + 10, "used")),
+            ),
+            (lot("b", "slaw", "prep", 3, START), None),
+            (lot("c", "buns", "product", 12, END - 1), None),
+            // Tomorrow's.
+            (lot("d", "slaw", "prep", 5, END), None),
+            (
+                lot("e", "slaw", "prep", 1, START + 5),
+                Some((END - 1, "discarded")),
+            ),
+            // Closed at the next day's first millisecond: still open today.
+            (
+                lot("f", "pickles", "transfer", 4, START + 7),
+                Some((END, "used")),
+            ),
+            (
+                lot("g", "pickles", "transfer", 6, START + 8),
+                Some((START + 30, "discarded")),
+            ),
+        ] {
+            insert_stock(&tx, &lot, None).expect("stock");
+            if let Some((at, closed_as)) = closed {
+                assert!(close_stock(&tx, &lot.stock_id, closed_as, "cook", at).expect("closed"));
+            }
+        }
+        insert_transfer(&tx, &transfer("s1", START + 7, Some("f"))).expect("transfer");
+        insert_transfer(&tx, &transfer("s2", START + 8, Some("g"))).expect("transfer");
+        insert_transfer(&tx, &transfer("s3", START + 9, None)).expect("transfer");
+        insert_transfer(&tx, &transfer("s0", START - 1, None)).expect("transfer");
+        insert_transfer(&tx, &transfer("s4", END, None)).expect("transfer");
+        tx.commit().expect("commit");
+
+        let moves = |item: &str, prepped, received, used, discarded| DayMoves {
+            item_id: item.into(),
+            prepped,
+            received,
+            used,
+            discarded,
+        };
+        assert_eq!(
+            store.day_moves(START, END).expect("moves"),
+            [
+                moves("buns", 0, 12, 0, 0),
+                moves("pickles", 0, 10, 0, 6),
+                moves("slaw", 4, 0, 2, 1),
+            ]
+        );
+        let open = |at| -> Vec<String> {
+            store
+                .stock_open_at(at)
+                .expect("open")
+                .into_iter()
+                .map(|l| l.stock_id)
+                .collect()
+        };
+        assert_eq!(open(START + 9), ["a", "b", "e", "f", "g"]);
+        // Oldest first (none has a use-by).
+        assert_eq!(open(END - 1), ["b", "f", "c"]);
+        let discarded: Vec<String> = store
+            .discarded_between(START, END)
+            .expect("discarded")
+            .into_iter()
+            .map(|l| l.stock_id)
+            .collect();
+        assert_eq!(discarded, ["g", "e"]);
+        let units: Vec<(String, TransferState)> = store
+            .transfers_between(START, END)
+            .expect("transfers")
+            .into_iter()
+            .map(|u| (u.transfer.sscc, u.state))
+            .collect();
+        assert_eq!(
+            units,
+            [
+                ("s1".into(), TransferState::Used),
+                ("s2".into(), TransferState::Discarded),
+                ("s3".into(), TransferState::Unlinked),
+            ]
+        );
+    }
+}
