@@ -782,6 +782,14 @@ async fn screenshot_of_the_prep_display() {
     ] {
         scan(&base, "prep", None, &code).await;
     }
+    // A case of buns from the commissary, for the transfer-unit view.
+    let sscc_body = "03761234500000042";
+    let sscc = format!("{sscc_body}{}", check_digit(sscc_body));
+    let transfer = format!(
+        "]C100{sscc}0204006381333931{GS}3706{GS}10C42{GS}17{}",
+        yymmdd(today + Days::new(2))
+    );
+    scan(&base, "receiving", None, &transfer).await;
     let mut tablet = browser::Browser::launch(1280, 720).await;
     tablet.navigate(&format!("{base}/prep")).await;
     let wait = std::time::Duration::from_secs(10);
