@@ -9,7 +9,7 @@ use axum::{
     response::{IntoResponse, Response},
     routing::get,
 };
-use chrono::{Days, NaiveDate};
+use chrono::{Datelike, Days, NaiveDate};
 use kitchen_daemon::clock::now_ms;
 use serde::Deserialize;
 use serde_json::json;
@@ -27,6 +27,8 @@ use crate::{
 /// `/api/transfers` looks back this many days unless asked, and at most `MAX_DAYS`.
 const DEFAULT_DAYS: u32 = 7;
 const MAX_DAYS: u32 = 31;
+/// No report is made for a day before this year.
+const FIRST_YEAR: i32 = 2000;
 
 pub(super) fn routes() -> Router<AppState> {
     Router::new()
@@ -54,6 +56,10 @@ fn day_of(
         .map_err(|_| format!("day {text:?} is not a date (YYYY-MM-DD)"))?;
     if day > today {
         return Err(format!("day {day} is in the future (today is {today})"));
+    }
+    // Nothing is older than the box; and dates near chrono's ends have no local midnight.
+    if day.year() < FIRST_YEAR {
+        return Err(format!("day {day} is before {FIRST_YEAR}"));
     }
     Ok(day)
 }
