@@ -92,21 +92,35 @@ fn widths(values: &[u8]) -> impl Iterator<Item = u32> + '_ {
     })
 }
 
+/// The symbol's width in modules, quiet zones included.
+pub fn modules(values: &[u8]) -> u32 {
+    widths(values).sum::<u32>() + 2 * QUIET
+}
+
+/// The symbol's bars as (left edge, width) in modules from the left of the quiet zone.
+pub fn bars(values: &[u8]) -> Vec<(u32, u32)> {
+    let mut x = QUIET;
+    let mut bars = Vec::new();
+    for (index, width) in widths(values).enumerate() {
+        if index % 2 == 0 {
+            bars.push((x, width));
+        }
+        x += width;
+    }
+    bars
+}
+
 /// An SVG drawing of the symbol with quiet zones; `module_mm` wide modules, `height_mm` tall.
 pub fn svg(values: &[u8], module_mm: f32, height_mm: f32) -> String {
-    let total: u32 = widths(values).sum::<u32>() + 2 * QUIET;
+    let total = modules(values);
     let mut svg = format!(
         "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{:.2}mm\" height=\"{height_mm}mm\" \
          viewBox=\"0 0 {total} 60\" preserveAspectRatio=\"none\" shape-rendering=\"crispEdges\">\
          <rect width=\"{total}\" height=\"60\" fill=\"#fff\"/>",
         total as f32 * module_mm
     );
-    let mut x = QUIET;
-    for (index, width) in widths(values).enumerate() {
-        if index % 2 == 0 {
-            let _ = write!(svg, "<rect x=\"{x}\" width=\"{width}\" height=\"60\"/>");
-        }
-        x += width;
+    for (x, width) in bars(values) {
+        let _ = write!(svg, "<rect x=\"{x}\" width=\"{width}\" height=\"60\"/>");
     }
     svg.push_str("</svg>");
     svg

@@ -16,6 +16,7 @@ pub mod kitchen;
 pub mod label;
 pub mod otter;
 pub mod pairing;
+pub mod pdf;
 pub mod prep;
 pub mod printer;
 pub mod provision;

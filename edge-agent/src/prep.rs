@@ -166,6 +166,92 @@ pub fn new_batch_id(now_ms: i64) -> String {
     format!("{:02}{:02}{tail}", today.month(), today.day())
 }
 
+/// When `day` starts in `zone`, in Unix ms: its first valid local time (midnight, or the end
+/// of a DST gap that swallowed it).
+pub fn day_start_ms<Z: chrono::TimeZone>(day: NaiveDate, zone: &Z) -> i64 {
+    (0..=2)
+        .filter_map(|hour| day.and_hms_opt(hour, 0, 0))
+        .find_map(|start| zone.from_local_datetime(&start).earliest())
+        .map_or_else(
+            || {
+                day.and_time(chrono::NaiveTime::MIN)
+                    .and_utc()
+                    .timestamp_millis()
+            },
+            |start| start.timestamp_millis(),
+        )
+}
+
+/// The local day `day` as Unix ms, `[start, end)` (23, 24 or 25 hours).
+pub fn day_span_ms(day: NaiveDate) -> (i64, i64) {
+    let next = day.succ_opt().unwrap_or(day);
+    (
+        day_start_ms(day, &chrono::Local),
+        day_start_ms(next, &chrono::Local),
+    )
+}
+
+/// `at_ms` as the box's local time of day, `HH:MM`.
+pub fn local_time(at_ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(at_ms)
+        .unwrap_or_default()
+        .with_timezone(&chrono::Local)
+        .format("%H:%M")
+        .to_string()
+}
+
+/// What moved in an item's stock over a span of time (a day, for the prep report), in units.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct DayMoves {
+    pub item_id: String,
+    /// Added by prep labels.
+    pub prepped: u32,
+    /// Added by product codes and transfer units.
+    pub received: u32,
+    pub used: u32,
+    pub discarded: u32,
+}
+
+/// Where a received transfer unit's stock is: still `open`, `used`, `discarded`, or
+/// `unlinked` when it made no stock (its contents are no item's).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TransferState {
+    Open,
+    Used,
+    Discarded,
+    Unlinked,
+}
+
+impl TransferState {
+    /// From its stock's `closed_as` (`None` inside: open), or no stock at all.
+    pub fn of(stock: Option<Option<&str>>) -> Self {
+        match stock {
+            None => TransferState::Unlinked,
+            Some(None) => TransferState::Open,
+            Some(Some("used")) => TransferState::Used,
+            Some(Some(_)) => TransferState::Discarded,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TransferState::Open => "open",
+            TransferState::Used => "used",
+            TransferState::Discarded => "discarded",
+            TransferState::Unlinked => "unlinked",
+        }
+    }
+}
+
+/// A transfer unit received, with where its stock is now.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TransferUnit {
+    #[serde(flatten)]
+    pub transfer: crate::record::Transfer,
+    pub state: TransferState,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -271,5 +357,15 @@ par = 2
         assert!(a.len() <= 10 && b.len() <= 10, "{a} {b}");
         assert_ne!(a, b);
         assert!(a.bytes().all(|c| c.is_ascii_alphanumeric()), "{a}");
+    }
+
+    #[test]
+    fn a_day_starts_at_its_local_midnight() {
+        let day = NaiveDate::from_ymd_opt(2026, 3, 29).expect("date");
+        let utc = chrono::Utc;
+        assert_eq!(day_start_ms(day, &utc), 1_774_742_400_000);
+        // Two hours east of UTC, the day starts two hours earlier.
+        let east = chrono::FixedOffset::east_opt(2 * 3600).expect("offset");
+        assert_eq!(day_start_ms(day, &east), 1_774_742_400_000 - 2 * 3_600_000);
     }
 }

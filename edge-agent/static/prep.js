@@ -20,6 +20,40 @@ async function load() {
   if (again) { again = false; load(); }
 }
 
+// The transfer-unit view: what came in today, what is open, what is used up (or thrown away).
+let transfersLoading = null, transfersAgain = false;
+async function loadTransfers() {
+  if (transfersLoading) { transfersAgain = true; return transfersLoading; }
+  transfersLoading = (async () => {
+    try {
+      const r = await fetch("/api/transfers", { cache: "no-store" });
+      if (r.ok) renderTransfers(await r.json());
+    } catch (error) { console.error(error); }
+  })();
+  await transfersLoading;
+  transfersLoading = null;
+  if (transfersAgain) { transfersAgain = false; loadTransfers(); }
+}
+function transferRows(units, empty, note) {
+  if (!units.length) return `<tr><td class="none" colspan="6">${esc(empty)}</td></tr>`;
+  return units.map((t) => {
+    const item = t.item_name || (t.gtin ? `GTIN ${t.gtin}` : "–");
+    const extra = note ? note(t) : "";
+    return `<tr class="${t.state}" data-sscc="${esc(t.sscc)}"><td class="sscc">${esc(t.sscc)}</td><td>${esc(item)}${extra}</td>
+      <td class="n">${t.count ?? ""}</td><td>${esc(t.lot ?? "")}</td><td class="day">${esc(t.use_by ?? "")}</td>
+      <td class="day">${t.received_on === t.today ? "" : esc(t.received_on) + " "}${esc(t.received_time)}</td></tr>`;
+  }).join("");
+}
+function renderTransfers(body) {
+  const units = body.transfers.map((t) => ({ ...t, today: body.today }));
+  const states = { open: "open", used: "used up", discarded: "discarded", unlinked: "no stock" };
+  $("tu-today").innerHTML = transferRows(units.filter((t) => t.received_on === body.today),
+    "No transfer units received today.", (t) => ` <small>(${states[t.state]})</small>`);
+  $("tu-open").innerHTML = transferRows(units.filter((t) => t.state === "open"), "No transfer units open.");
+  $("tu-used").innerHTML = transferRows(units.filter((t) => t.state === "used" || t.state === "discarded"),
+    `None used up in the last ${body.days} days.`, (t) => t.state === "discarded" ? " <small>(discarded)</small>" : "");
+}
+
 function unitText(n, unit) { return unit ? `${n} × ${esc(unit)}` : String(n); }
 function render() {
   if (!view) return;
@@ -94,7 +128,7 @@ function recent(d, ok) {
 function connect() {
   events = new EventSource(lastEventId === null ? "/orders/events"
     : "/orders/events?last_event_id=" + encodeURIComponent(lastEventId));
-  events.onopen = () => { retryMs = 1000; showLink(); load(); };
+  events.onopen = () => { retryMs = 1000; showLink(); load(); loadTransfers(); };
   events.onerror = () => {
     showLink();
     if (events.readyState === EventSource.CLOSED) { events.close(); setTimeout(connect, retryMs); retryMs = Math.min(retryMs * 2, 30000); }
@@ -103,9 +137,13 @@ function connect() {
     if (e.lastEventId) lastEventId = e.lastEventId;
     try { handle(JSON.parse(e.data)); } catch (error) { console.error(kind, error); }
   });
-  on("stock.changed", () => { load(); window.refresh86?.(); });
+  on("stock.changed", () => { load(); loadTransfers(); window.refresh86?.(); });
   for (const kind of ["item.suspended", "item.unsuspended", "otter.call", "batch.started", "batch.completed"]) on(kind, () => window.refresh86?.());
-  on("scan.recorded", (d) => { if (d.role !== "station" || d.stock_id) recent(d, true); });
+  on("scan.recorded", (d) => {
+    if (d.role !== "station" || d.stock_id) recent(d, true);
+    // A transfer unit whose contents are no item's moves no stock, but it was received.
+    if (d.action === "receive") loadTransfers();
+  });
   on("scan.rejected", (d) => {
     if (d.role === "station" && !(d.parsed && d.parsed.prep_label)) return;
     recent(d, false);
@@ -121,8 +159,9 @@ function showLink() {
 }
 
 load();
+loadTransfers();
 connect();
-setInterval(load, REFRESH_MS);
+setInterval(() => { load(); loadTransfers(); }, REFRESH_MS);
 
 fetch("/api/me", { cache: "no-store" }).then((r) => r.json()).then((me) => {
   if (me.device) $("paired-as").textContent = `${me.device.name} · ${me.device.role}`;

@@ -498,6 +498,13 @@ async fn hostile_values_get_4xx_and_the_agent_keeps_running() {
             400,
         ),
         ("/api/orders?state=closed".into(), 400),
+        ("/prep/report.pdf?day=%2B262142-12-31".into(), 400),
+        ("/prep/report.pdf?day=-262143-01-01".into(), 400),
+        ("/prep/report.pdf?day=1999-12-31".into(), 400),
+        ("/prep/transfers.pdf?day=%00".into(), 400),
+        ("/prep/transfers.pdf?day=2000-01-01".into(), 200),
+        ("/api/transfers?days=99999999999".into(), 400),
+        ("/api/transfers?days=-1".into(), 400),
     ];
     for (path, expected) in &gets {
         let status = http

@@ -9,7 +9,7 @@ use std::{
 
 /// Top-level modules by layer.
 const DOMAIN: &[&str] = &[
-    "batch", "device", "scan", "label", "prep", "record", "otter", "receipt",
+    "batch", "device", "scan", "label", "prep", "record", "otter", "receipt", "pdf",
 ];
 const CONFIG: &[&str] = &["config"];
 const STATE: &[&str] = &["status"];

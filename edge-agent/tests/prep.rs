@@ -461,7 +461,7 @@ async fn printed_prep_labels_scan_back_in_and_zpl_names_the_same_data() {
         ("item=slaw&copies=0", 400),
         ("item=slaw&copies=51", 400),
         ("item=slaw&batch=a%20b", 400),
-        ("item=slaw&format=pdf", 400),
+        ("item=slaw&format=gif", 400),
         ("item=slaw&use_by=2001-01-01", 400),
         // Used to panic on the date addition (and, in release, abort the agent).
         ("item=slaw&prepared=%2B262142-12-31", 400),
@@ -515,6 +515,104 @@ async fn a_printed_prep_label_reads_back_with_an_independent_decoder() {
     let (status, body) = scan(&kitchen.base, "prep", None, decoded.trim_end_matches('\n')).await;
     assert_eq!((status, &body["action"]), (200, &json!("stock")), "{body}");
     expect_on_hand(&kitchen.base, 3, 0, 0, "the printed label scanned in").await;
+    kitchen.stop().await;
+}
+
+/// The same labels as PDF (`format=pdf`: one 4 × 2 inch page each), rendered by poppler and
+/// read by zbar: each barcode is exactly its element string, the text is the label's, and
+/// scanning them in adds the stock.
+#[tokio::test]
+async fn prep_labels_as_pdf_read_back_with_an_independent_decoder() {
+    let kitchen = TestAgent::start(Some(REFERENCE)).await;
+    let base = kitchen.base.clone();
+    let response = kitchen_testkit::http::get(format!(
+        "{base}/labels/prep?item=slaw&quantity=2&copies=2&batch=Q7&format=pdf"
+    ))
+    .await
+    .expect("answers");
+    assert_eq!(response.status(), 200);
+    let header = |name: &str| response.headers()[name].to_str().expect("ascii").to_owned();
+    assert_eq!(
+        (header("content-type"), header("content-disposition")),
+        (
+            "application/pdf".to_owned(),
+            "inline; filename=\"labels-slaw.pdf\"".to_owned()
+        )
+    );
+    let file = kitchen.data_dir.join("labels.pdf");
+    std::fs::write(&file, response.bytes().await.expect("pdf")).expect("written");
+    let (today, _) = edge_agent::prep::local_day(kitchen_daemon::clock::now_ms());
+    let use_by = today + Days::new(2);
+    let label = |batch: &'static str| PrepLabel {
+        item_id: "slaw",
+        batch_id: batch,
+        prepared: today,
+        use_by,
+        quantity: 2,
+    };
+    let text = std::process::Command::new("pdftotext")
+        .args(["-layout", "-enc", "UTF-8"])
+        .arg(&file)
+        .arg("-")
+        .output()
+        .expect("pdftotext runs (scripts/services installs poppler-utils)");
+    let lines: Vec<String> = String::from_utf8(text.stdout)
+        .expect("utf-8")
+        .lines()
+        .map(|line| line.split_whitespace().collect::<Vec<_>>().join(" "))
+        .filter(|line| !line.is_empty())
+        .collect();
+    let expected: Vec<String> = ["Q7-1", "Q7-2"]
+        .iter()
+        .flat_map(|batch| {
+            [
+                "Slaw".to_owned(),
+                format!("Prepared {today} USE BY {use_by}"),
+                format!("Qty 2 × 1/6 pan · Batch {batch}"),
+                label(batch).human().expect("human"),
+            ]
+        })
+        .collect();
+    assert_eq!(lines, expected);
+    // 4 × 2 inches at 300 dpi, bars without anti-aliasing, one PNG a page.
+    let rendered = std::process::Command::new("pdftoppm")
+        .args(["-png", "-r", "300", "-aaVector", "no"])
+        .arg(&file)
+        .arg(kitchen.data_dir.join("label"))
+        .status()
+        .expect("pdftoppm runs");
+    assert!(rendered.success());
+    let mut decoded = Vec::new();
+    for page in 1..=2 {
+        let png = kitchen.data_dir.join(format!("label-{page}.png"));
+        let bytes = std::fs::read(&png).expect("a PNG a page");
+        assert_eq!(
+            &bytes[16..24],
+            [0, 0, 4, 176, 0, 0, 2, 88],
+            "1200 × 600 pixels"
+        );
+        let output = std::process::Command::new("zbarimg")
+            .args(["--raw", "-q", "-Sdisable", "-Scode128.enable"])
+            .arg(&png)
+            .output()
+            .expect("zbarimg runs (scripts/services installs zbar-tools)");
+        decoded.push(
+            String::from_utf8(output.stdout)
+                .expect("text")
+                .trim_end_matches('\n')
+                .to_owned(),
+        );
+    }
+    let codes: Vec<String> = ["Q7-1", "Q7-2"]
+        .iter()
+        .map(|batch| label(batch).element_string().expect("label"))
+        .collect();
+    assert_eq!(decoded, codes);
+    for code in &codes {
+        let (status, body) = scan(&base, "prep", None, code).await;
+        assert_eq!(status, 200, "{body}");
+    }
+    expect_on_hand(&base, 4, 0, 0, "two PDF labels of two").await;
     kitchen.stop().await;
 }
 
@@ -684,6 +782,14 @@ async fn screenshot_of_the_prep_display() {
     ] {
         scan(&base, "prep", None, &code).await;
     }
+    // A case of buns from the commissary, for the transfer-unit view.
+    let sscc_body = "03761234500000042";
+    let sscc = format!("{sscc_body}{}", check_digit(sscc_body));
+    let transfer = format!(
+        "]C100{sscc}0204006381333931{GS}3706{GS}10C42{GS}17{}",
+        yymmdd(today + Days::new(2))
+    );
+    scan(&base, "receiving", None, &transfer).await;
     let mut tablet = browser::Browser::launch(1280, 720).await;
     tablet.navigate(&format!("{base}/prep")).await;
     let wait = std::time::Duration::from_secs(10);

@@ -31,6 +31,7 @@ mod metrics;
 mod otter;
 mod pairing;
 mod prep;
+mod prep_reports;
 mod print;
 mod reports;
 mod view;
@@ -84,6 +85,7 @@ pub fn router(state: AppState) -> Router {
         .route("/orders/events", get(events::events))
         .route("/static/{file}", get(asset))
         .merge(prep::routes())
+        .merge(prep_reports::routes())
         .merge(pairing::routes())
         .merge(otter::routes())
         .merge(print::routes())

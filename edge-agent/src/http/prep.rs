@@ -1,5 +1,5 @@
 //! Prep inventory over HTTP: the prep view and list (`/api/prep`), discarding stock, printable
-//! prep labels (HTML with a GS1-128 barcode, or ZPL), and the prep display page.
+//! prep labels (HTML with a GS1-128 barcode, ZPL, or PDF), and the prep display page.
 
 use axum::{
     Extension, Json, Router,
@@ -18,7 +18,7 @@ use super::{
     guard::{Caller, forbid},
     internal,
 };
-use crate::{device::Action, label, prep, scan, store::Store, writer::StockRejection};
+use crate::{device::Action, label, pdf, prep, scan, store::Store, writer::StockRejection};
 
 /// Labels printed at most per request.
 const MAX_COPIES: u32 = 50;
@@ -103,7 +103,7 @@ struct Label {
 }
 
 /// `GET /labels/prep?item=<id>[&quantity=1][&batch=][&prepared=YYYY-MM-DD][&use_by=]
-/// [&copies=1][&format=html|zpl]`: prep labels to print, each with its own batch id
+/// [&copies=1][&format=html|zpl|pdf]`: prep labels to print, each with its own batch id
 /// (`<batch>-<n>` when several). `use_by` defaults to prepared + the item's shelf life.
 async fn labels(State(state): State<AppState>, Query(query): Query<LabelQuery>) -> Response {
     let reference = state.live.reference.get();
@@ -208,6 +208,32 @@ async fn labels(State(state): State<AppState>, Query(query): Query<LabelQuery>) 
                 .collect::<String>(),
         )
             .into_response(),
+        Some("pdf") => {
+            let pages: Vec<_> = labels.iter().map(|l| (l.values.clone(), text(l))).collect();
+            // The item id names the file; a header must not carry a quote or a line break.
+            let file: String = item
+                .id
+                .chars()
+                .map(|c| {
+                    if c.is_ascii_alphanumeric() || c == '-' {
+                        c
+                    } else {
+                        '_'
+                    }
+                })
+                .collect();
+            (
+                [
+                    (header::CONTENT_TYPE, "application/pdf".to_owned()),
+                    (
+                        header::CONTENT_DISPOSITION,
+                        format!("inline; filename=\"labels-{file}.pdf\""),
+                    ),
+                ],
+                pdf::labels::render(&pages),
+            )
+                .into_response()
+        }
         None | Some("html") => {
             let body: String = labels
                 .iter()
@@ -240,7 +266,7 @@ async fn labels(State(state): State<AppState>, Query(query): Query<LabelQuery>) 
         }
         Some(other) => error(
             StatusCode::BAD_REQUEST,
-            format!("format {other:?}: html or zpl"),
+            format!("format {other:?}: html, zpl or pdf"),
         ),
     }
 }

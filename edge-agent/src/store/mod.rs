@@ -10,6 +10,7 @@ mod devices;
 mod log;
 mod orders;
 mod otter;
+mod prep_reports;
 mod prints;
 mod readers;
 mod reference;

@@ -10,14 +10,15 @@ fn day_text(date: Option<chrono::NaiveDate>) -> Option<String> {
     date.map(|d| d.format("%Y-%m-%d").to_string())
 }
 
-fn day_from_text(text: Option<String>) -> Option<chrono::NaiveDate> {
+pub(super) fn day_from_text(text: Option<String>) -> Option<chrono::NaiveDate> {
     text.and_then(|t| chrono::NaiveDate::parse_from_str(&t, "%Y-%m-%d").ok())
 }
 
-const LOT_COLUMNS: &str = "stock_id, item_id, source, label, quantity, lot, prepared_on, use_by,
+pub(super) const LOT_COLUMNS: &str =
+    "stock_id, item_id, source, label, quantity, lot, prepared_on, use_by,
     added_at, added_by, closed_at, closed_as, closed_by";
 
-fn lot_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Lot> {
+pub(super) fn lot_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Lot> {
     Ok(Lot {
         stock_id: row.get(0)?,
         item_id: row.get(1)?,
