@@ -118,7 +118,11 @@ fn main() {
         );
     }
     drop(store);
-    let _ = std::fs::remove_dir_all(&dir);
+    if std::env::var_os("BENCH_KEEP").is_some() {
+        println!("kept: {}", path.display());
+    } else {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }
 
 /// `days` of orders up to `now_ms`, written as the agent's own tables hold them.

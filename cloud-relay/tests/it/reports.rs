@@ -293,3 +293,101 @@ async fn the_report_counts_the_synced_records_in_the_kitchens_time_zone() {
             .contains("id=\"signin\"")
     );
 }
+
+/// docs/images/report.png: a day of a burger kitchen — a lunch and a dinner rush, ticket times
+/// growing with them — as head office's report shows it.
+/// `cargo test -p cloud-relay --test it -- --ignored screenshot_of_the_report`.
+#[tokio::test]
+#[ignore = "makes docs/images/report.png"]
+async fn screenshot_of_the_report() {
+    use kitchen_testkit::browser::Browser;
+    let app = spawn_app().await;
+    let pool = &app.db.pool;
+    sqlx::query("INSERT INTO kitchen.kitchens (kitchen_id) VALUES ($1)")
+        .bind(KITCHEN)
+        .execute(pool)
+        .await
+        .expect("kitchen");
+    for (position, (id, name)) in [("grill", "Grill"), ("fry", "Fryer")].iter().enumerate() {
+        sqlx::query(
+            "INSERT INTO kitchen.ref_stations (kitchen_id, id, name, position) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(KITCHEN)
+        .bind(id)
+        .bind(name)
+        .bind(i32::try_from(position).expect("small"))
+        .execute(pool)
+        .await
+        .expect("station");
+    }
+    let minute = 60_000;
+    let mut seed: u64 = 7;
+    let mut random = |below: u64| {
+        seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+        (seed >> 33) % below
+    };
+    let mut n = 0;
+    for hour in 11..23_i64 {
+        let per_hour = match hour {
+            12 | 13 => 34,
+            18 | 19 => 40,
+            17 | 20 => 22,
+            _ => 9,
+        };
+        for _ in 0..per_hour {
+            n += 1;
+            let order = format!("o{n}");
+            let at = new_york(hour, i64::try_from(random(60)).expect("small"));
+            let rush = i64::from(per_hour > 30);
+            let grill_minutes = 6 + i64::try_from(random(6)).expect("small") + rush * 6;
+            let fry_minutes = 3 + i64::try_from(random(3)).expect("small") + rush * 3;
+            let burgers_each = u32::try_from(1 + random(3)).expect("small");
+            record(
+                pool,
+                &order,
+                "order.created",
+                ticket(at, at + 15 * minute, burgers(burgers_each, 1)),
+                at,
+            )
+            .await;
+            record(
+                pool,
+                &order,
+                "order.bumped",
+                json!({"stations": ["fry"]}),
+                at + fry_minutes * minute,
+            )
+            .await;
+            record(
+                pool,
+                &order,
+                "order.bumped",
+                json!({"stations": ["grill"]}),
+                at + grill_minutes * minute,
+            )
+            .await;
+        }
+        for _ in 0..(2 + random(3)) {
+            session(pool, "fry", new_york(hour, 10), random(5) > 0).await;
+        }
+    }
+    let token = cloud_relay::fleet::operators::add(pool, "alice")
+        .await
+        .expect("operator");
+    let url = app.admin_url(&format!(
+        "/reports?kitchen={KITCHEN}&from=2026-12-01&to=2026-12-01&tz=America/New_York"
+    ));
+    let mut browser = Browser::launch(1100, 700).await;
+    browser.set_cookie(&url, "fleet_operator", &token).await;
+    browser.navigate_unpaired(&url).await;
+    browser
+        .wait_for(
+            "the charts",
+            std::time::Duration::from_secs(20),
+            "document.querySelectorAll('svg').length === 4",
+        )
+        .await;
+    let images = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../docs/images");
+    browser.screenshot(&images.join("report.png")).await;
+    browser.close().await;
+}

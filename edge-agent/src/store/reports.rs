@@ -31,7 +31,7 @@ impl Store {
         {
             let mut statement = tx.prepare(
                 "SELECT b.order_id, b.station_id, b.bumped_at
-                 FROM order_bumps b JOIN orders o USING (order_id)
+                 FROM orders o CROSS JOIN order_bumps b USING (order_id)
                  WHERE o.received_at >= ?1 AND o.received_at < ?2",
             )?;
             let rows = statement.query_map([from_ms, to_ms], |row| {

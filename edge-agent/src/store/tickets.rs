@@ -55,7 +55,10 @@ pub(super) fn orders_received_between(
     )
 }
 
-/// Orders matching `filter` (a condition on `o`, the orders table, over `params`).
+/// Orders matching `filter` (a condition on `o`, the orders table, over `params`). Each query
+/// starts from `orders` (`CROSS JOIN` fixes SQLite's join order): the planner would otherwise
+/// scan every line and bump ever kept to probe `orders` — 0.3 s for a month of a busy kitchen's
+/// orders when a report asks for a day.
 fn load_orders_where(
     connection: &Connection,
     filter: &str,
@@ -91,7 +94,7 @@ fn load_orders_where(
 
     let mut statement = connection.prepare_cached(&format!(
         "SELECT l.order_id, l.line_no, l.parent_no, l.item_id, l.sku_id, l.name, l.quantity
-         FROM order_lines l JOIN orders o USING (order_id)
+         FROM orders o CROSS JOIN order_lines l USING (order_id)
          WHERE {filter}
          ORDER BY l.order_id, l.line_no"
     ))?;
@@ -127,7 +130,7 @@ fn load_orders_where(
     }
 
     let mut statement = connection.prepare_cached(&format!(
-        "SELECT b.order_id, b.station_id FROM order_bumps b JOIN orders o USING (order_id)
+        "SELECT b.order_id, b.station_id FROM orders o CROSS JOIN order_bumps b USING (order_id)
          WHERE {filter}"
     ))?;
     let rows = statement.query_map(params, |row| Ok((row.get::<_, String>(0)?, row.get(1)?)))?;
@@ -139,7 +142,7 @@ fn load_orders_where(
     }
     let mut statement = connection.prepare_cached(&format!(
         "SELECT d.order_id, d.station_id, d.item_id, d.units
-         FROM order_done d JOIN orders o USING (order_id)
+         FROM orders o CROSS JOIN order_done d USING (order_id)
          WHERE {filter}"
     ))?;
     let rows = statement.query_map(params, |row| {
@@ -159,7 +162,7 @@ fn load_orders_where(
     // Lines tapped off count as done like a batch's units.
     let mut statement = connection.prepare_cached(&format!(
         "SELECT d.order_id, d.station_id, d.item_id, sum(d.units)
-         FROM line_done d JOIN orders o USING (order_id)
+         FROM orders o CROSS JOIN line_done d USING (order_id)
          WHERE {filter}
          GROUP BY d.order_id, d.station_id, d.item_id"
     ))?;

@@ -12,7 +12,7 @@ body{font-family:system-ui,sans-serif;margin:1rem 2rem;color:#111;background:#ff
 h1{font-size:1.5rem;margin:.2rem 0}h2{font-size:1.15rem;margin:1.4rem 0 .4rem}\
 nav a,nav button{margin-right:.8rem}form.period{margin:.6rem 0}form.period label{margin-right:.6rem}\
 table.report{border-collapse:collapse;margin:.6rem 0}\
-table.report th,table.report td{border-bottom:1px solid #ccc;padding:.3rem .7rem;text-align:right}\
+table.report th,table.report td{border-bottom:1px solid #ccc;padding:.3rem .7rem;text-align:right}table.report td{white-space:nowrap}\
 table.report th:first-child,table.report td:first-child{text-align:left}\
 .charts{display:flex;flex-wrap:wrap;gap:1.2rem}.charts svg{border:1px solid #ddd;background:#fafafa}\
 .bar{fill:#2f6fb0}.bar.time{fill:#c0702a}.axis{stroke:#888;stroke-width:1}\
