@@ -58,10 +58,8 @@ async fn session(pool: &sqlx::PgPool, station: &str, started_ms: i64, completed:
     .expect("session");
 }
 
-#[tokio::test]
-async fn the_report_counts_the_synced_records_in_the_kitchens_time_zone() {
-    let app = spawn_app().await;
-    let pool = &app.db.pool;
+/// The kitchen with its grill and fryer, as `reference import` leaves them.
+async fn kitchen_with_stations(pool: &sqlx::PgPool) {
     sqlx::query("INSERT INTO kitchen.kitchens (kitchen_id) VALUES ($1)")
         .bind(KITCHEN)
         .execute(pool)
@@ -79,6 +77,13 @@ async fn the_report_counts_the_synced_records_in_the_kitchens_time_zone() {
         .await
         .expect("station");
     }
+}
+
+#[tokio::test]
+async fn the_report_counts_the_synced_records_in_the_kitchens_time_zone() {
+    let app = spawn_app().await;
+    let pool = &app.db.pool;
+    kitchen_with_stations(pool).await;
     let minute = 60_000;
     // o1 at 12:00, due 12:20: 2 burgers with fries each; grill bumps at 12:10; fry bumps at
     // 12:05, is recalled, and bumps again at 12:08.
@@ -303,23 +308,7 @@ async fn screenshot_of_the_report() {
     use kitchen_testkit::browser::Browser;
     let app = spawn_app().await;
     let pool = &app.db.pool;
-    sqlx::query("INSERT INTO kitchen.kitchens (kitchen_id) VALUES ($1)")
-        .bind(KITCHEN)
-        .execute(pool)
-        .await
-        .expect("kitchen");
-    for (position, (id, name)) in [("grill", "Grill"), ("fry", "Fryer")].iter().enumerate() {
-        sqlx::query(
-            "INSERT INTO kitchen.ref_stations (kitchen_id, id, name, position) VALUES ($1, $2, $3, $4)",
-        )
-        .bind(KITCHEN)
-        .bind(id)
-        .bind(name)
-        .bind(i32::try_from(position).expect("small"))
-        .execute(pool)
-        .await
-        .expect("station");
-    }
+    kitchen_with_stations(pool).await;
     let minute = 60_000;
     let mut seed: u64 = 7;
     let mut random = |below: u64| {
