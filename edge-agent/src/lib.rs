@@ -256,7 +256,7 @@ impl App {
             }
             (None, _) => {
                 tracing::warn!(
-                    "no database_url: records wait in the outbox until one is configured"
+                    "no database_url: records wait in the event log until one is configured"
                 );
                 None
             }
