@@ -547,12 +547,16 @@ async fn records_left_in_the_outbox_by_an_older_agent_are_pushed_once() {
         .publish(&order(1, "new-1", "Double Smash Burger"))
         .await;
     let base = kitchen.base.clone();
-    wait_until("the old and the new records in postgresql", Duration::from_secs(30), || async {
-        let new = cloud
-            .count("SELECT count(*) FROM kitchen.order_events WHERE order_id = 'new-1'")
-            .await;
-        new > 0 && sync_state(&base).await["backlog"] == 0
-    })
+    wait_until(
+        "the old and the new records in postgresql",
+        Duration::from_secs(30),
+        || async {
+            let new = cloud
+                .count("SELECT count(*) FROM kitchen.order_events WHERE order_id = 'new-1'")
+                .await;
+            new > 0 && sync_state(&base).await["backlog"] == 0
+        },
+    )
     .await;
     for id in &ids {
         assert_eq!(

@@ -95,9 +95,7 @@ pub fn append_log(
     let kind = record.kind();
     let data = record.data_json();
     let tags = stations.map(|s| format!(",{},", s.join(",")));
-    let record_id = record
-        .is_synced()
-        .then(|| uuid::Uuid::now_v7().to_string());
+    let record_id = record.is_synced().then(|| uuid::Uuid::now_v7().to_string());
     // One past the newest sequence ever handed out, even if pruning emptied the log.
     let seq: i64 = tx
         .prepare_cached(
@@ -222,14 +220,16 @@ impl Store {
     /// The sync backlog with everything up to event-log sequence `pushed` in PostgreSQL:
     /// records not yet synced and when the oldest was made.
     pub fn sync_backlog(&self, pushed: i64) -> Result<(i64, Option<i64>), StoreError> {
-        Ok(self.connection.prepare_cached(
-            "SELECT (SELECT count(*) FROM outbox)
+        Ok(self
+            .connection
+            .prepare_cached(
+                "SELECT (SELECT count(*) FROM outbox)
                     + (SELECT count(*) FROM event_log WHERE seq > ?1 AND record_id IS NOT NULL),
                     coalesce((SELECT min(created_at) FROM outbox),
                              (SELECT created_at FROM event_log
                               WHERE seq > ?1 AND record_id IS NOT NULL ORDER BY seq LIMIT 1))",
-        )?
-        .query_row([pushed], |row| Ok((row.get(0)?, row.get(1)?)))?)
+            )?
+            .query_row([pushed], |row| Ok((row.get(0)?, row.get(1)?)))?)
     }
 
     /// Deletes rows an older agent left in `outbox` once PostgreSQL has committed them (`seq`

@@ -303,11 +303,11 @@ fn synced_ids(store: &Store, pushed: i64) -> Vec<(bool, String)> {
         .expect("reads")
         .into_iter()
         .map(|row| {
-            let order_id = serde_json::from_str::<serde_json::Value>(&row.data).expect("json")
-                ["order_id"]
-                .as_str()
-                .unwrap_or_default()
-                .to_owned();
+            let order_id =
+                serde_json::from_str::<serde_json::Value>(&row.data).expect("json")["order_id"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned();
             (row.from_outbox, order_id)
         })
         .collect()
