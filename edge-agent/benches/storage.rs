@@ -390,13 +390,17 @@ impl Rig {
     }
 }
 
-/// The agent's pid: strace's child.
-fn child_of(pid: u32) -> anyhow::Result<u32> {
+/// The agent's pid: the child of strace running `binary` (strace 6 first forks a short-lived
+/// child of its own to test ptrace: taking the first child measured, and killed, that one).
+fn child_of(pid: u32, binary: &str) -> anyhow::Result<u32> {
     let deadline = Instant::now() + Duration::from_secs(10);
+    let binary = std::fs::canonicalize(binary)?;
     loop {
         let children =
             std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default();
-        if let Some(child) = children.split_whitespace().next() {
+        if let Some(child) = children.split_whitespace().find(|child| {
+            std::fs::read_link(format!("/proc/{child}/exe")).is_ok_and(|exe| exe == binary)
+        }) {
             return Ok(child.parse()?);
         }
         anyhow::ensure!(Instant::now() < deadline, "the agent did not start");
@@ -480,7 +484,7 @@ async fn main() -> anyhow::Result<()> {
         .stdout(Stdio::null())
         .spawn()
         .context("strace starts")?;
-    let pid = child_of(strace.id())?;
+    let pid = child_of(strace.id(), env!("CARGO_BIN_EXE_edge-agent"))?;
     let base = format!("http://127.0.0.1:{port}");
 
     let result = async {

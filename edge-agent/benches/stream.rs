@@ -6,7 +6,9 @@
 //!
 //! `cargo bench -p edge-agent --bench stream`; tune with BENCH_RATE (orders/s, default 100),
 //! BENCH_SECONDS (per steady phase, default 10), BENCH_BURST (orders, default 5000),
-//! BENCH_CLIENTS (default 50). In the steady phases the kitchen is simulated: every order is
+//! BENCH_CLIENTS (default 50), BENCH_AGENT_ENV (`NAME=value` pairs, space-separated, set for the
+//! agent only: e.g. the allocator settings of `systemd/edge-agent.service`,
+//! `MALLOC_MMAP_THRESHOLD_=131072 MALLOC_ARENA_MAX=2`). In the steady phases the kitchen is simulated: every order is
 //! bumped 5 s after it is published and picked up (closed) 2 s later, so the open-order count
 //! stays what a busy kitchen has (~700 at 100/s); the burst is a backlog nobody works off. Uses its own queues and
 //! data directory and removes them. Under `cargo test` (no `--bench`) it runs a short smoke
@@ -188,6 +190,20 @@ impl Bench {
     }
 }
 
+/// `BENCH_AGENT_ENV`: the environment the agent gets on top of the benchmark's settings.
+fn agent_env() -> Vec<(String, String)> {
+    let pairs: Vec<(String, String)> = std::env::var("BENCH_AGENT_ENV")
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter_map(|pair| pair.split_once('='))
+        .map(|(name, value)| (name.to_owned(), value.to_owned()))
+        .collect();
+    if !pairs.is_empty() {
+        println!("agent environment: {pairs:?}");
+    }
+    pairs
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let smoke = !std::env::args().any(|arg| arg == "--bench");
@@ -236,6 +252,7 @@ async fn main() -> anyhow::Result<()> {
         .env("REFERENCE_FILE", data_dir.join("reference.toml"))
         .env("AGENT_ORDER_EXCHANGE", &exchange)
         .env("RUST_LOG", "warn")
+        .envs(agent_env())
         .stdout(Stdio::null())
         .spawn()
         .context("agent starts")?;

@@ -18,7 +18,7 @@ pub struct Clock {
 /// How often the clock is checked for scheduled orders entering the count.
 const TICK: Duration = Duration::from_secs(5);
 /// How often the WAL is checkpointed into the database file: rarely, so that a page many
-/// commits write (the event log's and the outbox's last pages, `sqlite_sequence`) is copied
+/// commits write (the event log's last page, the orders' pages) is copied
 /// back once per interval rather than once per commit — on an SD card that halved the bytes
 /// written per order (docs/benchmarks.md, "storage writes"). Durability does not depend on it:
 /// every commit is in the WAL, fsynced, before it is acknowledged. The writer's own

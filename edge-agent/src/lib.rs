@@ -67,6 +67,10 @@ impl App {
             .set_checkpoint_backstop()
             .context("cannot configure the store")?;
         let checkpointer = store::Store::open(&path).context("cannot open the checkpointer")?;
+        // Where the sync resumes: a crash since it was written only makes it push again.
+        let pushed_through = store
+            .pushed_through()
+            .context("cannot read the sync's cursor")?;
         let (reference, reference_status) = resolve_reference(&config, &mut store)?;
         let reference = Arc::new(reference);
         let mut kitchen = kitchen::Kitchen::open(
@@ -140,7 +144,10 @@ impl App {
             provision_error: read_provision_error(&config),
             reference: Arc::new(status::ReferenceCell::new(reference, reference_status)),
             feed: Arc::new(status::FeedStats::default()),
-            sync: Arc::default(),
+            sync: Arc::new(status::SyncStats {
+                pushed_through: pushed_through.into(),
+                ..Default::default()
+            }),
             sync_alarm_ms: i64::from(config.sync_alarm_minutes) * 60_000,
             scanners,
             streams: Arc::default(),
@@ -250,7 +257,7 @@ impl App {
             }
             (None, _) => {
                 tracing::warn!(
-                    "no database_url: records wait in the outbox until one is configured"
+                    "no database_url: records wait in the event log until one is configured"
                 );
                 None
             }

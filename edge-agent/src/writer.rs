@@ -228,9 +228,17 @@ impl StoreWriter {
             .await
     }
 
-    /// Deletes outbox records PostgreSQL has committed, up to and including `last`.
+    /// Deletes rows an older agent left in the outbox once PostgreSQL has committed them, up to
+    /// and including `last`.
     pub async fn delete_synced(&self, last: i64) -> Result<usize, WriteError> {
         self.run(move |kitchen, _| kitchen.delete_synced(last))
+            .await
+    }
+
+    /// Records that the event log's synced records up to `seq` are in PostgreSQL (the sync's
+    /// cursor, written every few minutes: a commit of its own).
+    pub async fn set_pushed_through(&self, seq: i64) -> Result<(), WriteError> {
+        self.run(move |kitchen, _| kitchen.set_pushed_through(seq))
             .await
     }
 

@@ -474,3 +474,113 @@ impl Drop for KillOnDrop {
         let _ = self.0.wait();
     }
 }
+
+/// A box upgraded with records waiting in the outbox (a store made by migrations 0001–0010;
+/// one record already in PostgreSQL, as after a crash between its push and its delete): after
+/// migration 0011 they all reach PostgreSQL once, under the ids they were made with, and so do
+/// the records made since, which the sync now reads from the event log.
+#[tokio::test]
+async fn records_left_in_the_outbox_by_an_older_agent_are_pushed_once() {
+    const OLD_MIGRATIONS: [&str; 10] = [
+        include_str!("../migrations/0001_init.sql"),
+        include_str!("../migrations/0002_batches_ready_stations.sql"),
+        include_str!("../migrations/0003_reference_cache.sql"),
+        include_str!("../migrations/0004_scans.sql"),
+        include_str!("../migrations/0005_prep_stock.sql"),
+        include_str!("../migrations/0006_sync_outbox.sql"),
+        include_str!("../migrations/0007_devices.sql"),
+        include_str!("../migrations/0008_otter.sql"),
+        include_str!("../migrations/0009_floor.sql"),
+        include_str!("../migrations/0010_printers.sql"),
+    ];
+    let kitchen_id = unique("sync-upgrade");
+    let cloud = Cloud::create(&kitchen_id).await;
+    cloud.import(REFERENCE).await;
+    let data_dir = std::env::temp_dir().join(&kitchen_id);
+    std::fs::create_dir_all(&data_dir).expect("data dir");
+    let ids: Vec<String> = (0..3).map(|_| uuid::Uuid::now_v7().to_string()).collect();
+    {
+        let old = rusqlite::Connection::open(data_dir.join(edge_agent::STORE_FILE)).expect("opens");
+        old.pragma_update(None, "journal_mode", "WAL").expect("wal");
+        for (index, migration) in OLD_MIGRATIONS.iter().enumerate() {
+            old.execute_batch(migration).expect("migrates");
+            old.pragma_update(None, "user_version", index + 1)
+                .expect("version");
+        }
+        for (n, id) in ids.iter().enumerate() {
+            let data = format!(r#"{{"order_id":"old-{n}","friendly_id":"OLD{n}"}}"#);
+            for sql in [
+                "INSERT INTO event_log (kind, order_id, data, created_at)
+                 VALUES ('order.ready', ?1, ?2, ?3)",
+                "INSERT INTO outbox (record_id, kind, data, created_at)
+                 VALUES (?4, 'order.ready', ?2, ?3)",
+            ] {
+                let sql = sql.replace("?4", &format!("'{id}'"));
+                old.execute(
+                    &sql,
+                    rusqlite::params![format!("old-{n}"), data, 1_764_000_000_000i64 + n as i64],
+                )
+                .expect("written");
+            }
+        }
+    }
+    sqlx::query(
+        "INSERT INTO kitchen.order_events (record_id, kitchen_id, order_id, kind, stations, data,
+                                           occurred_at)
+         VALUES ($1::uuid, $2, 'old-0', 'order.ready', '{}', '{}', now())",
+    )
+    .bind(&ids[0])
+    .bind(&kitchen_id)
+    .execute(&cloud.db.pool)
+    .await
+    .expect("pushed before the upgrade");
+    let url = cloud.agent_url(postgres_addr());
+    let dir = data_dir.clone();
+    let cloud_kitchen = kitchen_id.clone();
+    let kitchen = TestAgent::start_with(Some(REFERENCE), &[STORE], move |config| {
+        config.kitchen_id = cloud_kitchen;
+        config.data_dir = dir;
+        config.database_url = Some(url);
+    })
+    .await;
+    kitchen
+        .publish(&order(1, "new-1", "Double Smash Burger"))
+        .await;
+    let base = kitchen.base.clone();
+    wait_until(
+        "the old and the new records in postgresql",
+        Duration::from_secs(30),
+        || async {
+            let new = cloud
+                .count("SELECT count(*) FROM kitchen.order_events WHERE order_id = 'new-1'")
+                .await;
+            new > 0 && sync_state(&base).await["backlog"] == 0
+        },
+    )
+    .await;
+    for id in &ids {
+        assert_eq!(
+            cloud
+                .count(&format!(
+                    "SELECT count(*) FROM kitchen.order_events WHERE record_id = '{id}'"
+                ))
+                .await,
+            1,
+            "{id} once"
+        );
+    }
+    assert_eq!(
+        cloud
+            .count("SELECT count(*) FROM kitchen.order_events WHERE order_id LIKE 'old-%'")
+            .await,
+        3,
+        "the log's old entries are not pushed again"
+    );
+    let data_dir = kitchen.stop_keeping_data().await;
+    let store = rusqlite::Connection::open(data_dir.join(edge_agent::STORE_FILE)).expect("opens");
+    let left: i64 = store
+        .query_row("SELECT count(*) FROM outbox", [], |row| row.get(0))
+        .expect("reads");
+    assert_eq!(left, 0, "the outbox is drained");
+    let _ = std::fs::remove_dir_all(data_dir);
+}

@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 use crate::{
     status::{Live, StoreFacts, Work},
-    store::{Readers, Store},
+    store::Readers,
 };
 
 /// Commands remembered with their replies.
@@ -114,18 +114,20 @@ pub async fn run(name: &str, context: &Context<'_>) -> Result<Value, String> {
         }
         "sync" => {
             kick(live, Work::Push).await?;
+            let pushed = live.sync.pushed();
             let (backlog, _) = context
                 .readers
-                .with(Store::outbox_backlog)
+                .with(move |store| store.sync_backlog(pushed))
                 .await
                 .map_err(|error| format!("store: {error}"))?;
             Ok(json!({"backlog": backlog}))
         }
         "diagnostics" => {
+            let pushed = live.sync.pushed();
             let facts = context
                 .readers
-                .with(|store| {
-                    let (backlog, oldest) = store.outbox_backlog()?;
+                .with(move |store| {
+                    let (backlog, oldest) = store.sync_backlog(pushed)?;
                     Ok(StoreFacts {
                         backlog,
                         oldest_unsynced_ms: oldest,

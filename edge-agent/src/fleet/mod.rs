@@ -432,9 +432,10 @@ async fn telemetry(
     readers: &Readers,
 ) -> Result<serde_json::Value, crate::store::StoreError> {
     let now = now_ms();
+    let pushed = live.sync.pushed();
     let counts = readers
-        .with(|store: &Store| {
-            let (backlog, oldest_unsynced_ms) = store.outbox_backlog()?;
+        .with(move |store: &Store| {
+            let (backlog, oldest_unsynced_ms) = store.sync_backlog(pushed)?;
             let (open_orders, late_orders) = store.order_load(now)?;
             Ok(StoreCounts {
                 backlog,

@@ -23,10 +23,11 @@ pub(super) async fn gaps_json(state: &AppState) -> Result<Vec<Gap>, StoreError> 
 
 /// What the status document needs from the store: the outbox backlog and the sequence gaps.
 pub(super) async fn store_facts(state: &AppState) -> Result<StoreFacts, StoreError> {
+    let pushed = state.live.sync.pushed();
     state
         .readers
-        .with(|store| {
-            let (backlog, oldest) = store.outbox_backlog()?;
+        .with(move |store| {
+            let (backlog, oldest) = store.sync_backlog(pushed)?;
             Ok(StoreFacts {
                 backlog,
                 oldest_unsynced_ms: oldest,
@@ -83,6 +84,10 @@ pub(super) async fn status(State(state): State<AppState>) -> Response {
 
 /// The sync as `/readyz` and `/api/status` show it.
 pub(super) async fn sync_json(state: &AppState) -> Result<Value, StoreError> {
-    let (backlog, oldest) = state.readers.with(Store::outbox_backlog).await?;
+    let pushed = state.live.sync.pushed();
+    let (backlog, oldest) = state
+        .readers
+        .with(move |store| store.sync_backlog(pushed))
+        .await?;
     Ok(state.live.sync_json(backlog, oldest, now_ms()))
 }

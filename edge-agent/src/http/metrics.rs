@@ -18,12 +18,13 @@ use crate::status::{Link, MqttStats, Scanners};
 
 /// Prometheus text exposition.
 pub(super) async fn metrics(State(state): State<AppState>) -> Response {
-    let read = state.readers.with(|store| {
+    let pushed = state.live.sync.pushed();
+    let read = state.readers.with(move |store| {
         Ok((
             store.counts()?,
             store.sequence_gaps()?.len(),
             store.last_event_seq()?,
-            store.outbox_backlog()?,
+            store.sync_backlog(pushed)?,
         ))
     });
     let ((open_orders, open_sessions), gaps, last_seq, (backlog, oldest)) = match read.await {

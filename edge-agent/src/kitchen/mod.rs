@@ -139,9 +139,14 @@ impl Kitchen {
         }
     }
 
-    /// Deletes outbox records PostgreSQL has committed.
+    /// Deletes rows an older agent left in the outbox once PostgreSQL has committed them.
     pub fn delete_synced(&mut self, last: i64) -> Result<usize, StoreError> {
         self.store.delete_synced(last)
+    }
+
+    /// Records that the event log's synced records up to `seq` are in PostgreSQL.
+    pub fn set_pushed_through(&mut self, seq: i64) -> Result<(), StoreError> {
+        self.store.set_pushed_through(seq)
     }
 
     /// The clock moved: scheduled orders whose fire time came enter the count.

@@ -20,9 +20,18 @@ pub struct SyncStats {
     pub last_error: Mutex<Option<String>>,
     /// PostgreSQL has no `kitchen.otter_calls` (said once).
     pub calls_unavailable: AtomicBool,
+    /// The event-log sequence up to which every synced record is in PostgreSQL: the push
+    /// cursor. Loaded from the store at start, moved by the sync after each commit, written
+    /// back to the store only every few minutes; what the backlog counts from.
+    pub pushed_through: AtomicI64,
 }
 
 impl SyncStats {
+    /// The push cursor (see `pushed_through`).
+    pub fn pushed(&self) -> i64 {
+        self.pushed_through.load(Ordering::Relaxed)
+    }
+
     pub fn fail(&self, error: &str) -> bool {
         let was = self.connected.swap(false, Ordering::Relaxed);
         *self.last_error.lock_or_recover() = Some(error.to_owned());

@@ -252,6 +252,8 @@ fn pruning_keeps_the_newest_log_entries_and_the_high_water_mark() {
     store
         .apply(&status("e2", 2, "new", OrderStatus::Confirmed), NOW)
         .expect("applies");
+    // Head office has them all (pruning keeps what it has not: the next test).
+    store.set_pushed_through(5).expect("cursor");
     assert_eq!(
         store.prune(2, 30 * 24 * 60 * MINUTE, NOW).expect("prunes"),
         3
@@ -282,6 +284,132 @@ fn pruning_keeps_the_newest_log_entries_and_the_high_water_mark() {
             .expect("applies"),
         Applied::Duplicate
     );
+}
+
+fn log_ready(store: &mut Store, order_id: &str) -> i64 {
+    let tx = store.transaction().expect("tx");
+    let ready = Ready {
+        order_id: order_id.into(),
+        friendly_id: String::new(),
+    };
+    let logged = append_log(&tx, &Record::OrderReady(ready), None, NOW).expect("logs");
+    tx.commit().expect("commits");
+    logged.seq
+}
+
+fn synced_ids(store: &Store, pushed: i64) -> Vec<(bool, String)> {
+    store
+        .sync_batch(pushed, 100)
+        .expect("reads")
+        .into_iter()
+        .map(|row| {
+            let order_id =
+                serde_json::from_str::<serde_json::Value>(&row.data).expect("json")["order_id"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned();
+            (row.from_outbox, order_id)
+        })
+        .collect()
+}
+
+/// The sync reads the event log after its cursor; pruning never drops an entry it has not
+/// pushed, while the displays see only the newest `keep`.
+#[test]
+fn pruning_keeps_what_head_office_has_not_received() {
+    let mut store = Store::open_in_memory().expect("opens");
+    for n in 1..=4 {
+        log_ready(&mut store, &format!("o{n}"));
+    }
+    // A display-only entry is not for the sync.
+    let tx = store.transaction().expect("tx");
+    let update = crate::record::BatchUpdate {
+        station_id: "fry".into(),
+        items: Vec::new(),
+    };
+    append_log(&tx, &Record::BatchUpdated(update), None, NOW).expect("logs");
+    tx.commit().expect("commits");
+    assert_eq!(store.sync_backlog(0).expect("reads"), (4, Some(NOW)));
+    assert_eq!(store.sync_backlog(2).expect("reads").0, 2);
+    // Pushed through 2 (and written): 1 and 2 go; 3 and 4 stay for the sync, unseen by the
+    // displays; the display-only 5 goes.
+    store.set_pushed_through(2).expect("cursor");
+    assert_eq!(store.prune(0, MINUTE, NOW).expect("prunes"), 3);
+    assert_eq!(store.event_log_bounds().expect("reads"), (0, 0));
+    assert!(store.events_after(0, 10).expect("reads").is_empty());
+    assert_eq!(
+        synced_ids(&store, 2),
+        [(false, "o3".to_owned()), (false, "o4".to_owned())]
+    );
+    // New entries continue the sequence and are the displays' again.
+    assert_eq!(log_ready(&mut store, "o6"), 6);
+    assert_eq!(store.event_log_bounds().expect("reads"), (6, 6));
+    assert_eq!(store.sync_backlog(2).expect("reads").0, 3);
+    // Once pushed, a later prune drops them.
+    store.set_pushed_through(6).expect("cursor");
+    store.set_pushed_through(4).expect("never goes back");
+    assert_eq!(store.pushed_through().expect("reads"), 6);
+    assert_eq!(store.prune(1, MINUTE, NOW).expect("prunes"), 2);
+    assert_eq!(store.sync_backlog(6).expect("reads"), (0, None));
+}
+
+/// A store an older agent left with records in `outbox` (migrations 0001–0010): after 0011
+/// they are pushed first, under their ids, and the log's own entries after them; nothing
+/// already in the log is pushed twice.
+#[test]
+fn records_an_older_agent_left_in_the_outbox_are_pushed_after_the_migration() {
+    let connection = rusqlite::Connection::open_in_memory().expect("opens");
+    for (index, migration) in MIGRATIONS[..10].iter().enumerate() {
+        connection.execute_batch(migration).expect("migrates");
+        connection
+            .pragma_update(None, "user_version", index + 1)
+            .expect("version");
+    }
+    for n in 1..=3 {
+        let data = format!(r#"{{"order_id":"old{n}","friendly_id":""}}"#);
+        connection
+            .execute(
+                "INSERT INTO event_log (kind, order_id, data, created_at) VALUES ('order.ready', ?1, ?2, ?3)",
+                rusqlite::params![format!("old{n}"), data, NOW],
+            )
+            .expect("logged");
+        // Record 1 was pushed and deleted from the outbox; 2 and 3 wait.
+        if n > 1 {
+            connection
+                .execute(
+                    "INSERT INTO outbox (record_id, kind, data, created_at) VALUES (?1, 'order.ready', ?2, ?3)",
+                    rusqlite::params![format!("id-{n}"), data, NOW],
+                )
+                .expect("queued");
+        }
+    }
+    let mut store = Store::init(connection).expect("migrates");
+    let pushed = store.pushed_through().expect("reads");
+    assert_eq!(pushed, 3, "what the log held is synced or in the outbox");
+    assert_eq!(store.sync_backlog(pushed).expect("reads"), (2, Some(NOW)));
+    assert_eq!(log_ready(&mut store, "new4"), 4, "the sequence goes on");
+    let batch = store.sync_batch(pushed, 100).expect("reads");
+    assert_eq!(
+        batch
+            .iter()
+            .map(|row| (row.from_outbox, row.record_id.as_str()))
+            .take(2)
+            .collect::<Vec<_>>(),
+        [(true, "id-2"), (true, "id-3")],
+        "the outbox's rows under their own ids"
+    );
+    assert_eq!(
+        synced_ids(&store, pushed),
+        [
+            (true, "old2".to_owned()),
+            (true, "old3".to_owned()),
+            (false, "new4".to_owned())
+        ]
+    );
+    // Pushed: the outbox's rows deleted, the cursor moved.
+    store.delete_synced(batch[1].seq).expect("deletes");
+    assert_eq!(store.sync_backlog(4).expect("reads"), (0, None));
+    assert_eq!(store.event_log_bounds().expect("reads"), (1, 4));
 }
 
 #[test]

@@ -1,9 +1,11 @@
 //! Offline-first sync with the cloud PostgreSQL (docs/sync.md), as this kitchen's own database
 //! role with the tenant set in every transaction:
 //!
-//! - **up**: the records in the SQLite outbox (written in the transaction of each change) are
-//!   pushed in batches, idempotently (`ON CONFLICT` on their edge-made ids), and deleted from
-//!   the outbox only after the PostgreSQL commit; a heartbeat upserts the box's `devices` row;
+//! - **up**: the records head office receives, read from the event log (written in the
+//!   transaction of each change) after the push cursor, are pushed in batches, idempotently
+//!   (`ON CONFLICT` on their edge-made ids); the cursor moves only after the PostgreSQL commit,
+//!   and reaches the store every few minutes (a crash pushes again from there); a heartbeat
+//!   upserts the box's `devices` row;
 //! - **down**: the reference data version is polled and a new version is validated and swapped
 //!   in (cache, counts, displays); orders the queue may have missed are asked for and applied
 //!   like deliveries (de-duplicated by event id).
@@ -51,6 +53,10 @@ const CALLS_EVERY: Duration = Duration::from_secs(2);
 const MAX_BACKOFF: Duration = Duration::from_secs(60);
 /// Missed events asked for per call.
 const RECONCILE_PAGE: i32 = 500;
+/// How often the push cursor is written to the store when it moved: a commit (and its fsync)
+/// of its own, so not after every push. A crash loses at most this much of it, and the sync
+/// pushes those records again, which changes nothing in PostgreSQL.
+const CURSOR_EVERY: Duration = Duration::from_secs(300);
 
 pub struct SyncTask {
     pub kitchen_id: String,
@@ -115,6 +121,8 @@ impl SyncTask {
         let now = tokio::time::Instant::now();
         let (mut heartbeat_at, mut reference_at, mut reconcile_at) = (now, now, now);
         let mut calls_at = now;
+        let mut cursor_at = now;
+        let mut saved = self.stats.pushed();
         // What the last heartbeat reported: a drained backlog or a feed that came or went is
         // told at once, not up to 30 s later.
         let mut reported_backlog = 0;
@@ -148,6 +156,10 @@ impl SyncTask {
                     reconcile_at = now + self.reconcile_every;
                 }
                 let pushed = self.push(&reader).await?;
+                if now >= cursor_at {
+                    saved = self.save_cursor(saved).await?;
+                    cursor_at = now + CURSOR_EVERY;
+                }
                 if now >= calls_at {
                     self.pull_calls(&reader).await?;
                     calls_at = now + CALLS_EVERY;
@@ -165,7 +177,7 @@ impl SyncTask {
                 result = tokio::time::timeout(ROUND_TIMEOUT, round) => {
                     result.unwrap_or(Err(SyncError::Timeout))
                 }
-                () = self.token.cancelled() => return,
+                () = self.token.cancelled() => return self.stop().await,
             };
             self.kick
                 .finish(&asked, result.as_ref().err().map(ToString::to_string));
@@ -193,9 +205,29 @@ impl SyncTask {
             tokio::select! {
                 () = tokio::time::sleep(pause) => {}
                 () = self.kick.wanted() => {}
-                () = self.token.cancelled() => return,
+                () = self.token.cancelled() => return self.stop().await,
             }
         }
+    }
+
+    /// Writes the push cursor to the store if it moved since `saved`; what is saved now.
+    async fn save_cursor(&self, saved: i64) -> Result<i64, SyncError> {
+        let pushed = self.stats.pushed();
+        if pushed > saved {
+            self.writer.set_pushed_through(pushed).await?;
+        }
+        Ok(pushed.max(saved))
+    }
+
+    /// On the way out: the cursor written, so a restart does not push those records again (if
+    /// the writer is already gone, it will, which changes nothing).
+    async fn stop(&self) {
+        let pushed = self.stats.pushed();
+        let _ = tokio::time::timeout(
+            Duration::from_secs(2),
+            self.writer.set_pushed_through(pushed),
+        )
+        .await;
     }
 
     /// A transaction as this kitchen.

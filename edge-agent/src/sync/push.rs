@@ -1,5 +1,6 @@
-//! Up: outbox records to PostgreSQL rows, pushed idempotently (`ON CONFLICT` on the edge-made
-//! ids) and deleted from the outbox only after the commit; the box's heartbeat.
+//! Up: the event log's synced records after the push cursor (and what an older agent left in
+//! `outbox`) to PostgreSQL rows, pushed idempotently (`ON CONFLICT` on the edge-made ids); the
+//! cursor moves only after the commit. The box's heartbeat.
 
 use std::{
     collections::BTreeMap,
@@ -408,18 +409,32 @@ impl PushRows {
 }
 
 impl SyncTask {
-    /// Pushes one batch of the outbox; the number of records pushed.
+    /// Pushes one batch of records; the number pushed. After the PostgreSQL commit the push
+    /// cursor moves in memory only (`save_cursor` writes it every few minutes, so a push costs
+    /// the SD card nothing); rows an older agent left in `outbox` are deleted from it.
     pub(super) async fn push(&self, reader: &Arc<Mutex<Store>>) -> Result<usize, SyncError> {
         let limit = self.push_limit;
-        let rows = read(reader, move |store| store.outbox_batch(limit)).await?;
-        let Some(last) = rows.last().map(|row| row.seq) else {
+        let pushed = self.stats.pushed();
+        let rows = read(reader, move |store| store.sync_batch(pushed, limit)).await?;
+        if rows.is_empty() {
             return Ok(0);
-        };
+        }
         let push_rows = PushRows::from_rows(&rows);
         let mut tx = self.begin().await?;
         push_rows.insert(&mut tx, &self.kitchen_id).await?;
         tx.commit().await?;
-        self.writer.delete_synced(last).await?;
+        let last = |from_outbox: bool| {
+            rows.iter()
+                .filter(|row| row.from_outbox == from_outbox)
+                .map(|row| row.seq)
+                .max()
+        };
+        if let Some(last) = last(true) {
+            self.writer.delete_synced(last).await?;
+        }
+        if let Some(last) = last(false) {
+            self.stats.pushed_through.fetch_max(last, Ordering::Relaxed);
+        }
         self.stats
             .pushed
             .fetch_add(rows.len() as u64, Ordering::Relaxed);
@@ -428,8 +443,9 @@ impl SyncTask {
 
     /// Upserts the box's `devices` row; the backlog it reported.
     pub(super) async fn heartbeat(&self, reader: &Arc<Mutex<Store>>) -> Result<i64, SyncError> {
-        let ((backlog, oldest), gaps) = read(reader, |store| {
-            Ok((store.outbox_backlog()?, store.sequence_gaps()?))
+        let pushed = self.stats.pushed();
+        let ((backlog, oldest), gaps) = read(reader, move |store| {
+            Ok((store.sync_backlog(pushed)?, store.sequence_gaps()?))
         })
         .await?;
         let feed = if self.feed.connected.load(Ordering::Relaxed) {
@@ -477,6 +493,7 @@ mod tests {
             data: record.data_json(),
             created_at_ms: 1000 + seq,
             raw: None,
+            from_outbox: false,
         }
     }
 
