@@ -204,20 +204,32 @@ async fn check_kitchen(
             .lost
             .push(format!("kitchen {kitchen}: {gaps} sequence gap(s) open"));
     }
-    let mut outbox = db.prepare("SELECT kind, record_id FROM outbox ORDER BY seq")?;
-    let unsynced: Vec<String> = outbox
-        .query_map([], |row| {
-            Ok(format!(
-                "{} {}",
-                row.get::<_, String>(0)?,
-                row.get::<_, String>(1)?
-            ))
-        })?
+    // Every order record still in the box's log (the sync reads it from there, past its
+    // cursor) must be in PostgreSQL by now, once.
+    let mut logged = db.prepare(
+        "SELECT kind, record_id FROM event_log
+          WHERE record_id IS NOT NULL AND kind LIKE 'order.%' ORDER BY seq",
+    )?;
+    let logged: Vec<(String, String)> = logged
+        .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?
         .collect::<Result<_, _>>()?;
-    for record_left in unsynced {
-        findings.lost.push(format!(
-            "kitchen {kitchen}: outbox record {record_left} never synced"
-        ));
+    let in_postgres: BTreeMap<String, i64> = sqlx::query(
+        "SELECT record_id::text AS id, count(*) AS n FROM kitchen.order_events
+          WHERE kitchen_id = $1 AND record_id = ANY($2::uuid[]) GROUP BY record_id",
+    )
+    .bind(kitchen)
+    .bind(logged.iter().map(|(_, id)| id.clone()).collect::<Vec<_>>())
+    .fetch_all(pg)
+    .await?
+    .iter()
+    .map(|row| (row.get("id"), row.get("n")))
+    .collect();
+    for (kind, record_id) in &logged {
+        if !in_postgres.contains_key(record_id) {
+            findings.lost.push(format!(
+                "kitchen {kitchen}: logged record {kind} {record_id} never synced"
+            ));
+        }
     }
 
     // What the box synced: one `order.created` per order it holds, one `order.bumped` per

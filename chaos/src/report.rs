@@ -38,24 +38,37 @@ pub async fn settle(
                 .values()
                 .filter(|e| KITCHENS[k].1.contains(&e.store_id.as_str()))
                 .count() as i64;
-            let counts = rusqlite::Connection::open_with_flags(
+            let orders = rusqlite::Connection::open_with_flags(
                 agent.data_dir.join(edge_agent::STORE_FILE),
                 rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
             )
             .and_then(|db| {
-                db.query_row(
-                    "SELECT (SELECT count(*) FROM orders), (SELECT count(*) FROM outbox)",
-                    [],
-                    |row| Ok((row.get::<_, i64>(0)?, row.get::<_, i64>(1)?)),
-                )
+                db.query_row("SELECT count(*) FROM orders", [], |row| {
+                    row.get::<_, i64>(0)
+                })
             });
-            match counts {
-                Ok((orders, 0)) if orders >= want => {}
-                Ok((orders, outbox)) => missing.push(format!(
-                    "{}: {orders}/{want} orders, {outbox} unsynced",
-                    agent.kitchen_id
+            // The records not yet in PostgreSQL, as the agent counts them past its push cursor.
+            let backlog = kitchen_testkit::http::client()
+                .get(format!("{}/api/status", agent.base))
+                .send()
+                .await
+                .ok()
+                .map(|response| response.json::<serde_json::Value>());
+            let backlog = match backlog {
+                Some(body) => body
+                    .await
+                    .ok()
+                    .and_then(|body| body["sync"]["backlog"].as_i64()),
+                None => None,
+            };
+            match (orders, backlog) {
+                (Ok(orders), Some(0)) if orders >= want => {}
+                (Ok(orders), backlog) => missing.push(format!(
+                    "{}: {orders}/{want} orders, {} unsynced",
+                    agent.kitchen_id,
+                    backlog.map_or_else(|| "? (no status)".to_owned(), |n| n.to_string())
                 )),
-                Err(error) => missing.push(format!("{}: {error}", agent.kitchen_id)),
+                (Err(error), _) => missing.push(format!("{}: {error}", agent.kitchen_id)),
             }
         }
         if unpublished == 0 && missing.is_empty() {
