@@ -8,7 +8,7 @@
 
 use std::time::{Duration, Instant};
 
-use chrono::Local;
+use chrono::{Local, TimeZone};
 use edge_agent::store::Store;
 use kitchen_proto::{
     reference::Reference,
@@ -89,19 +89,31 @@ fn main() {
     let today = Local::now().date_naive();
     for span in [7, 1] {
         let period = Period::last_days(today, span);
-        let from_ms = now_ms - i64::from(span) * 86_400_000;
-        let mut times = Vec::new();
+        // As `/reports` reads it: local midnight to local midnight.
+        let midnight = |day: chrono::NaiveDate| {
+            Local
+                .from_local_datetime(&day.and_hms_opt(0, 0, 0).expect("midnight"))
+                .earliest()
+                .expect("a local midnight")
+                .timestamp_millis()
+        };
+        let (from_ms, to_ms) = (
+            midnight(period.from),
+            midnight(period.to + chrono::Days::new(1)),
+        );
+        let (mut times, mut reads) = (Vec::new(), Vec::new());
         let mut tickets_counted = 0;
         for _ in 0..runs {
             let started = Instant::now();
             let (tickets, sessions) = store
-                .report_facts(from_ms - 86_400_000, now_ms + 1, &reference, |ms| {
+                .report_facts(from_ms, to_ms, &reference, |ms| {
                     chrono::DateTime::from_timestamp_millis(ms)
                         .unwrap_or_default()
                         .with_timezone(&Local)
                         .naive_local()
                 })
                 .expect("facts");
+            reads.push(started.elapsed());
             let report = Report::build(period, &stations, &tickets, &sessions);
             let page = render::body(&report);
             times.push(started.elapsed());
@@ -109,12 +121,14 @@ fn main() {
             assert!(page.len() > 1_000);
         }
         times.sort();
+        reads.sort();
         let ms = |d: Duration| d.as_secs_f64() * 1000.0;
         println!(
-            "{span}-day report ({tickets_counted} station tickets): min {:.0} ms, median {:.0} ms, max {:.0} ms ({runs} runs)",
+            "{span}-day report ({tickets_counted} station tickets): min {:.0} ms, median {:.0} ms, max {:.0} ms ({runs} runs); the store read (median) {:.0} ms of it",
             ms(times[0]),
             ms(times[times.len() / 2]),
-            ms(times[times.len() - 1])
+            ms(times[times.len() - 1]),
+            ms(reads[reads.len() / 2])
         );
     }
     drop(store);

@@ -56,6 +56,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0009_floor.sql"),
     include_str!("../../migrations/0010_printers.sql"),
     include_str!("../../migrations/0011_log_is_the_outbox.sql"),
+    include_str!("../../migrations/0012_orders_by_arrival.sql"),
 ];
 
 /// The page size of a new store. 1 KiB rather than SQLite's 4 KiB: a commit writes whole

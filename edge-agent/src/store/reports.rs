@@ -1,7 +1,7 @@
 //! What the speed-of-service report reads (docs/floor.md#reports): the orders that arrived in a
 //! period with the time each station bumped them, and the batch sessions started in it, as the
-//! shared report's facts. One read transaction, no index of its own (a report is rare; an index
-//! on every order would be written on every order).
+//! shared report's facts. One read transaction; the orders are found by `orders_received_idx`
+//! (migration 0012), each order's lines and bumps by its key.
 
 use std::collections::BTreeMap;
 

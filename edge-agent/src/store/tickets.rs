@@ -57,8 +57,8 @@ pub(super) fn orders_received_between(
 
 /// Orders matching `filter` (a condition on `o`, the orders table, over `params`). Each query
 /// starts from `orders` (`CROSS JOIN` fixes SQLite's join order): the planner would otherwise
-/// scan every line and bump ever kept to probe `orders` — 0.3 s for a month of a busy kitchen's
-/// orders when a report asks for a day.
+/// scan every line and bump ever kept to probe `orders` — 0.3 s per query over a month of a busy
+/// kitchen's orders when a report asks for a day.
 fn load_orders_where(
     connection: &Connection,
     filter: &str,
