@@ -142,10 +142,9 @@ fn chart(
     let _ = write!(
         svg,
         "<line class=\"axis\" x1=\"{LEFT}\" y1=\"{base}\" x2=\"{}\" y2=\"{base}\"/>\
-         <text x=\"2\" y=\"{}\">{}</text><text x=\"2\" y=\"{base}\">0</text>",
+         <text x=\"2\" y=\"{}\">{max:.decimals$}</text><text x=\"2\" y=\"{base}\">0</text>",
         LEFT + WIDTH,
         TOP + 8.0,
-        format!("{max:.decimals$}"),
     );
     for (hour, value) in values.iter().enumerate() {
         let x = LEFT + hour as f64 * 18.0;
