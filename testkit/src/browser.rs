@@ -420,22 +420,19 @@ impl Browser {
     }
 
     /// Taps the element `selector` names as a finger would: a real mouse press and release at
-    /// its centre (after scrolling it into view). Panics if it is not there or not on top.
+    /// its centre (after scrolling it into view), once it has stayed put for 150 ms — a page
+    /// still settling (a banner going away as its stream connects) would otherwise move another
+    /// button under the press. Panics if it is not there or not on top.
     pub async fn tap(&mut self, selector: &str) {
-        let selector_json = json!(selector);
-        let point = self
-            .eval(&format!(
-                "(() => {{
-                    const element = document.querySelector({selector_json});
-                    if (!element) return null;
-                    element.scrollIntoView({{ block: 'center' }});
-                    const r = element.getBoundingClientRect();
-                    const x = r.left + r.width / 2, y = r.top + r.height / 2;
-                    const hit = document.elementFromPoint(x, y);
-                    return {{ x, y, onTop: !!hit && (hit === element || element.contains(hit)) }};
-                }})()"
-            ))
-            .await;
+        let mut point = self.centre_of(selector).await;
+        for _ in 0..40 {
+            tokio::time::sleep(Duration::from_millis(150)).await;
+            let again = self.centre_of(selector).await;
+            if again == point {
+                break;
+            }
+            point = again;
+        }
         assert!(
             point["onTop"] == true,
             "{selector} is not there or is covered: {point}"
@@ -448,6 +445,24 @@ impl Browser {
             )
             .await;
         }
+    }
+
+    /// The centre of the element `selector` names (scrolled into view) and whether it is on top
+    /// there; `null` when there is none.
+    async fn centre_of(&mut self, selector: &str) -> Value {
+        let selector_json = json!(selector);
+        self.eval(&format!(
+            "(() => {{
+                    const element = document.querySelector({selector_json});
+                    if (!element) return null;
+                    element.scrollIntoView({{ block: 'center' }});
+                    const r = element.getBoundingClientRect();
+                    const x = r.left + r.width / 2, y = r.top + r.height / 2;
+                    const hit = document.elementFromPoint(x, y);
+                    return {{ x, y, onTop: !!hit && (hit === element || element.contains(hit)) }};
+                }})()"
+        ))
+        .await
     }
 
     /// Saves a PNG of the page as it is now.
