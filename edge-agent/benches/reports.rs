@@ -8,7 +8,7 @@
 
 use std::time::{Duration, Instant};
 
-use chrono::{Local, TimeZone};
+use chrono::Local;
 use edge_agent::store::Store;
 use kitchen_proto::{
     reference::Reference,
@@ -90,16 +90,9 @@ fn main() {
     for span in [7, 1] {
         let period = Period::last_days(today, span);
         // As `/reports` reads it: local midnight to local midnight.
-        let midnight = |day: chrono::NaiveDate| {
-            Local
-                .from_local_datetime(&day.and_hms_opt(0, 0, 0).expect("midnight"))
-                .earliest()
-                .expect("a local midnight")
-                .timestamp_millis()
-        };
         let (from_ms, to_ms) = (
-            midnight(period.from),
-            midnight(period.to + chrono::Days::new(1)),
+            edge_agent::prep::day_start_ms(period.from, &Local),
+            edge_agent::prep::day_start_ms(period.to + chrono::Days::new(1), &Local),
         );
         let (mut times, mut reads) = (Vec::new(), Vec::new());
         let mut tickets_counted = 0;

@@ -10,7 +10,7 @@ use axum::{
     response::{IntoResponse, Response},
     routing::get,
 };
-use chrono::{Local, NaiveDate, NaiveDateTime, TimeZone};
+use chrono::{Local, NaiveDate, NaiveDateTime};
 use kitchen_daemon::clock::now_ms;
 use kitchen_proto::report::{Period, Report, render};
 use serde::Deserialize;
@@ -42,24 +42,6 @@ fn local(ms: i64) -> NaiveDateTime {
         .naive_local()
 }
 
-/// The instant local midnight begins `day` (the first one when a clock change repeats it; the
-/// end of the gap when one skips it).
-fn midnight_ms(day: NaiveDate) -> i64 {
-    let midnight = day.and_hms_opt(0, 0, 0).unwrap_or_default();
-    Local
-        .from_local_datetime(&midnight)
-        .earliest()
-        .or_else(|| {
-            Local
-                .from_local_datetime(&(midnight + chrono::Duration::hours(1)))
-                .earliest()
-        })
-        .map_or_else(
-            || midnight.and_utc().timestamp_millis(),
-            |at| at.timestamp_millis(),
-        )
-}
-
 /// The report for the query's period, or the answer to give instead.
 async fn build(
     state: &AppState,
@@ -79,8 +61,8 @@ async fn build(
         .map(|station| (station.id.clone(), station.name.clone()))
         .collect();
     let (from_ms, to_ms) = (
-        midnight_ms(period.from),
-        midnight_ms(period.to + chrono::Days::new(1)),
+        prep::day_start_ms(period.from, &Local),
+        prep::day_start_ms(period.to + chrono::Days::new(1), &Local),
     );
     let (tickets, sessions) = state
         .readers
