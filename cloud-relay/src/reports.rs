@@ -68,6 +68,15 @@ impl ReportError {
             Self::Database(_) | Self::Timeout => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
+
+    /// The status to answer with; the relay's own failures (not the request's) are logged.
+    fn logged_status(&self) -> StatusCode {
+        let status = self.status();
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            tracing::warn!(error = %self, "report failed");
+        }
+        status
+    }
 }
 
 /// A time zone's UTC offsets, one per hour from a little before the period to a little after.
@@ -311,18 +320,13 @@ async fn report_page(
         ),
         Some(kitchen) => match build(&state.pool, kitchen, &query).await {
             Ok(report) => (StatusCode::OK, render::body(&report)),
-            Err(error) => {
-                if error.status() == StatusCode::SERVICE_UNAVAILABLE {
-                    tracing::warn!(%error, "report failed");
-                }
-                (
-                    error.status(),
-                    format!(
-                        "<p class=\"error\" id=\"error\">{}</p>",
-                        escape(&error.to_string())
-                    ),
-                )
-            }
+            Err(error) => (
+                error.logged_status(),
+                format!(
+                    "<p class=\"error\" id=\"error\">{}</p>",
+                    escape(&error.to_string())
+                ),
+            ),
         },
     };
     let options: String = kitchens
@@ -412,11 +416,8 @@ async fn report_csv(
 }
 
 fn failed(error: &ReportError) -> Response {
-    if error.status() == StatusCode::SERVICE_UNAVAILABLE {
-        tracing::warn!(%error, "report failed");
-    }
     (
-        error.status(),
+        error.logged_status(),
         axum::Json(serde_json::json!({ "error": error.to_string() })),
     )
         .into_response()
