@@ -1,10 +1,13 @@
 //! The TLS rule for every link that leaves the machine (docs/security.md, "TLS off the box"):
-//! AMQP must be `amqps` and PostgreSQL `sslmode=verify-full` to any host that is not loopback
-//! (127.0.0.0/8, `::1`, `localhost`). Both services check their URLs with these functions, so
+//! AMQP must be `amqps`, MQTT `mqtts` and PostgreSQL `sslmode=verify-full` to any host that is
+//! not loopback (127.0.0.0/8, `::1`, `localhost`). Both services check their URLs with these functions, so
 //! the rule and its words are the same everywhere. Pure: the callers parse PostgreSQL URLs with
 //! sqlx (which also applies `PGSSLMODE` and friends) and hand over the effective host and mode.
 
-use std::net::{Ipv4Addr, Ipv6Addr};
+use std::{
+    net::{Ipv4Addr, Ipv6Addr},
+    sync::Arc,
+};
 
 /// What counts as loopback, as the messages say it.
 pub const LOOPBACK: &str = "127.0.0.0/8, ::1 or localhost";
@@ -76,15 +79,68 @@ pub fn check_postgres_link(key: &str, host: &str, sslmode: &str) -> Result<(), S
     ))
 }
 
-/// Whether a plain-TCP link (the MQTT fleet channel, which has no TLS yet) leaves the box: the
-/// warning to log, or `None` for loopback.
-pub fn plaintext_warning(key: &str, host: &str) -> Option<String> {
-    (!is_loopback_host(host)).then(|| {
-        format!(
-            "{key}: plaintext link to {host} (no TLS on this link yet): use a private network \
-             or a VPN until it has TLS"
-        )
+/// Checks an MQTT link given as `key` to `host`: TLS (`mqtts://`) anywhere; plain `mqtt://` only
+/// to a loopback host.
+pub fn check_mqtt_link(key: &str, host: &str, tls: bool) -> Result<(), String> {
+    if tls || is_loopback_host(host) {
+        return Ok(());
+    }
+    Err(format!(
+        "{key}: plaintext mqtt:// to {host} is refused: a link off the box must use mqtts:// \
+         (TLS with the broker's certificate verified); mqtt:// is allowed to {LOOPBACK} only"
+    ))
+}
+
+/// A CA bundle: PEM text holding at least one certificate, each one parsed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CaBundle {
+    pub pem: String,
+    pub certificates: usize,
+}
+
+/// Checks that `pem` holds at least one certificate and that each one parses as X.509 (a
+/// trust anchor rustls can use); anything else in the text (keys, garbage) is refused.
+pub fn parse_ca_pem(pem: &str) -> Result<CaBundle, String> {
+    use rustls::pki_types::{CertificateDer, pem::PemObject};
+    let mut roots = rustls::RootCertStore::empty();
+    for (index, certificate) in CertificateDer::pem_slice_iter(pem.as_bytes()).enumerate() {
+        let certificate =
+            certificate.map_err(|error| format!("certificate {}: {error}", index + 1))?;
+        roots
+            .add(certificate)
+            .map_err(|error| format!("certificate {}: {error}", index + 1))?;
+    }
+    if roots.is_empty() {
+        return Err("no PEM certificate (-----BEGIN CERTIFICATE-----) in it".into());
+    }
+    Ok(CaBundle {
+        pem: pem.to_owned(),
+        certificates: roots.len(),
     })
+}
+
+/// The TLS client settings of a verified link that rustls makes itself (the fleet channel,
+/// enrolment): the web PKI roots compiled in plus every certificate of `ca_pem` (a CA bundle
+/// already checked by its loader), the ring provider, TLS 1.2 and 1.3. The server's certificate
+/// and host name are verified; there is no way to turn that off.
+pub fn tls_client_config(ca_pem: Option<&str>) -> Result<Arc<rustls::ClientConfig>, String> {
+    use rustls::pki_types::{CertificateDer, pem::PemObject};
+    let mut roots = rustls::RootCertStore::empty();
+    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    for certificate in CertificateDer::pem_slice_iter(ca_pem.unwrap_or_default().as_bytes()) {
+        let certificate = certificate.map_err(|error| format!("CA bundle: {error}"))?;
+        roots
+            .add(certificate)
+            .map_err(|error| format!("CA bundle: {error}"))?;
+    }
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|error| error.to_string())?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    Ok(Arc::new(config))
 }
 
 #[cfg(test)]
@@ -192,13 +248,31 @@ mod tests {
     }
 
     #[test]
-    fn plaintext_mqtt_off_the_box_is_a_warning() {
-        assert_eq!(plaintext_warning("mqtt_url", "127.0.0.1"), None);
+    fn a_ca_bundle_must_hold_certificates_that_parse() {
         assert_eq!(
-            plaintext_warning("mqtt_url", "fleet.example.com").as_deref(),
-            Some(
-                "mqtt_url: plaintext link to fleet.example.com (no TLS on this link yet): use a \
-                 private network or a VPN until it has TLS"
+            parse_ca_pem("hello"),
+            Err("no PEM certificate (-----BEGIN CERTIFICATE-----) in it".into())
+        );
+        let garbage = "-----BEGIN CERTIFICATE-----\naGVsbG8gd29ybGQ=\n-----END CERTIFICATE-----\n";
+        let error = parse_ca_pem(garbage).expect_err("not X.509");
+        assert!(error.starts_with("certificate 1: "), "{error}");
+    }
+
+    #[test]
+    fn mqtt_must_be_tls_off_the_box() {
+        assert_eq!(check_mqtt_link("mqtt_url", "127.0.0.1", false), Ok(()));
+        assert_eq!(check_mqtt_link("mqtt_url", "localhost", false), Ok(()));
+        assert_eq!(
+            check_mqtt_link("mqtt_url", "fleet.example.com", true),
+            Ok(())
+        );
+        assert_eq!(
+            check_mqtt_link("[mqtt] url", "fleet.example.com", false),
+            Err(
+                "[mqtt] url: plaintext mqtt:// to fleet.example.com is refused: a link off the \
+                 box must use mqtts:// (TLS with the broker's certificate verified); mqtt:// is \
+                 allowed to 127.0.0.0/8, ::1 or localhost only"
+                    .into()
             )
         );
     }

@@ -12,7 +12,7 @@
 //! needs a new token (`cloud-relay kitchen enrol-token`): the credentials it carried are never
 //! shown again.
 
-use std::{path::PathBuf, sync::Arc, time::Duration};
+use std::{path::PathBuf, time::Duration};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt as _, Full, Limited};
@@ -237,26 +237,11 @@ async fn post(
     if !target.tls {
         return exchange(tcp, &target, body).await;
     }
-    let mut roots = rustls::RootCertStore::empty();
-    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-    if let Some(ca) = ca {
-        use rustls::pki_types::{CertificateDer, pem::PemObject};
-        for certificate in CertificateDer::pem_slice_iter(ca.pem.as_bytes()).flatten() {
-            roots
-                .add(certificate)
-                .map_err(|error| format!("ca_file: {error}"))?;
-        }
-    }
-    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .map_err(|error| error.to_string())?
-    .with_root_certificates(roots)
-    .with_no_client_auth();
+    let config = kitchen_daemon::links::tls_client_config(ca.map(|ca| ca.pem.as_str()))
+        .map_err(|error| format!("ca_file: {error}"))?;
     let name = rustls::pki_types::ServerName::try_from(target.host.clone())
         .map_err(|error| format!("enrol_url host {:?}: {error}", target.host))?;
-    let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
+    let tls = tokio_rustls::TlsConnector::from(config)
         .connect(name, tcp)
         .await
         .map_err(|error| format!("TLS with {}: {error}", target.host))?;

@@ -125,10 +125,17 @@ impl App {
         // the displays say why (as for a refused kitchen.toml).
         let links = config.links().context("cannot read the database URL")?;
         let refused = refused_links(&config, &links);
-        let fleet = config
+        let fleet = match config
             .mqtt_target()
             .context("cannot read the MQTT settings")?
-            .map(|target| fleet::FleetConfig {
+        {
+            Some(target) if refused.fleet.is_none() => Some(fleet::FleetConfig {
+                // The bundle was parsed with the links: only a failure of rustls itself is left.
+                tls: target
+                    .tls
+                    .then(|| kitchen_daemon::links::tls_client_config(links.ca_pem().as_deref()))
+                    .transpose()
+                    .map_err(|reason| anyhow::anyhow!("mqtt_url: {reason}"))?,
                 target,
                 kitchen_id: config.kitchen_id.clone(),
                 identity: fleet::Identity {
@@ -137,7 +144,9 @@ impl App {
                 },
                 data_dir: config.data_dir.clone(),
                 started,
-            });
+            }),
+            _ => None,
+        };
         let live = status::Live {
             kitchen_id: config.kitchen_id.clone(),
             provisioned: config.provisioned(),
@@ -394,17 +403,16 @@ fn resolve_reference(
 }
 
 /// The links the TLS rule refuses (the broker's only matters once provisioned), each logged
-/// once; the plaintext ones allowed off the box (MQTT) are warned about.
+/// once.
 fn refused_links(config: &Config, links: &config::Links) -> status::RefusedLinks {
-    for warning in &links.warnings {
-        tracing::warn!(%warning, "plaintext link off the box");
-    }
+    let refusal = |link: &Option<Result<_, String>>| link.as_ref().and_then(|l| l.clone().err());
     let refused = status::RefusedLinks {
         feed: links.amqp.clone().err().filter(|_| config.provisioned()),
         sync: links
             .database
             .as_ref()
             .and_then(|d| d.as_ref().err().cloned()),
+        fleet: refusal(&links.mqtt),
     };
     for reason in refused.reasons() {
         tracing::error!(%reason, "link refused: the agent runs without it");

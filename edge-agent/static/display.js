@@ -309,9 +309,9 @@ async function pollStatus() {
   pill.title = "The kitchen box's connection to the cloud order feed" + (mqtt.state && mqtt.state !== "not configured"
     ? `\nHead office link (MQTT): ${mqtt.state}${mqtt.since ? " since " + new Date(mqtt.since).toLocaleTimeString() : ""}${mqtt.state !== "connected" && mqtt.last_error ? " — " + mqtt.last_error : ""}`
     : "");
-  if (mqtt.state === "disconnected") {
+  if (mqtt.state === "disconnected" || mqtt.state === "refused") {
     if (pill.classList.contains("ok")) pill.className = "pill warn";
-    small.textContent += " · head office link down";
+    small.textContent += mqtt.state === "refused" ? " · head office link refused" : " · head office link down";
   }
   // A box without a battery-backed clock boots with the last time it saved, until NTP sets it.
   $("clock").hidden = !(body.clock && body.clock.synchronised === false);

@@ -4,7 +4,8 @@
 //! trusting the CA through `ca_file` — and refusing a server its CA did not sign, without
 //! falling back to plaintext; the feed over `amqps` through a TLS-terminating proxy in front of
 //! the machine's RabbitMQ; and an agent whose links break the TLS rule still serving the LAN,
-//! saying why on `/api/status` and in the station display's banner (headless Chromium).
+//! saying why on `/api/status` and in the station display's banner (headless Chromium); and
+//! the fleet channel over `mqtts` to a Mosquitto of the test's own with a TLS listener.
 
 mod common;
 
@@ -17,6 +18,7 @@ use kitchen_testkit::{
     dir::TempDir,
     events::{line, new_order},
     http::get_json,
+    mqtt::{Mosquitto, RELAY_PASSWORD, RELAY_USER},
     names::unique,
     pg_cluster::PgCluster,
     proxy::socket_addr_of,
@@ -250,6 +252,8 @@ async fn refused_links_leave_the_lan_running_and_say_why() {
         store_ids: vec![STORE.into()],
         amqp_url: "amqp://bk:s3cret@10.1.2.3:5672/%2f".into(),
         database_url: Some("postgres://bk:s3cret@10.1.2.3/kitchen?sslmode=prefer".into()),
+        mqtt_url: Some("mqtt://fleet.example.com".into()),
+        mqtt_password: Some("s3cret".into()),
         ..Config::default()
     };
     let app = App::build(config)
@@ -268,11 +272,18 @@ async fn refused_links_leave_the_lan_running_and_say_why() {
              127.0.0.0/8, ::1 or localhost only",
             "database_url: sslmode=prefer to 10.1.2.3 is refused: a link off the box needs \
              sslmode=verify-full (TLS with the server's certificate and host name verified); \
-             other modes are allowed to 127.0.0.0/8, ::1 or localhost only"
+             other modes are allowed to 127.0.0.0/8, ::1 or localhost only",
+            "mqtt_url: plaintext mqtt:// to fleet.example.com is refused: a link off the box \
+             must use mqtts:// (TLS with the broker's certificate verified); mqtt:// is allowed \
+             to 127.0.0.0/8, ::1 or localhost only"
         ])
     );
     assert_eq!(status["feed"], "refused");
     assert_eq!(status["sync"]["state"], "refused");
+    assert_eq!(
+        status["mqtt"],
+        serde_json::json!({"state": "refused", "last_error": status["links_refused"][2], "since": null})
+    );
     assert!(!status.to_string().contains("s3cret"));
     // The LAN is served: the tickets answer, /readyz says why it is not ready.
     let orders = get_json(&format!("{base}/api/orders?state=open")).await;
@@ -287,9 +298,10 @@ async fn refused_links_leave_the_lan_running_and_say_why() {
             "(b => b && !b.hidden ? b.textContent : null)(document.querySelector('#links'))",
             &serde_json::json!(format!(
                 "Not connecting to head office — the connection settings are not secure, fix \
-                 them on the box: {}; {}",
+                 them on the box: {}; {}; {}",
                 status["links_refused"][0].as_str().expect("text"),
-                status["links_refused"][1].as_str().expect("text")
+                status["links_refused"][1].as_str().expect("text"),
+                status["links_refused"][2].as_str().expect("text")
             )),
         )
         .await;
@@ -301,4 +313,94 @@ async fn refused_links_leave_the_lan_running_and_say_why() {
     );
     token.cancel();
     handle.await.expect("joins").expect("clean stop");
+}
+
+/// Starts an agent of kitchen `kitchen` with only the fleet channel, on `mqtt_url`, trusting
+/// `ca_file`; returns its base URL, its stop token and its task.
+async fn fleet_only_agent(
+    data: &TempDir,
+    kitchen: &str,
+    mqtt_url: String,
+    ca_file: Option<std::path::PathBuf>,
+) -> (
+    String,
+    tokio_util::sync::CancellationToken,
+    tokio::task::JoinHandle<anyhow::Result<()>>,
+) {
+    let config = Config {
+        listen: "127.0.0.1:0".parse().expect("addr"),
+        data_dir: data.path().to_path_buf(),
+        kitchen_id: kitchen.into(),
+        mqtt_url: Some(mqtt_url),
+        mqtt_password: Some("box-password".into()),
+        ca_file,
+        ..Config::default()
+    };
+    let app = App::build(config).await.expect("builds");
+    pair_test_manager(data.path());
+    let base = format!("http://127.0.0.1:{}", app.port());
+    let token = app.shutdown_token();
+    (base, token, tokio::spawn(app.run_until_stopped()))
+}
+
+#[tokio::test]
+async fn the_fleet_channel_speaks_mqtts_with_the_ca_bundle_and_nothing_else() {
+    let ca = TestCa::new("fleet test ca");
+    let kitchen = unique("tls-fleet");
+    let broker = Mosquitto::start_with_tls(&[(&kitchen, "box-password")], &ca.server_cert());
+    let files = TempDir::new("tls-fleet");
+    let ca_file = files.path().join("ca.pem");
+    std::fs::write(&ca_file, ca.cert_pem()).expect("ca written");
+
+    // A CA that did not sign the broker's certificate: no connection, and the reason.
+    let other = files.path().join("other-ca.pem");
+    std::fs::write(&other, TestCa::new("another ca").cert_pem()).expect("ca written");
+    let data = TempDir::new("tls-fleet-untrusting");
+    let (base, token, handle) =
+        fleet_only_agent(&data, &kitchen, broker.tls_url(), Some(other)).await;
+    wait_until(
+        "a failed TLS handshake",
+        Duration::from_secs(20),
+        || async {
+            get_json(&format!("{base}/api/status")).await["mqtt"]["last_error"].is_string()
+        },
+    )
+    .await;
+    let mqtt = get_json(&format!("{base}/api/status")).await["mqtt"].clone();
+    assert_eq!(mqtt["state"], "disconnected");
+    let error = mqtt["last_error"].as_str().expect("text");
+    assert!(error.contains("UnknownIssuer"), "{error}");
+    token.cancel();
+    handle.await.expect("joins").expect("clean stop");
+    assert_eq!(retained_presence(&broker, &kitchen), None);
+
+    // Trusting the test's CA: connected over TLS, and the broker holds its presence.
+    let data = TempDir::new("tls-fleet-trusting");
+    let (base, token, handle) =
+        fleet_only_agent(&data, &kitchen, broker.tls_url(), Some(ca_file)).await;
+    wait_until(
+        "the fleet channel over TLS",
+        Duration::from_secs(20),
+        || async { get_json(&format!("{base}/api/status")).await["mqtt"]["state"] == "connected" },
+    )
+    .await;
+    let presence = retained_presence(&broker, &kitchen).expect("a retained presence");
+    assert_eq!(presence["state"], "online");
+    token.cancel();
+    handle.await.expect("joins").expect("clean stop");
+}
+
+/// The presence the broker keeps for `kitchen`, read as the relay over the plain listener with
+/// the real `mosquitto_sub`; `None` when there is none.
+fn retained_presence(broker: &Mosquitto, kitchen: &str) -> Option<serde_json::Value> {
+    let output = std::process::Command::new("mosquitto_sub")
+        .args(["-h", "127.0.0.1", "-p", &broker.port().to_string()])
+        .args(["-u", RELAY_USER, "-P", RELAY_PASSWORD, "-V", "mqttv5"])
+        .args(["-t", &format!("kitchens/{kitchen}/presence")])
+        .args(["--retained-only", "-C", "1", "-W", "2"])
+        .output()
+        .expect("mosquitto_sub runs (scripts/services installs mosquitto-clients)");
+    let text = String::from_utf8_lossy(&output.stdout);
+    let line = text.lines().next()?;
+    Some(serde_json::from_str(line).expect("presence is JSON"))
 }

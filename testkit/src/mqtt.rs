@@ -2,7 +2,8 @@
 //! password file made with `mosquitto_passwd` and the ACL file the project ships
 //! (`cloud-relay/mosquitto/acl`), so the topic rights under test are the real ones. It can be
 //! stopped and started again on the same port with its persistence (retained messages,
-//! sessions, queued messages) kept, and is killed when the guard drops.
+//! sessions, queued messages) kept, and is killed when the guard drops. `start_with_tls` adds
+//! a TLS listener with a certificate from a CA made in the test (`crate::tls`).
 
 use std::{
     path::{Path, PathBuf},
@@ -10,7 +11,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use crate::dir::TempDir;
+use crate::{dir::TempDir, tls::ServerCert};
 
 /// The ACL the project ships for production brokers.
 pub const ACL: &str = include_str!("../../cloud-relay/mosquitto/acl");
@@ -21,6 +22,7 @@ pub const RELAY_PASSWORD: &str = "relay-test-password";
 #[derive(Debug)]
 pub struct Mosquitto {
     port: u16,
+    tls_port: Option<u16>,
     dir: TempDir,
     child: Option<Child>,
 }
@@ -29,10 +31,21 @@ impl Mosquitto {
     /// Starts a broker that knows the relay's user and `users` (name, password). Panics when
     /// `mosquitto` is missing (scripts/services installs it).
     pub fn start(users: &[(&str, &str)]) -> Self {
+        Self::start_listening(users, None)
+    }
+
+    /// As `start`, with a second listener on another port speaking TLS with `cert` (the same
+    /// users and ACL on both): `mqtts://localhost:<tls_port>`.
+    pub fn start_with_tls(users: &[(&str, &str)], cert: &ServerCert) -> Self {
+        Self::start_listening(users, Some(cert))
+    }
+
+    fn start_listening(users: &[(&str, &str)], tls: Option<&ServerCert>) -> Self {
         let dir = TempDir::new("mosquitto");
         let port = free_port();
         let mut broker = Self {
             port,
+            tls_port: tls.map(|_| free_port()),
             dir,
             child: None,
         };
@@ -41,7 +54,7 @@ impl Mosquitto {
             broker.add_user(user, password);
         }
         std::fs::write(broker.dir.path().join("acl"), ACL).expect("acl file");
-        let config = format!(
+        let mut config = format!(
             "per_listener_settings false\n\
              listener {port} 127.0.0.1\n\
              allow_anonymous false\n\
@@ -55,6 +68,17 @@ impl Mosquitto {
              max_inflight_messages 100\n",
             dir = broker.dir.path().display()
         );
+        if let (Some(cert), Some(tls_port)) = (tls, broker.tls_port) {
+            let dir = broker.dir.path();
+            std::fs::write(dir.join("server.pem"), &cert.cert_pem).expect("certificate");
+            std::fs::write(dir.join("server.key"), &cert.key_pem).expect("key");
+            config.push_str(&format!(
+                "listener {tls_port} 127.0.0.1\n\
+                 certfile {dir}/server.pem\n\
+                 keyfile {dir}/server.key\n",
+                dir = dir.display()
+            ));
+        }
         std::fs::write(broker.config_path(), config).expect("mosquitto config");
         broker.start_again();
         broker
@@ -67,6 +91,13 @@ impl Mosquitto {
     /// `mqtt://127.0.0.1:<port>` (no credentials: each client brings its own).
     pub fn url(&self) -> String {
         format!("mqtt://127.0.0.1:{}", self.port)
+    }
+
+    /// `mqtts://localhost:<tls port>` for a broker started with TLS (the certificate names
+    /// `localhost`).
+    pub fn tls_url(&self) -> String {
+        let port = self.tls_port.expect("started with start_with_tls");
+        format!("mqtts://localhost:{port}")
     }
 
     /// The directory holding `passwd`, `acl`, the config and the broker's log.

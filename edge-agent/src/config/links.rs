@@ -1,8 +1,7 @@
 //! The links that leave the box and their TLS (docs/security.md, "TLS off the box"): the broker
 //! (`amqp_url`) must be `amqps` and PostgreSQL (`database_url`) `sslmode=verify-full` unless the
-//! host is loopback (`kitchen_daemon::links`); the fleet channel's plain MQTT off the box is
-//! a warning (its TLS comes later). Both verified links trust the web PKI roots compiled in
-//! plus the CA bundle `ca_file` (default `/etc/edge-agent/ca.pem`, used when it exists), which
+//! host is loopback (`kitchen_daemon::links`), and so must the fleet channel (`mqtt_url`,
+//! `mqtts`). The verified links trust the web PKI roots compiled in plus the CA bundle `ca_file` (default `/etc/edge-agent/ca.pem`, used when it exists), which
 //! provisioning writes from `kitchen.toml`'s `ca_pem`.
 //!
 //! A refused link is not fatal: the agent serves the LAN without it and says why on
@@ -17,33 +16,7 @@ use super::{Config, ConfigError};
 /// Where provisioning puts the CA bundle, and where the agent looks for one by default.
 pub const DEFAULT_CA_FILE: &str = "/etc/edge-agent/ca.pem";
 
-/// A CA bundle: PEM text holding at least one certificate, each one parsed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CaBundle {
-    pub pem: String,
-    pub certificates: usize,
-}
-
-/// Checks that `pem` holds at least one certificate and that each one parses as X.509 (a
-/// trust anchor rustls can use); anything else in the text (keys, garbage) is refused.
-pub fn parse_ca_pem(pem: &str) -> Result<CaBundle, String> {
-    use rustls::pki_types::{CertificateDer, pem::PemObject};
-    let mut roots = rustls::RootCertStore::empty();
-    for (index, certificate) in CertificateDer::pem_slice_iter(pem.as_bytes()).enumerate() {
-        let certificate =
-            certificate.map_err(|error| format!("certificate {}: {error}", index + 1))?;
-        roots
-            .add(certificate)
-            .map_err(|error| format!("certificate {}: {error}", index + 1))?;
-    }
-    if roots.is_empty() {
-        return Err("no PEM certificate (-----BEGIN CERTIFICATE-----) in it".into());
-    }
-    Ok(CaBundle {
-        pem: pem.to_owned(),
-        certificates: roots.len(),
-    })
-}
+pub use kitchen_daemon::links::{CaBundle, parse_ca_pem};
 
 /// The links this config opens, each checked: what to connect with, or why not.
 pub struct Links {
@@ -52,10 +25,10 @@ pub struct Links {
     /// The database link (none without a database URL): the options to connect with (the CA
     /// bundle added), or why it is refused.
     pub database: Option<Result<PgConnectOptions, String>>,
-    /// The CA bundle both verified links trust beside the web PKI roots.
+    /// The fleet channel (none without `mqtt_url`): `Ok` to connect, or why it is refused.
+    pub mqtt: Option<Result<(), String>>,
+    /// The CA bundle the verified links trust beside the web PKI roots.
     pub ca: Option<CaBundle>,
-    /// Links allowed but in plaintext off the box (MQTT): logged as warnings.
-    pub warnings: Vec<String>,
 }
 
 /// Without the connect options: sqlx's own `Debug` would print the database password.
@@ -70,21 +43,23 @@ impl std::fmt::Debug for Links {
                     .as_ref()
                     .map(|d| d.as_ref().map(|_| "<options>")),
             )
+            .field("mqtt", &self.mqtt)
             .field("ca", &self.ca.as_ref().map(|ca| ca.certificates))
-            .field("warnings", &self.warnings)
             .finish()
     }
 }
 
 impl Links {
-    /// Every refusal, broker first.
+    /// Every refusal: broker, database, fleet channel.
     pub fn refusals(&self) -> Vec<String> {
         let database = self.database.as_ref().and_then(|d| d.as_ref().err());
+        let mqtt = self.mqtt.as_ref().and_then(|m| m.as_ref().err());
         self.amqp
             .as_ref()
             .err()
             .into_iter()
             .chain(database)
+            .chain(mqtt)
             .cloned()
             .collect()
     }
@@ -118,7 +93,7 @@ impl Config {
             .map_err(|reason| format!("ca_file {}: {reason}", path.display()))
     }
 
-    /// The broker and database links checked against the TLS rule, with the CA bundle. Only an
+    /// The broker, database and fleet links checked against the TLS rule, with the CA bundle. Only an
     /// unreadable `database_url_file` is an error (as before); a refused link or a bad CA
     /// bundle is a refusal in [`Links`], so the agent still serves the LAN.
     pub fn links(&self) -> Result<Links, ConfigError> {
@@ -148,18 +123,18 @@ impl Config {
                 None => options,
             })
         });
-        let warnings = self
-            .mqtt_url
-            .as_deref()
-            .and_then(|url| super::parse_mqtt_url(url).ok())
-            .and_then(|(host, _, _)| kitchen_daemon::links::plaintext_warning("mqtt_url", &host))
-            .into_iter()
-            .collect();
+        // The URL's form was checked with the config; only the TLS rule is left to apply.
+        let mqtt = self.mqtt_url.as_deref().map(|url| {
+            let url = super::parse_mqtt_url(url)?;
+            with_ca(kitchen_daemon::links::check_mqtt_link(
+                "mqtt_url", &url.host, url.tls,
+            ))
+        });
         Ok(Links {
             amqp,
             database,
+            mqtt,
             ca,
-            warnings,
         })
     }
 }
@@ -174,18 +149,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_ca_bundle_must_hold_certificates_that_parse() {
-        assert_eq!(
-            parse_ca_pem("hello"),
-            Err("no PEM certificate (-----BEGIN CERTIFICATE-----) in it".into())
-        );
-        let garbage = "-----BEGIN CERTIFICATE-----\naGVsbG8gd29ybGQ=\n-----END CERTIFICATE-----\n";
-        let error = parse_ca_pem(garbage).expect_err("not X.509");
-        assert!(error.starts_with("certificate 1: "), "{error}");
-    }
-
-    #[test]
-    fn refused_links_name_their_key_and_the_mqtt_one_only_warns() {
+    fn refused_links_name_their_key_and_never_the_password() {
         let config = Config {
             amqp_url: "amqp://k:s3cret@10.1.2.3:5672/%2f".into(),
             database_url: Some("postgres://k:s3cret@10.1.2.3/kitchen?sslmode=prefer".into()),
@@ -196,25 +160,31 @@ mod tests {
         };
         let links = config.links().expect("read");
         let refusals = links.refusals();
-        assert_eq!(refusals.len(), 2, "{refusals:?}");
+        assert_eq!(refusals.len(), 3, "{refusals:?}");
         assert!(refusals[0].starts_with("amqp_url: plaintext amqp:// to 10.1.2.3 is refused"));
         assert!(refusals[1].starts_with("database_url: sslmode=prefer to 10.1.2.3 is refused"));
-        assert!(!refusals.concat().contains("s3cret"));
         assert_eq!(
-            links.warnings,
-            [
-                "mqtt_url: plaintext link to fleet.example.com (no TLS on this link yet): use a \
-              private network or a VPN until it has TLS"
-            ]
+            refusals[2],
+            "mqtt_url: plaintext mqtt:// to fleet.example.com is refused: a link off the box must \
+             use mqtts:// (TLS with the broker's certificate verified); mqtt:// is allowed to \
+             127.0.0.0/8, ::1 or localhost only"
         );
+        assert!(!refusals.concat().contains("s3cret"));
         let local = Config {
             ca_file: None,
             database_url: Some("postgres://k:pw@127.0.0.1/kitchen".into()),
+            mqtt_url: Some("mqtt://localhost:1884".into()),
+            kitchen_id: "bk-01".into(),
             ..Config::default()
         };
         let links = local.links().expect("read");
         assert_eq!(links.refusals(), Vec::<String>::new());
-        assert!(links.warnings.is_empty());
+        assert_eq!(links.mqtt, Some(Ok(())));
+        let tls = Config {
+            mqtt_url: Some("mqtts://fleet.example.com".into()),
+            ..local.clone()
+        };
+        assert_eq!(tls.links().expect("read").mqtt, Some(Ok(())));
         assert!(!format!("{links:?}").contains("pw"), "{links:?}");
     }
 

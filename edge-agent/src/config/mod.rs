@@ -11,7 +11,7 @@ mod printer;
 mod scanner;
 
 pub use links::{CaBundle, DEFAULT_CA_FILE, Links, parse_ca_pem};
-pub use mqtt::{MQTT_URL_EXPECTED, MqttTarget, check_mqtt_kitchen_id, parse_mqtt_url};
+pub use mqtt::{MQTT_URL_EXPECTED, MqttTarget, MqttUrl, check_mqtt_kitchen_id, parse_mqtt_url};
 pub use printer::{DEFAULT_PORT as PRINTER_PORT, PrinterConfig, PrinterTarget};
 pub use scanner::{ScannerConfig, Suffix};
 

@@ -1,5 +1,5 @@
-//! The fleet channel's keys (docs/fleet.md): `mqtt_url` (`mqtt://[user@]host[:port]`, the user
-//! name being the kitchen id unless the URL names one) and its password from `mqtt_password`,
+//! The fleet channel's keys (docs/fleet.md): `mqtt_url` (`mqtts://[user@]host[:port]`, or
+//! `mqtt://` to loopback; the user name being the kitchen id unless the URL names one) and its password from `mqtt_password`,
 //! `mqtt_password_file` or the `mqtt_password` credential.
 
 use super::{Config, ConfigError};
@@ -11,6 +11,9 @@ pub struct MqttTarget {
     pub port: u16,
     pub username: String,
     pub password: Option<String>,
+    /// `mqtts://`: TLS with the broker's certificate verified against the CA bundle and the
+    /// web PKI roots.
+    pub tls: bool,
 }
 
 impl std::fmt::Debug for MqttTarget {
@@ -20,25 +23,33 @@ impl std::fmt::Debug for MqttTarget {
             .field("port", &self.port)
             .field("username", &self.username)
             .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .field("tls", &self.tls)
             .finish()
     }
 }
 
 /// What an MQTT URL must look like; the parser's complaint never quotes the URL.
-pub const MQTT_URL_EXPECTED: &str = "mqtt_url must be mqtt://[user@]host[:port] \
-     (mqtts:// arrives with TLS in a later release; the password goes in mqtt_password)";
+pub const MQTT_URL_EXPECTED: &str = "mqtt_url must be mqtts://[user@]host[:port] \
+     (or mqtt:// to this machine; the password goes in mqtt_password)";
 
-/// `mqtt://[user@]host[:port][/]` → (host, port, user).
-pub fn parse_mqtt_url(url: &str) -> Result<(String, u16, Option<String>), String> {
+/// An MQTT URL, read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MqttUrl {
+    pub host: String,
+    /// 8883 for `mqtts://`, 1883 for `mqtt://`, unless the URL names one.
+    pub port: u16,
+    pub user: Option<String>,
+    pub tls: bool,
+}
+
+/// `mqtts://[user@]host[:port][/]` or `mqtt://…` (the TLS rule is checked apart, with the
+/// other links: `Config::links`).
+pub fn parse_mqtt_url(url: &str) -> Result<MqttUrl, String> {
     let url = url.trim();
-    let Some(rest) = url.strip_prefix("mqtt://") else {
-        return Err(if url.starts_with("mqtts://") {
-            "mqtt_url: mqtts:// (TLS) is not supported yet — it comes with a later TLS release; \
-             use mqtt:// on a trusted network or a tunnel"
-                .to_owned()
-        } else {
-            MQTT_URL_EXPECTED.to_owned()
-        });
+    let (rest, tls) = match (url.strip_prefix("mqtts://"), url.strip_prefix("mqtt://")) {
+        (Some(rest), _) => (rest, true),
+        (None, Some(rest)) => (rest, false),
+        (None, None) => return Err(MQTT_URL_EXPECTED.to_owned()),
     };
     let rest = rest.strip_suffix('/').unwrap_or(rest);
     if rest.contains(['/', '?', '#']) {
@@ -69,12 +80,18 @@ pub fn parse_mqtt_url(url: &str) -> Result<(String, u16, Option<String>), String
             .ok()
             .filter(|p| *p > 0)
             .ok_or_else(|| MQTT_URL_EXPECTED.to_owned())?,
+        None if tls => 8883,
         None => 1883,
     };
     if host.is_empty() || host.contains(char::is_whitespace) {
         return Err(MQTT_URL_EXPECTED.to_owned());
     }
-    Ok((host.to_owned(), port, user))
+    Ok(MqttUrl {
+        host: host.to_owned(),
+        port,
+        user,
+        tls,
+    })
 }
 
 /// A kitchen id that can be an MQTT user name and one topic level.
@@ -113,7 +130,12 @@ impl Config {
         let Some(url) = &self.mqtt_url else {
             return Ok(None);
         };
-        let (host, port, user) = parse_mqtt_url(url).map_err(invalid)?;
+        let MqttUrl {
+            host,
+            port,
+            user,
+            tls,
+        } = parse_mqtt_url(url).map_err(invalid)?;
         check_mqtt_kitchen_id(&self.kitchen_id).map_err(invalid)?;
         let password = match (&self.mqtt_password, &self.mqtt_password_file) {
             (Some(password), _) => Some(password.clone()),
@@ -130,6 +152,7 @@ impl Config {
             port,
             username: user.unwrap_or_else(|| self.kitchen_id.clone()),
             password: password.filter(|p| !p.is_empty()),
+            tls,
         }))
     }
 }
@@ -140,26 +163,36 @@ mod tests {
 
     #[test]
     fn urls_are_read_and_refused_with_the_reason() {
+        let url = |host: &str, port, user: Option<&str>, tls| MqttUrl {
+            host: host.into(),
+            port,
+            user: user.map(Into::into),
+            tls,
+        };
         assert_eq!(
-            parse_mqtt_url("mqtt://broker.example.com"),
-            Ok(("broker.example.com".into(), 1883, None))
+            parse_mqtt_url("mqtts://broker.example.com"),
+            Ok(url("broker.example.com", 8883, None, true))
         );
         assert_eq!(
-            parse_mqtt_url(" mqtt://bk-01@10.0.0.5:1884/ "),
-            Ok(("10.0.0.5".into(), 1884, Some("bk-01".into())))
+            parse_mqtt_url("mqtt://broker.example.com"),
+            Ok(url("broker.example.com", 1883, None, false))
+        );
+        assert_eq!(
+            parse_mqtt_url(" mqtts://bk-01@10.0.0.5:1884/ "),
+            Ok(url("10.0.0.5", 1884, Some("bk-01"), true))
         );
         assert_eq!(
             parse_mqtt_url("mqtt://[::1]:1883"),
-            Ok(("::1".into(), 1883, None))
+            Ok(url("::1", 1883, None, false))
         );
         let refused = |url: &str| parse_mqtt_url(url).expect_err(url);
-        assert!(refused("mqtts://broker:8883").contains("later TLS release"));
-        assert!(refused("tcp://broker").starts_with("mqtt_url must be mqtt://"));
-        assert!(refused("mqtt://bk:s3cret@broker").contains("must not hold a password"));
+        assert_eq!(refused("tcp://broker"), MQTT_URL_EXPECTED);
+        assert_eq!(refused("ssl://broker"), MQTT_URL_EXPECTED);
+        assert!(refused("mqtts://bk:s3cret@broker").contains("must not hold a password"));
         assert!(!refused("mqtt://bk:s3cret@broker").contains("s3cret"));
-        assert!(refused("mqtt://broker:99999").starts_with("mqtt_url must be"));
-        assert!(refused("mqtt://broker/topic").starts_with("mqtt_url must be"));
-        assert!(refused("mqtt://").starts_with("mqtt_url must be"));
+        assert_eq!(refused("mqtt://broker:99999"), MQTT_URL_EXPECTED);
+        assert_eq!(refused("mqtts://broker/topic"), MQTT_URL_EXPECTED);
+        assert_eq!(refused("mqtt://"), MQTT_URL_EXPECTED);
     }
 
     #[test]
@@ -191,10 +224,14 @@ mod tests {
             ("broker", 1884, "bk-01")
         );
         assert_eq!(target.password.as_deref(), Some("pw"));
+        assert!(!target.tls);
         assert!(!format!("{target:?}").contains("pw\""));
-        config.mqtt_url = Some("mqtt://box-7@broker".into());
+        config.mqtt_url = Some("mqtts://box-7@broker".into());
         let target = config.mqtt_target().expect("valid").expect("set");
-        assert_eq!(target.username, "box-7");
+        assert_eq!(
+            (target.username.as_str(), target.port, target.tls),
+            ("box-7", 8883, true)
+        );
         config.mqtt_url = None;
         assert_eq!(config.mqtt_target().expect("valid"), None);
     }

@@ -30,7 +30,7 @@ use kitchen_daemon::{
     clock::now_ms,
 };
 use rumqttc::{
-    NetworkOptions,
+    NetworkOptions, TlsConfiguration, Transport,
     v5::{
         AsyncClient, Event, EventLoop, MqttOptions, Request,
         mqttbytes::{
@@ -72,6 +72,8 @@ const MAX_BACKOFF: Duration = Duration::from_secs(30);
 #[derive(Debug, Clone)]
 pub struct FleetConfig {
     pub target: MqttTarget,
+    /// `mqtts://`: the TLS settings (the web PKI roots and the CA bundle).
+    pub tls: Option<Arc<rustls::ClientConfig>>,
     pub kitchen_id: String,
     pub identity: Identity,
     /// The store's directory: its file system is the telemetry's `disk`.
@@ -188,6 +190,12 @@ fn options(config: &FleetConfig, topics: &Topics) -> MqttOptions {
     let mut network = NetworkOptions::new();
     network.set_tcp_nodelay(true);
     options.set_network_options(network);
+    if let Some(tls) = &config.tls {
+        // rumqttc verifies the certificate against the broker's host name as the URL gives it.
+        options.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(
+            tls.clone(),
+        )));
+    }
     options
         .set_keep_alive(KEEP_ALIVE)
         .set_clean_start(false)

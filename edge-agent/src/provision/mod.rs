@@ -152,7 +152,8 @@ pub fn check_config(
     }
     match config.mqtt_target().map_err(|error| error.to_string())? {
         Some(target) => parts.push(format!(
-            "fleet channel mqtt://{}@{}:{}{}",
+            "fleet channel {}://{}@{}:{}{}",
+            if target.tls { "mqtts" } else { "mqtt" },
             target.username,
             target.host,
             target.port,
@@ -173,9 +174,6 @@ pub fn check_config(
             "links refused (the agent runs without them): {}",
             refusals.join("; ")
         ));
-    }
-    for warning in &links.warnings {
-        tracing::warn!(%warning, "plaintext link off the box");
     }
     if !config.printers.is_empty() {
         let names: Vec<&str> = config.printers.iter().map(|p| p.name.as_str()).collect();
@@ -257,6 +255,10 @@ pub fn plan(kitchen_toml: &str, current_config: Option<&str>) -> Result<Plan, St
     kitchen_daemon::links::check_amqp_url("amqp_url", &config.amqp_url)?;
     if let Some(url) = &config.database_url {
         kitchen_cloud_schema::connect::checked_options("database_url", url)?;
+    }
+    if let Some(url) = &config.mqtt_url {
+        let url = crate::config::parse_mqtt_url(url)?;
+        kitchen_daemon::links::check_mqtt_link("mqtt_url", &url.host, url.tls)?;
     }
     let hostname = match hostname {
         Some(name) => {

@@ -70,7 +70,7 @@ fn a_valid_file_becomes_config_credentials_and_hostname() {
 #[test]
 fn the_fleet_channel_keys_are_a_setting_and_a_secret() {
     let plan = plan_ok(&kitchen(
-        "mqtt_url = \"mqtt://fleet.example.com:1883\"\nmqtt_password = \"mq-9f8e\"\n",
+        "mqtt_url = \"mqtts://fleet.example.com:8883\"\nmqtt_password = \"mq-9f8e\"\n",
     ));
     assert_eq!(plan.credentials[1], ("mqtt_password", "mq-9f8e".into()));
     assert!(
@@ -81,11 +81,14 @@ fn the_fleet_channel_keys_are_a_setting_and_a_secret() {
     let written: Config = toml::from_str(&plan.config_text).expect("the agent reads it");
     assert_eq!(
         written.mqtt_url.as_deref(),
-        Some("mqtt://fleet.example.com:1883")
+        Some("mqtts://fleet.example.com:8883")
     );
-    let refused =
-        super::plan(&kitchen("mqtt_url = \"mqtts://fleet:8883\"\n"), None).expect_err("no TLS yet");
-    assert!(refused.contains("later TLS release"), "{refused}");
+    let refused = super::plan(&kitchen("mqtt_url = \"mqtt://fleet:1883\"\n"), None)
+        .expect_err("plaintext off the box");
+    assert!(
+        refused.starts_with("mqtt_url: plaintext mqtt:// to fleet is refused"),
+        "{refused}"
+    );
 }
 
 fn plan_ok(text: &str) -> Plan {

@@ -49,6 +49,8 @@ pub struct RefusedLinks {
     pub feed: Option<String>,
     /// PostgreSQL (`database_url`): no sync.
     pub sync: Option<String>,
+    /// The fleet channel (`mqtt_url`): no MQTT.
+    pub fleet: Option<String>,
 }
 
 impl RefusedLinks {
@@ -56,6 +58,7 @@ impl RefusedLinks {
         self.feed
             .iter()
             .chain(&self.sync)
+            .chain(&self.fleet)
             .map(String::as_str)
             .collect()
     }
@@ -94,6 +97,15 @@ impl Live {
             "connected"
         } else {
             "disconnected"
+        }
+    }
+
+    /// The fleet channel as `/api/status` shows it: `refused` (the TLS rule) with the reason,
+    /// else the link's own state.
+    pub fn mqtt_json(&self) -> Value {
+        match &self.refused.fleet {
+            Some(reason) => json!({"state": "refused", "last_error": reason, "since": null}),
+            None => self.mqtt.json(),
         }
     }
 
@@ -145,7 +157,7 @@ impl Live {
             "reference": self.reference_text(),
             "sequence_gaps": facts.gaps,
             "scanners": self.scanners.snapshot(),
-            "mqtt": self.mqtt.json(),
+            "mqtt": self.mqtt_json(),
             "clock": self.clock.json(),
             "printers": self.printers.snapshot(),
             "print_fallback": self.printers.fallback(),
