@@ -39,8 +39,10 @@ pub struct App {
 
 impl App {
     pub async fn build(config: Config) -> anyhow::Result<Self> {
+        let ca_pem = config.ca_pem()?;
         let pool = db::pool(
             &config.database_url,
+            ca_pem.as_deref(),
             config.database_pool_size,
             config.database_timeout,
         )
@@ -116,6 +118,7 @@ impl App {
         let tracker = TaskTracker::new();
         let metrics = Arc::new(metrics::Metrics::default());
         let stored = Arc::new(Notify::new());
+        let ca_pem = config.ca_pem()?;
         let ingest = db::Ingest::start(
             pool.clone(),
             config.ingest_writers,
@@ -129,6 +132,7 @@ impl App {
             pool.clone(),
             publisher::PublisherConfig {
                 amqp_url: config.amqp_url.clone(),
+                ca_pem: ca_pem.clone(),
                 order_exchange: config.order_exchange.clone(),
                 raw_events_exchange: config.raw_events_exchange.clone(),
                 timeout: config.amqp_timeout,
@@ -183,10 +187,15 @@ impl App {
             changes.clone(),
             token.clone(),
         ));
-        let commander = if config.mqtt.enabled() {
+        // The bundle as read now (a config built in code has not loaded it).
+        let mqtt = config::MqttConfig {
+            ca_pem: ca_pem.clone(),
+            ..config.mqtt.clone()
+        };
+        let commander = if mqtt.enabled() {
             let subscriber = fleet::subscriber::Subscriber::new(
                 pool.clone(),
-                config.mqtt.clone(),
+                mqtt.clone(),
                 config.database_timeout,
                 metrics.fleet.clone(),
                 token.clone(),
@@ -194,7 +203,7 @@ impl App {
             tracker.spawn(subscriber.run());
             Some(fleet::Commander::new(
                 pool.clone(),
-                config.mqtt.clone(),
+                mqtt,
                 metrics.fleet.clone(),
             ))
         } else {

@@ -186,7 +186,13 @@ async fn main() -> anyhow::Result<()> {
         // Database work only: the webhook secret is not needed.
         let config = Config::load_unvalidated(cli.config.as_deref())?;
         config.check_database_link()?;
-        Ok(db::pool(&config.database_url, 1, config.database_timeout)?)
+        let ca_pem = config.ca_pem()?;
+        Ok(db::pool(
+            &config.database_url,
+            ca_pem.as_deref(),
+            1,
+            config.database_timeout,
+        )?)
     };
     match command {
         Command::CheckConfig => {

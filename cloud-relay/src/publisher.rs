@@ -39,6 +39,8 @@ const LOCK_CHECK_INTERVAL: Duration = Duration::from_secs(5);
 #[derive(Clone)]
 pub struct PublisherConfig {
     pub amqp_url: SecretString,
+    /// The relay's CA bundle, trusted beside the web PKI roots for `amqps`.
+    pub ca_pem: Option<String>,
     pub order_exchange: String,
     pub raw_events_exchange: String,
     pub timeout: Duration,
@@ -182,10 +184,15 @@ impl Publisher {
         let connection = with_timeout(
             timeout,
             "connect",
-            Connection::connect(
+            Connection::connect_with_config(
                 self.config.amqp_url.expose_secret(),
                 ConnectionProperties::default()
                     .with_connection_name("cloud-relay publisher".into()),
+                lapin::tcp::OwnedTLSConfig {
+                    identity: None,
+                    cert_chain: self.config.ca_pem.clone(),
+                },
+                lapin::runtime::default_runtime()?,
             ),
         )
         .await?;

@@ -10,7 +10,11 @@ pub use enrol::{EnrolConfig, MAX_TOKEN_VALID_HOURS};
 pub use mqtt::{BrokerAddress, MqttConfig};
 pub use otter_api::{OtterApiConfig, OtterLimits, OtterPaths};
 
-use std::{net::SocketAddr, path::Path, time::Duration};
+use std::{
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    time::Duration,
+};
 
 use secrecy::SecretString;
 use serde::Deserialize;
@@ -32,6 +36,10 @@ pub struct Config {
     pub database_pool_size: u32,
     /// RabbitMQ URL (`AMQP_URL`).
     pub amqp_url: SecretString,
+    /// A PEM bundle of CAs the relay trusts beside the web PKI roots on its own links — RabbitMQ
+    /// (`amqps`), PostgreSQL (`verify-full`) and MQTT (`mqtts`) — for servers with a private CA
+    /// (`RELAY_CA_FILE`). Unset: the web PKI roots (and PostgreSQL's `sslrootcert`) only.
+    pub ca_file: Option<PathBuf>,
     /// Direct exchange for kitchen `OrderEvent`s (`RELAY_ORDER_EXCHANGE`).
     pub order_exchange: String,
     /// Fanout exchange for the raw JSON events (`RELAY_RAW_EVENTS_EXCHANGE`).
@@ -112,6 +120,7 @@ impl Default for Config {
             database_url: SecretString::from("postgres://postgres@127.0.0.1:5432/kitchen"),
             database_pool_size: 16,
             amqp_url: SecretString::from("amqp://guest:guest@127.0.0.1:5672/%2f"),
+            ca_file: None,
             order_exchange: kitchen_proto::ORDER_EXCHANGE.to_owned(),
             raw_events_exchange: kitchen_proto::RAW_EVENTS_EXCHANGE.to_owned(),
             otter_webhook_secret: None,
@@ -176,6 +185,7 @@ impl Config {
         if let Some(dir) = std::env::var_os(kitchen_daemon::credentials::DIRECTORY_VAR) {
             config.apply_credentials(Path::new(&dir))?;
         }
+        config.mqtt.ca_pem = config.ca_pem()?;
         Ok(config)
     }
 
@@ -324,6 +334,9 @@ impl Config {
         if let Some(value) = lookup("RELAY_SHUTDOWN_GRACE_MS") {
             self.shutdown_grace = millis("RELAY_SHUTDOWN_GRACE_MS", value)?;
         }
+        if let Some(value) = lookup("RELAY_CA_FILE") {
+            self.ca_file = Some(PathBuf::from(value.trim())).filter(|p| !p.as_os_str().is_empty());
+        }
         self.otter_api.apply_env(&lookup);
         self.mqtt.apply_env(&lookup)?;
         self.broker_admin.apply_env(&lookup)?;
@@ -413,6 +426,21 @@ impl Config {
         )
         .map(drop)
         .map_err(ConfigError::Invalid)
+    }
+
+    /// The CA bundle of `ca_file`, read and checked (every certificate parses, at least one).
+    pub fn ca_pem(&self) -> Result<Option<String>, ConfigError> {
+        let Some(path) = &self.ca_file else {
+            return Ok(None);
+        };
+        let text = std::fs::read_to_string(path).map_err(|error| {
+            ConfigError::Invalid(format!("RELAY_CA_FILE {}: {error}", path.display()))
+        })?;
+        kitchen_daemon::links::parse_ca_pem(&text)
+            .map(|bundle| Some(bundle.pem))
+            .map_err(|reason| {
+                ConfigError::Invalid(format!("RELAY_CA_FILE {}: {reason}", path.display()))
+            })
     }
 
     /// The TLS rule for the broker link: `amqps://` unless the host is loopback.

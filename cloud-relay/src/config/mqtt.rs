@@ -12,7 +12,7 @@ use super::ConfigError;
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct MqttConfig {
-    /// `mqtt://host:1883` (`MQTT_URL`). Unset: no fleet channel.
+    /// `mqtts://host:8883` (`MQTT_URL`); `mqtt://` to loopback only. Unset: no fleet channel.
     pub url: Option<String>,
     /// The relays' MQTT user (`MQTT_USERNAME`), `relay` in the shipped ACL.
     pub username: String,
@@ -27,6 +27,9 @@ pub struct MqttConfig {
     pub telemetry_retention_hours: u32,
     /// MQTT keep-alive of the relay's connections.
     pub keep_alive_secs: u16,
+    /// The relay's CA bundle (`RELAY_CA_FILE`), read when the config is loaded.
+    #[serde(skip)]
+    pub ca_pem: Option<String>,
 }
 
 impl Default for MqttConfig {
@@ -39,6 +42,7 @@ impl Default for MqttConfig {
             command_expiry_secs: 600,
             telemetry_retention_hours: 48,
             keep_alive_secs: 10,
+            ca_pem: None,
         }
     }
 }
@@ -48,6 +52,8 @@ impl Default for MqttConfig {
 pub struct BrokerAddress {
     pub host: String,
     pub port: u16,
+    /// `mqtts://`: TLS with the broker's certificate and host name verified.
+    pub tls: bool,
 }
 
 impl MqttConfig {
@@ -95,9 +101,11 @@ impl MqttConfig {
     pub fn validate(&self) -> Result<(), ConfigError> {
         use secrecy::ExposeSecret;
         let invalid = |reason: String| Err(ConfigError::Invalid(reason));
-        if self.address()?.is_none() {
+        let Some(address) = self.address()? else {
             return Ok(());
-        }
+        };
+        kitchen_daemon::links::check_mqtt_link("MQTT_URL", &address.host, address.tls)
+            .map_err(ConfigError::Invalid)?;
         if self.username.is_empty() {
             return invalid("[mqtt] username must not be empty".into());
         }
@@ -140,26 +148,30 @@ impl MqttConfig {
     }
 }
 
-/// `mqtt://host[:port]` (also `tcp://`); 1883 by default. No TLS yet (`mqtts://` is refused
-/// rather than silently sent in clear), no credentials in the URL (they are keys of their own).
+/// `mqtts://host[:port]` (8883 by default) or `mqtt://host[:port]` (also `tcp://`; 1883); no
+/// credentials in the URL (they are keys of their own). The TLS rule is checked in `validate`.
 fn parse_url(url: &str) -> Result<BrokerAddress, ConfigError> {
     let invalid = |reason: &str| {
         Err(ConfigError::Invalid(format!(
             "MQTT_URL {url:?} is invalid: {reason}"
         )))
     };
-    let Some(rest) = url
-        .strip_prefix("mqtt://")
-        .or_else(|| url.strip_prefix("tcp://"))
-    else {
-        return invalid("it must start with mqtt:// (TLS is not supported yet)");
+    let (rest, tls) = match url.strip_prefix("mqtts://") {
+        Some(rest) => (rest, true),
+        None => match url
+            .strip_prefix("mqtt://")
+            .or_else(|| url.strip_prefix("tcp://"))
+        {
+            Some(rest) => (rest, false),
+            None => return invalid("it must start with mqtts:// (or mqtt:// to this machine)"),
+        },
     };
     let rest = rest.strip_suffix('/').unwrap_or(rest);
     if rest.contains('@') {
         return invalid("put the user name in [mqtt] username and the password in MQTT_PASSWORD");
     }
     if rest.contains('/') || rest.contains('?') {
-        return invalid("it must be mqtt://host:port with no path");
+        return invalid("it must be mqtts://host:port with no path");
     }
     let (host, port) = match rest.rsplit_once(':') {
         Some((host, port)) if !host.ends_with(']') || host.starts_with('[') => {
@@ -168,7 +180,7 @@ fn parse_url(url: &str) -> Result<BrokerAddress, ConfigError> {
                 _ => return invalid("the port must be a number from 1 to 65535"),
             }
         }
-        _ => (rest, 1883),
+        _ => (rest, if tls { 8883 } else { 1883 }),
     };
     let host = host.trim_start_matches('[').trim_end_matches(']');
     if host.is_empty() {
@@ -177,6 +189,7 @@ fn parse_url(url: &str) -> Result<BrokerAddress, ConfigError> {
     Ok(BrokerAddress {
         host: host.to_owned(),
         port,
+        tls,
     })
 }
 
@@ -186,22 +199,36 @@ mod tests {
 
     #[test]
     fn urls_parse_to_host_and_port() {
-        let ok = |url: &str, host: &str, port| {
+        let ok = |url: &str, host: &str, port, tls| {
             assert_eq!(
                 parse_url(url).expect(url),
                 BrokerAddress {
                     host: host.into(),
-                    port
+                    port,
+                    tls
                 }
             )
         };
-        ok("mqtt://127.0.0.1:1884", "127.0.0.1", 1884);
-        ok("mqtt://broker.example.com", "broker.example.com", 1883);
-        ok("tcp://broker:1883/", "broker", 1883);
-        ok("mqtt://[::1]:1883", "::1", 1883);
+        ok("mqtt://127.0.0.1:1884", "127.0.0.1", 1884, false);
+        ok(
+            "mqtt://broker.example.com",
+            "broker.example.com",
+            1883,
+            false,
+        );
+        ok("tcp://broker:1883/", "broker", 1883, false);
+        ok("mqtt://[::1]:1883", "::1", 1883, false);
+        ok(
+            "mqtts://broker.example.com",
+            "broker.example.com",
+            8883,
+            true,
+        );
+        ok("mqtts://broker:18883/", "broker", 18883, true);
         for bad in [
             "http://broker:1883",
-            "mqtts://broker:8883",
+            "ssl://broker:8883",
+            "mqtts://",
             "mqtt://",
             "mqtt://host:0",
             "mqtt://host:port",
@@ -229,5 +256,18 @@ mod tests {
         config.keep_alive_secs = 10;
         config.command_expiry_secs = 0;
         assert!(config.validate().is_err());
+        config.command_expiry_secs = 600;
+        config.url = Some("mqtt://fleet.example.com".into());
+        assert_eq!(
+            config
+                .validate()
+                .expect_err("plaintext off the machine")
+                .to_string(),
+            "invalid config: MQTT_URL: plaintext mqtt:// to fleet.example.com is refused: \
+             a link off the box must use mqtts:// (TLS with the broker's certificate verified); \
+             mqtt:// is allowed to 127.0.0.0/8, ::1 or localhost only"
+        );
+        config.url = Some("mqtts://fleet.example.com".into());
+        config.validate().expect("TLS off the machine");
     }
 }

@@ -9,7 +9,10 @@ mod write;
 use std::time::Duration;
 
 use secrecy::ExposeSecret;
-use sqlx::{PgPool, postgres::PgPoolOptions};
+use sqlx::{
+    PgPool,
+    postgres::{PgConnectOptions, PgPoolOptions},
+};
 
 pub use ingest::{Ingest, IngestError};
 pub use model::{Incoming, Outcome};
@@ -18,15 +21,22 @@ pub use model::{Incoming, Outcome};
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 /// A lazily connecting pool: the relay starts (and answers 503) while PostgreSQL is down.
+/// `ca_pem` (the relay's CA bundle) is trusted for the server's certificate beside the web PKI
+/// roots.
 pub fn pool(
     url: &secrecy::SecretString,
+    ca_pem: Option<&str>,
     size: u32,
     acquire_timeout: Duration,
 ) -> Result<PgPool, sqlx::Error> {
-    PgPoolOptions::new()
+    let mut options: PgConnectOptions = url.expose_secret().parse()?;
+    if let Some(pem) = ca_pem {
+        options = options.ssl_root_cert_from_pem(pem.as_bytes().to_vec());
+    }
+    Ok(PgPoolOptions::new()
         .max_connections(size)
         .acquire_timeout(acquire_timeout)
-        .connect_lazy(url.expose_secret())
+        .connect_lazy_with(options))
 }
 
 /// Whether an error means "PostgreSQL is unreachable" (503) rather than "this statement failed".

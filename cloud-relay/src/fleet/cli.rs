@@ -32,7 +32,7 @@ impl std::fmt::Display for MqttLogin {
         writeln!(f, "# the box's kitchen.toml:")?;
         match &self.url {
             Some(url) => writeln!(f, "mqtt_url = {:?}", url)?,
-            None => writeln!(f, "mqtt_url = \"mqtt://<broker>:1883\"")?,
+            None => writeln!(f, "mqtt_url = \"mqtts://<broker>:8883\"")?,
         }
         write!(f, "mqtt_password = {:?}", self.password.expose_secret())
     }

@@ -18,7 +18,7 @@ pub mod subscriber;
 
 use std::time::Duration;
 
-use rumqttc::{NetworkOptions, v5::MqttOptions};
+use rumqttc::{NetworkOptions, TlsConfiguration, Transport, v5::MqttOptions};
 use secrecy::ExposeSecret;
 
 use crate::config::{ConfigError, MqttConfig};
@@ -94,6 +94,11 @@ pub fn options(config: &MqttConfig, client_id: String) -> Result<MqttOptions, Co
     let mut network = NetworkOptions::new();
     network.set_tcp_nodelay(true);
     options.set_network_options(network);
+    if address.tls {
+        let tls = kitchen_daemon::links::tls_client_config(config.ca_pem.as_deref())
+            .map_err(ConfigError::Invalid)?;
+        options.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(tls)));
+    }
     options
         .set_keep_alive(config.keep_alive())
         .set_max_packet_size(Some(MAX_PACKET_BYTES))

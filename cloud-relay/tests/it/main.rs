@@ -7,6 +7,7 @@ mod delivery;
 mod doors;
 mod enrol;
 mod fleet;
+mod fleet_tls;
 mod harness;
 mod ingest;
 mod kitchens;

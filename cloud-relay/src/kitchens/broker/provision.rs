@@ -57,6 +57,8 @@ pub struct Broker {
     amqp: AMQPUri,
     /// What a box's `amqp_url` starts from (no credentials).
     box_url: AMQPUri,
+    /// The relay's CA bundle (`RELAY_CA_FILE`) for `amqps`.
+    ca_pem: Option<String>,
     exchange: String,
     timeout: Duration,
 }
@@ -212,10 +214,14 @@ impl Broker {
             None => relay_url,
         };
         let admin = BrokerAdmin::new(url, &settings.username, password, config.amqp_timeout)?;
+        let ca_pem = config
+            .ca_pem()
+            .map_err(|error| BrokerError::Config(error.to_string()))?;
         Ok(Some(Self {
             admin,
             amqp,
             box_url,
+            ca_pem,
             exchange: config.order_exchange.clone(),
             timeout: config.amqp_timeout,
         }))
@@ -245,10 +251,18 @@ impl Broker {
         let connection = self
             .timed(
                 "connect",
-                Connection::connect_uri(
+                Connection::connect_uri_with_config(
                     self.amqp.clone(),
                     ConnectionProperties::default()
                         .with_connection_name("cloud-relay kitchen provisioning".into()),
+                    lapin::tcp::OwnedTLSConfig {
+                        identity: None,
+                        cert_chain: self.ca_pem.clone(),
+                    },
+                    lapin::runtime::default_runtime().map_err(|source| BrokerError::Amqp {
+                        what: "runtime",
+                        source,
+                    })?,
                 ),
             )
             .await?;
