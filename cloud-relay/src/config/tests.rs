@@ -272,3 +272,41 @@ fn links_off_the_machine_need_verified_tls() {
             .contains("sslmode=prefer to db.example.com")
     );
 }
+
+#[test]
+fn the_ca_file_must_hold_certificates_that_parse() {
+    let dir = kitchen_testkit::dir::TempDir::new("relay-ca");
+    let mut config = Config::default();
+    config
+        .apply_env(env(&[("RELAY_CA_FILE", " ")]))
+        .expect("empty is none");
+    assert_eq!(config.ca_pem().expect("none"), None);
+    let missing = dir.path().join("missing.pem");
+    config
+        .apply_env(env(&[("RELAY_CA_FILE", missing.to_str().expect("path"))]))
+        .expect("set");
+    let error = config.ca_pem().expect_err("missing").to_string();
+    assert!(
+        error.starts_with(&format!(
+            "invalid config: RELAY_CA_FILE {}: ",
+            missing.display()
+        )),
+        "{error}"
+    );
+    let garbage = dir.path().join("garbage.pem");
+    std::fs::write(&garbage, "not a certificate").expect("write");
+    config.ca_file = Some(garbage.clone());
+    assert_eq!(
+        config.ca_pem().expect_err("garbage").to_string(),
+        format!(
+            "invalid config: RELAY_CA_FILE {}: no PEM certificate (-----BEGIN CERTIFICATE-----) \
+             in it",
+            garbage.display()
+        )
+    );
+    let ca = kitchen_testkit::tls::TestCa::new("relay test ca");
+    let good = dir.path().join("ca.pem");
+    std::fs::write(&good, ca.cert_pem()).expect("write");
+    config.ca_file = Some(good);
+    assert_eq!(config.ca_pem().expect("parses"), Some(ca.cert_pem()));
+}
