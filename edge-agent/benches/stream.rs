@@ -8,7 +8,9 @@
 //! BENCH_SECONDS (per steady phase, default 10), BENCH_BURST (orders, default 5000),
 //! BENCH_CLIENTS (default 50), BENCH_AGENT_ENV (`NAME=value` pairs, space-separated, set for the
 //! agent only: e.g. the allocator settings of `systemd/edge-agent.service`,
-//! `MALLOC_MMAP_THRESHOLD_=131072 MALLOC_ARENA_MAX=2`). In the steady phases the kitchen is simulated: every order is
+//! `MALLOC_MMAP_THRESHOLD_=131072 MALLOC_ARENA_MAX=2`), BENCH_PI_BUDGET (`<percent of a core>,<MiB>`,
+//! e.g. `10,32`: the agent runs in cgroup v1 groups with that CPU quota and memory cap, and the
+//! throttling and memory peak are printed). In the steady phases the kitchen is simulated: every order is
 //! bumped 5 s after it is published and picked up (closed) 2 s later, so the open-order count
 //! stays what a busy kitchen has (~700 at 100/s); the burst is a backlog nobody works off. Uses its own queues and
 //! data directory and removes them. Under `cargo test` (no `--bench`) it runs a short smoke
@@ -26,7 +28,7 @@ use futures_util::StreamExt;
 use kitchen_proto::{OrderEvent, OrderStatus};
 use kitchen_testkit::{
     amqp::{self, BrokerObjects, amqp_url},
-    bench::{env_or, ms, percentile},
+    bench::{PiBudget, env_or, ms, percentile},
     events::{line, new_order, sku_line, status_update},
 };
 use lapin::{BasicProperties, Connection, ConnectionProperties, options::BasicPublishOptions};
@@ -240,7 +242,12 @@ async fn main() -> anyhow::Result<()> {
     )
     .await
     .expect("kitchen queue declared");
-    let mut agent = Command::new(binary)
+    let budget = PiBudget::from_env();
+    let mut command = match &budget {
+        Some(budget) => budget.command(binary),
+        None => Command::new(binary),
+    };
+    let mut agent = command
         .env("AGENT_LISTEN", format!("127.0.0.1:{port}"))
         .env("AGENT_DATA_DIR", &data_dir)
         .env("AGENT_WRITE_RATE", "1000000")
@@ -293,6 +300,12 @@ async fn main() -> anyhow::Result<()> {
             size as f64 / 1048576.0
         );
         println!("RSS idle: {} ({} anonymous)", mib(idle_rss), mib(idle_anon));
+        if let Some(budget) = &budget {
+            println!(
+                "agent in a Pi budget (cgroup v1): {} % of a core, {} MiB",
+                budget.cpu_percent, budget.memory_mib
+            );
+        }
 
         let url = format!("{base}/orders/events");
         for listeners in [1, clients] {
@@ -356,6 +369,9 @@ async fn main() -> anyhow::Result<()> {
             ms(percentile(&latencies, 0.99)),
         );
         println!("RSS peak over the run: {}", mib(peak));
+        if let Some(budget) = &budget {
+            println!("Pi budget: {}", budget.report());
+        }
         // The agent's own side of the latency: how long its write transactions took.
         let metrics = kitchen_testkit::http::get(format!("{base}/metrics")).await?.text().await?;
         let value = |name: &str| {
