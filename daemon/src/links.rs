@@ -1,8 +1,10 @@
 //! The TLS rule for every link that leaves the machine (docs/security.md, "TLS off the box"):
 //! AMQP must be `amqps`, MQTT `mqtts` and PostgreSQL `sslmode=verify-full` to any host that is
-//! not loopback (127.0.0.0/8, `::1`, `localhost`). Both services check their URLs with these functions, so
-//! the rule and its words are the same everywhere. Pure: the callers parse PostgreSQL URLs with
-//! sqlx (which also applies `PGSSLMODE` and friends) and hand over the effective host and mode.
+//! not loopback (127.0.0.0/8, `::1`, `localhost`). Both services check their URLs with these
+//! functions, so the rule and its words are the same everywhere. The checks are pure: the
+//! callers parse PostgreSQL URLs with sqlx (which also applies `PGSSLMODE` and friends) and hand
+//! over the effective host and mode. Also here: a CA bundle's check and the rustls client config
+//! of the links rustls makes itself.
 
 use std::{
     net::{Ipv4Addr, Ipv6Addr},
