@@ -46,10 +46,12 @@ const CGROUP_MEMORY: &str = "/sys/fs/cgroup/memory";
 const PERIOD_US: u64 = 100_000;
 
 impl PiBudget {
-    /// The budget `BENCH_PI_BUDGET` asks for, made; `None` when it is unset. Panics with the
+    /// The budget `BENCH_PI_BUDGET` asks for, made; `None` when it is unset or empty. Panics with the
     /// reason when it is malformed or the cgroups cannot be made (not root, no cgroup v1).
     pub fn from_env() -> Option<Self> {
-        let value = std::env::var("BENCH_PI_BUDGET").ok()?;
+        let value = std::env::var("BENCH_PI_BUDGET")
+            .ok()
+            .filter(|v| !v.trim().is_empty())?;
         let (cpu, memory) = value
             .split_once(',')
             .and_then(|(cpu, mem)| Some((cpu.trim().parse().ok()?, mem.trim().parse().ok()?)))
