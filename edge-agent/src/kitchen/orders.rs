@@ -165,7 +165,9 @@ impl State {
             Change::Created | Change::Updated => self.ticket(tx, order_id, after.as_ref())?,
             _ => None,
         };
-        if let Some(ticket) = &order {
+        if pending.restoring.is_some() {
+            // Recovered on a new card: printed on the old one.
+        } else if let Some(ticket) = &order {
             self.print_order(tx, ticket, change == Change::Updated, now_ms, pending)?;
         } else if change == Change::Cancelled {
             let before = self.orders.get(order_id).map(|h| h.stations.clone());
@@ -181,9 +183,24 @@ impl State {
             change,
             order,
         });
-        pending
-            .log
-            .push(store::append_log(tx, &record, Some(&stations), now_ms)?);
+        let entry = match &pending.restoring {
+            // The old card's `order.created` of the order, if PostgreSQL has it: pushing it
+            // again changes nothing. Anything else recovered is for the displays only.
+            Some(created) => {
+                let record_id = match &record {
+                    Record::OrderCreated(_) => Some(
+                        created
+                            .get(order_id)
+                            .cloned()
+                            .unwrap_or_else(store::new_record_id),
+                    ),
+                    _ => None,
+                };
+                store::append_log_as(tx, &record, Some(&stations), now_ms, record_id)?
+            }
+            None => store::append_log(tx, &record, Some(&stations), now_ms)?,
+        };
+        pending.log.push(entry);
         let moved = self.put(order_id, after);
         pending.reloaded.insert(order_id.to_owned());
         pending.moved.extend(moved);

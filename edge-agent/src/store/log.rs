@@ -48,13 +48,13 @@ pub struct OutboxRow {
 /// `sync_cursors` row: the event log is whole for the displays only after this sequence
 /// (pruning keeps older entries head office has not received yet; the displays never see
 /// them). Also the high-water mark of an emptied log.
-const TRIMMED: &str = "event_log_trimmed";
+pub(super) const TRIMMED: &str = "event_log_trimmed";
 /// `sync_cursors` row: every synced record up to this event-log sequence is in PostgreSQL.
 /// Written every few minutes, not after each push: after a crash the sync pushes again from
 /// here, which changes nothing in PostgreSQL (every insert is idempotent on the record's id).
 const PUSHED: &str = "event_log_pushed";
 
-fn cursor(connection: &Connection, name: &str) -> Result<i64, StoreError> {
+pub(super) fn cursor(connection: &Connection, name: &str) -> Result<i64, StoreError> {
     Ok(connection
         .prepare_cached("SELECT value FROM sync_cursors WHERE name = ?1")?
         .query_row([name], |row| row.get(0))
@@ -63,7 +63,7 @@ fn cursor(connection: &Connection, name: &str) -> Result<i64, StoreError> {
 }
 
 /// Moves a cursor forward (never back).
-fn advance(connection: &Connection, name: &str, value: i64) -> Result<(), StoreError> {
+pub(super) fn advance(connection: &Connection, name: &str, value: i64) -> Result<(), StoreError> {
     connection.execute(
         "INSERT INTO sync_cursors (name, value) VALUES (?1, ?2)
          ON CONFLICT (name) DO UPDATE SET value = max(value, excluded.value)",
@@ -92,10 +92,28 @@ pub fn append_log(
     stations: Option<&[String]>,
     now_ms: i64,
 ) -> Result<LoggedEvent, StoreError> {
+    let record_id = record.is_synced().then(new_record_id);
+    append_log_as(tx, record, stations, now_ms, record_id)
+}
+
+/// A new record id: a UUIDv7, so ids sort in the order they were made.
+pub fn new_record_id() -> String {
+    uuid::Uuid::now_v7().to_string()
+}
+
+/// Appends `record` under `record_id` as it is: `None` logs it for the displays only (the sync
+/// skips it). What a new card's recovery logs: a record PostgreSQL already holds is not pushed
+/// again as a new one (docs/sync.md, "A new card").
+pub fn append_log_as(
+    tx: &Transaction<'_>,
+    record: &Record,
+    stations: Option<&[String]>,
+    now_ms: i64,
+    record_id: Option<String>,
+) -> Result<LoggedEvent, StoreError> {
     let kind = record.kind();
     let data = record.data_json();
     let tags = stations.map(|s| format!(",{},", s.join(",")));
-    let record_id = record.is_synced().then(|| uuid::Uuid::now_v7().to_string());
     // One past the newest sequence ever handed out, even if pruning emptied the log.
     let seq: i64 = tx
         .prepare_cached(
