@@ -12,8 +12,7 @@ use kitchen_proto::OrderEvent;
 use tokio::sync::{broadcast, oneshot, watch};
 
 pub use crate::kitchen::{
-    BatchError, FloorRejection, PrintRejection, Recovered, Recovery, RestoredRecord,
-    StockRejection,
+    BatchError, FloorRejection, PrintRejection, Recovered, Recovery, RestoredRecord, StockRejection,
 };
 pub use crate::otter::OtterRejection;
 use crate::{

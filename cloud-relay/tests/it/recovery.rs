@@ -152,10 +152,12 @@ async fn a_new_card_reads_exactly_its_stores_open_orders() {
     );
     // The window: an order received 13 hours ago is out of a 12-hour one, in a 24-hour one;
     // the window is at most 48 hours.
-    sqlx::query("UPDATE otter.orders SET created_at = now() - interval '13 hours' WHERE order_id = 'o1'")
-        .execute(&app.db.pool)
-        .await
-        .expect("aged");
+    sqlx::query(
+        "UPDATE otter.orders SET created_at = now() - interval '13 hours' WHERE order_id = 'o1'",
+    )
+    .execute(&app.db.pool)
+    .await
+    .expect("aged");
     let orders = |rows: Result<Vec<(i64, String, String, OrderStatus, bool)>, String>| {
         rows.expect("rows")
             .into_iter()
@@ -170,10 +172,12 @@ async fn a_new_card_reads_exactly_its_stores_open_orders() {
         orders(open_events(&box_a, Some(A), "s1", 24).await),
         ["o1", "o2", "o2", "o5"]
     );
-    sqlx::query("UPDATE otter.orders SET created_at = now() - interval '49 hours' WHERE order_id = 'o1'")
-        .execute(&app.db.pool)
-        .await
-        .expect("aged");
+    sqlx::query(
+        "UPDATE otter.orders SET created_at = now() - interval '49 hours' WHERE order_id = 'o1'",
+    )
+    .execute(&app.db.pool)
+    .await
+    .expect("aged");
     assert_eq!(
         orders(open_events(&box_a, Some(A), "s1", 1000).await),
         ["o2", "o2", "o5"]
@@ -185,8 +189,14 @@ async fn a_new_card_reads_exactly_its_stores_open_orders() {
     assert_eq!(open_events(&box_b, Some(B), "s1", 12).await, refused);
     assert_eq!(open_events(&box_a, Some(B), "s2", 12).await, refused);
     assert_eq!(open_events(&box_a, None, "s1", 12).await, refused);
-    assert_eq!(store_sequence(&box_a, A, "s2").await, Err("42501".to_owned()));
-    assert_eq!(store_sequence(&box_b, A, "s1").await, Err("42501".to_owned()));
+    assert_eq!(
+        store_sequence(&box_a, A, "s2").await,
+        Err("42501".to_owned())
+    );
+    assert_eq!(
+        store_sequence(&box_b, A, "s1").await,
+        Err("42501".to_owned())
+    );
     // A store with no events yet: 0.
     import_reference(&app.db.pool, B, &serving("s9"))
         .await

@@ -231,9 +231,14 @@ mod tests {
         old.complete_batch(&session.session_id, NOW + 2 * MINUTE)
             .expect("writes")
             .expect("completes");
-        old.order_action("o4", crate::otter::OrderAction::HandOff, "expo", NOW + 3 * MINUTE)
-            .expect("writes")
-            .expect("hands off");
+        old.order_action(
+            "o4",
+            crate::otter::OrderAction::HandOff,
+            "expo",
+            NOW + 3 * MINUTE,
+        )
+        .expect("writes")
+        .expect("hands off");
         let (records, sessions) = synced(&old);
         let pushed: BTreeSet<String> = records.iter().map(|r| r.record_id.clone()).collect();
 

@@ -72,12 +72,20 @@ pub fn set_baseline(tx: &Transaction<'_>, store_id: &str, sequence: u64) -> Resu
 /// Puts back what one of the box's own records did to an order this store holds, as the old
 /// card had it; `at_ms` is when the record was made. Whether the displays are to be shown the
 /// record (the order is held and the kind is kitchen state the record itself tells).
-pub fn restore_record(tx: &Transaction<'_>, record: &Record, at_ms: i64) -> Result<bool, StoreError> {
+pub fn restore_record(
+    tx: &Transaction<'_>,
+    record: &Record,
+    at_ms: i64,
+) -> Result<bool, StoreError> {
     let Some(order_id) = record.order_id() else {
         return Ok(false);
     };
     let held = tx
-        .query_row("SELECT 1 FROM orders WHERE order_id = ?1", [order_id], |_| Ok(()))
+        .query_row(
+            "SELECT 1 FROM orders WHERE order_id = ?1",
+            [order_id],
+            |_| Ok(()),
+        )
         .optional()?
         .is_some();
     if !held {
