@@ -1,8 +1,9 @@
 //! The card dies (issue 17): a kitchen box is SIGKILLed mid-service and its data directory
-//! deleted; a new box starts as the same kitchen and, before it says it is ready, holds exactly
-//! the orders the old one had open — with their bumps, acceptances and batch counts — from
-//! PostgreSQL, once; new orders continue, an old event redelivered is a duplicate, and a
-//! restart does not recover again. Real relay (in process), PostgreSQL, RabbitMQ and the
+//! deleted; a new box starts as the same kitchen and holds exactly the orders the old one had
+//! open — with their bumps, acceptances and batch counts — from PostgreSQL, once (with
+//! PostgreSQL out of reach at its start: ready with what the queue holds, saying so, and
+//! recovered when PostgreSQL is back); new orders continue, an old event redelivered is a
+//! duplicate, and a restart does not recover again. Real relay (in process), PostgreSQL, RabbitMQ and the
 //! agent's binary.
 
 mod common;
@@ -21,6 +22,7 @@ use kitchen_testkit::{
     dir::TempDir,
     http::get_json,
     names::unique,
+    proxy::Proxy,
 };
 use prost::Message;
 use secrecy::SecretString;
@@ -250,17 +252,14 @@ async fn a_new_card_recovers_the_kitchens_open_orders_once() {
         .expect("imported");
     common::declare_queue(&kitchen_id, &exchange, &[STORE_1, STORE_2]).await;
     let dir = TempDir::new("card");
+    // The boxes' link to PostgreSQL, which the test cuts.
+    let proxy = Proxy::start(common::cloud::postgres_addr()).await;
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .expect("free port")
         .port();
     let kitchen = Kitchen {
-        database_url: format!(
-            "postgres://{}@{}/{}",
-            role.name,
-            common::cloud::postgres_addr(),
-            db.name
-        ),
+        database_url: format!("postgres://{}@{}/{}", role.name, proxy.addr, db.name),
         kitchen_id: kitchen_id.clone(),
         exchange: exchange.clone(),
         base: format!("http://127.0.0.1:{port}"),
@@ -364,11 +363,33 @@ async fn a_new_card_recovers_the_kitchens_open_orders_once() {
     std::fs::remove_dir_all(&kitchen.data_dir).expect("card gone");
     kitchen.post(&pho_order("e9", STORE_2, "o7")).await;
 
-    // Box 2 starts as the same kitchen on a new card.
+    // Box 2 starts as the same kitchen on a new card, with PostgreSQL out of reach at first:
+    // it serves (ready, saying the recovery waits) with what the queue held.
+    proxy.cut();
     kitchen.flash();
     let box_2 = kitchen.start_box();
     let ready = kitchen.wait_ready().await;
-    assert_eq!(ready["sync"]["recovery"], "done", "{ready}");
+    assert_eq!(ready["sync"]["recovery"], "pending", "{ready}");
+    assert_eq!(
+        ready["recovery"],
+        "new card: the kitchen's open orders are not recovered yet (postgresql unreachable; retrying)"
+    );
+    wait_until("o7 from the queue", Duration::from_secs(20), || async {
+        ids(&kitchen.open_orders().await) == ["o7"]
+    })
+    .await;
+    // PostgreSQL back: the recovery runs.
+    proxy.restore();
+    wait_until("the recovery", Duration::from_secs(90), || async {
+        let ready = kitchen
+            .readyz()
+            .await
+            .map(|(_, body)| body)
+            .unwrap_or_default();
+        ready["sync"]["recovery"] == "done"
+    })
+    .await;
+    let ready = kitchen.wait_ready().await;
     assert_eq!(ready["sync"]["recovered_orders"], 4, "{ready}");
     assert_eq!(ready["sequence_gaps"], json!([]), "{ready}");
     // Exactly the open orders, with their bumps, acceptances and batch counts, and the order
@@ -379,7 +400,6 @@ async fn a_new_card_recovers_the_kitchens_open_orders_once() {
         .iter()
         .map(without_calls)
         .collect();
-    let mut last = Value::Null;
     for attempt in 0.. {
         let orders = kitchen.open_orders().await;
         let held: Vec<Value> = orders
@@ -392,7 +412,7 @@ async fn a_new_card_recovers_the_kitchens_open_orders_once() {
         if held == before && ids(&orders) == ["o1", "o2", "o5", "o6", "o7"] {
             break;
         }
-        last = json!(orders);
+        let last = json!(orders);
         assert!(
             attempt < 400,
             "box 2 does not show what box 1 showed:\n{}\nvs\n{last}",

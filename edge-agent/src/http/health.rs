@@ -38,7 +38,8 @@ pub(super) async fn store_facts(state: &AppState) -> Result<StoreFacts, StoreErr
 }
 
 /// Ready when the store answers, the kitchen feed is connected, the reference data was
-/// accepted and, on a new card, the kitchen's open orders were recovered; lists sequence gaps and the scanners (a scanner that is not connected does not
+/// accepted and, on a new card, the kitchen's open orders were recovered (or PostgreSQL could
+/// not be reached to recover them: then `recovery` says so); lists sequence gaps and the scanners (a scanner that is not connected does not
 /// make the agent unready: the LAN works without it). The fleet channel (MQTT) plays no part:
 /// head office being unreachable must not take a kitchen out of service.
 pub(super) async fn readyz(State(state): State<AppState>) -> Response {
@@ -56,13 +57,14 @@ pub(super) async fn readyz(State(state): State<AppState>) -> Response {
         Err(error) => return internal(error),
     };
     let feed = live.feed_state();
-    // A new card is not ready until it has the kitchen's open orders back (it serves the LAN
-    // meanwhile, and takes new orders).
-    let recovering = live
+    // A new card is not ready while it recovers the kitchen's open orders (it serves the LAN
+    // meanwhile, and takes new orders); with PostgreSQL unreachable it is, and says so.
+    let pending = live
         .sync
         .recovery_pending
         .load(std::sync::atomic::Ordering::Relaxed);
-    let ready = feed == "connected" && live.reference.usable() && !recovering;
+    let ready =
+        feed == "connected" && live.reference.usable() && !live.sync.recovery_blocks_ready();
     let mut body = json!({
         "ready": ready,
         "store": "up",
@@ -72,10 +74,12 @@ pub(super) async fn readyz(State(state): State<AppState>) -> Response {
         "scanners": live.scanners.snapshot(),
         "sync": sync,
     });
-    if recovering {
-        body["recovery"] = json!(
-            "new card: recovering the kitchen's open orders from postgresql (not ready until done)"
-        );
+    if pending {
+        body["recovery"] = json!(if live.sync.recovery_blocks_ready() {
+            "new card: recovering the kitchen's open orders from postgresql"
+        } else {
+            "new card: the kitchen's open orders are not recovered yet (postgresql unreachable; retrying)"
+        });
     }
     let status = if ready {
         StatusCode::OK

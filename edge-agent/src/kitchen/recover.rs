@@ -61,7 +61,6 @@ impl Kitchen {
             }
         }
         self.write(now_ms, |state, tx, pending| {
-            store::start_log_after(tx, now_ms)?;
             for (store_id, sequence) in &recovery.baselines {
                 store::set_baseline(tx, store_id, *sequence)?;
             }
@@ -285,9 +284,6 @@ mod tests {
             to_push.iter().all(|r| pushed.contains(&r.record_id)),
             "{to_push:?}"
         );
-        // The log starts after anything the old card numbered.
-        let (oldest, _) = new.store.event_log_bounds().expect("reads");
-        assert!(oldest > NOW, "{oldest}");
         // A redelivery of a recovered event changes nothing; a new order counts as usual.
         new.take_committed();
         assert_eq!(

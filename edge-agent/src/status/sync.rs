@@ -51,6 +51,15 @@ impl SyncStats {
         }
     }
 
+    /// Whether a pending recovery keeps the box unready: while it is being done, not while
+    /// PostgreSQL cannot be reached (the kitchen works without the cloud; the sync keeps
+    /// trying and `/readyz` says the recovery is pending).
+    pub fn recovery_blocks_ready(&self) -> bool {
+        self.recovery_pending.load(Ordering::Relaxed)
+            && (self.connected.load(Ordering::Relaxed)
+                || self.last_error.lock_or_recover().is_none())
+    }
+
     pub fn fail(&self, error: &str) -> bool {
         let was = self.connected.swap(false, Ordering::Relaxed);
         *self.last_error.lock_or_recover() = Some(error.to_owned());

@@ -48,13 +48,13 @@ pub struct OutboxRow {
 /// `sync_cursors` row: the event log is whole for the displays only after this sequence
 /// (pruning keeps older entries head office has not received yet; the displays never see
 /// them). Also the high-water mark of an emptied log.
-pub(super) const TRIMMED: &str = "event_log_trimmed";
+const TRIMMED: &str = "event_log_trimmed";
 /// `sync_cursors` row: every synced record up to this event-log sequence is in PostgreSQL.
 /// Written every few minutes, not after each push: after a crash the sync pushes again from
 /// here, which changes nothing in PostgreSQL (every insert is idempotent on the record's id).
 const PUSHED: &str = "event_log_pushed";
 
-pub(super) fn cursor(connection: &Connection, name: &str) -> Result<i64, StoreError> {
+fn cursor(connection: &Connection, name: &str) -> Result<i64, StoreError> {
     Ok(connection
         .prepare_cached("SELECT value FROM sync_cursors WHERE name = ?1")?
         .query_row([name], |row| row.get(0))
@@ -63,7 +63,7 @@ pub(super) fn cursor(connection: &Connection, name: &str) -> Result<i64, StoreEr
 }
 
 /// Moves a cursor forward (never back).
-pub(super) fn advance(connection: &Connection, name: &str, value: i64) -> Result<(), StoreError> {
+fn advance(connection: &Connection, name: &str, value: i64) -> Result<(), StoreError> {
     connection.execute(
         "INSERT INTO sync_cursors (name, value) VALUES (?1, ?2)
          ON CONFLICT (name) DO UPDATE SET value = max(value, excluded.value)",

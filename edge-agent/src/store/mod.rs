@@ -38,7 +38,6 @@ pub use prints::{NewPrintJob, PrintJob, insert_print_job};
 pub use readers::Readers;
 pub use recovery::{
     finish_recovery, recovery_pending, restore_record, restore_session, set_baseline,
-    start_log_after,
 };
 pub use scans::insert_scan;
 pub use sessions::{complete_session, insert_session, open_sessions, session};

@@ -6,10 +6,7 @@
 
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
-use super::{
-    Store, StoreError,
-    log::{TRIMMED, advance, cursor, last_event_seq},
-};
+use super::{Store, StoreError};
 use crate::record::{Record, Session};
 
 /// `sync_cursors` row made with a new store: 0 until the recovery ran, then when it did (ms).
@@ -40,17 +37,6 @@ pub fn finish_recovery(tx: &Transaction<'_>, now_ms: i64) -> Result<(), StoreErr
         "UPDATE sync_cursors SET value = ?2 WHERE name = ?1 AND value = 0",
         params![RECOVERY, now_ms.max(1)],
     )?;
-    Ok(())
-}
-
-/// Before anything is logged on a new card: the event log's ids start after `floor`, so a
-/// tablet resuming with an id from the old card (which numbered from 1) is sent a snapshot
-/// rather than this card's entries under the numbers it already saw. Nothing when this card
-/// has logged anything (a tablet may be reading it).
-pub fn start_log_after(tx: &Transaction<'_>, floor: i64) -> Result<(), StoreError> {
-    if last_event_seq(tx)? == 0 && cursor(tx, TRIMMED)? == 0 {
-        advance(tx, TRIMMED, floor)?;
-    }
     Ok(())
 }
 
