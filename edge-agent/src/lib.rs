@@ -232,7 +232,8 @@ impl App {
                 writer.clone(),
                 state.live.feed.clone(),
                 token.clone(),
-            );
+            )
+            .hold_for(state.live.sync.clone());
             Some(tokio::spawn(feed.run()))
         } else {
             tracing::warn!(

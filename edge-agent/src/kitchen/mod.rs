@@ -52,9 +52,8 @@ struct Pending {
     /// Print jobs enqueued.
     prints: usize,
     /// A new card's recovery is writing (`recover`): nothing is printed (the old card printed
-    /// it), and an order the relay's events create is logged under the record id of its
-    /// `order.created` in PostgreSQL, by order id (a new id when PostgreSQL has none).
-    restoring: Option<BTreeMap<String, String>>,
+    /// it), and what changes an order is logged for the displays only.
+    restoring: bool,
 }
 
 pub struct Kitchen {

@@ -165,7 +165,7 @@ impl State {
             Change::Created | Change::Updated => self.ticket(tx, order_id, after.as_ref())?,
             _ => None,
         };
-        if pending.restoring.is_some() {
+        if pending.restoring {
             // Recovered on a new card: printed on the old one.
         } else if let Some(ticket) = &order {
             self.print_order(tx, ticket, change == Change::Updated, now_ms, pending)?;
@@ -183,22 +183,23 @@ impl State {
             change,
             order,
         });
-        let entry = match &pending.restoring {
-            // The old card's `order.created` of the order, if PostgreSQL has it: pushing it
-            // again changes nothing. Anything else recovered is for the displays only.
-            Some(created) => {
-                let record_id = match &record {
-                    Record::OrderCreated(_) => Some(
-                        created
-                            .get(order_id)
-                            .cloned()
-                            .unwrap_or_else(store::new_record_id),
-                    ),
-                    _ => None,
-                };
+        // A new card creates an order under the id of an earlier card's `order.created` of
+        // it in PostgreSQL (read by the recovery), so pushing it again changes nothing; the
+        // rest of a recovery is for the displays only.
+        let earlier = match &record {
+            Record::OrderCreated(_) => store::created_record_id(tx, order_id)?,
+            _ => None,
+        };
+        let entry = match (earlier, pending.restoring) {
+            (Some(record_id), _) => {
+                store::append_log_as(tx, &record, Some(&stations), now_ms, Some(record_id))?
+            }
+            (None, true) => {
+                let record_id =
+                    matches!(record, Record::OrderCreated(_)).then(store::new_record_id);
                 store::append_log_as(tx, &record, Some(&stations), now_ms, record_id)?
             }
-            None => store::append_log(tx, &record, Some(&stations), now_ms)?,
+            (None, false) => store::append_log(tx, &record, Some(&stations), now_ms)?,
         };
         pending.log.push(entry);
         let moved = self.put(order_id, after);

@@ -5,7 +5,7 @@
 //! that it ran. Nothing is printed (the old card printed it) and no record PostgreSQL holds is
 //! made again as a new one.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 use kitchen_proto::OrderEvent;
 
@@ -26,6 +26,9 @@ pub struct Recovery {
     pub records: Vec<RestoredRecord>,
     /// The kitchen's batch sessions, oldest first.
     pub sessions: Vec<Session>,
+    /// Per order of the window (open or not), the record id of the kitchen's first
+    /// `order.created` of it in PostgreSQL.
+    pub created: Vec<(String, String)>,
 }
 
 /// One of the kitchen's records as PostgreSQL holds it.
@@ -51,20 +54,14 @@ pub struct Recovered {
 impl Kitchen {
     /// Rebuilds the kitchen from `recovery` and remembers it did, in one commit.
     pub fn recover(&mut self, recovery: &Recovery, now_ms: i64) -> Result<Recovered, StoreError> {
-        // The first `order.created` PostgreSQL holds per order (records are oldest first).
-        let mut created_ids = BTreeMap::new();
-        for restored in &recovery.records {
-            if let Record::OrderCreated(change) = &restored.record {
-                created_ids
-                    .entry(change.order_id.clone())
-                    .or_insert_with(|| restored.record_id.clone());
-            }
-        }
         self.write(now_ms, |state, tx, pending| {
+            for (order_id, record_id) in &recovery.created {
+                store::remember_created(tx, order_id, record_id)?;
+            }
             for (store_id, sequence) in &recovery.baselines {
                 store::set_baseline(tx, store_id, *sequence)?;
             }
-            pending.restoring = Some(created_ids);
+            pending.restoring = true;
             let mut recovered = Recovered::default();
             let mut orders = BTreeSet::new();
             let mut created = Vec::new();
@@ -125,7 +122,7 @@ impl Kitchen {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
+    use std::{collections::BTreeMap, sync::Arc};
 
     use kitchen_proto::{EventType, LineItem, OrderStatus, reference::Reference};
     use kitchen_testkit::events::line;
@@ -245,11 +242,21 @@ mod tests {
         assert!(new.store.recovery_pending().expect("reads"), "a new store");
         // What `open_order_events` gives: the open orders' events (o4 is open as far as the
         // relay knows: Otter has not said it was picked up).
+        let created = records
+            .iter()
+            .filter_map(|r| match &r.record {
+                Record::OrderCreated(change) => {
+                    Some((change.order_id.clone(), r.record_id.clone()))
+                }
+                _ => None,
+            })
+            .collect();
         let recovery = Recovery {
             baselines: vec![("s1".into(), 5)],
             events: vec![events[0].clone(), events[1].clone(), events[3].clone()],
             records,
             sessions,
+            created,
         };
         let recovered = new.recover(&recovery, NOW + 10 * MINUTE).expect("recovers");
         assert_eq!(
@@ -291,6 +298,17 @@ mod tests {
             Applied::Duplicate
         );
         assert!(new.take_committed().is_empty());
+        // o3 (cancelled before the card died) comes again from the queue: created under the
+        // old card's id, so PostgreSQL still has one `order.created` of it.
+        new.apply(&events[2], NOW + 11 * MINUTE).expect("applies");
+        let o3 = new
+            .store
+            .sync_batch(0, 1000)
+            .expect("reads")
+            .into_iter()
+            .find(|r| r.kind == "order.created" && r.data.contains("\"o3\""))
+            .expect("o3 logged");
+        assert!(pushed.contains(&o3.record_id), "{o3:?}");
         let later = snapshot("e6", "o5", 6, burgers_and_fries(1, 0));
         assert!(matches!(
             new.apply(&later, NOW + 11 * MINUTE).expect("applies"),
@@ -311,6 +329,7 @@ mod tests {
             events: vec![snapshot("e1", "o1", 1, burgers_and_fries(1, 0))],
             records: Vec::new(),
             sessions: Vec::new(),
+            created: Vec::new(),
         };
         new.recover(&recovery, NOW).expect("recovers");
         let kinds: Vec<(String, bool)> = new

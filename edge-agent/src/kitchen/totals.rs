@@ -249,7 +249,7 @@ impl State {
                         Some(&held.stations),
                         now_ms,
                     )?);
-                    if pending.restoring.is_none() {
+                    if !pending.restoring {
                         self.print_ready(tx, order_id, now_ms, pending)?;
                     }
                 }

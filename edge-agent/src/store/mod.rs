@@ -37,7 +37,8 @@ pub use otter::{
 pub use prints::{NewPrintJob, PrintJob, insert_print_job};
 pub use readers::Readers;
 pub use recovery::{
-    finish_recovery, recovery_pending, restore_record, restore_session, set_baseline,
+    created_record_id, finish_recovery, recovery_pending, remember_created, restore_record,
+    restore_session, set_baseline,
 };
 pub use scans::insert_scan;
 pub use sessions::{complete_session, insert_session, open_sessions, session};
@@ -61,6 +62,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0010_printers.sql"),
     include_str!("../../migrations/0011_log_is_the_outbox.sql"),
     include_str!("../../migrations/0012_orders_by_arrival.sql"),
+    include_str!("../../migrations/0013_created_records.sql"),
 ];
 
 /// The page size of a new store. 1 KiB rather than SQLite's 4 KiB: a commit writes whole

@@ -40,6 +40,30 @@ pub fn finish_recovery(tx: &Transaction<'_>, now_ms: i64) -> Result<(), StoreErr
     Ok(())
 }
 
+/// Remembers the record id of an order's `order.created` PostgreSQL holds (the first kept).
+pub fn remember_created(
+    tx: &Transaction<'_>,
+    order_id: &str,
+    record_id: &str,
+) -> Result<(), StoreError> {
+    tx.prepare_cached(
+        "INSERT OR IGNORE INTO created_records (order_id, record_id) VALUES (?1, ?2)",
+    )?
+    .execute([order_id, record_id])?;
+    Ok(())
+}
+
+/// The record id PostgreSQL holds the order's `order.created` under, if a recovery read one.
+pub fn created_record_id(
+    connection: &Connection,
+    order_id: &str,
+) -> Result<Option<String>, StoreError> {
+    Ok(connection
+        .prepare_cached("SELECT record_id FROM created_records WHERE order_id = ?1")?
+        .query_row([order_id], |row| row.get(0))
+        .optional()?)
+}
+
 /// The store's sequence baseline: `sequence` (the relay's newest) unless a delivery already set
 /// a later one. Earlier numbers are history, not a gap.
 pub fn set_baseline(tx: &Transaction<'_>, store_id: &str, sequence: u64) -> Result<(), StoreError> {
