@@ -16,6 +16,8 @@ const RESTART_DELAY: Duration = Duration::from_millis(500);
 
 /// Work done after the process died and before it starts again.
 type Between = Box<dyn FnOnce() + Send>;
+/// The running process's pid, and what to do before the next start.
+type Shared = (Arc<Mutex<Option<u32>>>, Arc<Mutex<Option<Between>>>);
 
 /// A supervised child process: `program` with `env`, its stderr appended to `log`.
 pub struct Supervised {
@@ -88,7 +90,7 @@ async fn supervise(
     program: PathBuf,
     env: Vec<(String, String)>,
     log: PathBuf,
-    (pid, between): (Arc<Mutex<Option<u32>>>, Arc<Mutex<Option<Between>>>),
+    (pid, between): Shared,
     stop: CancellationToken,
 ) {
     while !stop.is_cancelled() {

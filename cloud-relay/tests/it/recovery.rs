@@ -31,13 +31,18 @@ fn serving(store_id: &str) -> Reference {
     Reference::new(fixture.stations, vec![store], items, fixture.day_parts).expect("valid")
 }
 
-/// `(sequence, order_id, event_id, status, has_snapshot)` of each event, or the SQLSTATE.
+/// One event of an open order: `(sequence, order_id, event_id, status, has_snapshot)`.
+type OpenEvent = (i64, String, String, OrderStatus, bool);
+/// A row of `open_order_events`: `(sequence, event_id, order_id, payload)`.
+type Row = (i64, String, String, Vec<u8>);
+
+/// Each event `open_order_events` gives, or the SQLSTATE.
 async fn open_events(
     pool: &PgPool,
     tenant: Option<&str>,
     store_id: &str,
     hours: i32,
-) -> Result<Vec<(i64, String, String, OrderStatus, bool)>, String> {
+) -> Result<Vec<OpenEvent>, String> {
     let mut tx = pool.begin().await.expect("begin");
     if let Some(tenant) = tenant {
         sqlx::query("SELECT set_config('kitchen.id', $1, true)")
@@ -46,7 +51,7 @@ async fn open_events(
             .await
             .expect("tenant");
     }
-    let rows: Result<Vec<(i64, String, String, Vec<u8>)>, _> = sqlx::query_as(
+    let rows: Result<Vec<Row>, _> = sqlx::query_as(
         "SELECT sequence, event_id, order_id, payload FROM kitchen.open_order_events($1, $2)",
     )
     .bind(store_id)
@@ -158,7 +163,7 @@ async fn a_new_card_reads_exactly_its_stores_open_orders() {
     .execute(&app.db.pool)
     .await
     .expect("aged");
-    let orders = |rows: Result<Vec<(i64, String, String, OrderStatus, bool)>, String>| {
+    let orders = |rows: Result<Vec<OpenEvent>, String>| {
         rows.expect("rows")
             .into_iter()
             .map(|row| row.1)
