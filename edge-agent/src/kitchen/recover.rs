@@ -140,9 +140,24 @@ mod tests {
         )
     }
 
+    /// A kitchen with a ticket printer at every station and at the pass (the fallback).
     fn kitchen() -> Kitchen {
         let store = Store::open_in_memory().expect("store");
-        Kitchen::open(store, reference(), 20 * MINUTE, NOW).expect("kitchen")
+        let mut kitchen = Kitchen::open(store, reference(), 20 * MINUTE, NOW).expect("kitchen");
+        let route = |printer: &str, stations: &[&str], expo: bool| crate::receipt::Route {
+            printer: printer.into(),
+            columns: 48,
+            stations: stations.iter().map(|s| (*s).to_owned()).collect(),
+            expo,
+            fallback: expo,
+        };
+        kitchen.set_print_routes(crate::receipt::Routes {
+            printers: vec![
+                route("p-line", &["grill", "fry", "drinks"], false),
+                route("p-pass", &[], true),
+            ],
+        });
+        kitchen
     }
 
     fn snapshot(id: &str, order: &str, sequence: u64, items: Vec<LineItem>) -> OrderEvent {
@@ -235,6 +250,7 @@ mod tests {
         )
         .expect("writes")
         .expect("hands off");
+        assert!(old.take_print_jobs() > 0, "the old card printed");
         let (records, sessions) = synced(&old);
         let pushed: BTreeSet<String> = records.iter().map(|r| r.record_id.clone()).collect();
 
@@ -280,6 +296,7 @@ mod tests {
             [("s1".to_owned(), 5)]
         );
         assert!(!new.store.recovery_pending().expect("reads"), "ran once");
+        assert_eq!(new.take_print_jobs(), 0, "nothing printed again");
         // Nothing new for PostgreSQL: the orders' `order.created` under the old card's ids,
         // the rest for the displays only.
         let to_push = new.store.sync_batch(0, 1000).expect("reads");
