@@ -91,6 +91,8 @@ impl Drop for BoxProcess {
     }
 }
 
+/// The relay in process and a kitchen of two stores as `kitchen add` and `reference import`
+/// make it, whose boxes are started as the agent's binary.
 struct Kitchen {
     kitchen_id: String,
     exchange: String,
@@ -102,10 +104,85 @@ struct Kitchen {
     signer: WebhookSigner,
     client: reqwest::Client,
     relay_token: CancellationToken,
+    relay_task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    /// The boxes' link to PostgreSQL, which a test cuts.
+    proxy: Proxy,
+    // Dropped after the relay has stopped (fields drop in declaration order).
+    _dir: TempDir,
+    _role: TestRole,
+    _broker: BrokerObjects,
     db: TestDb,
 }
 
 impl Kitchen {
+    async fn start() -> Self {
+        let id = unique("card");
+        let db = TestDb::create().await;
+        let exchange = format!("{id}.structured_order_data");
+        let raw_exchange = format!("{id}.otter_events");
+        let kitchen_id = format!("{id}.kitchen");
+        let broker = BrokerObjects::edge_kitchen(&kitchen_id, &exchange);
+        broker.add_exchange(&raw_exchange);
+        let relay_config = cloud_relay::Config {
+            listen: "127.0.0.1:0".parse().expect("addr"),
+            admin_listen: "127.0.0.1:0".parse().expect("addr"),
+            database_url: SecretString::from(db.url.clone()),
+            amqp_url: SecretString::from(amqp_url()),
+            order_exchange: exchange.clone(),
+            raw_events_exchange: raw_exchange,
+            otter_webhook_secret: Some(SecretString::from(SECRET)),
+            database_pool_size: 4,
+            amqp_timeout: Duration::from_secs(5),
+            ..cloud_relay::Config::default()
+        };
+        let relay = cloud_relay::App::build(relay_config)
+            .await
+            .expect("relay builds");
+        let relay_url = format!("http://127.0.0.1:{}", relay.port());
+        let relay_token = relay.shutdown_token();
+        let relay_task = tokio::spawn(relay.run_until_stopped());
+        let role = TestRole::named("card_box");
+        cloud_relay::kitchens::add_kitchen(&db.pool, &kitchen_id, &role.name, None)
+            .await
+            .expect("kitchen");
+        let parsed = kitchen_proto::reference::Reference::parse(&reference()).expect("reference");
+        cloud_relay::kitchens::import_reference(&db.pool, &kitchen_id, &parsed)
+            .await
+            .expect("imported");
+        common::declare_queue(&kitchen_id, &exchange, &[STORE_1, STORE_2]).await;
+        let dir = TempDir::new("card");
+        let proxy = Proxy::start(common::cloud::postgres_addr()).await;
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port")
+            .port();
+        Self {
+            database_url: format!("postgres://{}@{}/{}", role.name, proxy.addr, db.name),
+            kitchen_id,
+            exchange,
+            base: format!("http://127.0.0.1:{port}"),
+            port,
+            data_dir: dir.path().join("card"),
+            relay_url,
+            signer: WebhookSigner::new(SecretString::from(SECRET)),
+            client: kitchen_testkit::http::client(),
+            relay_token,
+            relay_task: Some(relay_task),
+            proxy,
+            _dir: dir,
+            _role: role,
+            _broker: broker,
+            db,
+        }
+    }
+
+    async fn stop(mut self) {
+        self.relay_token.cancel();
+        if let Some(task) = self.relay_task.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(15), task).await;
+        }
+    }
+
     async fn post(&self, body: &[u8]) {
         let response = self
             .client
@@ -216,61 +293,9 @@ fn sqlite(data_dir: &Path, sql: &str) -> i64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_new_card_recovers_the_kitchens_open_orders_once() {
-    let id = unique("card");
-    let db = TestDb::create().await;
-    let exchange = format!("{id}.structured_order_data");
-    let raw_exchange = format!("{id}.otter_events");
-    let kitchen_id = format!("{id}.kitchen");
-    let broker = BrokerObjects::edge_kitchen(&kitchen_id, &exchange);
-    broker.add_exchange(&raw_exchange);
-    let relay_config = cloud_relay::Config {
-        listen: "127.0.0.1:0".parse().expect("addr"),
-        admin_listen: "127.0.0.1:0".parse().expect("addr"),
-        database_url: SecretString::from(db.url.clone()),
-        amqp_url: SecretString::from(amqp_url()),
-        order_exchange: exchange.clone(),
-        raw_events_exchange: raw_exchange,
-        otter_webhook_secret: Some(SecretString::from(SECRET)),
-        database_pool_size: 4,
-        amqp_timeout: Duration::from_secs(5),
-        ..cloud_relay::Config::default()
-    };
-    let relay = cloud_relay::App::build(relay_config)
-        .await
-        .expect("relay builds");
-    let relay_url = format!("http://127.0.0.1:{}", relay.port());
-    let relay_token = relay.shutdown_token();
-    let relay_task = tokio::spawn(relay.run_until_stopped());
-    // The kitchen as `kitchen add` and `reference import` make it.
-    let role = TestRole::named("card_box");
-    cloud_relay::kitchens::add_kitchen(&db.pool, &kitchen_id, &role.name, None)
-        .await
-        .expect("kitchen");
-    let parsed = kitchen_proto::reference::Reference::parse(&reference()).expect("reference");
-    cloud_relay::kitchens::import_reference(&db.pool, &kitchen_id, &parsed)
-        .await
-        .expect("imported");
-    common::declare_queue(&kitchen_id, &exchange, &[STORE_1, STORE_2]).await;
-    let dir = TempDir::new("card");
-    // The boxes' link to PostgreSQL, which the test cuts.
-    let proxy = Proxy::start(common::cloud::postgres_addr()).await;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port();
-    let kitchen = Kitchen {
-        database_url: format!("postgres://{}@{}/{}", role.name, proxy.addr, db.name),
-        kitchen_id: kitchen_id.clone(),
-        exchange: exchange.clone(),
-        base: format!("http://127.0.0.1:{port}"),
-        port,
-        data_dir: dir.path().join("card"),
-        relay_url,
-        signer: WebhookSigner::new(SecretString::from(SECRET)),
-        client: kitchen_testkit::http::client(),
-        relay_token,
-        db,
-    };
+    let kitchen = Kitchen::start().await;
+    let (kitchen_id, exchange) = (kitchen.kitchen_id.clone(), kitchen.exchange.clone());
+    let proxy = &kitchen.proxy;
 
     // Box 1 in service: six orders over two stores; one cancelled, one fulfilled.
     kitchen.flash();
@@ -529,6 +554,79 @@ async fn a_new_card_recovers_the_kitchens_open_orders_once() {
         created
     );
     let _ = connection.close(200, "done".into()).await;
-    kitchen.relay_token.cancel();
-    let _ = tokio::time::timeout(Duration::from_secs(15), relay_task).await;
+    kitchen.stop().await;
+}
+
+/// How long a new card of a busy kitchen takes from its start to ready — 400 open orders over
+/// two stores, 100 of them bumped at the grill — against a restart of the same card, which
+/// does not recover. A measurement (docs/sync.md): `cargo test -p edge-agent --test card --
+/// --ignored --nocapture`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a measurement"]
+async fn measure_a_busy_kitchens_recovery() {
+    const ORDERS: usize = 400;
+    let kitchen = Kitchen::start().await;
+    kitchen.flash();
+    let box_1 = kitchen.start_box();
+    kitchen.wait_ready().await;
+    for n in 1..=ORDERS {
+        let store = if n % 2 == 0 { STORE_1 } else { STORE_2 };
+        kitchen
+            .post(&order(&format!("e{n}"), store, &format!("o{n}"), 1))
+            .await;
+    }
+    wait_until("box 1 holds them", Duration::from_secs(120), || async {
+        ids(&kitchen.open_orders().await).len() == ORDERS
+    })
+    .await;
+    let client = kitchen_testkit::http::client();
+    for n in 1..=100 {
+        let url = format!("{}/api/orders/o{n}/bump?station=grill", kitchen.base);
+        let response = client.post(url).send().await.expect("bump");
+        assert_eq!(response.status(), 200);
+    }
+    wait_until(
+        "box 1's records synced",
+        Duration::from_secs(60),
+        || async {
+            let ready = kitchen
+                .readyz()
+                .await
+                .map(|(_, body)| body)
+                .unwrap_or_default();
+            ready["sync"]["backlog"] == 0 && ready["sync"]["state"] == "connected"
+        },
+    )
+    .await;
+    let before = kitchen.open_orders().await;
+    drop(box_1);
+    kitchen.flash();
+    let started = std::time::Instant::now();
+    let box_2 = kitchen.start_box();
+    let ready = kitchen.wait_ready().await;
+    let new_card = started.elapsed();
+    assert_eq!(ready["sync"]["recovered_orders"], ORDERS, "{ready}");
+    let after = kitchen.open_orders().await;
+    let strip = |orders: &Value| -> Vec<Value> {
+        orders
+            .as_array()
+            .expect("orders")
+            .iter()
+            .map(without_calls)
+            .collect()
+    };
+    assert_eq!(strip(&after), strip(&before));
+    drop(box_2);
+    let started = std::time::Instant::now();
+    let _box_2 = kitchen.start_box();
+    let ready = kitchen.wait_ready().await;
+    let restart = started.elapsed();
+    assert_eq!(ready["sync"]["recovery"], "none");
+    println!(
+        "{ORDERS} open orders, 100 bumped: a new card is ready {} ms after its start, a restart \
+         of it {} ms",
+        new_card.as_millis(),
+        restart.as_millis()
+    );
+    kitchen.stop().await;
 }
