@@ -116,6 +116,8 @@ impl SyncTask {
             Ok(reader) => Arc::new(Mutex::new(reader)),
             Err(error) => {
                 tracing::error!(%error, "sync cannot read the store; not syncing");
+                // Nothing will recover: the feed must not wait for it.
+                self.stats.recovery_pending.store(false, Ordering::Relaxed);
                 return;
             }
         };
