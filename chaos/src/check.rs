@@ -3,12 +3,16 @@
 //! records the boxes synced back, the tablets' streams, and what is left in outboxes and
 //! dead-letter queues.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    time::Instant,
+};
 
 use sqlx::Row;
 
 use crate::{
-    load::{Expected, Record, oracle},
+    faults::{Fault, FaultKind},
+    load::{Expected, Kind, Record, oracle},
     sse::Tablet,
     system::{KITCHENS, System},
 };
@@ -35,12 +39,52 @@ fn served_by(kitchen: usize, store_id: &str) -> bool {
     KITCHENS[kitchen].1.contains(&store_id)
 }
 
+/// When each kitchen's card last died (the SIGKILL of `FaultKind::CardDies`): what its box did
+/// before then and had not pushed to PostgreSQL (a bump) went with the card.
+#[derive(Debug, Default)]
+pub struct CardDeaths {
+    last: [Option<Instant>; KITCHENS.len()],
+}
+
+impl CardDeaths {
+    pub fn of(faults: &[Fault]) -> Self {
+        let mut deaths = Self::default();
+        for fault in faults.iter().filter(|f| f.kind == FaultKind::CardDies) {
+            if let Some(k) = KITCHENS
+                .iter()
+                .position(|(name, _)| fault.target == format!("agent-{name}"))
+            {
+                deaths.last[k] = Some(deaths.last[k].map_or(fault.start, |l| l.max(fault.start)));
+            }
+        }
+        deaths
+    }
+
+    /// Whether `at` came before kitchen `k`'s card last died.
+    pub fn before_last(&self, k: usize, at: Instant) -> bool {
+        self.last[k].is_some_and(|died| at < died)
+    }
+
+    pub fn any(&self, k: usize) -> bool {
+        self.last[k].is_some()
+    }
+}
+
+/// `at` on the wall clock, in ms (the agents' clock; same machine).
+fn wall_ms(at: Instant) -> i64 {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
+    now - at.elapsed().as_millis() as i64
+}
+
 /// Checks PostgreSQL (the cluster must be up) and each agent's SQLite file (the agents must be
 /// stopped).
 pub async fn check(
     system: &System,
     record: &Record,
     tablets: &[Tablet],
+    cards: &CardDeaths,
 ) -> anyhow::Result<Findings> {
     let mut findings = Findings::default();
     let expected = oracle(record);
@@ -123,7 +167,7 @@ pub async fn check(
     }
 
     for (k, agent) in system.agents.iter().enumerate() {
-        check_kitchen(&mut findings, &pg, k, agent, &expected, record).await?;
+        check_kitchen(&mut findings, &pg, (k, agent), &expected, record, cards).await?;
         let dead = dead_letters(&system.broker.url(), &agent.kitchen_id).await?;
         if dead > 0 {
             findings.leftovers.push(format!(
@@ -144,13 +188,32 @@ pub async fn check(
 async fn check_kitchen(
     findings: &mut Findings,
     pg: &sqlx::PgPool,
-    k: usize,
-    agent: &crate::system::Agent,
+    (k, agent): (usize, &crate::system::Agent),
     expected: &BTreeMap<String, Expected>,
     record: &Record,
+    cards: &CardDeaths,
 ) -> anyhow::Result<()> {
     let kitchen = &agent.kitchen_id;
     let db = rusqlite::Connection::open(agent.data_dir.join(edge_agent::STORE_FILE))?;
+    // When this card recovered the kitchen from PostgreSQL (ms; every card does at its start).
+    // An order cancelled before then was closed when it read the kitchen's open orders: a new
+    // card holds it cancelled (the events were still in its queue) or not at all.
+    let recovered_ms: i64 = db
+        .query_row(
+            "SELECT value FROM sync_cursors WHERE name = 'recovery'",
+            [],
+            |row| row.get(0),
+        )
+        .unwrap_or(0);
+    let cancelled_before_recovery = |order_id: &str| {
+        cards.any(k)
+            && record.webhooks.iter().any(|w| {
+                w.kind == Kind::Cancel
+                    && w.order_id == order_id
+                    && w.accepted
+                        .is_some_and(|(_, sent)| wall_ms(sent) < recovered_ms)
+            })
+    };
     let mut statement = db.prepare(
         "SELECT o.order_id, o.store_id, o.state,
                 (SELECT coalesce(sum(quantity), 0) FROM order_lines l
@@ -169,6 +232,9 @@ async fn check_kitchen(
         .collect::<Result<_, _>>()?;
     for (order_id, want) in expected.iter().filter(|(_, e)| served_by(k, &e.store_id)) {
         let Some((_, state, quantity, created)) = at_kitchen.get(order_id) else {
+            if want.cancelled && cancelled_before_recovery(order_id) {
+                continue;
+            }
             findings.lost.push(format!(
                 "order {order_id}: accepted, not at kitchen {kitchen}"
             ));
@@ -268,6 +334,14 @@ async fn check_kitchen(
             .copied()
             .unwrap_or(0);
         let fine = match bump.status {
+            // Answered by a card that died before pushing it: gone with the card.
+            Some(200) if n == 0 && cards.before_last(k, bump.sent) => {
+                findings.leftovers.push(format!(
+                    "bump of {} at {kitchen} went with the card that answered it",
+                    bump.order_id
+                ));
+                true
+            }
             Some(200) => n == 1,
             // Refused (404: not there yet) or unanswered (the agent died): at most one.
             _ => n <= 1,

@@ -18,10 +18,13 @@ pub enum FaultKind {
     PgStopImmediate,
     LinkCutBroker,
     LinkCutPg,
+    /// The box's SD card dies: the agent SIGKILLed, its data directory deleted, the agent
+    /// started again as the same kitchen on an empty one (docs/reliability.md).
+    CardDies,
 }
 
 impl FaultKind {
-    pub const ALL: [Self; 8] = [
+    pub const ALL: [Self; 9] = [
         Self::KillRelay,
         Self::KillAgent,
         Self::BrokerStop,
@@ -30,7 +33,27 @@ impl FaultKind {
         Self::PgStopImmediate,
         Self::LinkCutBroker,
         Self::LinkCutPg,
+        Self::CardDies,
     ];
+
+    /// The name `--fault` takes.
+    pub fn slug(self) -> &'static str {
+        match self {
+            Self::KillRelay => "kill-relay",
+            Self::KillAgent => "kill-agent",
+            Self::BrokerStop => "broker-stop",
+            Self::BrokerKill => "broker-kill",
+            Self::PgStopFast => "pg-stop-fast",
+            Self::PgStopImmediate => "pg-stop-immediate",
+            Self::LinkCutBroker => "link-cut-broker",
+            Self::LinkCutPg => "link-cut-pg",
+            Self::CardDies => "card-dies",
+        }
+    }
+
+    pub fn from_slug(slug: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|kind| kind.slug() == slug)
+    }
 
     pub fn name(self) -> &'static str {
         match self {
@@ -42,6 +65,7 @@ impl FaultKind {
             Self::PgStopImmediate => "PostgreSQL stop -m immediate",
             Self::LinkCutBroker => "link cut to RabbitMQ",
             Self::LinkCutPg => "link cut to PostgreSQL",
+            Self::CardDies => "card dies (SIGKILL agent, data deleted)",
         }
     }
 }
@@ -49,6 +73,8 @@ impl FaultKind {
 #[derive(Debug, Clone)]
 pub struct Fault {
     pub kind: FaultKind,
+    /// The process it hit (`agent-k1`, ...) or `all`.
+    pub target: &'static str,
     pub start: Instant,
     pub repaired: Instant,
     /// When every process was ready again; `None` if not within a minute.
@@ -57,10 +83,10 @@ pub struct Fault {
 
 const NAMES: [&str; 4] = ["relay1", "relay2", "agent-k1", "agent-k2"];
 
-/// Injects faults until `stop`; pauses of `pause` (± half) between them.
+/// Injects faults of `kinds` until `stop`; pauses of `pause` (± half) between them.
 pub async fn run(
     system: &System,
-    seed: u64,
+    (seed, kinds): (u64, &[FaultKind]),
     run_start: Instant,
     pause: Duration,
     stop: CancellationToken,
@@ -73,7 +99,7 @@ pub async fn run(
             () = tokio::time::sleep(wait) => {}
             () = stop.cancelled() => return faults,
         }
-        let kind = FaultKind::ALL[rng.gen_range(0..FaultKind::ALL.len())];
+        let kind = kinds[rng.gen_range(0..kinds.len())];
         let hold = Duration::from_millis(rng.gen_range(1_000..6_000));
         let which = rng.gen_range(0..4);
         let start = Instant::now();
@@ -89,6 +115,19 @@ pub async fn run(
                 let n = which % 2;
                 if let Some(process) = &system.agents[n].process {
                     process.kill();
+                }
+                NAMES[2 + n]
+            }
+            FaultKind::CardDies => {
+                let n = which % 2;
+                let agent = &system.agents[n];
+                if let Some(process) = &agent.process {
+                    let (data_dir, reference) = (agent.data_dir.clone(), agent.reference.clone());
+                    process.kill_then(move || {
+                        if let Err(error) = crate::system::flash(&data_dir, &reference) {
+                            eprintln!("chaos: a new card for {}: {error:#}", data_dir.display());
+                        }
+                    });
                 }
                 NAMES[2 + n]
             }
@@ -165,6 +204,7 @@ pub async fn run(
         }
         faults.push(Fault {
             kind,
+            target,
             start,
             repaired,
             recovered,

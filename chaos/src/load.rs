@@ -50,6 +50,8 @@ pub struct Bump {
     pub order_id: String,
     /// `Some(status)` if the agent answered; `None` if the request failed (the agent died).
     pub status: Option<u16>,
+    /// When it was sent.
+    pub sent: Instant,
 }
 
 #[derive(Debug, Default)]
@@ -278,6 +280,7 @@ pub async fn run(
             let client = agent_client.clone();
             let record = record.clone();
             tasks.spawn(async move {
+                let sent = Instant::now();
                 let status = client
                     .post(url)
                     .timeout(Duration::from_secs(10))
@@ -289,6 +292,7 @@ pub async fn run(
                     kitchen,
                     order_id,
                     status,
+                    sent,
                 });
             });
         }

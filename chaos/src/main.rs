@@ -38,6 +38,10 @@ struct Cli {
     /// Webhooks per second.
     #[arg(long, default_value_t = 20)]
     rate: u32,
+    /// Only these faults (repeatable; default all): kill-relay, kill-agent, broker-stop,
+    /// broker-kill, pg-stop-fast, pg-stop-immediate, link-cut-broker, link-cut-pg, card-dies.
+    #[arg(long = "fault", value_parser = parse_fault)]
+    faults: Vec<faults::FaultKind>,
     /// Mean pause between faults, in seconds.
     #[arg(long, default_value_t = 6.0)]
     fault_every: f64,
@@ -47,6 +51,10 @@ struct Cli {
     /// The `edge-agent` binary.
     #[arg(long, env = "CHAOS_AGENT_BIN")]
     agent_bin: PathBuf,
+}
+
+fn parse_fault(slug: &str) -> Result<faults::FaultKind, String> {
+    faults::FaultKind::from_slug(slug).ok_or_else(|| format!("no fault {slug:?}"))
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
@@ -107,9 +115,14 @@ async fn main() -> anyhow::Result<()> {
             stop_faults.cancel();
         })
     };
+    let kinds = if cli.faults.is_empty() {
+        faults::FaultKind::ALL.to_vec()
+    } else {
+        cli.faults.clone()
+    };
     let faults = faults::run(
         &system,
-        seed,
+        (seed, &kinds),
         run_start,
         Duration::from_secs_f64(cli.fault_every),
         stop_faults,
@@ -130,10 +143,11 @@ async fn main() -> anyhow::Result<()> {
     };
     let _ = load_task.await;
     give_up_timer.abort();
-    let settled = report::settle(&system, &record, Duration::from_secs(120)).await;
+    let cards = check::CardDeaths::of(&faults);
+    let settled = report::settle(&system, &record, Duration::from_secs(120), &cards).await;
     // The load has ended: the record is the harness's alone from here.
     let record = std::mem::take(&mut *load::lock(&record));
-    let batches = report::batch_counts(&system, &record).await;
+    let batches = report::batch_counts(&system, &record, &cards).await;
     stop_tablets.cancel();
     for task in tablet_tasks {
         let _ = task.await;
@@ -144,7 +158,7 @@ async fn main() -> anyhow::Result<()> {
         .iter()
         .map(|t| std::mem::take(&mut *sse::lock(t)))
         .collect();
-    let mut findings = check::check(&system, &record, &tablets).await?;
+    let mut findings = check::check(&system, &record, &tablets, &cards).await?;
     findings.wrong.extend(batches?);
     if let Err(error) = settled {
         findings.leftovers.push(format!("quiet period: {error}"));

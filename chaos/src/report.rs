@@ -17,11 +17,14 @@ use crate::{
 };
 
 /// Waits until the relays' outbox is empty and each kitchen holds every accepted order of its
-/// stores with nothing left to sync; an error says what was still missing at `timeout`.
+/// stores with nothing left to sync; an error says what was still missing at `timeout`. A
+/// kitchen whose card died holds exactly the orders not cancelled (one cancelled before its
+/// new card recovered is not on it).
 pub async fn settle(
     system: &System,
     record: &crate::load::Shared,
     timeout: Duration,
+    cards: &crate::check::CardDeaths,
 ) -> anyhow::Result<()> {
     let expected = oracle(&lock(record));
     let deadline = Instant::now() + timeout;
@@ -34,19 +37,22 @@ pub async fn settle(
                 .map_or(-1, |row| row.get("n"));
         let mut missing = Vec::new();
         for (k, agent) in system.agents.iter().enumerate() {
+            let card_died = cards.any(k);
             let want = expected
                 .values()
                 .filter(|e| KITCHENS[k].1.contains(&e.store_id.as_str()))
+                .filter(|e| !(card_died && e.cancelled))
                 .count() as i64;
+            let sql = if card_died {
+                "SELECT count(*) FROM orders WHERE state <> 'cancelled'"
+            } else {
+                "SELECT count(*) FROM orders"
+            };
             let orders = rusqlite::Connection::open_with_flags(
                 agent.data_dir.join(edge_agent::STORE_FILE),
                 rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
             )
-            .and_then(|db| {
-                db.query_row("SELECT count(*) FROM orders", [], |row| {
-                    row.get::<_, i64>(0)
-                })
-            });
+            .and_then(|db| db.query_row(sql, [], |row| row.get::<_, i64>(0)));
             // The records not yet in PostgreSQL, as the agent counts them past its push cursor.
             let backlog = kitchen_testkit::http::client()
                 .get(format!("{}/api/status", agent.base))
@@ -62,7 +68,7 @@ pub async fn settle(
                 None => None,
             };
             match (orders, backlog) {
-                (Ok(orders), Some(0)) if orders >= want => {}
+                (Ok(orders), Some(0)) if orders == want || (!card_died && orders > want) => {}
                 (Ok(orders), backlog) => missing.push(format!(
                     "{}: {orders}/{want} orders, {} unsynced",
                     agent.kitchen_id,
@@ -91,7 +97,11 @@ pub async fn settle(
 /// Each kitchen's grill count (`/api/batches`) against the oracle: the burgers of every order
 /// of its stores that is not cancelled and not bumped there. A bump the agent never answered
 /// counts as done if its record reached PostgreSQL.
-pub async fn batch_counts(system: &System, record: &Record) -> anyhow::Result<Vec<String>> {
+pub async fn batch_counts(
+    system: &System,
+    record: &Record,
+    cards: &crate::check::CardDeaths,
+) -> anyhow::Result<Vec<String>> {
     let expected = oracle(record);
     let pg = sqlx::PgPool::connect(&system.pg_url).await?;
     let mut wrong = Vec::new();
@@ -110,7 +120,10 @@ pub async fn batch_counts(system: &System, record: &Record) -> anyhow::Result<Ve
             .iter()
             .filter(|b| b.kitchen == k)
             .filter(|b| {
-                b.status == Some(200) || (b.status.is_none() && synced_bumps.contains(&b.order_id))
+                // A bump a dead card answered but never pushed went with it.
+                let kept = !cards.before_last(k, b.sent) || synced_bumps.contains(&b.order_id);
+                (b.status == Some(200) && kept)
+                    || (b.status.is_none() && synced_bumps.contains(&b.order_id))
             })
             .map(|b| b.order_id.as_str())
             .collect();

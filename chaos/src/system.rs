@@ -48,7 +48,27 @@ pub struct Agent {
     pub kitchen_id: String,
     pub base: String,
     pub data_dir: PathBuf,
+    /// The kitchen's reference file, as a new card is flashed with it.
+    pub reference: String,
     pub process: Option<Supervised>,
+}
+
+/// A new card for a kitchen: an empty data directory with the reference file and the test
+/// device paired (as the image and `kitchen.toml` would provide).
+pub fn flash(data_dir: &Path, reference: &str) -> anyhow::Result<()> {
+    if data_dir.exists() {
+        std::fs::remove_dir_all(data_dir)?;
+    }
+    std::fs::create_dir_all(data_dir)?;
+    std::fs::write(data_dir.join("reference.toml"), reference)?;
+    edge_agent::pairing::pair_with_token(
+        data_dir,
+        "manager",
+        kitchen_testkit::http::TEST_DEVICE,
+        None,
+        kitchen_testkit::http::TEST_TOKEN,
+    )?;
+    Ok(())
 }
 
 /// What the harness runs. Fields drop in order: processes first, then the links, the cluster,
@@ -162,13 +182,13 @@ impl System {
             .await
             .context("kitchen queue declared")?;
             let data_dir = dir.path().join(name);
-            std::fs::create_dir_all(&data_dir)?;
-            let reference = data_dir.join("reference.toml");
             let store_lines: String = stores
                 .iter()
                 .map(|store| format!("[[stores]]\nstore_id = \"{store}\"\nbrand = \"Chaos\"\n"))
                 .collect();
-            std::fs::write(&reference, format!("{REFERENCE}{store_lines}"))?;
+            let reference_text = format!("{REFERENCE}{store_lines}");
+            flash(&data_dir, &reference_text)?;
+            let reference = data_dir.join("reference.toml");
             // As production does (docs/sync.md): the kitchen's stores reach PostgreSQL with its
             // reference, which is what lets its box read back the events of those stores.
             let import = std::process::Command::new(relay_bin)
@@ -181,13 +201,6 @@ impl System {
                 "reference import failed: {}",
                 String::from_utf8_lossy(&import.stderr)
             );
-            edge_agent::pairing::pair_with_token(
-                &data_dir,
-                "manager",
-                kitchen_testkit::http::TEST_DEVICE,
-                None,
-                kitchen_testkit::http::TEST_TOKEN,
-            )?;
             let port = free_port()?;
             let link = 2 + n;
             let box_url = format!("postgres://{role}@127.0.0.1:{}/postgres", pg.port);
@@ -213,6 +226,7 @@ impl System {
                 kitchen_id,
                 base: format!("http://127.0.0.1:{port}"),
                 data_dir,
+                reference: reference_text,
                 process: Some(process),
             });
         }

@@ -71,6 +71,10 @@ impl App {
         let pushed_through = store
             .pushed_through()
             .context("cannot read the sync's cursor")?;
+        // A store made on this card that has not recovered the kitchen yet (docs/sync.md).
+        let new_card = store
+            .recovery_pending()
+            .context("cannot read the store's recovery mark")?;
         let (reference, reference_status) = resolve_reference(&config, &mut store)?;
         let reference = Arc::new(reference);
         let mut kitchen = kitchen::Kitchen::open(
@@ -155,6 +159,11 @@ impl App {
             feed: Arc::new(status::FeedStats::default()),
             sync: Arc::new(status::SyncStats {
                 pushed_through: pushed_through.into(),
+                // Only with a sync to recover through: without one the mark waits.
+                recovery_pending: (new_card
+                    && config.provisioned()
+                    && matches!(links.database, Some(Ok(_))))
+                .into(),
                 ..Default::default()
             }),
             sync_alarm_ms: i64::from(config.sync_alarm_minutes) * 60_000,
@@ -232,7 +241,8 @@ impl App {
                 writer.clone(),
                 state.live.feed.clone(),
                 token.clone(),
-            );
+            )
+            .hold_for(state.live.sync.clone());
             Some(tokio::spawn(feed.run()))
         } else {
             tracing::warn!(

@@ -11,7 +11,9 @@ use std::sync::{
 use kitchen_proto::OrderEvent;
 use tokio::sync::{broadcast, oneshot, watch};
 
-pub use crate::kitchen::{BatchError, FloorRejection, PrintRejection, StockRejection};
+pub use crate::kitchen::{
+    BatchError, FloorRejection, PrintRejection, Recovered, Recovery, RestoredRecord, StockRejection,
+};
 pub use crate::otter::OtterRejection;
 use crate::{
     device::{Device, DeviceError},
@@ -119,6 +121,12 @@ impl StoreWriter {
     /// Applies order events in one transaction (see `Kitchen::apply_all`).
     pub async fn apply_all(&self, events: Vec<OrderEvent>) -> Result<Vec<Applied>, WriteError> {
         self.run(move |kitchen, now_ms| kitchen.apply_all(&events, now_ms))
+            .await
+    }
+
+    /// Rebuilds the kitchen on a new card (see `Kitchen::recover`).
+    pub async fn recover(&self, recovery: Recovery) -> Result<Recovered, WriteError> {
+        self.run(move |kitchen, now_ms| kitchen.recover(&recovery, now_ms))
             .await
     }
 

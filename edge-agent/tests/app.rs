@@ -43,7 +43,7 @@ async fn a_provisioned_agent_serves_the_batch_items_of_what_it_consumed() {
             "reference": "loaded", "sequence_gaps": [], "scanners": [],
             "sync": {"state": "not configured", "backlog": 0, "oldest_unsynced_ms": null,
                 "alarm": false, "last_error": null, "pushed": 0, "reconciled": 0,
-                "reference_version": 0}})
+                "reference_version": 0, "recovery": "none", "recovered_orders": 0}})
     );
     for order_event in [
         burger_meal("e1", 1, "o1", 2),

@@ -15,6 +15,7 @@ mod otter_calls;
 mod otter_menu;
 mod otter_rig;
 mod outage;
+mod recovery;
 mod reports;
 mod sync_security;
 mod webhook;

@@ -28,7 +28,7 @@ use prost::Message;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    status::FeedStats,
+    status::{FeedStats, SyncStats},
     store::Applied,
     writer::{StoreWriter, WriteError},
 };
@@ -82,6 +82,8 @@ pub struct Feed {
     writer: StoreWriter,
     stats: Arc<FeedStats>,
     token: CancellationToken,
+    /// The sync, whose recovery on a new card comes before the queue (`hold_for`).
+    hold: Option<Arc<SyncStats>>,
 }
 
 impl Feed {
@@ -96,12 +98,29 @@ impl Feed {
             writer,
             stats,
             token,
+            hold: None,
         }
+    }
+
+    /// On a new card, consumes only once the sync has recovered the kitchen's open orders (or
+    /// found PostgreSQL out of reach): what the queue still holds then applies on top of them,
+    /// never before (docs/sync.md, "A new card").
+    pub fn hold_for(mut self, sync: Arc<SyncStats>) -> Self {
+        self.hold = Some(sync);
+        self
     }
 
     /// Consumes until cancelled; on any broker trouble reconnects with backoff. The kitchen
     /// keeps working from SQLite meanwhile.
     pub async fn run(self) {
+        if let Some(sync) = &self.hold {
+            while sync.recovery_blocks_ready() {
+                tokio::select! {
+                    () = tokio::time::sleep(Duration::from_millis(50)) => {}
+                    () = self.token.cancelled() => return,
+                }
+            }
+        }
         let mut backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(60));
         while !self.token.is_cancelled() {
             let connected = tokio::select! {

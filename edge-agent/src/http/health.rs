@@ -37,8 +37,9 @@ pub(super) async fn store_facts(state: &AppState) -> Result<StoreFacts, StoreErr
         .await
 }
 
-/// Ready when the store answers, the kitchen feed is connected and the reference data was
-/// accepted; lists sequence gaps and the scanners (a scanner that is not connected does not
+/// Ready when the store answers, the kitchen feed is connected, the reference data was
+/// accepted and, on a new card, the kitchen's open orders were recovered (or PostgreSQL could
+/// not be reached to recover them: then `recovery` says so); lists sequence gaps and the scanners (a scanner that is not connected does not
 /// make the agent unready: the LAN works without it). The fleet channel (MQTT) plays no part:
 /// head office being unreachable must not take a kitchen out of service.
 pub(super) async fn readyz(State(state): State<AppState>) -> Response {
@@ -56,8 +57,15 @@ pub(super) async fn readyz(State(state): State<AppState>) -> Response {
         Err(error) => return internal(error),
     };
     let feed = live.feed_state();
-    let ready = feed == "connected" && live.reference.usable();
-    let body = json!({
+    // A new card is not ready while it recovers the kitchen's open orders (it serves the LAN
+    // meanwhile, and takes new orders); with PostgreSQL unreachable it is, and says so.
+    let pending = live
+        .sync
+        .recovery_pending
+        .load(std::sync::atomic::Ordering::Relaxed);
+    let ready =
+        feed == "connected" && live.reference.usable() && !live.sync.recovery_blocks_ready();
+    let mut body = json!({
         "ready": ready,
         "store": "up",
         "feed": feed,
@@ -66,6 +74,13 @@ pub(super) async fn readyz(State(state): State<AppState>) -> Response {
         "scanners": live.scanners.snapshot(),
         "sync": sync,
     });
+    if pending {
+        body["recovery"] = json!(if live.sync.recovery_blocks_ready() {
+            "new card: recovering the kitchen's open orders from postgresql"
+        } else {
+            "new card: the kitchen's open orders are not recovered yet (postgresql unreachable; retrying)"
+        });
+    }
     let status = if ready {
         StatusCode::OK
     } else {

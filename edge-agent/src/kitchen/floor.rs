@@ -94,7 +94,7 @@ impl State {
     }
 
     /// The stations an order's records concern: those it needs, and `extra`.
-    fn tags(&self, order_id: &str, extra: Option<&str>) -> Vec<String> {
+    pub(super) fn tags(&self, order_id: &str, extra: Option<&str>) -> Vec<String> {
         let mut tags: BTreeSet<String> = extra.map(str::to_owned).into_iter().collect();
         if let Some(held) = self.orders.get(order_id) {
             tags.extend(held.stations.iter().cloned());

@@ -16,6 +16,7 @@ mod floor;
 mod orders;
 mod otter;
 mod prints;
+mod recover;
 mod reference;
 mod scans;
 mod stock;
@@ -27,6 +28,7 @@ pub use batches::{BatchError, MAX_BATCH};
 pub use floor::FloorRejection;
 
 pub use prints::{PrintRejection, Printing};
+pub use recover::{Recovered, Recovery, RestoredRecord};
 pub use stock::StockRejection;
 use totals::State;
 
@@ -49,6 +51,9 @@ struct Pending {
     reloaded: BTreeSet<String>,
     /// Print jobs enqueued.
     prints: usize,
+    /// A new card's recovery is writing (`recover`): nothing is printed (the old card printed
+    /// it), and what changes an order is logged for the displays only.
+    restoring: bool,
 }
 
 pub struct Kitchen {

@@ -165,7 +165,9 @@ impl State {
             Change::Created | Change::Updated => self.ticket(tx, order_id, after.as_ref())?,
             _ => None,
         };
-        if let Some(ticket) = &order {
+        if pending.restoring {
+            // Recovered on a new card: printed on the old one.
+        } else if let Some(ticket) = &order {
             self.print_order(tx, ticket, change == Change::Updated, now_ms, pending)?;
         } else if change == Change::Cancelled {
             let before = self.orders.get(order_id).map(|h| h.stations.clone());
@@ -181,9 +183,25 @@ impl State {
             change,
             order,
         });
-        pending
-            .log
-            .push(store::append_log(tx, &record, Some(&stations), now_ms)?);
+        // A new card creates an order under the id of an earlier card's `order.created` of
+        // it in PostgreSQL (read by the recovery), so pushing it again changes nothing; the
+        // rest of a recovery is for the displays only.
+        let earlier = match &record {
+            Record::OrderCreated(_) => store::created_record_id(tx, order_id)?,
+            _ => None,
+        };
+        let entry = match (earlier, pending.restoring) {
+            (Some(record_id), _) => {
+                store::append_log_as(tx, &record, Some(&stations), now_ms, Some(record_id))?
+            }
+            (None, true) => {
+                let record_id =
+                    matches!(record, Record::OrderCreated(_)).then(store::new_record_id);
+                store::append_log_as(tx, &record, Some(&stations), now_ms, record_id)?
+            }
+            (None, false) => store::append_log(tx, &record, Some(&stations), now_ms)?,
+        };
+        pending.log.push(entry);
         let moved = self.put(order_id, after);
         pending.reloaded.insert(order_id.to_owned());
         pending.moved.extend(moved);

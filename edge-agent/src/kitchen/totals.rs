@@ -249,7 +249,9 @@ impl State {
                         Some(&held.stations),
                         now_ms,
                     )?);
-                    self.print_ready(tx, order_id, now_ms, pending)?;
+                    if !pending.restoring {
+                        self.print_ready(tx, order_id, now_ms, pending)?;
+                    }
                 }
             }
             let moved = self.put(order_id, held);

@@ -142,6 +142,8 @@ impl Live {
             "pushed": sync.pushed.load(Ordering::Relaxed),
             "reconciled": sync.reconciled.load(Ordering::Relaxed),
             "reference_version": sync.reference_version.load(Ordering::Relaxed),
+            "recovery": sync.recovery_state(),
+            "recovered_orders": sync.recovered_orders.load(Ordering::Relaxed),
         })
     }
 

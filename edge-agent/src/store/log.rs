@@ -92,10 +92,28 @@ pub fn append_log(
     stations: Option<&[String]>,
     now_ms: i64,
 ) -> Result<LoggedEvent, StoreError> {
+    let record_id = record.is_synced().then(new_record_id);
+    append_log_as(tx, record, stations, now_ms, record_id)
+}
+
+/// A new record id: a UUIDv7, so ids sort in the order they were made.
+pub fn new_record_id() -> String {
+    uuid::Uuid::now_v7().to_string()
+}
+
+/// Appends `record` under `record_id` as it is: `None` logs it for the displays only (the sync
+/// skips it). What a new card's recovery logs: a record PostgreSQL already holds is not pushed
+/// again as a new one (docs/sync.md, "A new card").
+pub fn append_log_as(
+    tx: &Transaction<'_>,
+    record: &Record,
+    stations: Option<&[String]>,
+    now_ms: i64,
+    record_id: Option<String>,
+) -> Result<LoggedEvent, StoreError> {
     let kind = record.kind();
     let data = record.data_json();
     let tags = stations.map(|s| format!(",{},", s.join(",")));
-    let record_id = record.is_synced().then(|| uuid::Uuid::now_v7().to_string());
     // One past the newest sequence ever handed out, even if pruning emptied the log.
     let seq: i64 = tx
         .prepare_cached(

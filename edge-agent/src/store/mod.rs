@@ -13,6 +13,7 @@ mod otter;
 mod prep_reports;
 mod prints;
 mod readers;
+mod recovery;
 mod reference;
 mod reports;
 mod scans;
@@ -27,7 +28,7 @@ use std::path::Path;
 use rusqlite::{Connection, Transaction};
 
 pub use devices::{NewDevice, PairingCode};
-pub use log::{LoggedEvent, OutboxRow, append_log};
+pub use log::{LoggedEvent, OutboxRow, append_log, append_log_as, new_record_id};
 pub use orders::{Applied, Gap, apply_event, open_orders_by_friendly_id, set_bumps, set_ready};
 pub use otter::{
     CallChange, OrderForOtter, Suspension, close_order, insert_suspension, lift_suspension,
@@ -35,6 +36,10 @@ pub use otter::{
 };
 pub use prints::{NewPrintJob, PrintJob, insert_print_job};
 pub use readers::Readers;
+pub use recovery::{
+    created_record_id, finish_recovery, recovery_pending, remember_created, restore_record,
+    restore_session, set_baseline,
+};
 pub use scans::insert_scan;
 pub use sessions::{complete_session, insert_session, open_sessions, session};
 pub use stock::{
@@ -57,6 +62,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0010_printers.sql"),
     include_str!("../../migrations/0011_log_is_the_outbox.sql"),
     include_str!("../../migrations/0012_orders_by_arrival.sql"),
+    include_str!("../../migrations/0013_created_records.sql"),
 ];
 
 /// The page size of a new store. 1 KiB rather than SQLite's 4 KiB: a commit writes whole
@@ -155,6 +161,10 @@ impl Store {
             let tx = self.connection.transaction()?;
             tx.execute_batch(migration)?;
             tx.pragma_update(None, "user_version", index + 1)?;
+            // A store made now (a new card): its recovery is to run (docs/sync.md).
+            if applied == 0 && index + 1 == MIGRATIONS.len() {
+                recovery::mark_new(&tx)?;
+            }
             tx.commit()?;
         }
         Ok(())

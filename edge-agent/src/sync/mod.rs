@@ -8,7 +8,8 @@
 //!   upserts the box's `devices` row;
 //! - **down**: the reference data version is polled and a new version is validated and swapped
 //!   in (cache, counts, displays); orders the queue may have missed are asked for and applied
-//!   like deliveries (de-duplicated by event id).
+//!   like deliveries (de-duplicated by event id); on a new card, the kitchen's open orders and
+//!   what its own records did to them are put back first, once.
 //!
 //! One task; PostgreSQL unreachable means backoff (1 s → 60 s, jittered) and nothing else: the
 //! LAN path never waits on it. A kick (`status::SyncKick`, from the fleet's commands) ends a
@@ -34,8 +35,10 @@ mod otter;
 mod pull;
 mod push;
 mod reconcile;
+mod recover;
 
 pub use push::PushRows;
+pub use recover::RECOVERY_HOURS;
 
 use crate::{
     status::{FeedStats, ReferenceCell, SyncKick, SyncStats},
@@ -113,6 +116,8 @@ impl SyncTask {
             Ok(reader) => Arc::new(Mutex::new(reader)),
             Err(error) => {
                 tracing::error!(%error, "sync cannot read the store; not syncing");
+                // Nothing will recover: the feed must not wait for it.
+                self.stats.recovery_pending.store(false, Ordering::Relaxed);
                 return;
             }
         };
@@ -150,6 +155,10 @@ impl SyncTask {
                 if now >= reference_at {
                     self.pull_reference().await?;
                     reference_at = now + self.reference_poll;
+                }
+                // A new card: the kitchen's open orders back before anything else is asked.
+                if self.stats.recovery_pending.load(Ordering::Relaxed) {
+                    self.recover().await?;
                 }
                 if now >= reconcile_at {
                     self.reconcile(&reader).await?;
