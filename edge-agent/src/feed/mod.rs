@@ -245,7 +245,7 @@ impl Feed {
                 Err(WriteError::Store(error)) if error.is_disk_full() => {
                     let since = *full_since.get_or_insert_with(std::time::Instant::now);
                     if since.elapsed() < Duration::from_millis(1500)
-                        || since.elapsed().as_secs() % 60 == 0
+                        || since.elapsed().as_secs().is_multiple_of(60)
                     {
                         tracing::error!(%error, events = valid.len(),
                             held_for_s = since.elapsed().as_secs(),
