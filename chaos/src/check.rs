@@ -23,6 +23,12 @@ pub struct Findings {
     pub leftovers: Vec<String>,
     pub orders_checked: usize,
     pub bumps_checked: usize,
+    pub scans_checked: usize,
+    /// Scans the agent answered on its stream: accepted, rejected.
+    pub scans_answered: (usize, usize),
+    pub sessions_checked: usize,
+    /// Sessions completed (answered `200`), and the units they gave to orders.
+    pub sessions_completed: (usize, u32),
 }
 
 impl Findings {
@@ -86,7 +92,11 @@ pub async fn check(
                 .push(format!("order {order_id}: accepted, not in otter.orders")),
             Some((store_id, status, quantity)) => {
                 let cancelled = status == "CANCELED";
-                if store_id != &want.store_id || cancelled != want.cancelled {
+                let fulfilled = status == "FULFILLED";
+                if store_id != &want.store_id
+                    || cancelled != want.cancelled
+                    || fulfilled != want.fulfilled
+                {
                     findings.wrong.push(format!(
                         "order {order_id} in PostgreSQL: store {store_id}, status {status}; \
                          expected {want:?}"
@@ -124,6 +134,8 @@ pub async fn check(
 
     for (k, agent) in system.agents.iter().enumerate() {
         check_kitchen(&mut findings, &pg, k, agent, &expected, record).await?;
+        let db = rusqlite::Connection::open(agent.data_dir.join(edge_agent::STORE_FILE))?;
+        crate::check_floor::check(&mut findings, &pg, &db, k, agent, record, &tablets[k]).await?;
         let dead = dead_letters(&system.broker.url(), &agent.kitchen_id).await?;
         if dead > 0 {
             findings.leftovers.push(format!(
@@ -179,10 +191,10 @@ async fn check_kitchen(
                 "order {order_id} announced {created} times at kitchen {kitchen}"
             ));
         }
-        if (state == "cancelled") != want.cancelled {
+        if (state == "cancelled") != want.cancelled || (state == "closed") != want.fulfilled {
             findings.wrong.push(format!(
-                "order {order_id} at kitchen {kitchen}: {state}, expected cancelled={}",
-                want.cancelled
+                "order {order_id} at kitchen {kitchen}: {state}, expected cancelled={} fulfilled={}",
+                want.cancelled, want.fulfilled
             ));
         } else if !want.cancelled && *quantity != i64::from(want.quantity) {
             findings.wrong.push(format!(
@@ -236,7 +248,7 @@ async fn check_kitchen(
     // bump it answered.
     let synced: BTreeMap<(String, String), i64> = sqlx::query(
         "SELECT order_id, kind, count(*) AS n FROM kitchen.order_events
-          WHERE kitchen_id = $1 AND kind IN ('order.created', 'order.bumped')
+          WHERE kitchen_id = $1 AND kind IN ('order.created', 'order.cancelled', 'order.bumped')
           GROUP BY order_id, kind",
     )
     .bind(kitchen)
@@ -245,12 +257,17 @@ async fn check_kitchen(
     .iter()
     .map(|row| ((row.get("order_id"), row.get("kind")), row.get("n")))
     .collect();
-    for order_id in at_kitchen.keys() {
-        let n = synced
-            .get(&(order_id.clone(), "order.created".to_owned()))
-            .copied()
-            .unwrap_or(0);
-        if n != 1 {
+    for (order_id, (_, state, ..)) in &at_kitchen {
+        let count = |kind: &str| {
+            synced
+                .get(&(order_id.clone(), kind.to_owned()))
+                .copied()
+                .unwrap_or(0)
+        };
+        let n = count("order.created");
+        // An order whose cancellation reached the kitchen before it is announced cancelled.
+        let born_cancelled = n == 0 && state == "cancelled" && count("order.cancelled") == 1;
+        if n != 1 && !born_cancelled {
             let list = if n == 0 {
                 &mut findings.lost
             } else {

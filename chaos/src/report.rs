@@ -89,8 +89,9 @@ pub async fn settle(
 }
 
 /// Each kitchen's grill count (`/api/batches`) against the oracle: the burgers of every order
-/// of its stores that is not cancelled and not bumped there. A bump the agent never answered
-/// counts as done if its record reached PostgreSQL.
+/// of its stores that is open (neither cancelled nor fulfilled) and not bumped there, less the
+/// units batch sessions completed for it (as the completions answered). A bump the agent never
+/// answered counts as done if its record reached PostgreSQL.
 pub async fn batch_counts(system: &System, record: &Record) -> anyhow::Result<Vec<String>> {
     let expected = oracle(record);
     let pg = sqlx::PgPool::connect(&system.pg_url).await?;
@@ -114,14 +115,25 @@ pub async fn batch_counts(system: &System, record: &Record) -> anyhow::Result<Ve
             })
             .map(|b| b.order_id.as_str())
             .collect();
+        let mut batched: BTreeMap<&str, u32> = BTreeMap::new();
+        for session in record.sessions.iter().filter(|s| s.kitchen == k) {
+            for (order_id, units) in session.allocations.iter().flatten() {
+                *batched.entry(order_id.as_str()).or_default() += units;
+            }
+        }
         let open: BTreeMap<&str, u32> = expected
             .iter()
             .filter(|(id, e)| {
                 KITCHENS[k].1.contains(&e.store_id.as_str())
                     && !e.cancelled
+                    && !e.fulfilled
                     && !bumped.contains(id.as_str())
             })
-            .map(|(id, e)| (id.as_str(), e.quantity))
+            .map(|(id, e)| {
+                let done = batched.get(id.as_str()).copied().unwrap_or(0);
+                (id.as_str(), e.quantity.saturating_sub(done))
+            })
+            .filter(|(_, units)| *units > 0)
             .collect();
         let want: u32 = open.values().sum();
         let body: serde_json::Value = kitchen_testkit::http::client()
@@ -250,6 +262,18 @@ pub fn print(
             }
         );
     }
+    let kills: Vec<String> = crate::faults::NAMES
+        .iter()
+        .map(|name| {
+            let n = faults
+                .iter()
+                .filter(|f| matches!(f.kind, FaultKind::KillRelay | FaultKind::KillAgent))
+                .filter(|f| f.target == *name)
+                .count();
+            format!("{name} {n}")
+        })
+        .collect();
+    println!("| SIGKILLs per process | {} |", kills.join(", "));
     for (k, tablet) in tablets.iter().enumerate() {
         println!(
             "| tablet at {} | {} events, {} reconnects, {} snapshots, {} gaps/duplicates |",
@@ -261,8 +285,16 @@ pub fn print(
         );
     }
     println!(
-        "| checked | {} orders × their kitchens, {} bumps |",
-        findings.orders_checked, findings.bumps_checked
+        "| checked | {} orders × their kitchens, {} bumps (tapped or scanned) |",
+        findings.orders_checked, findings.bumps_checked,
+    );
+    println!(
+        "| grill scanners | {} tickets read; answered {} accepted, {} rejected |",
+        findings.scans_checked, findings.scans_answered.0, findings.scans_answered.1
+    );
+    println!(
+        "| batch sessions | {} started, {} completed, {} units allocated |",
+        findings.sessions_checked, findings.sessions_completed.0, findings.sessions_completed.1
     );
     println!(
         "| lost / doubled / wrong | {} / {} / {} |",

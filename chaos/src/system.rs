@@ -1,7 +1,10 @@
 //! The whole system as real processes: a PostgreSQL cluster and a RabbitMQ node of the run's
 //! own, two relays on
 //! it, two kitchens' agents (store `s2` served by both), every link to PostgreSQL and RabbitMQ
-//! through a TCP proxy the harness cuts. Everything made here is removed when `System` drops.
+//! through a TCP proxy the harness cuts or impairs. Each agent has a serial scanner on a pty,
+//! its data directory on a small filesystem of its own (`disk`), and its wall clock under
+//! libfaketime so that the harness can jump it. Everything made here is removed when `System`
+//! drops.
 
 use std::{
     path::{Path, PathBuf},
@@ -13,10 +16,16 @@ use kitchen_testkit::{
     dir::TempDir,
     pg_cluster::PgCluster,
     proxy::{Proxy, socket_addr_of, through},
+    pty::{Pty, point},
     tls::TestCa,
 };
 
-use crate::{broker::OwnBroker, process::Supervised};
+use crate::{broker::OwnBroker, disk::Tmpfs, process::Supervised};
+
+/// libfaketime (Debian's `faketime`, installed by scripts/chaos): preloaded into the agents.
+pub const FAKETIME_LIB: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
+/// The name of each agent's serial scanner (the `device` of its scans).
+pub const SCANNER: &str = "chaos-grill";
 
 pub const SECRET: &str = "chaos-webhook-secret";
 /// The station every item counts at, and where the load bumps.
@@ -49,6 +58,11 @@ pub struct Agent {
     pub base: String,
     pub data_dir: PathBuf,
     pub process: Option<Supervised>,
+    /// The grill's station scanner: the harness writes to the master what a scanner sends.
+    pub scanner: Pty,
+    /// libfaketime's offset for this agent (`+0`, `+7200`, `-3600`, in seconds), read by the
+    /// agent at every clock read; the real clock's offset is `+0`.
+    pub clock_file: PathBuf,
 }
 
 /// What the harness runs. Fields drop in order: processes first, then the links, the cluster,
@@ -63,6 +77,8 @@ pub struct System {
     pub pg: PgCluster,
     pub pg_url: String,
     pub broker: OwnBroker,
+    /// The agents' data disks, in the agents' order; unmounted before the directory goes.
+    pub disks: Vec<Tmpfs>,
     pub dir: TempDir,
 }
 
@@ -138,6 +154,11 @@ impl System {
         // hand"), and the kitchens' queues with the relay's own declarations.
         let admin = sqlx::PgPool::connect(&pg_url).await?;
         let mut agents = Vec::new();
+        let mut disks = Vec::new();
+        anyhow::ensure!(
+            Path::new(FAKETIME_LIB).exists(),
+            "{FAKETIME_LIB} is missing: install Debian's faketime (scripts/chaos does)"
+        );
         for (n, (name, stores)) in KITCHENS.iter().enumerate() {
             let kitchen_id = format!("{run}-{name}");
             let role = format!("chaos_{name}");
@@ -162,7 +183,21 @@ impl System {
             .await
             .context("kitchen queue declared")?;
             let data_dir = dir.path().join(name);
-            std::fs::create_dir_all(&data_dir)?;
+            disks.push(Tmpfs::mount(&data_dir)?);
+            let scanner = Pty::open();
+            let scanner_link = dir.path().join(format!("scanner-{name}"));
+            point(&scanner_link, &scanner.slave);
+            let config = dir.path().join(format!("agent-{name}.toml"));
+            std::fs::write(
+                &config,
+                format!(
+                    "[[scanners]]\nname = \"{SCANNER}\"\ndevice = \"{}\"\nrole = \"station\"\n\
+                     station = \"{STATION}\"\n",
+                    scanner_link.display()
+                ),
+            )?;
+            let clock_file = dir.path().join(format!("clock-{name}"));
+            std::fs::write(&clock_file, "+0\n")?;
             let reference = data_dir.join("reference.toml");
             let store_lines: String = stores
                 .iter()
@@ -206,6 +241,14 @@ impl System {
                     ("AGENT_WRITE_RATE", "100000".into()),
                     ("AGENT_RECONCILE_SECS", "10".into()),
                     ("AGENT_AMQP_TIMEOUT_MS", "5000".into()),
+                    ("AGENT_CONFIG", config.display().to_string()),
+                    ("AGENT_SCANNER_RETRY_MS", "500".into()),
+                    // The wall clock only, as a real clock step does (NTP, a dead RTC): the
+                    // monotonic clock the agent's timers run on is the machine's.
+                    ("LD_PRELOAD", FAKETIME_LIB.into()),
+                    ("FAKETIME_TIMESTAMP_FILE", clock_file.display().to_string()),
+                    ("FAKETIME_NO_CACHE", "1".into()),
+                    ("FAKETIME_DONT_FAKE_MONOTONIC", "1".into()),
                 ]),
                 dir.path().join(format!("agent-{name}.log")),
             );
@@ -214,6 +257,8 @@ impl System {
                 base: format!("http://127.0.0.1:{port}"),
                 data_dir,
                 process: Some(process),
+                scanner,
+                clock_file,
             });
         }
         admin.close().await;
@@ -228,6 +273,7 @@ impl System {
             pg,
             pg_url,
             broker,
+            disks,
             dir,
         })
     }
