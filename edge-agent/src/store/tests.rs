@@ -217,6 +217,13 @@ fn a_status_that_comes_before_its_order_applies_when_the_order_comes() {
         .expect("applies");
     assert_eq!(state_of_order(&store, "o1").as_deref(), Some("open"));
     assert_eq!(fries_of(&store), ["o1", "o2"]);
+    // One whose order does not come is pruned with the processed event ids.
+    let orphan = at(status("e9", 9, "o4", OrderStatus::Fulfilled), 5);
+    store.apply(&orphan, NOW).expect("applies");
+    store.prune(1000, MINUTE, NOW + 2 * MINUTE).expect("prunes");
+    let late = snapshot("e10", 10, "o4", 0, fries());
+    store.apply(&late, NOW + 2 * MINUTE).expect("applies");
+    assert_eq!(state_of_order(&store, "o4").as_deref(), Some("open"));
 }
 
 fn state_of_order(store: &Store, order_id: &str) -> Option<String> {
