@@ -75,9 +75,13 @@ pub async fn check(
             "scan {id} in kitchen.scans for {kitchen}, not at the kitchen"
         ));
     }
+    let mut rows_by_code: BTreeMap<&str, usize> = BTreeMap::new();
+    for (_, code) in &at_kitchen {
+        *rows_by_code.entry(code.as_str()).or_default() += 1;
+    }
     for scan in record.scans.iter().filter(|s| s.kitchen == k) {
         findings.scans_checked += 1;
-        let rows = at_kitchen.iter().filter(|(_, c)| *c == scan.code).count();
+        let rows = rows_by_code.get(scan.code.as_str()).copied().unwrap_or(0);
         let answers = tablet.scans.get(&scan.code).map_or(0, Vec::len);
         match tablet.scans.get(&scan.code).and_then(|a| a.first()) {
             Some(true) => findings.scans_answered.0 += 1,
