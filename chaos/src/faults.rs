@@ -8,7 +8,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::system::System;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, clap::ValueEnum)]
 pub enum FaultKind {
     KillRelay,
     KillAgent,
@@ -18,13 +18,17 @@ pub enum FaultKind {
     PgStopImmediate,
     LinkCutBroker,
     LinkCutPg,
-    /// The box's SD card dies: the agent SIGKILLed, its data directory deleted, the agent
-    /// started again as the same kitchen on an empty one (docs/reliability.md).
-    CardDies,
+    // Injected by `impair.rs`.
+    LatencyBroker,
+    LatencyPg,
+    LossBroker,
+    LossPg,
+    DiskFull,
+    ClockJump,
 }
 
 impl FaultKind {
-    pub const ALL: [Self; 9] = [
+    pub const ALL: [Self; 14] = [
         Self::KillRelay,
         Self::KillAgent,
         Self::BrokerStop,
@@ -33,27 +37,13 @@ impl FaultKind {
         Self::PgStopImmediate,
         Self::LinkCutBroker,
         Self::LinkCutPg,
-        Self::CardDies,
+        Self::LatencyBroker,
+        Self::LatencyPg,
+        Self::LossBroker,
+        Self::LossPg,
+        Self::DiskFull,
+        Self::ClockJump,
     ];
-
-    /// The name `--fault` takes.
-    pub fn slug(self) -> &'static str {
-        match self {
-            Self::KillRelay => "kill-relay",
-            Self::KillAgent => "kill-agent",
-            Self::BrokerStop => "broker-stop",
-            Self::BrokerKill => "broker-kill",
-            Self::PgStopFast => "pg-stop-fast",
-            Self::PgStopImmediate => "pg-stop-immediate",
-            Self::LinkCutBroker => "link-cut-broker",
-            Self::LinkCutPg => "link-cut-pg",
-            Self::CardDies => "card-dies",
-        }
-    }
-
-    pub fn from_slug(slug: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|kind| kind.slug() == slug)
-    }
 
     pub fn name(self) -> &'static str {
         match self {
@@ -65,7 +55,12 @@ impl FaultKind {
             Self::PgStopImmediate => "PostgreSQL stop -m immediate",
             Self::LinkCutBroker => "link cut to RabbitMQ",
             Self::LinkCutPg => "link cut to PostgreSQL",
-            Self::CardDies => "card dies (SIGKILL agent, data deleted)",
+            Self::LatencyBroker => "latency on a link to RabbitMQ",
+            Self::LatencyPg => "latency on a link to PostgreSQL",
+            Self::LossBroker => "loss on a link to RabbitMQ",
+            Self::LossPg => "loss on a link to PostgreSQL",
+            Self::DiskFull => "agent's data disk full",
+            Self::ClockJump => "clock jump at an agent",
         }
     }
 }
@@ -73,22 +68,23 @@ impl FaultKind {
 #[derive(Debug, Clone)]
 pub struct Fault {
     pub kind: FaultKind,
-    /// The process it hit (`agent-k1`, ...) or `all`.
-    pub target: &'static str,
+    /// The process it hit (`relay1`, `agent-k2`, ...), or `all`.
+    pub target: String,
     pub start: Instant,
     pub repaired: Instant,
     /// When every process was ready again; `None` if not within a minute.
     pub recovered: Option<Instant>,
 }
 
-const NAMES: [&str; 4] = ["relay1", "relay2", "agent-k1", "agent-k2"];
+pub const NAMES: [&str; 4] = ["relay1", "relay2", "agent-k1", "agent-k2"];
 
 /// Injects faults of `kinds` until `stop`; pauses of `pause` (± half) between them.
 pub async fn run(
     system: &System,
-    (seed, kinds): (u64, &[FaultKind]),
+    seed: u64,
     run_start: Instant,
     pause: Duration,
+    kinds: &[FaultKind],
     stop: CancellationToken,
 ) -> Vec<Fault> {
     let mut rng = StdRng::seed_from_u64(seed);
@@ -115,19 +111,6 @@ pub async fn run(
                 let n = which % 2;
                 if let Some(process) = &system.agents[n].process {
                     process.kill();
-                }
-                NAMES[2 + n]
-            }
-            FaultKind::CardDies => {
-                let n = which % 2;
-                let agent = &system.agents[n];
-                if let Some(process) = &agent.process {
-                    let (data_dir, reference) = (agent.data_dir.clone(), agent.reference.clone());
-                    process.kill_then(move || {
-                        if let Err(error) = crate::system::flash(&data_dir, &reference) {
-                            eprintln!("chaos: a new card for {}: {error:#}", data_dir.display());
-                        }
-                    });
                 }
                 NAMES[2 + n]
             }
@@ -169,6 +152,7 @@ pub async fn run(
                 links[which].restore();
                 NAMES[which]
             }
+            _ => crate::impair::inject(system, kind, which, &mut rng).await,
         };
         let repaired = Instant::now();
         eprintln!(
@@ -177,37 +161,44 @@ pub async fn run(
             kind.name(),
             (repaired - start).as_secs_f64()
         );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        let deadline = repaired + Duration::from_secs(60);
-        let mut last_waiting = String::new();
-        let recovered = loop {
-            match system.not_ready().await {
-                None => break Some(Instant::now()),
-                Some(name) => last_waiting = name,
-            }
-            if Instant::now() > deadline {
-                eprintln!(
-                    "chaos: {last_waiting} not ready a minute after {}",
-                    kind.name()
-                );
-                break None;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        };
-        if let Some(at) = recovered
-            && !last_waiting.is_empty()
-        {
-            eprintln!(
-                "chaos:          ready {:.1} s after the repair; {last_waiting} was last",
-                (at - repaired).as_secs_f64()
-            );
-        }
+        let recovered = recovery(system, kind, repaired).await;
         faults.push(Fault {
             kind,
-            target,
+            target: target.to_owned(),
             start,
             repaired,
             recovered,
         });
     }
+}
+
+/// When every process answers `/readyz` 200 again after `kind` was repaired at `repaired`
+/// (`None` if not within a minute); says which process was last.
+pub async fn recovery(system: &System, kind: FaultKind, repaired: Instant) -> Option<Instant> {
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let deadline = repaired + Duration::from_secs(60);
+    let mut last_waiting = String::new();
+    let recovered = loop {
+        match system.not_ready().await {
+            None => break Some(Instant::now()),
+            Some(name) => last_waiting = name,
+        }
+        if Instant::now() > deadline {
+            eprintln!(
+                "chaos: {last_waiting} not ready a minute after {}",
+                kind.name()
+            );
+            break None;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    if let Some(at) = recovered
+        && !last_waiting.is_empty()
+    {
+        eprintln!(
+            "chaos:          ready {:.1} s after the repair; {last_waiting} was last",
+            (at - repaired).as_secs_f64()
+        );
+    }
+    recovered
 }

@@ -1,10 +1,12 @@
-//! The load: signed Otter webhooks at a steady rate (new orders, updates, cancels, exact
-//! duplicates, out-of-order snapshots), each retried as Otter retries until a relay answers 200,
-//! and bumps at the kitchens through the agents' HTTP API. Everything answered is recorded for
+//! The load: signed Otter webhooks at a steady rate (new orders, updates, cancels, fulfilments,
+//! exact duplicates, out-of-order snapshots), each retried as Otter retries until a relay
+//! answers 200; bumps at the kitchens through the agents' HTTP API, tickets read by their grill
+//! scanners and batch sessions (`station`). Everything answered is recorded for
 //! the check: the oracle is computed from these records only, never from the system's state.
 
 use std::{
     collections::{BTreeMap, BTreeSet},
+    fs::File,
     sync::{Arc, Mutex, PoisonError},
     time::{Duration, Instant},
 };
@@ -17,7 +19,10 @@ use serde_json::json;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::system::{ITEM_NAME, KITCHENS, SECRET, STATION};
+use crate::{
+    station,
+    system::{ITEM_NAME, KITCHENS, SECRET, STATION},
+};
 
 pub const STORES: [&str; 3] = ["s1", "s2", "s3"];
 
@@ -41,6 +46,9 @@ pub enum Kind {
     New,
     Update,
     Cancel,
+    /// `orders.order_fulfilled`: the order is done (closed at the kitchens). The load sends no
+    /// update of an order after its fulfilment.
+    Fulfil,
 }
 
 /// A bump the load asked a kitchen for.
@@ -50,8 +58,6 @@ pub struct Bump {
     pub order_id: String,
     /// `Some(status)` if the agent answered; `None` if the request failed (the agent died).
     pub status: Option<u16>,
-    /// When it was sent.
-    pub sent: Instant,
 }
 
 #[derive(Debug, Default)]
@@ -60,6 +66,8 @@ pub struct Record {
     pub bumps: Vec<Bump>,
     /// Exact re-sends of accepted webhooks (their answers do not matter: the original counts).
     pub duplicates_sent: u64,
+    pub scans: Vec<station::Scan>,
+    pub sessions: Vec<station::Session>,
 }
 
 pub type Shared = Arc<Mutex<Record>>;
@@ -73,6 +81,10 @@ fn body(webhook: &Webhook) -> Vec<u8> {
         .event_time
         .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
     let (event_type, payload) = match webhook.kind {
+        Kind::Fulfil => (
+            "orders.order_fulfilled",
+            json!({"externalIdentifiers": {"id": webhook.order_id, "friendlyId": "C1", "source": "ubereats"}}),
+        ),
         Kind::Cancel => (
             "orders.cancel_order",
             json!({"externalIdentifiers": {"id": webhook.order_id, "friendlyId": "C1", "source": "ubereats"},
@@ -151,7 +163,8 @@ pub async fn run(
     seed: u64,
     rate: u32,
     relays: Vec<String>,
-    agents: Vec<String>,
+    // Each kitchen's agent (its base URL) and the master side of its grill scanner's pty.
+    kitchens: Vec<(String, Arc<File>)>,
     record: Shared,
     stop: CancellationToken,
     give_up: CancellationToken,
@@ -166,6 +179,7 @@ pub async fn run(
     let mut ticker = tokio::time::interval(Duration::from_secs(1) / rate);
     let mut orders = 0u64;
     let mut bumped: BTreeSet<(usize, String)> = BTreeSet::new();
+    let mut fulfilled: BTreeSet<String> = BTreeSet::new();
     for n in 0u64.. {
         tokio::select! {
             _ = ticker.tick() => {}
@@ -187,8 +201,12 @@ pub async fn run(
             let pick = (!accepted_new.is_empty()).then(|| {
                 record.webhooks[accepted_new[rng.gen_range(0..accepted_new.len())]].clone()
             });
+            // Nothing newer than its fulfilment is sent for an order: a new order instead.
+            let pick = pick.filter(|new| {
+                !(matches!(choice, 52..70 | 85..90) && fulfilled.contains(&new.order_id))
+            });
             let webhook = match (choice, pick) {
-                (0..55, _) | (_, None) => {
+                (0..52, _) | (_, None) => {
                     orders += 1;
                     Webhook {
                         event_id: format!("ev-{n}"),
@@ -201,7 +219,7 @@ pub async fn run(
                         attempts: 0,
                     }
                 }
-                (55..75, Some(new)) => Webhook {
+                (52..70, Some(new)) => Webhook {
                     event_id: format!("ev-{n}"),
                     kind: Kind::Update,
                     quantity: rng.gen_range(1..=6),
@@ -211,7 +229,7 @@ pub async fn run(
                     ..new
                 },
                 // Out of order: a snapshot older than the order's first one; stale, ignored.
-                (75..83, Some(new)) => Webhook {
+                (70..78, Some(new)) => Webhook {
                     event_id: format!("ev-{n}"),
                     kind: Kind::Update,
                     quantity: 9,
@@ -220,7 +238,7 @@ pub async fn run(
                     attempts: 0,
                     ..new
                 },
-                (83..90, Some(new)) => Webhook {
+                (78..85, Some(new)) => Webhook {
                     event_id: format!("ev-{n}"),
                     kind: Kind::Cancel,
                     event_time,
@@ -228,6 +246,17 @@ pub async fn run(
                     attempts: 0,
                     ..new
                 },
+                (85..90, Some(new)) => {
+                    fulfilled.insert(new.order_id.clone());
+                    Webhook {
+                        event_id: format!("ev-{n}"),
+                        kind: Kind::Fulfil,
+                        event_time,
+                        accepted: None,
+                        attempts: 0,
+                        ..new
+                    }
+                }
                 // An exact duplicate of something already accepted: sent, not recorded again.
                 (_, Some(_)) => {
                     let accepted: Vec<usize> = record
@@ -275,12 +304,11 @@ pub async fn run(
             bumped.insert((kitchen, order_id.clone()));
             let url = format!(
                 "{}/api/orders/{order_id}/bump?station={STATION}",
-                agents[kitchen]
+                kitchens[kitchen].0
             );
             let client = agent_client.clone();
             let record = record.clone();
             tasks.spawn(async move {
-                let sent = Instant::now();
                 let status = client
                     .post(url)
                     .timeout(Duration::from_secs(10))
@@ -292,9 +320,32 @@ pub async fn run(
                     kitchen,
                     order_id,
                     status,
-                    sent,
                 });
             });
+        }
+        // A ticket read by a grill scanner, at a kitchen serving the order, as a bump is.
+        if n % 5 == 2
+            && let Some((kitchen, order_id)) = bump_target(&record, &mut rng, &bumped)
+        {
+            bumped.insert((kitchen, order_id.clone()));
+            tasks.spawn(station::scan(
+                record.clone(),
+                kitchens[kitchen].1.clone(),
+                kitchen,
+                order_id,
+            ));
+        }
+        // A batch session every 2 s (at 20/s), at each kitchen in turn.
+        if n % 40 == 17 {
+            let kitchen = (n / 40) as usize % kitchens.len();
+            tasks.spawn(station::session(
+                record.clone(),
+                kitchens[kitchen].0.clone(),
+                kitchen,
+                rng.gen_range(1..=3),
+                Duration::from_millis(rng.gen_range(500..3_000)),
+                give_up.clone(),
+            ));
         }
         while tasks.try_join_next().is_some() {}
     }
@@ -335,12 +386,17 @@ pub struct Expected {
     pub store_id: String,
     pub quantity: u32,
     pub cancelled: bool,
+    /// An accepted fulfilment (and no cancellation, which is final whatever its time).
+    pub fulfilled: bool,
 }
 
 pub fn oracle(record: &Record) -> BTreeMap<String, Expected> {
     let mut latest: BTreeMap<String, (DateTime<Utc>, Expected)> = BTreeMap::new();
     let accepted = record.webhooks.iter().filter(|w| w.accepted.is_some());
-    for webhook in accepted.clone().filter(|w| w.kind != Kind::Cancel) {
+    let snapshots = accepted
+        .clone()
+        .filter(|w| matches!(w.kind, Kind::New | Kind::Update));
+    for webhook in snapshots {
         let entry = latest.entry(webhook.order_id.clone()).or_insert_with(|| {
             (
                 webhook.event_time,
@@ -348,6 +404,7 @@ pub fn oracle(record: &Record) -> BTreeMap<String, Expected> {
                     store_id: webhook.store_id.clone(),
                     quantity: webhook.quantity,
                     cancelled: false,
+                    fulfilled: false,
                 },
             )
         });
@@ -358,13 +415,20 @@ pub fn oracle(record: &Record) -> BTreeMap<String, Expected> {
                     store_id: webhook.store_id.clone(),
                     quantity: webhook.quantity,
                     cancelled: false,
+                    fulfilled: false,
                 },
             );
+        }
+    }
+    for webhook in accepted.clone().filter(|w| w.kind == Kind::Fulfil) {
+        if let Some((_, expected)) = latest.get_mut(&webhook.order_id) {
+            expected.fulfilled = true;
         }
     }
     for webhook in accepted.filter(|w| w.kind == Kind::Cancel) {
         if let Some((_, expected)) = latest.get_mut(&webhook.order_id) {
             expected.cancelled = true;
+            expected.fulfilled = false;
         }
     }
     latest.into_iter().map(|(id, (_, e))| (id, e)).collect()
@@ -394,6 +458,7 @@ mod tests {
             store_id: "s1".to_owned(),
             quantity,
             cancelled,
+            fulfilled: false,
         }
     }
 
@@ -411,6 +476,16 @@ mod tests {
                 webhook(50, Kind::Cancel, "b", 0, true),
                 webhook(60, Kind::Update, "b", 3, true),
                 webhook(10, Kind::New, "c", 4, false),
+                // Fulfilled (the update before it still counts); fulfilled then cancelled.
+                webhook(10, Kind::New, "d", 2, true),
+                webhook(30, Kind::Fulfil, "d", 0, true),
+                webhook(20, Kind::Update, "d", 3, true),
+                webhook(10, Kind::New, "e", 1, true),
+                webhook(30, Kind::Fulfil, "e", 0, true),
+                webhook(40, Kind::Cancel, "e", 0, true),
+                // A fulfilment never answered 200 is not the oracle's.
+                webhook(10, Kind::New, "f", 1, true),
+                webhook(30, Kind::Fulfil, "f", 0, false),
             ],
             ..Record::default()
         };
@@ -420,6 +495,15 @@ mod tests {
             vec![
                 ("a".to_owned(), expected(5, false)),
                 ("b".to_owned(), expected(3, true)),
+                (
+                    "d".to_owned(),
+                    Expected {
+                        fulfilled: true,
+                        ..expected(3, false)
+                    }
+                ),
+                ("e".to_owned(), expected(1, true)),
+                ("f".to_owned(), expected(1, false)),
             ]
         );
     }

@@ -4,11 +4,16 @@
 
 mod broker;
 mod check;
+mod check_floor;
+mod disk;
 mod faults;
+mod impair;
+mod kills;
 mod load;
 mod process;
 mod report;
 mod sse;
+mod station;
 mod system;
 
 use std::{
@@ -38,23 +43,19 @@ struct Cli {
     /// Webhooks per second.
     #[arg(long, default_value_t = 20)]
     rate: u32,
-    /// Only these faults (repeatable; default all): kill-relay, kill-agent, broker-stop,
-    /// broker-kill, pg-stop-fast, pg-stop-immediate, link-cut-broker, link-cut-pg, card-dies.
-    #[arg(long = "fault", value_parser = parse_fault)]
-    faults: Vec<faults::FaultKind>,
     /// Mean pause between faults, in seconds.
     #[arg(long, default_value_t = 6.0)]
     fault_every: f64,
+    /// Only these kinds on the random schedule (repeat the flag; default all). The kill rota
+    /// runs whatever this says.
+    #[arg(long = "fault", value_enum)]
+    faults: Vec<faults::FaultKind>,
     /// The `cloud-relay` binary.
     #[arg(long, env = "CHAOS_RELAY_BIN")]
     relay_bin: PathBuf,
     /// The `edge-agent` binary.
     #[arg(long, env = "CHAOS_AGENT_BIN")]
     agent_bin: PathBuf,
-}
-
-fn parse_fault(slug: &str) -> Result<faults::FaultKind, String> {
-    faults::FaultKind::from_slug(slug).ok_or_else(|| format!("no fault {slug:?}"))
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
@@ -100,7 +101,11 @@ async fn main() -> anyhow::Result<()> {
         seed,
         cli.rate,
         system.relays.iter().map(|r| r.url.clone()).collect(),
-        system.agents.iter().map(|a| a.base.clone()).collect(),
+        system
+            .agents
+            .iter()
+            .map(|a| (a.base.clone(), a.scanner.master()))
+            .collect(),
         record.clone(),
         stop_load.clone(),
         give_up.clone(),
@@ -115,19 +120,30 @@ async fn main() -> anyhow::Result<()> {
             stop_faults.cancel();
         })
     };
-    let kinds = if cli.faults.is_empty() {
-        faults::FaultKind::ALL.to_vec()
-    } else {
-        cli.faults.clone()
-    };
-    let faults = faults::run(
-        &system,
-        (seed, &kinds),
-        run_start,
-        Duration::from_secs_f64(cli.fault_every),
-        stop_faults,
-    )
-    .await;
+    let (mut faults, kills) = tokio::join!(
+        faults::run(
+            &system,
+            seed,
+            run_start,
+            Duration::from_secs_f64(cli.fault_every),
+            if cli.faults.is_empty() {
+                &faults::FaultKind::ALL
+            } else {
+                &cli.faults
+            },
+            stop_faults.clone(),
+        ),
+        kills::run(
+            &system,
+            seed,
+            run_start,
+            duration,
+            kills::per_process(minutes),
+            stop_faults,
+        )
+    );
+    faults.extend(kills);
+    faults.sort_by_key(|f| f.start);
     let _ = timer.await;
     let load_time = run_start.elapsed();
     stop_load.cancel();
@@ -143,11 +159,17 @@ async fn main() -> anyhow::Result<()> {
     };
     let _ = load_task.await;
     give_up_timer.abort();
-    let cards = check::CardDeaths::of(&faults);
-    let settled = report::settle(&system, &record, Duration::from_secs(120), &cards).await;
+    let settled = report::settle(&system, &record, Duration::from_secs(120)).await;
     // The load has ended: the record is the harness's alone from here.
-    let record = std::mem::take(&mut *load::lock(&record));
-    let batches = report::batch_counts(&system, &record, &cards).await;
+    let mut record = std::mem::take(&mut *load::lock(&record));
+    // The grill scanners' tickets count as bumps, answered as the tablets saw them answered.
+    let scan_bumps = {
+        let tablets: Vec<_> = tablets.iter().map(sse::lock).collect();
+        let scans: Vec<_> = tablets.iter().map(|t| &t.scans).collect();
+        check_floor::scans_as_bumps(&record, &scans)
+    };
+    record.bumps.extend(scan_bumps);
+    let batches = report::batch_counts(&system, &record).await;
     stop_tablets.cancel();
     for task in tablet_tasks {
         let _ = task.await;
@@ -158,7 +180,7 @@ async fn main() -> anyhow::Result<()> {
         .iter()
         .map(|t| std::mem::take(&mut *sse::lock(t)))
         .collect();
-    let mut findings = check::check(&system, &record, &tablets, &cards).await?;
+    let mut findings = check::check(&system, &record, &tablets).await?;
     findings.wrong.extend(batches?);
     if let Err(error) = settled {
         findings.leftovers.push(format!("quiet period: {error}"));

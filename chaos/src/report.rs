@@ -17,14 +17,11 @@ use crate::{
 };
 
 /// Waits until the relays' outbox is empty and each kitchen holds every accepted order of its
-/// stores with nothing left to sync; an error says what was still missing at `timeout`. A
-/// kitchen whose card died holds exactly the orders not cancelled (one cancelled before its
-/// new card recovered is not on it).
+/// stores with nothing left to sync; an error says what was still missing at `timeout`.
 pub async fn settle(
     system: &System,
     record: &crate::load::Shared,
     timeout: Duration,
-    cards: &crate::check::CardDeaths,
 ) -> anyhow::Result<()> {
     let expected = oracle(&lock(record));
     let deadline = Instant::now() + timeout;
@@ -37,22 +34,19 @@ pub async fn settle(
                 .map_or(-1, |row| row.get("n"));
         let mut missing = Vec::new();
         for (k, agent) in system.agents.iter().enumerate() {
-            let card_died = cards.any(k);
             let want = expected
                 .values()
                 .filter(|e| KITCHENS[k].1.contains(&e.store_id.as_str()))
-                .filter(|e| !(card_died && e.cancelled))
                 .count() as i64;
-            let sql = if card_died {
-                "SELECT count(*) FROM orders WHERE state <> 'cancelled'"
-            } else {
-                "SELECT count(*) FROM orders"
-            };
             let orders = rusqlite::Connection::open_with_flags(
                 agent.data_dir.join(edge_agent::STORE_FILE),
                 rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
             )
-            .and_then(|db| db.query_row(sql, [], |row| row.get::<_, i64>(0)));
+            .and_then(|db| {
+                db.query_row("SELECT count(*) FROM orders", [], |row| {
+                    row.get::<_, i64>(0)
+                })
+            });
             // The records not yet in PostgreSQL, as the agent counts them past its push cursor.
             let backlog = kitchen_testkit::http::client()
                 .get(format!("{}/api/status", agent.base))
@@ -68,7 +62,7 @@ pub async fn settle(
                 None => None,
             };
             match (orders, backlog) {
-                (Ok(orders), Some(0)) if orders == want || (!card_died && orders > want) => {}
+                (Ok(orders), Some(0)) if orders >= want => {}
                 (Ok(orders), backlog) => missing.push(format!(
                     "{}: {orders}/{want} orders, {} unsynced",
                     agent.kitchen_id,
@@ -95,13 +89,10 @@ pub async fn settle(
 }
 
 /// Each kitchen's grill count (`/api/batches`) against the oracle: the burgers of every order
-/// of its stores that is not cancelled and not bumped there. A bump the agent never answered
-/// counts as done if its record reached PostgreSQL.
-pub async fn batch_counts(
-    system: &System,
-    record: &Record,
-    cards: &crate::check::CardDeaths,
-) -> anyhow::Result<Vec<String>> {
+/// of its stores that is open (neither cancelled nor fulfilled) and not bumped there, less the
+/// units batch sessions completed for it (as the completions answered). A bump the agent never
+/// answered counts as done if its record reached PostgreSQL.
+pub async fn batch_counts(system: &System, record: &Record) -> anyhow::Result<Vec<String>> {
     let expected = oracle(record);
     let pg = sqlx::PgPool::connect(&system.pg_url).await?;
     let mut wrong = Vec::new();
@@ -120,21 +111,29 @@ pub async fn batch_counts(
             .iter()
             .filter(|b| b.kitchen == k)
             .filter(|b| {
-                // A bump a dead card answered but never pushed went with it.
-                let kept = !cards.before_last(k, b.sent) || synced_bumps.contains(&b.order_id);
-                (b.status == Some(200) && kept)
-                    || (b.status.is_none() && synced_bumps.contains(&b.order_id))
+                b.status == Some(200) || (b.status.is_none() && synced_bumps.contains(&b.order_id))
             })
             .map(|b| b.order_id.as_str())
             .collect();
+        let mut batched: BTreeMap<&str, u32> = BTreeMap::new();
+        for session in record.sessions.iter().filter(|s| s.kitchen == k) {
+            for (order_id, units) in session.allocations.iter().flatten() {
+                *batched.entry(order_id.as_str()).or_default() += units;
+            }
+        }
         let open: BTreeMap<&str, u32> = expected
             .iter()
             .filter(|(id, e)| {
                 KITCHENS[k].1.contains(&e.store_id.as_str())
                     && !e.cancelled
+                    && !e.fulfilled
                     && !bumped.contains(id.as_str())
             })
-            .map(|(id, e)| (id.as_str(), e.quantity))
+            .map(|(id, e)| {
+                let done = batched.get(id.as_str()).copied().unwrap_or(0);
+                (id.as_str(), e.quantity.saturating_sub(done))
+            })
+            .filter(|(_, units)| *units > 0)
             .collect();
         let want: u32 = open.values().sum();
         let body: serde_json::Value = kitchen_testkit::http::client()
@@ -263,6 +262,18 @@ pub fn print(
             }
         );
     }
+    let kills: Vec<String> = crate::faults::NAMES
+        .iter()
+        .map(|name| {
+            let n = faults
+                .iter()
+                .filter(|f| matches!(f.kind, FaultKind::KillRelay | FaultKind::KillAgent))
+                .filter(|f| f.target == *name)
+                .count();
+            format!("{name} {n}")
+        })
+        .collect();
+    println!("| SIGKILLs per process | {} |", kills.join(", "));
     for (k, tablet) in tablets.iter().enumerate() {
         println!(
             "| tablet at {} | {} events, {} reconnects, {} snapshots, {} gaps/duplicates |",
@@ -274,8 +285,16 @@ pub fn print(
         );
     }
     println!(
-        "| checked | {} orders × their kitchens, {} bumps |",
-        findings.orders_checked, findings.bumps_checked
+        "| checked | {} orders × their kitchens, {} bumps (tapped or scanned) |",
+        findings.orders_checked, findings.bumps_checked,
+    );
+    println!(
+        "| grill scanners | {} tickets read; answered {} accepted, {} rejected |",
+        findings.scans_checked, findings.scans_answered.0, findings.scans_answered.1
+    );
+    println!(
+        "| batch sessions | {} started, {} completed, {} units allocated |",
+        findings.sessions_checked, findings.sessions_completed.0, findings.sessions_completed.1
     );
     println!(
         "| lost / doubled / wrong | {} / {} / {} |",

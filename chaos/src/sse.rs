@@ -21,6 +21,9 @@ pub struct Tablet {
     pub reconnects: u64,
     /// Gaps and duplicates, as text, in the order seen.
     pub violations: Vec<String>,
+    /// The grill scanner's scans as the agent answered them on the stream, by their code:
+    /// accepted or not, once per `scan.recorded` / `scan.rejected` event.
+    pub scans: BTreeMap<String, Vec<bool>>,
     last_id: Option<i64>,
 }
 
@@ -50,6 +53,16 @@ impl Tablet {
             });
         }
         self.last_id = Some(self.last_id.map_or(id, |last| last.max(id)));
+        if (event == "scan.recorded" || event == "scan.rejected")
+            && let Ok(value) = serde_json::from_str::<serde_json::Value>(data)
+            && value["device"] == crate::system::SCANNER
+            && let Some(code) = value["code"].as_str()
+        {
+            self.scans
+                .entry(code.to_owned())
+                .or_default()
+                .push(value["accepted"] == true);
+        }
         if event == "order.created"
             && let Ok(value) = serde_json::from_str::<serde_json::Value>(data)
             && let Some(order_id) = value["order_id"].as_str()

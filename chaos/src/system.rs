@@ -1,7 +1,10 @@
 //! The whole system as real processes: a PostgreSQL cluster and a RabbitMQ node of the run's
 //! own, two relays on
 //! it, two kitchens' agents (store `s2` served by both), every link to PostgreSQL and RabbitMQ
-//! through a TCP proxy the harness cuts. Everything made here is removed when `System` drops.
+//! through a TCP proxy the harness cuts or impairs. Each agent has a serial scanner on a pty,
+//! its data directory on a small filesystem of its own (`disk`), and its wall clock under
+//! libfaketime so that the harness can jump it. Everything made here is removed when `System`
+//! drops.
 
 use std::{
     path::{Path, PathBuf},
@@ -13,10 +16,16 @@ use kitchen_testkit::{
     dir::TempDir,
     pg_cluster::PgCluster,
     proxy::{Proxy, socket_addr_of, through},
+    pty::{Pty, point},
     tls::TestCa,
 };
 
-use crate::{broker::OwnBroker, process::Supervised};
+use crate::{broker::OwnBroker, disk::Tmpfs, process::Supervised};
+
+/// libfaketime (Debian's `faketime`, installed by scripts/chaos): preloaded into the agents.
+pub const FAKETIME_LIB: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
+/// The name of each agent's serial scanner (the `device` of its scans).
+pub const SCANNER: &str = "chaos-grill";
 
 pub const SECRET: &str = "chaos-webhook-secret";
 /// The station every item counts at, and where the load bumps.
@@ -48,27 +57,12 @@ pub struct Agent {
     pub kitchen_id: String,
     pub base: String,
     pub data_dir: PathBuf,
-    /// The kitchen's reference file, as a new card is flashed with it.
-    pub reference: String,
     pub process: Option<Supervised>,
-}
-
-/// A new card for a kitchen: an empty data directory with the reference file and the test
-/// device paired (as the image and `kitchen.toml` would provide).
-pub fn flash(data_dir: &Path, reference: &str) -> anyhow::Result<()> {
-    if data_dir.exists() {
-        std::fs::remove_dir_all(data_dir)?;
-    }
-    std::fs::create_dir_all(data_dir)?;
-    std::fs::write(data_dir.join("reference.toml"), reference)?;
-    edge_agent::pairing::pair_with_token(
-        data_dir,
-        "manager",
-        kitchen_testkit::http::TEST_DEVICE,
-        None,
-        kitchen_testkit::http::TEST_TOKEN,
-    )?;
-    Ok(())
+    /// The grill's station scanner: the harness writes to the master what a scanner sends.
+    pub scanner: Pty,
+    /// libfaketime's offset for this agent (`+0`, `+7200`, `-3600`, in seconds), read by the
+    /// agent at every clock read; the real clock's offset is `+0`.
+    pub clock_file: PathBuf,
 }
 
 /// What the harness runs. Fields drop in order: processes first, then the links, the cluster,
@@ -83,6 +77,8 @@ pub struct System {
     pub pg: PgCluster,
     pub pg_url: String,
     pub broker: OwnBroker,
+    /// The agents' data disks, in the agents' order; unmounted before the directory goes.
+    pub disks: Vec<Tmpfs>,
     pub dir: TempDir,
 }
 
@@ -158,6 +154,11 @@ impl System {
         // hand"), and the kitchens' queues with the relay's own declarations.
         let admin = sqlx::PgPool::connect(&pg_url).await?;
         let mut agents = Vec::new();
+        let mut disks = Vec::new();
+        anyhow::ensure!(
+            Path::new(FAKETIME_LIB).exists(),
+            "{FAKETIME_LIB} is missing: install Debian's faketime (scripts/chaos does)"
+        );
         for (n, (name, stores)) in KITCHENS.iter().enumerate() {
             let kitchen_id = format!("{run}-{name}");
             let role = format!("chaos_{name}");
@@ -182,13 +183,27 @@ impl System {
             .await
             .context("kitchen queue declared")?;
             let data_dir = dir.path().join(name);
+            disks.push(Tmpfs::mount(&data_dir)?);
+            let scanner = Pty::open();
+            let scanner_link = dir.path().join(format!("scanner-{name}"));
+            point(&scanner_link, &scanner.slave);
+            let config = dir.path().join(format!("agent-{name}.toml"));
+            std::fs::write(
+                &config,
+                format!(
+                    "[[scanners]]\nname = \"{SCANNER}\"\ndevice = \"{}\"\nrole = \"station\"\n\
+                     station = \"{STATION}\"\n",
+                    scanner_link.display()
+                ),
+            )?;
+            let clock_file = dir.path().join(format!("clock-{name}"));
+            std::fs::write(&clock_file, "+0\n")?;
+            let reference = data_dir.join("reference.toml");
             let store_lines: String = stores
                 .iter()
                 .map(|store| format!("[[stores]]\nstore_id = \"{store}\"\nbrand = \"Chaos\"\n"))
                 .collect();
-            let reference_text = format!("{REFERENCE}{store_lines}");
-            flash(&data_dir, &reference_text)?;
-            let reference = data_dir.join("reference.toml");
+            std::fs::write(&reference, format!("{REFERENCE}{store_lines}"))?;
             // As production does (docs/sync.md): the kitchen's stores reach PostgreSQL with its
             // reference, which is what lets its box read back the events of those stores.
             let import = std::process::Command::new(relay_bin)
@@ -201,6 +216,13 @@ impl System {
                 "reference import failed: {}",
                 String::from_utf8_lossy(&import.stderr)
             );
+            edge_agent::pairing::pair_with_token(
+                &data_dir,
+                "manager",
+                kitchen_testkit::http::TEST_DEVICE,
+                None,
+                kitchen_testkit::http::TEST_TOKEN,
+            )?;
             let port = free_port()?;
             let link = 2 + n;
             let box_url = format!("postgres://{role}@127.0.0.1:{}/postgres", pg.port);
@@ -219,6 +241,14 @@ impl System {
                     ("AGENT_WRITE_RATE", "100000".into()),
                     ("AGENT_RECONCILE_SECS", "10".into()),
                     ("AGENT_AMQP_TIMEOUT_MS", "5000".into()),
+                    ("AGENT_CONFIG", config.display().to_string()),
+                    ("AGENT_SCANNER_RETRY_MS", "500".into()),
+                    // The wall clock only, as a real clock step does (NTP, a dead RTC): the
+                    // monotonic clock the agent's timers run on is the machine's.
+                    ("LD_PRELOAD", FAKETIME_LIB.into()),
+                    ("FAKETIME_TIMESTAMP_FILE", clock_file.display().to_string()),
+                    ("FAKETIME_NO_CACHE", "1".into()),
+                    ("FAKETIME_DONT_FAKE_MONOTONIC", "1".into()),
                 ]),
                 dir.path().join(format!("agent-{name}.log")),
             );
@@ -226,8 +256,9 @@ impl System {
                 kitchen_id,
                 base: format!("http://127.0.0.1:{port}"),
                 data_dir,
-                reference: reference_text,
                 process: Some(process),
+                scanner,
+                clock_file,
             });
         }
         admin.close().await;
@@ -242,6 +273,7 @@ impl System {
             pg,
             pg_url,
             broker,
+            disks,
             dir,
         })
     }

@@ -374,13 +374,20 @@ fn resolve_reference(
     };
     match reference::Reference::load(file) {
         Ok(reference) => {
-            store
-                .save_reference(
-                    &reference,
-                    &file.display().to_string(),
-                    kitchen_daemon::clock::now_ms(),
-                )
-                .context("cannot cache the reference data")?;
+            let saved = store.save_reference(
+                &reference,
+                &file.display().to_string(),
+                kitchen_daemon::clock::now_ms(),
+            );
+            match saved {
+                Ok(()) => {}
+                // The copy is only the fallback for a file gone bad: a full disk must not keep
+                // the kitchen dark when the file itself is fine (found by the chaos suite).
+                Err(error) if error.is_disk_full() => {
+                    tracing::error!(%error, "the disk is full: the reference file is used without caching it");
+                }
+                Err(error) => return Err(error).context("cannot cache the reference data"),
+            }
             Ok((reference, ReferenceStatus::Loaded))
         }
         Err(error) => {
@@ -439,4 +446,47 @@ fn read_provision_error(config: &Config) -> Option<String> {
     }
     tracing::error!(%reason, "the kitchen.toml on the boot partition was refused");
     Some(reason.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Config, resolve_reference, status::ReferenceStatus, store::Store};
+
+    /// Found by the chaos suite (docs/reliability.md): an agent restarted while its disk was
+    /// full stopped at once (`cannot cache the reference data`) and was restarted again and
+    /// again, the kitchen's screens dark until there was room. The file is valid: it is used.
+    #[test]
+    fn a_full_disk_does_not_stop_the_agent_starting_from_its_reference_file() {
+        let dir = std::env::temp_dir().join(format!("agent-full-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let file = dir.join("reference.toml");
+        // Enough stations that caching them needs pages the file does not have yet.
+        let stations: String = (0..200)
+            .map(|n| format!("[[stations]]\nid = \"station-{n}\"\nname = \"Station {n}\"\n"))
+            .collect();
+        std::fs::write(&file, stations).expect("reference file");
+        let mut store = Store::open_in_memory().expect("opens");
+        // A full disk as SQLite meets it: the file may not grow by a page (SQLITE_FULL, the
+        // error ENOSPC gives).
+        {
+            let tx = store.transaction().expect("tx");
+            let pages: i64 = tx
+                .query_row("PRAGMA page_count", [], |row| row.get(0))
+                .expect("page count");
+            tx.pragma_update(None, "max_page_count", pages)
+                .expect("max_page_count");
+            tx.commit().expect("commit");
+        }
+        let config = Config {
+            reference_file: Some(file),
+            ..Config::default()
+        };
+        let (reference, status) = resolve_reference(&config, &mut store).expect("starts");
+        assert!(matches!(status, ReferenceStatus::Loaded), "{status:?}");
+        assert_eq!(reference.stations.len(), 200);
+        assert_eq!(reference.stations[199].id, "station-199");
+        // And nothing was cached: the disk really was full.
+        assert!(store.cached_reference().expect("reads").is_none());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

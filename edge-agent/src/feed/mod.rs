@@ -248,13 +248,44 @@ impl Feed {
 
     /// Applies decoded deliveries in one transaction, acks them after the commit; if that
     /// fails for several, each is tried alone so one bad event cannot hold back the others.
+    /// On a full disk the deliveries are held, unacknowledged and in order, and the write is
+    /// tried again every second until there is room: returned to the queue they would come
+    /// back behind later ones and spend the queue's delivery limit, which is for messages that
+    /// can never be stored — a full disk is no fault of theirs.
     async fn apply(&self, valid: Vec<(Delivery, OrderEvent)>) -> Result<(), FeedError> {
         let timeout = self.config.timeout;
         if valid.is_empty() {
             return Ok(());
         }
         let events: Vec<OrderEvent> = valid.iter().map(|(_, event)| event.clone()).collect();
-        match self.writer.apply_all(events).await {
+        let mut full_since: Option<std::time::Instant> = None;
+        let written = loop {
+            match self.writer.apply_all(events.clone()).await {
+                Err(WriteError::Store(error)) if error.is_disk_full() => {
+                    let since = *full_since.get_or_insert_with(std::time::Instant::now);
+                    if since.elapsed() < Duration::from_millis(1500)
+                        || since.elapsed().as_secs().is_multiple_of(60)
+                    {
+                        tracing::error!(%error, events = valid.len(),
+                            held_for_s = since.elapsed().as_secs(),
+                            "the disk is full: holding the events unacknowledged until there is room");
+                    }
+                    tokio::select! {
+                        () = tokio::time::sleep(Duration::from_secs(1)) => {}
+                        // Unacknowledged: the broker hands them out again after the close.
+                        () = self.token.cancelled() => return Ok(()),
+                    }
+                }
+                other => break other,
+            }
+        };
+        if let Some(since) = full_since {
+            tracing::warn!(
+                held_for_s = since.elapsed().as_secs(),
+                "the disk has room again"
+            );
+        }
+        match written {
             Ok(applied) => {
                 for ((delivery, order_event), applied) in valid.into_iter().zip(applied) {
                     match &applied {

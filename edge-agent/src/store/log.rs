@@ -276,6 +276,11 @@ impl Store {
             "DELETE FROM processed_events WHERE applied_at < ?1",
             [now_ms - keep_ms],
         )?;
+        // A status whose order never came (its order older than the kitchen, say): as long.
+        tx.execute(
+            "DELETE FROM early_statuses WHERE received_at < ?1",
+            [now_ms - keep_ms],
+        )?;
         // What Otter was told about orders long gone, and 86s long over: kept as long as the
         // de-duplication record (head office has them in PostgreSQL).
         tx.execute(

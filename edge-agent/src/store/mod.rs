@@ -63,6 +63,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0011_log_is_the_outbox.sql"),
     include_str!("../../migrations/0012_orders_by_arrival.sql"),
     include_str!("../../migrations/0013_created_records.sql"),
+    include_str!("../../migrations/0014_early_statuses.sql"),
 ];
 
 /// The page size of a new store. 1 KiB rather than SQLite's 4 KiB: a commit writes whole
@@ -87,6 +88,15 @@ pub enum StoreError {
     /// A read on a blocking thread panicked or was cancelled.
     #[error("the read stopped: {0}")]
     ReadStopped(String),
+}
+
+impl StoreError {
+    /// SQLite could not grow the file (`SQLITE_FULL`): the disk is full. The event is not at
+    /// fault; it fits once there is room again.
+    pub fn is_disk_full(&self) -> bool {
+        matches!(self, Self::Sqlite(rusqlite::Error::SqliteFailure(e, _))
+            if e.code == rusqlite::ErrorCode::DiskFull)
+    }
 }
 
 pub struct Store {

@@ -208,6 +208,63 @@ fn state_of(status: OrderStatus) -> &'static str {
     }
 }
 
+/// A status that came before its order's first snapshot (`early_statuses`).
+struct EarlyStatus {
+    status: OrderStatus,
+    event_time_ms: i64,
+    cancellation_reason: String,
+}
+
+/// Keeps a status event for an order not held yet: the newest by event time, a cancellation
+/// over anything (final, as the relay has it).
+fn keep_early_status(
+    tx: &Transaction<'_>,
+    event: &OrderEvent,
+    now_ms: i64,
+) -> Result<(), StoreError> {
+    tx.execute(
+        "INSERT INTO early_statuses (order_id, status, event_time, cancellation_reason, received_at)
+         VALUES (?1, ?2, ?3, ?4, ?5)
+         ON CONFLICT (order_id) DO UPDATE SET
+             status = excluded.status, event_time = excluded.event_time,
+             cancellation_reason = excluded.cancellation_reason
+         WHERE early_statuses.status NOT IN ('ORDER_STATUS_CANCELED', 'ORDER_STATUS_REJECTED')
+           AND (excluded.status IN ('ORDER_STATUS_CANCELED', 'ORDER_STATUS_REJECTED')
+                OR excluded.event_time >= early_statuses.event_time)",
+        params![
+            event.order_id,
+            event.status().as_str_name(),
+            event.event_time_ms,
+            event.cancellation_reason,
+            now_ms
+        ],
+    )?;
+    Ok(())
+}
+
+/// Removes and returns the early status of `order_id`, if one came.
+fn take_early_status(
+    tx: &Transaction<'_>,
+    order_id: &str,
+) -> Result<Option<EarlyStatus>, StoreError> {
+    let early = tx
+        .query_row(
+            "DELETE FROM early_statuses WHERE order_id = ?1
+             RETURNING status, event_time, cancellation_reason",
+            [order_id],
+            |row| {
+                Ok(EarlyStatus {
+                    status: OrderStatus::from_str_name(&row.get::<_, String>(0)?)
+                        .unwrap_or_default(),
+                    event_time_ms: row.get(1)?,
+                    cancellation_reason: row.get(2)?,
+                })
+            },
+        )
+        .optional()?;
+    Ok(early)
+}
+
 fn apply_to_order(
     tx: &Transaction<'_>,
     event: &OrderEvent,
@@ -221,7 +278,20 @@ fn apply_to_order(
         )
         .optional()?;
     let was_cancelled = held.as_ref().is_some_and(|(_, state)| state == "cancelled");
-    let mut state = state_of(event.status());
+    let mut status = event.status();
+    let mut cancellation_reason = event.cancellation_reason.clone();
+    // The order's first snapshot takes a status that came before it, if newer (or final).
+    if held.is_none()
+        && event.has_snapshot
+        && let Some(early) = take_early_status(tx, &event.order_id)?
+        && (state_of(early.status) == "cancelled" || early.event_time_ms >= event.event_time_ms)
+    {
+        status = early.status;
+        if !early.cancellation_reason.is_empty() {
+            cancellation_reason = early.cancellation_reason;
+        }
+    }
+    let mut state = state_of(status);
     if was_cancelled {
         state = "cancelled";
     }
@@ -229,6 +299,7 @@ fn apply_to_order(
 
     if !event.has_snapshot {
         if held.is_none() {
+            keep_early_status(tx, event, now_ms)?;
             return Ok(Change::UnknownOrder);
         }
         tx.execute(
@@ -279,7 +350,7 @@ fn apply_to_order(
             event.source,
             event.friendly_id,
             state,
-            event.status().as_str_name(),
+            status.as_str_name(),
             event.event_time_ms,
             if event.received_at_ms > 0 {
                 event.received_at_ms
@@ -293,7 +364,7 @@ fn apply_to_order(
             fulfillment.scheduling_type() == SchedulingType::FixedTime,
             event.customer_name,
             event.customer_note,
-            event.cancellation_reason,
+            cancellation_reason,
             now_ms,
         ],
     )?;

@@ -161,6 +161,86 @@ fn ready_closes_an_order_and_unknown_orders_are_only_recorded() {
     assert_eq!(store.order_state("o9").expect("reads"), None);
 }
 
+/// Found by the chaos suite (docs/reliability.md): a status redelivered ahead of its order's
+/// first snapshot was forgotten, and the snapshot — stamped with the status the relay held
+/// when it was made — left a fulfilled or cancelled order open at the kitchen.
+#[test]
+fn a_status_that_comes_before_its_order_applies_when_the_order_comes() {
+    let mut store = Store::open_in_memory().expect("opens");
+    let at = |mut event: OrderEvent, min: i64| {
+        event.event_time_ms = NOW + min * MINUTE;
+        event
+    };
+    let fries = || vec![line("Fries", 1, vec![])];
+    // Fulfilled (at 5) before its snapshot (at 0) arrives: closed when it does.
+    let early = at(status("e1", 1, "o1", OrderStatus::Fulfilled), 5);
+    assert_eq!(
+        change(store.apply(&early, NOW).expect("applies")),
+        Change::UnknownOrder
+    );
+    assert_eq!(
+        change(
+            store
+                .apply(&snapshot("e2", 2, "o1", 0, fries()), NOW)
+                .expect("applies")
+        ),
+        Change::Created
+    );
+    assert_eq!(
+        store.order_state("o1").expect("reads"),
+        Some(("closed".into(), "ORDER_STATUS_FULFILLED".into()))
+    );
+    // An early status older than the snapshot loses to it (the snapshot's status is newer).
+    let stale = at(status("e3", 3, "o2", OrderStatus::Prepared), 0);
+    store.apply(&stale, NOW).expect("applies");
+    store
+        .apply(&snapshot("e4", 4, "o2", 1, fries()), NOW)
+        .expect("applies");
+    assert_eq!(state_of_order(&store, "o2").as_deref(), Some("open"));
+    // A cancellation is final whatever its time, and over a later early status.
+    let cancel = at(status("e5", 5, "o3", OrderStatus::Canceled), -3);
+    store.apply(&cancel, NOW).expect("applies");
+    let later = at(status("e6", 6, "o3", OrderStatus::Confirmed), 4);
+    store.apply(&later, NOW).expect("applies");
+    assert_eq!(
+        change(
+            store
+                .apply(&snapshot("e7", 7, "o3", 2, fries()), NOW)
+                .expect("applies")
+        ),
+        Change::Cancelled
+    );
+    assert_eq!(state_of_order(&store, "o3").as_deref(), Some("cancelled"));
+    // Taken once: the order's next snapshot is its own again.
+    store
+        .apply(&snapshot("e8", 8, "o1", 9, fries()), NOW)
+        .expect("applies");
+    assert_eq!(state_of_order(&store, "o1").as_deref(), Some("open"));
+    assert_eq!(fries_of(&store), ["o1", "o2"]);
+    // One whose order does not come is pruned with the processed event ids.
+    let orphan = at(status("e9", 9, "o4", OrderStatus::Fulfilled), 5);
+    store.apply(&orphan, NOW).expect("applies");
+    store.prune(1000, MINUTE, NOW + 2 * MINUTE).expect("prunes");
+    let late = snapshot("e10", 10, "o4", 0, fries());
+    store.apply(&late, NOW + 2 * MINUTE).expect("applies");
+    assert_eq!(state_of_order(&store, "o4").as_deref(), Some("open"));
+}
+
+fn state_of_order(store: &Store, order_id: &str) -> Option<String> {
+    store
+        .order_state(order_id)
+        .expect("reads")
+        .map(|(state, _)| state)
+}
+
+/// The orders counting at the fry station.
+fn fries_of(store: &Store) -> Vec<String> {
+    fries(store)
+        .into_iter()
+        .flat_map(|(_, _, orders)| orders)
+        .collect()
+}
+
 #[test]
 fn skipped_sequence_numbers_are_gaps_until_they_arrive() {
     let mut store = Store::open_in_memory().expect("opens");

@@ -1,0 +1,169 @@
+//! The check of the kitchen floor's part of the load (`station`): every grill scanner ticket
+//! the agent answered on its stream recorded once at the kitchen and once in PostgreSQL (and,
+//! accepted, a bump the bump check counts); every batch session the agent answered started
+//! once in PostgreSQL, completed there with the allocations it answered.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use sqlx::Row;
+
+use crate::{
+    check::Findings,
+    load::{Bump, Record},
+    sse::Tablet,
+    system::{Agent, SCANNER},
+};
+
+/// The scans as bumps for the bump and batch checks: accepted on the stream is a bump answered
+/// `200`, rejected one answered `422`, never seen one never answered. A ticket answered twice
+/// is a doubled scan.
+pub fn scans_as_bumps(record: &Record, tablets: &[&BTreeMap<String, Vec<bool>>]) -> Vec<Bump> {
+    record
+        .scans
+        .iter()
+        .map(|scan| {
+            let answers = tablets[scan.kitchen].get(&scan.code);
+            Bump {
+                kitchen: scan.kitchen,
+                order_id: scan.order_id.clone(),
+                status: answers
+                    .and_then(|a| a.first())
+                    .map(|accepted| if *accepted { 200 } else { 422 }),
+            }
+        })
+        .collect()
+}
+
+/// Checks kitchen `k`'s scans and batch sessions: its SQLite file (the agent stopped) against
+/// PostgreSQL and what the load was answered.
+pub async fn check(
+    findings: &mut Findings,
+    pg: &sqlx::PgPool,
+    db: &rusqlite::Connection,
+    k: usize,
+    agent: &Agent,
+    record: &Record,
+    tablet: &Tablet,
+) -> anyhow::Result<()> {
+    let kitchen = &agent.kitchen_id;
+    // Scans: by code at the kitchen, by id in PostgreSQL.
+    let mut statement =
+        db.prepare("SELECT scan_id, CAST(raw AS TEXT) FROM scans WHERE device = ?1")?;
+    let at_kitchen: Vec<(String, String)> = statement
+        .query_map([SCANNER], |row| Ok((row.get(0)?, row.get(1)?)))?
+        .collect::<Result<_, _>>()?;
+    let in_pg: BTreeSet<String> = sqlx::query(
+        "SELECT scan_id::text AS id FROM kitchen.scans WHERE kitchen_id = $1 AND device = $2",
+    )
+    .bind(kitchen)
+    .bind(SCANNER)
+    .fetch_all(pg)
+    .await?
+    .iter()
+    .map(|row| row.get("id"))
+    .collect();
+    let ids: BTreeSet<&String> = at_kitchen.iter().map(|(id, _)| id).collect();
+    for (id, code) in &at_kitchen {
+        if !in_pg.contains(id) {
+            findings.lost.push(format!(
+                "scan {id} ({code}) at {kitchen}: not in kitchen.scans"
+            ));
+        }
+    }
+    for id in in_pg.iter().filter(|id| !ids.contains(id)) {
+        findings.doubled.push(format!(
+            "scan {id} in kitchen.scans for {kitchen}, not at the kitchen"
+        ));
+    }
+    let mut rows_by_code: BTreeMap<&str, usize> = BTreeMap::new();
+    for (_, code) in &at_kitchen {
+        *rows_by_code.entry(code.as_str()).or_default() += 1;
+    }
+    for scan in record.scans.iter().filter(|s| s.kitchen == k) {
+        findings.scans_checked += 1;
+        let rows = rows_by_code.get(scan.code.as_str()).copied().unwrap_or(0);
+        let answers = tablet.scans.get(&scan.code).map_or(0, Vec::len);
+        match tablet.scans.get(&scan.code).and_then(|a| a.first()) {
+            Some(true) => findings.scans_answered.0 += 1,
+            Some(false) => findings.scans_answered.1 += 1,
+            None => {}
+        }
+        if rows > 1 || answers > 1 {
+            findings.doubled.push(format!(
+                "scan {} at {kitchen}: {rows} rows, answered {answers} times",
+                scan.code
+            ));
+        } else if answers == 1 && rows == 0 {
+            findings.lost.push(format!(
+                "scan {} at {kitchen}: answered on the stream, no row",
+                scan.code
+            ));
+        }
+    }
+
+    // Batch sessions: each started one answered 201 in PostgreSQL once, as it was answered.
+    let sessions: BTreeMap<String, (bool, serde_json::Value)> = sqlx::query(
+        "SELECT session_id::text AS id, completed_at IS NOT NULL AS completed, allocations
+               FROM kitchen.batch_sessions WHERE kitchen_id = $1",
+    )
+    .bind(kitchen)
+    .fetch_all(pg)
+    .await?
+    .iter()
+    .map(|row| {
+        (
+            row.get("id"),
+            (row.get("completed"), row.get("allocations")),
+        )
+    })
+    .collect();
+    let at_kitchen: i64 = db.query_row("SELECT count(*) FROM batch_sessions", [], |r| r.get(0))?;
+    if at_kitchen != sessions.len() as i64 {
+        findings.lost.push(format!(
+            "{kitchen}: {at_kitchen} batch sessions at the kitchen, {} in PostgreSQL",
+            sessions.len()
+        ));
+    }
+    for session in record.sessions.iter().filter(|s| s.kitchen == k) {
+        let Some((201, Some(id))) = &session.started else {
+            continue;
+        };
+        findings.sessions_checked += 1;
+        let Some((completed, allocations)) = sessions.get(id) else {
+            findings.lost.push(format!(
+                "batch session {id} at {kitchen}: started (201), not in kitchen.batch_sessions"
+            ));
+            continue;
+        };
+        let Some(answered) = &session.allocations else {
+            continue;
+        };
+        findings.sessions_completed.0 += 1;
+        findings.sessions_completed.1 += answered.iter().map(|(_, u)| u).sum::<u32>();
+        let mut stored: Vec<(String, u32)> = allocations
+            .as_array()
+            .map(|list| {
+                list.iter()
+                    .filter_map(|a| {
+                        Some((
+                            a["order_id"].as_str()?.to_owned(),
+                            u32::try_from(a["units"].as_u64()?).ok()?,
+                        ))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let mut answered = answered.clone();
+        stored.sort();
+        answered.sort();
+        let units: u32 = answered.iter().map(|(_, u)| u).sum();
+        if !completed || stored != answered || units > session.quantity {
+            findings.wrong.push(format!(
+                "batch session {id} at {kitchen}: completed with {answered:?} ({units} of {}), \
+                 in PostgreSQL completed {completed} with {stored:?}",
+                session.quantity
+            ));
+        }
+    }
+    Ok(())
+}
