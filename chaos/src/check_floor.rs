@@ -140,19 +140,7 @@ pub async fn check(
         };
         findings.sessions_completed.0 += 1;
         findings.sessions_completed.1 += answered.iter().map(|(_, u)| u).sum::<u32>();
-        let mut stored: Vec<(String, u32)> = allocations
-            .as_array()
-            .map(|list| {
-                list.iter()
-                    .filter_map(|a| {
-                        Some((
-                            a["order_id"].as_str()?.to_owned(),
-                            u32::try_from(a["units"].as_u64()?).ok()?,
-                        ))
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
+        let mut stored = crate::station::allocations_of(allocations);
         let mut answered = answered.clone();
         stored.sort();
         answered.sort();

@@ -110,20 +110,8 @@ pub async fn session(
             if status == 200
                 && let Ok(body) = answer.json::<serde_json::Value>().await
             {
-                let allocations = body["allocations"]
-                    .as_array()
-                    .map(|list| {
-                        list.iter()
-                            .filter_map(|a| {
-                                Some((
-                                    a["order_id"].as_str()?.to_owned(),
-                                    u32::try_from(a["units"].as_u64()?).ok()?,
-                                ))
-                            })
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                lock(&record).sessions[index].allocations = Some(allocations);
+                lock(&record).sessions[index].allocations =
+                    Some(allocations_of(&body["allocations"]));
                 return;
             }
             if status.is_client_error() {
@@ -137,4 +125,21 @@ pub async fn session(
         }
         backoff = (backoff * 2).min(Duration::from_secs(2));
     }
+}
+
+/// A batch session's allocations as the agent writes them (`[{"order_id", "units"}, …]`, in its
+/// answer and in its store): (order id, units); entries that are not that shape are skipped.
+pub fn allocations_of(list: &serde_json::Value) -> Vec<(String, u32)> {
+    list.as_array()
+        .map(|list| {
+            list.iter()
+                .filter_map(|a| {
+                    Some((
+                        a["order_id"].as_str()?.to_owned(),
+                        u32::try_from(a["units"].as_u64()?).ok()?,
+                    ))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
 }
