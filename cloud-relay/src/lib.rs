@@ -34,6 +34,8 @@ pub struct App {
     listener: TcpListener,
     admin_listener: TcpListener,
     pool: sqlx::PgPool,
+    /// `RELAY_CA_FILE`'s bundle, read once at build for every link.
+    ca_pem: Option<String>,
     token: CancellationToken,
 }
 
@@ -81,6 +83,7 @@ impl App {
             listener,
             admin_listener,
             pool,
+            ca_pem,
             token: CancellationToken::new(),
         })
     }
@@ -113,12 +116,12 @@ impl App {
             listener,
             admin_listener,
             pool,
+            ca_pem,
             token,
         } = self;
         let tracker = TaskTracker::new();
         let metrics = Arc::new(metrics::Metrics::default());
         let stored = Arc::new(Notify::new());
-        let ca_pem = config.ca_pem()?;
         let ingest = db::Ingest::start(
             pool.clone(),
             config.ingest_writers,
@@ -187,7 +190,7 @@ impl App {
             changes.clone(),
             token.clone(),
         ));
-        // The bundle as read now (a config built in code has not loaded it).
+        // The bundle as read at build (a config built in code has not loaded it).
         let mqtt = config::MqttConfig {
             ca_pem: ca_pem.clone(),
             ..config.mqtt.clone()
