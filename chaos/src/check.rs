@@ -3,12 +3,16 @@
 //! records the boxes synced back, the tablets' streams, and what is left in outboxes and
 //! dead-letter queues.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    time::Instant,
+};
 
 use sqlx::Row;
 
 use crate::{
-    load::{Expected, Record, oracle},
+    faults::{Fault, FaultKind},
+    load::{Expected, Kind, Record, oracle},
     sse::Tablet,
     system::{KITCHENS, System},
 };
@@ -41,12 +45,60 @@ fn served_by(kitchen: usize, store_id: &str) -> bool {
     KITCHENS[kitchen].1.contains(&store_id)
 }
 
+/// When each kitchen's card last died (`FaultKind::CardDies`). What its box answered before
+/// then and had not pushed to PostgreSQL — a bump, a scan, a batch session started or
+/// completed — went with the card: listed as a leftover, not a loss. What it had pushed must
+/// be there as always.
+#[derive(Debug, Default)]
+pub struct CardDeaths {
+    last: [Option<Instant>; KITCHENS.len()],
+}
+
+impl CardDeaths {
+    pub fn of(faults: &[Fault]) -> Self {
+        let mut deaths = Self::default();
+        for fault in faults.iter().filter(|f| f.kind == FaultKind::CardDies) {
+            if let Some(k) = KITCHENS
+                .iter()
+                .position(|(name, _)| fault.target == format!("agent-{name}"))
+            {
+                deaths.last[k] = Some(deaths.last[k].map_or(fault.start, |l| l.max(fault.start)));
+            }
+        }
+        deaths
+    }
+
+    /// Whether something answered at `at` came from a card of kitchen `k` that has died since.
+    pub fn before_last(&self, k: usize, at: Instant) -> bool {
+        self.last[k].is_some_and(|died| at < died)
+    }
+
+    pub fn any(&self, k: usize) -> bool {
+        self.last[k].is_some()
+    }
+
+    /// When kitchen `k`'s card last died, in wall-clock ms.
+    pub fn last_wall_ms(&self, k: usize) -> Option<i64> {
+        self.last[k].map(wall_ms)
+    }
+}
+
+/// `at` on the wall clock, in ms since the epoch (the agents' clock: same machine, and no clock
+/// jump overlaps a card death — the random schedule injects one fault at a time).
+fn wall_ms(at: Instant) -> i64 {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
+    now - at.elapsed().as_millis() as i64
+}
+
 /// Checks PostgreSQL (the cluster must be up) and each agent's SQLite file (the agents must be
 /// stopped).
 pub async fn check(
     system: &System,
     record: &Record,
     tablets: &[Tablet],
+    cards: &CardDeaths,
 ) -> anyhow::Result<Findings> {
     let mut findings = Findings::default();
     let expected = oracle(record);
@@ -133,9 +185,10 @@ pub async fn check(
     }
 
     for (k, agent) in system.agents.iter().enumerate() {
-        check_kitchen(&mut findings, &pg, k, agent, &expected, record).await?;
+        check_kitchen(&mut findings, &pg, (k, agent), &expected, record, cards).await?;
         let db = rusqlite::Connection::open(agent.data_dir.join(edge_agent::STORE_FILE))?;
-        crate::check_floor::check(&mut findings, &pg, &db, k, agent, record, &tablets[k]).await?;
+        let at = (k, agent, &tablets[k]);
+        crate::check_floor::check(&mut findings, &pg, &db, at, record, cards).await?;
         let dead = dead_letters(&system.broker.url(), &agent.kitchen_id).await?;
         if dead > 0 {
             findings.leftovers.push(format!(
@@ -156,13 +209,34 @@ pub async fn check(
 async fn check_kitchen(
     findings: &mut Findings,
     pg: &sqlx::PgPool,
-    k: usize,
-    agent: &crate::system::Agent,
+    (k, agent): (usize, &crate::system::Agent),
     expected: &BTreeMap<String, Expected>,
     record: &Record,
+    cards: &CardDeaths,
 ) -> anyhow::Result<()> {
     let kitchen = &agent.kitchen_id;
     let db = rusqlite::Connection::open(agent.data_dir.join(edge_agent::STORE_FILE))?;
+    // When this card recovered the kitchen from PostgreSQL (ms; a card that never died has no
+    // use for it). An order cancelled or fulfilled before then was closed when the new card read
+    // the kitchen's open orders: the card holds it closed (its events were still in the queue)
+    // or not at all.
+    let recovered_ms: i64 = db
+        .query_row(
+            "SELECT value FROM sync_cursors WHERE name = 'recovery'",
+            [],
+            |row| row.get(0),
+        )
+        .unwrap_or(0);
+    let closed_before_recovery = |order_id: &str| {
+        cards.any(k)
+            && record.webhooks.iter().any(|w| {
+                matches!(w.kind, Kind::Cancel | Kind::Fulfil)
+                    && w.order_id == order_id
+                    && w.accepted.is_some()
+                    && w.first_sent
+                        .is_some_and(|sent| wall_ms(sent) < recovered_ms)
+            })
+    };
     let mut statement = db.prepare(
         // The announcements counted in one pass over the log (the log has no index by order:
         // a count per order was quadratic, minutes over a 30-minute run's log).
@@ -185,8 +259,35 @@ async fn check_kitchen(
         .collect::<Result<_, _>>()?;
     for (order_id, want) in expected.iter().filter(|(_, e)| served_by(k, &e.store_id)) {
         let Some((_, state, quantity, created)) = at_kitchen.get(order_id) else {
+            if closed_before_recovery(order_id) {
+                continue;
+            }
+            // On a kitchen whose card died, its story, for the replay: each webhook's kind and
+            // when it was sent (wall ms) against when the new card recovered.
+            let story = if cards.any(k) {
+                let sent: Vec<String> = record
+                    .webhooks
+                    .iter()
+                    .filter(|w| w.order_id == *order_id)
+                    .map(|w| match (w.accepted, w.first_sent) {
+                        (Some(_), Some(sent)) => format!(
+                            "{:?} {:+} ms ({} attempts)",
+                            w.kind,
+                            wall_ms(sent) - recovered_ms,
+                            w.attempts
+                        ),
+                        _ => format!("{:?} never accepted", w.kind),
+                    })
+                    .collect();
+                format!(
+                    " (webhooks against the new card's recovery: {})",
+                    sent.join(", ")
+                )
+            } else {
+                String::new()
+            };
             findings.lost.push(format!(
-                "order {order_id}: accepted, not at kitchen {kitchen}"
+                "order {order_id}: accepted, not at kitchen {kitchen}{story}"
             ));
             continue;
         };
@@ -289,6 +390,14 @@ async fn check_kitchen(
             .copied()
             .unwrap_or(0);
         let fine = match bump.status {
+            // Answered by a card that died before pushing it: gone with the card.
+            Some(200) if n == 0 && cards.before_last(k, bump.at) => {
+                findings.leftovers.push(format!(
+                    "bump of {} at {kitchen} went with the card that answered it",
+                    bump.order_id
+                ));
+                true
+            }
             Some(200) => n == 1,
             // Refused (404: not there yet) or unanswered (the agent died): at most one.
             _ => n <= 1,
@@ -325,4 +434,48 @@ async fn dead_letters(amqp_url: &str, kitchen_id: &str) -> anyhow::Result<u32> {
         .await?;
     let _ = connection.close(200, "chaos check done".into()).await;
     Ok(queue.message_count())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use super::CardDeaths;
+    use crate::faults::{Fault, FaultKind};
+
+    fn fault(kind: FaultKind, target: &str, start: Instant) -> Fault {
+        Fault {
+            kind,
+            target: target.to_owned(),
+            start,
+            repaired: start,
+            recovered: None,
+        }
+    }
+
+    #[test]
+    fn what_a_card_answered_counts_as_gone_only_before_its_kitchen_s_last_card_death() {
+        // A minute ago: the harness reads its faults after they happened.
+        let t0 = Instant::now() - Duration::from_secs(60);
+        let at = |s: u64| t0 + Duration::from_secs(s);
+        let cards = CardDeaths::of(&[
+            fault(FaultKind::CardDies, "agent-k2", at(10)),
+            fault(FaultKind::KillAgent, "agent-k1", at(20)),
+            fault(FaultKind::CardDies, "agent-k2", at(30)),
+            fault(FaultKind::CardDies, "relay1", at(40)),
+        ]);
+        assert!(!cards.any(0), "a plain kill of k1 is not a card death");
+        assert!(!cards.before_last(0, at(1)));
+        assert!(cards.any(1));
+        assert!(cards.before_last(1, at(29)), "before k2's last card death");
+        assert!(!cards.before_last(1, at(30)));
+        assert!(!cards.before_last(1, at(35)));
+        let died = cards.last_wall_ms(1).expect("k2's card died");
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("after 1970")
+            .as_millis() as i64;
+        // 30 s after t0: 30 s ago.
+        assert!((now_ms - died - 30_000).abs() < 1_000, "{died} vs {now_ms}");
+    }
 }

@@ -25,10 +25,13 @@ pub enum FaultKind {
     LossPg,
     DiskFull,
     ClockJump,
+    /// The box's SD card dies: the agent SIGKILLed, its data directory emptied, the agent
+    /// started again as the same kitchen on the empty one (a new card; docs/reliability.md).
+    CardDies,
 }
 
 impl FaultKind {
-    pub const ALL: [Self; 14] = [
+    pub const ALL: [Self; 15] = [
         Self::KillRelay,
         Self::KillAgent,
         Self::BrokerStop,
@@ -43,6 +46,7 @@ impl FaultKind {
         Self::LossPg,
         Self::DiskFull,
         Self::ClockJump,
+        Self::CardDies,
     ];
 
     pub fn name(self) -> &'static str {
@@ -61,6 +65,7 @@ impl FaultKind {
             Self::LossPg => "loss on a link to PostgreSQL",
             Self::DiskFull => "agent's data disk full",
             Self::ClockJump => "clock jump at an agent",
+            Self::CardDies => "card dies (SIGKILL agent, data lost)",
         }
     }
 }
@@ -151,6 +156,27 @@ pub async fn run(
                 tokio::time::sleep(hold).await;
                 links[which].restore();
                 NAMES[which]
+            }
+            FaultKind::CardDies => {
+                let n = which % 2;
+                let agent = &system.agents[n];
+                if let Some(process) = &agent.process {
+                    // After a random-schedule or rota kill there is no process until the
+                    // supervisor's restart: wait for it, so the card dies now, not later.
+                    let flash = || {
+                        let (data_dir, reference) =
+                            (agent.data_dir.clone(), agent.reference.clone());
+                        move || {
+                            if let Err(error) = crate::system::flash(&data_dir, &reference) {
+                                eprintln!("chaos: a new card at {}: {error:#}", data_dir.display());
+                            }
+                        }
+                    };
+                    while !process.kill_then(flash()) && start.elapsed() < Duration::from_secs(10) {
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                }
+                NAMES[2 + n]
             }
             _ => crate::impair::inject(system, kind, which, &mut rng).await,
         };

@@ -38,6 +38,9 @@ pub struct Webhook {
     pub quantity: u32,
     /// When the relay answered 200 (the first time), and when that request was sent.
     pub accepted: Option<(Instant, Instant)>,
+    /// When the first attempt was sent: a relay killed before it answered may have stored the
+    /// webhook then, long before the attempt it answered.
+    pub first_sent: Option<Instant>,
     pub attempts: u32,
 }
 
@@ -58,6 +61,8 @@ pub struct Bump {
     pub order_id: String,
     /// `Some(status)` if the agent answered; `None` if the request failed (the agent died).
     pub status: Option<u16>,
+    /// When it was answered (or failed).
+    pub at: Instant,
 }
 
 #[derive(Debug, Default)]
@@ -141,7 +146,11 @@ async fn deliver(
             .body(bytes.clone())
             .send()
             .await;
-        lock(&record).webhooks[index].attempts = attempt + 1;
+        {
+            let webhook = &mut lock(&record).webhooks[index];
+            webhook.attempts = attempt + 1;
+            webhook.first_sent.get_or_insert(sent);
+        }
         if response.is_ok_and(|r| r.status() == 200) {
             let mut record = lock(&record);
             let webhook = &mut record.webhooks[index];
@@ -217,6 +226,7 @@ pub async fn run(
                         quantity: rng.gen_range(1..=4),
                         accepted: None,
                         attempts: 0,
+                        first_sent: None,
                     }
                 }
                 (52..70, Some(new)) => Webhook {
@@ -226,6 +236,7 @@ pub async fn run(
                     event_time,
                     accepted: None,
                     attempts: 0,
+                    first_sent: None,
                     ..new
                 },
                 // Out of order: a snapshot older than the order's first one; stale, ignored.
@@ -236,6 +247,7 @@ pub async fn run(
                     event_time: new.event_time - chrono::Duration::milliseconds(5),
                     accepted: None,
                     attempts: 0,
+                    first_sent: None,
                     ..new
                 },
                 (78..85, Some(new)) => Webhook {
@@ -244,6 +256,7 @@ pub async fn run(
                     event_time,
                     accepted: None,
                     attempts: 0,
+                    first_sent: None,
                     ..new
                 },
                 (85..90, Some(new)) => {
@@ -254,6 +267,7 @@ pub async fn run(
                         event_time,
                         accepted: None,
                         attempts: 0,
+                        first_sent: None,
                         ..new
                     }
                 }
@@ -320,6 +334,7 @@ pub async fn run(
                     kitchen,
                     order_id,
                     status,
+                    at: Instant::now(),
                 });
             });
         }
@@ -449,6 +464,7 @@ mod tests {
             event_time: chrono::DateTime::UNIX_EPOCH + chrono::Duration::milliseconds(n),
             quantity,
             accepted: accepted.then_some((now, now)),
+            first_sent: Some(now),
             attempts: 1,
         }
     }

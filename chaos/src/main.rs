@@ -159,7 +159,8 @@ async fn main() -> anyhow::Result<()> {
     };
     let _ = load_task.await;
     give_up_timer.abort();
-    let settled = report::settle(&system, &record, Duration::from_secs(120)).await;
+    let cards = check::CardDeaths::of(&faults);
+    let settled = report::settle(&system, &record, Duration::from_secs(120), &cards).await;
     // The load has ended: the record is the harness's alone from here.
     let mut record = std::mem::take(&mut *load::lock(&record));
     // The grill scanners' tickets count as bumps, answered as the tablets saw them answered.
@@ -169,7 +170,7 @@ async fn main() -> anyhow::Result<()> {
         check_floor::scans_as_bumps(&record, &scans)
     };
     record.bumps.extend(scan_bumps);
-    let batches = report::batch_counts(&system, &record).await;
+    let batches = report::batch_counts(&system, &record, &cards).await;
     stop_tablets.cancel();
     for task in tablet_tasks {
         let _ = task.await;
@@ -180,7 +181,7 @@ async fn main() -> anyhow::Result<()> {
         .iter()
         .map(|t| std::mem::take(&mut *sse::lock(t)))
         .collect();
-    let mut findings = check::check(&system, &record, &tablets).await?;
+    let mut findings = check::check(&system, &record, &tablets, &cards).await?;
     findings.wrong.extend(batches?);
     if let Err(error) = settled {
         findings.leftovers.push(format!("quiet period: {error}"));

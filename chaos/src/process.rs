@@ -14,9 +14,15 @@ use tokio_util::sync::CancellationToken;
 /// How long the supervisor waits before starting a dead process again (systemd's `RestartSec`).
 const RESTART_DELAY: Duration = Duration::from_millis(500);
 
+/// Work done after the process died and before it starts again.
+type Between = Box<dyn FnOnce() + Send>;
+/// The running process's pid, and what to do before its next start.
+type Shared = (Arc<Mutex<Option<u32>>>, Arc<Mutex<Option<Between>>>);
+
 /// A supervised child process: `program` with `env`, its stderr appended to `log`.
 pub struct Supervised {
     pid: Arc<Mutex<Option<u32>>>,
+    between: Arc<Mutex<Option<Between>>>,
     stop: CancellationToken,
     task: Option<JoinHandle<()>>,
 }
@@ -24,17 +30,19 @@ pub struct Supervised {
 impl Supervised {
     pub fn start(name: &str, program: PathBuf, env: Vec<(String, String)>, log: PathBuf) -> Self {
         let pid = Arc::new(Mutex::new(None));
+        let between: Arc<Mutex<Option<Between>>> = Arc::default();
         let stop = CancellationToken::new();
         let task = tokio::spawn(supervise(
             name.to_owned(),
             program,
             env,
             log,
-            pid.clone(),
+            (pid.clone(), between.clone()),
             stop.clone(),
         ));
         Self {
             pid,
+            between,
             stop,
             task: Some(task),
         }
@@ -49,6 +57,18 @@ impl Supervised {
             .args(["-KILL", &pid.to_string()])
             .status()
             .is_ok_and(|status| status.success())
+    }
+
+    /// SIGKILLs the running process and runs `between` before the supervisor starts it again
+    /// (the card dies: a new one is flashed); false, and `between` dropped, if none was running.
+    pub fn kill_then(&self, between: impl FnOnce() + Send + 'static) -> bool {
+        let mut slot = self.between.lock().unwrap_or_else(PoisonError::into_inner);
+        *slot = Some(Box::new(between));
+        let killed = self.kill();
+        if !killed {
+            *slot = None;
+        }
+        killed
     }
 
     /// Stops supervising and ends the process with SIGTERM (SIGKILL after 10 s).
@@ -75,7 +95,7 @@ async fn supervise(
     program: PathBuf,
     env: Vec<(String, String)>,
     log: PathBuf,
-    pid: Arc<Mutex<Option<u32>>>,
+    (pid, between): Shared,
     stop: CancellationToken,
 ) {
     while !stop.is_cancelled() {
@@ -112,6 +132,13 @@ async fn supervise(
             }
         }
         *pid.lock().unwrap_or_else(PoisonError::into_inner) = None;
+        let between = between
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(between) = between {
+            between();
+        }
         tokio::select! {
             () = tokio::time::sleep(RESTART_DELAY) => {}
             () = stop.cancelled() => {}

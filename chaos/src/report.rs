@@ -9,7 +9,7 @@ use std::{
 use sqlx::Row;
 
 use crate::{
-    check::Findings,
+    check::{CardDeaths, Findings},
     faults::{Fault, FaultKind},
     load::{Kind, Record, lock, oracle},
     sse::Tablet,
@@ -17,11 +17,14 @@ use crate::{
 };
 
 /// Waits until the relays' outbox is empty and each kitchen holds every accepted order of its
-/// stores with nothing left to sync; an error says what was still missing at `timeout`.
+/// stores with nothing left to sync; an error says what was still missing at `timeout`. A
+/// kitchen whose card died holds exactly its open orders (one closed before the new card
+/// recovered may not be on it: the check says which may be missing).
 pub async fn settle(
     system: &System,
     record: &crate::load::Shared,
     timeout: Duration,
+    cards: &CardDeaths,
 ) -> anyhow::Result<()> {
     let expected = oracle(&lock(record));
     let deadline = Instant::now() + timeout;
@@ -34,19 +37,22 @@ pub async fn settle(
                 .map_or(-1, |row| row.get("n"));
         let mut missing = Vec::new();
         for (k, agent) in system.agents.iter().enumerate() {
+            let card_died = cards.any(k);
             let want = expected
                 .values()
                 .filter(|e| KITCHENS[k].1.contains(&e.store_id.as_str()))
+                .filter(|e| !(card_died && (e.cancelled || e.fulfilled)))
                 .count() as i64;
+            let sql = if card_died {
+                "SELECT count(*) FROM orders WHERE state NOT IN ('cancelled', 'closed')"
+            } else {
+                "SELECT count(*) FROM orders"
+            };
             let orders = rusqlite::Connection::open_with_flags(
                 agent.data_dir.join(edge_agent::STORE_FILE),
                 rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
             )
-            .and_then(|db| {
-                db.query_row("SELECT count(*) FROM orders", [], |row| {
-                    row.get::<_, i64>(0)
-                })
-            });
+            .and_then(|db| db.query_row(sql, [], |row| row.get::<_, i64>(0)));
             // The records not yet in PostgreSQL, as the agent counts them past its push cursor.
             let backlog = kitchen_testkit::http::client()
                 .get(format!("{}/api/status", agent.base))
@@ -91,8 +97,13 @@ pub async fn settle(
 /// Each kitchen's grill count (`/api/batches`) against the oracle: the burgers of every order
 /// of its stores that is open (neither cancelled nor fulfilled) and not bumped there, less the
 /// units batch sessions completed for it (as the completions answered). A bump the agent never
-/// answered counts as done if its record reached PostgreSQL.
-pub async fn batch_counts(system: &System, record: &Record) -> anyhow::Result<Vec<String>> {
+/// answered counts as done if its record reached PostgreSQL; one a dead card answered, or a
+/// completion, only if it did.
+pub async fn batch_counts(
+    system: &System,
+    record: &Record,
+    cards: &CardDeaths,
+) -> anyhow::Result<Vec<String>> {
     let expected = oracle(record);
     let pg = sqlx::PgPool::connect(&system.pg_url).await?;
     let mut wrong = Vec::new();
@@ -106,17 +117,38 @@ pub async fn batch_counts(system: &System, record: &Record) -> anyhow::Result<Ve
         .iter()
         .map(|row| row.get("order_id"))
         .collect();
+        let completed: BTreeSet<String> = sqlx::query(
+            "SELECT session_id::text AS id FROM kitchen.batch_sessions
+              WHERE kitchen_id = $1 AND completed_at IS NOT NULL",
+        )
+        .bind(&agent.kitchen_id)
+        .fetch_all(&pg)
+        .await?
+        .iter()
+        .map(|row| row.get("id"))
+        .collect();
         let bumped: BTreeSet<&str> = record
             .bumps
             .iter()
             .filter(|b| b.kitchen == k)
             .filter(|b| {
-                b.status == Some(200) || (b.status.is_none() && synced_bumps.contains(&b.order_id))
+                let synced = synced_bumps.contains(&b.order_id);
+                (b.status == Some(200) && (synced || !cards.before_last(k, b.at)))
+                    || (b.status.is_none() && synced)
             })
             .map(|b| b.order_id.as_str())
             .collect();
         let mut batched: BTreeMap<&str, u32> = BTreeMap::new();
         for session in record.sessions.iter().filter(|s| s.kitchen == k) {
+            let kept = |id: &String| completed.contains(id);
+            if session
+                .answered
+                .1
+                .is_some_and(|at| cards.before_last(k, at))
+                && !matches!(&session.started, Some((_, Some(id))) if kept(id))
+            {
+                continue;
+            }
             for (order_id, units) in session.allocations.iter().flatten() {
                 *batched.entry(order_id.as_str()).or_default() += units;
             }
@@ -267,7 +299,12 @@ pub fn print(
         .map(|name| {
             let n = faults
                 .iter()
-                .filter(|f| matches!(f.kind, FaultKind::KillRelay | FaultKind::KillAgent))
+                .filter(|f| {
+                    matches!(
+                        f.kind,
+                        FaultKind::KillRelay | FaultKind::KillAgent | FaultKind::CardDies
+                    )
+                })
                 .filter(|f| f.target == *name)
                 .count();
             format!("{name} {n}")

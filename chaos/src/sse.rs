@@ -22,8 +22,8 @@ pub struct Tablet {
     /// Gaps and duplicates, as text, in the order seen.
     pub violations: Vec<String>,
     /// The grill scanner's scans as the agent answered them on the stream, by their code:
-    /// accepted or not, once per `scan.recorded` / `scan.rejected` event.
-    pub scans: BTreeMap<String, Vec<bool>>,
+    /// accepted or not, and when, once per `scan.recorded` / `scan.rejected` event.
+    pub scans: BTreeMap<String, Vec<(bool, Instant)>>,
     last_id: Option<i64>,
 }
 
@@ -61,7 +61,7 @@ impl Tablet {
             self.scans
                 .entry(code.to_owned())
                 .or_default()
-                .push(value["accepted"] == true);
+                .push((value["accepted"] == true, Instant::now()));
         }
         if event == "order.created"
             && let Ok(value) = serde_json::from_str::<serde_json::Value>(data)

@@ -3,7 +3,12 @@
 //! completed through the agents' HTTP API, completions retried until answered as a tablet
 //! retries. Recorded for the check like the webhooks: what was sent, and what was answered.
 
-use std::{fs::File, io::Write, sync::Arc, time::Duration};
+use std::{
+    fs::File,
+    io::Write,
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
@@ -37,6 +42,8 @@ pub struct Session {
     pub started: Option<(u16, Option<String>)>,
     /// The completion's `200` answer: the units given to each order.
     pub allocations: Option<Vec<(String, u32)>>,
+    /// When the start, and the completion, were answered.
+    pub answered: (Option<Instant>, Option<Instant>),
 }
 
 pub fn ticket(order_id: &str) -> String {
@@ -80,6 +87,7 @@ pub async fn session(
             quantity,
             started: None,
             allocations: None,
+            answered: (None, None),
         });
         record.sessions.len() - 1
     };
@@ -93,7 +101,11 @@ pub async fn session(
     let status = answer.status().as_u16();
     let body: serde_json::Value = answer.json().await.unwrap_or_default();
     let session_id = body["session_id"].as_str().map(str::to_owned);
-    lock(&record).sessions[index].started = Some((status, session_id.clone()));
+    {
+        let session = &mut lock(&record).sessions[index];
+        session.started = Some((status, session_id.clone()));
+        session.answered.0 = Some(Instant::now());
+    }
     let (201, Some(session_id)) = (status, session_id) else {
         return;
     };
@@ -110,8 +122,9 @@ pub async fn session(
             if status == 200
                 && let Ok(body) = answer.json::<serde_json::Value>().await
             {
-                lock(&record).sessions[index].allocations =
-                    Some(allocations_of(&body["allocations"]));
+                let session = &mut lock(&record).sessions[index];
+                session.allocations = Some(allocations_of(&body["allocations"]));
+                session.answered.1 = Some(Instant::now());
                 return;
             }
             if status.is_client_error() {

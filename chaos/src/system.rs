@@ -57,12 +57,38 @@ pub struct Agent {
     pub kitchen_id: String,
     pub base: String,
     pub data_dir: PathBuf,
+    /// The kitchen's reference file's text (`data_dir/reference.toml`), as a new card is
+    /// flashed with it.
+    pub reference: String,
     pub process: Option<Supervised>,
     /// The grill's station scanner: the harness writes to the master what a scanner sends.
     pub scanner: Pty,
     /// libfaketime's offset for this agent (`+0`, `+7200`, `-3600`, in seconds), read by the
     /// agent at every clock read; the real clock's offset is `+0`.
     pub clock_file: PathBuf,
+}
+
+/// A new card for a kitchen: `data_dir` emptied (it is a mount point: its contents go, not it)
+/// and given the reference file and the test device paired, as the image and `kitchen.toml`
+/// provide them.
+pub fn flash(data_dir: &Path, reference: &str) -> anyhow::Result<()> {
+    for entry in std::fs::read_dir(data_dir)? {
+        let path = entry?.path();
+        if path.is_dir() {
+            std::fs::remove_dir_all(&path)?;
+        } else {
+            std::fs::remove_file(&path)?;
+        }
+    }
+    std::fs::write(data_dir.join("reference.toml"), reference)?;
+    edge_agent::pairing::pair_with_token(
+        data_dir,
+        "manager",
+        kitchen_testkit::http::TEST_DEVICE,
+        None,
+        kitchen_testkit::http::TEST_TOKEN,
+    )?;
+    Ok(())
 }
 
 /// What the harness runs. Fields drop in order: processes first, then the links, the cluster,
@@ -198,12 +224,13 @@ impl System {
             )?;
             let clock_file = dir.path().join(format!("clock-{name}"));
             std::fs::write(&clock_file, "+0\n")?;
-            let reference = data_dir.join("reference.toml");
             let store_lines: String = stores
                 .iter()
                 .map(|store| format!("[[stores]]\nstore_id = \"{store}\"\nbrand = \"Chaos\"\n"))
                 .collect();
-            std::fs::write(&reference, format!("{REFERENCE}{store_lines}"))?;
+            let reference_text = format!("{REFERENCE}{store_lines}");
+            flash(&data_dir, &reference_text)?;
+            let reference = data_dir.join("reference.toml");
             // As production does (docs/sync.md): the kitchen's stores reach PostgreSQL with its
             // reference, which is what lets its box read back the events of those stores.
             let import = std::process::Command::new(relay_bin)
@@ -216,13 +243,6 @@ impl System {
                 "reference import failed: {}",
                 String::from_utf8_lossy(&import.stderr)
             );
-            edge_agent::pairing::pair_with_token(
-                &data_dir,
-                "manager",
-                kitchen_testkit::http::TEST_DEVICE,
-                None,
-                kitchen_testkit::http::TEST_TOKEN,
-            )?;
             let port = free_port()?;
             let link = 2 + n;
             let box_url = format!("postgres://{role}@127.0.0.1:{}/postgres", pg.port);
@@ -256,6 +276,7 @@ impl System {
                 kitchen_id,
                 base: format!("http://127.0.0.1:{port}"),
                 data_dir,
+                reference: reference_text,
                 process: Some(process),
                 scanner,
                 clock_file,
