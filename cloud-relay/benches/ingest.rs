@@ -3,8 +3,10 @@
 //! the answer (after the PostgreSQL commit) and end to end (through the broker confirm).
 //!
 //! `cargo bench -p cloud-relay --bench ingest`; tune with BENCH_EVENTS (default 20000),
-//! BENCH_CONCURRENCY (64), BENCH_STORES (16). Uses a database and exchanges of its own and
-//! removes them afterwards. Under `cargo test` (no `--bench` flag) it runs a 300-event smoke
+//! BENCH_CONCURRENCY (64), BENCH_STORES (16). `BENCH_RELAY_PROCESS=1` runs the relay as its own
+//! process (the `cloud-relay` binary, configured by its environment), so the load generator's
+//! CPU is not the relay's. Uses a database and exchanges of its own and removes them
+//! afterwards. Under `cargo test` (no `--bench` flag) it runs a 300-event smoke
 //! pass, so the benchmark cannot rot.
 
 use std::{
@@ -12,6 +14,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+use anyhow::Context;
 use cloud_relay::{App, Config, otter::WebhookSigner};
 use kitchen_testkit::{
     amqp::{BrokerObjects, amqp_url},
@@ -24,6 +27,7 @@ use lapin::{
     options::{ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions},
     types::FieldTable,
 };
+use secrecy::ExposeSecret;
 use secrecy::SecretString;
 use tokio::sync::Mutex;
 
@@ -142,10 +146,8 @@ async fn run(
         "  relay: {} writers, batches up to {}, publish window {}",
         config.ingest_writers, config.ingest_batch_max, config.publish_batch_max
     );
-    let app = App::build(config).await?;
-    let url = format!("http://127.0.0.1:{}/webhooks/otter", app.port());
-    let token = app.shutdown_token();
-    let relay = tokio::spawn(app.run_until_stopped());
+    let relay = Relay::start(config).await?;
+    let url = format!("{}/webhooks/otter", relay.base);
 
     // Realistic bodies: the reference order (3 lines, 9 modifiers, 3 levels) with its own ids.
     let template: serde_json::Value = serde_json::from_str(NEW_ORDER)?;
@@ -234,8 +236,7 @@ async fn run(
     .fetch_one(&pool)
     .await?;
     pool.close().await;
-    token.cancel();
-    relay.await??;
+    relay.stop().await?;
 
     latencies.sort();
     println!(
@@ -272,4 +273,103 @@ async fn run(
         "{failures} webhooks failed and {orders} of {events} orders were stored"
     );
     Ok(())
+}
+
+/// The relay under load: in this process, or (`BENCH_RELAY_PROCESS=1`) the `cloud-relay` binary
+/// as a child process of its own, given `config` through its environment.
+struct Relay {
+    base: String,
+    running: Running,
+}
+
+enum Running {
+    InProcess(
+        tokio_util::sync::CancellationToken,
+        tokio::task::JoinHandle<anyhow::Result<()>>,
+    ),
+    Child(tokio::process::Child),
+}
+
+impl Relay {
+    async fn start(config: Config) -> anyhow::Result<Self> {
+        if std::env::var("BENCH_RELAY_PROCESS").is_ok_and(|v| v == "1") {
+            let (port, admin) = (free_port()?, free_port()?);
+            let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_cloud-relay"))
+                .env("RELAY_LISTEN", format!("127.0.0.1:{port}"))
+                .env("RELAY_ADMIN_LISTEN", format!("127.0.0.1:{admin}"))
+                .env("DATABASE_URL", config.database_url.expose_secret())
+                .env("AMQP_URL", config.amqp_url.expose_secret())
+                .env("RELAY_ORDER_EXCHANGE", &config.order_exchange)
+                .env("RELAY_RAW_EVENTS_EXCHANGE", &config.raw_events_exchange)
+                .env(
+                    "OTTER_WEBHOOK_SECRET",
+                    config
+                        .otter_webhook_secret
+                        .as_ref()
+                        .map(|s| s.expose_secret().to_owned())
+                        .unwrap_or_default(),
+                )
+                .env("RELAY_INGEST_WRITERS", config.ingest_writers.to_string())
+                .env(
+                    "RELAY_INGEST_BATCH_MAX",
+                    config.ingest_batch_max.to_string(),
+                )
+                .env(
+                    "RELAY_PUBLISH_BATCH_MAX",
+                    config.publish_batch_max.to_string(),
+                )
+                .env("RUST_LOG", "warn")
+                .kill_on_drop(true)
+                .spawn()
+                .context("the cloud-relay binary starts")?;
+            // The process is starting: a refused connection is waited out too.
+            let ready = format!("http://127.0.0.1:{admin}/readyz");
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while !kitchen_testkit::http::get(&ready)
+                .await
+                .is_ok_and(|r| r.status() == 200)
+            {
+                anyhow::ensure!(Instant::now() < deadline, "the relay is not ready in 60 s");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            println!("  relay: its own process (pid {})", child.id().unwrap_or(0));
+            return Ok(Self {
+                base: format!("http://127.0.0.1:{port}"),
+                running: Running::Child(child),
+            });
+        }
+        let app = App::build(config).await?;
+        let base = format!("http://127.0.0.1:{}", app.port());
+        let token = app.shutdown_token();
+        let task = tokio::spawn(app.run_until_stopped());
+        Ok(Self {
+            base,
+            running: Running::InProcess(token, task),
+        })
+    }
+
+    async fn stop(self) -> anyhow::Result<()> {
+        match self.running {
+            Running::InProcess(token, task) => {
+                token.cancel();
+                task.await?
+            }
+            Running::Child(mut child) => {
+                if let Some(pid) = child.id() {
+                    std::process::Command::new("kill")
+                        .args(["-TERM", &pid.to_string()])
+                        .status()?;
+                }
+                let status = child.wait().await?;
+                anyhow::ensure!(status.success(), "the relay exited with {status}");
+                Ok(())
+            }
+        }
+    }
+}
+
+fn free_port() -> std::io::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
 }
