@@ -391,7 +391,25 @@ async fn connect(
         identity: None,
         cert_chain: ca_pem,
     };
-    Connection::connect_with_config(url, properties, tls, lapin::runtime::default_runtime()?).await
+    let runtime = lapin::runtime::default_runtime()?;
+    match small_frames(url) {
+        Some(uri) => Connection::connect_uri_with_config(uri, properties, tls, runtime).await,
+        // Not a URL lapin reads: its own connect says why.
+        None => Connection::connect_with_config(url, properties, tls, runtime).await,
+    }
+}
+
+/// The largest AMQP frame the agent asks for when `amqp_url` names none (`?frame_max=`).
+/// lapin keeps a send and a receive buffer of 32 frames each, zero-filled: at RabbitMQ's
+/// default 128 KiB frames that is 8 MiB of the box's memory for one connection; at 16 KiB,
+/// 1 MiB. An order is a few KiB; a larger message travels in several frames.
+pub const FRAME_MAX: u32 = 16_384;
+
+/// `url` with `frame_max` set to [`FRAME_MAX`] unless it sets one; `None` if it does not parse.
+fn small_frames(url: &str) -> Option<lapin::uri::AMQPUri> {
+    let mut uri: lapin::uri::AMQPUri = url.parse().ok()?;
+    uri.query.frame_max.get_or_insert(FRAME_MAX);
+    Some(uri)
 }
 
 /// A message the agent can apply, or why not.
@@ -424,6 +442,19 @@ async fn with_timeout<T>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_agent_asks_for_small_frames_unless_the_url_names_a_size() {
+        let uri = small_frames("amqps://box:pw@broker.example:5671/%2f").expect("parses");
+        assert_eq!(uri.query.frame_max, Some(FRAME_MAX));
+        assert_eq!(uri.authority.host, "broker.example");
+        assert_eq!(uri.authority.userinfo.username, "box");
+        let uri =
+            small_frames("amqp://127.0.0.1/%2f?frame_max=65536&heartbeat=10").expect("parses");
+        assert_eq!(uri.query.frame_max, Some(65_536));
+        assert_eq!(uri.query.heartbeat, Some(10));
+        assert!(small_frames("not a url").is_none());
+    }
 
     #[test]
     fn a_missing_queue_says_how_to_make_it() {
