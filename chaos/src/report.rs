@@ -108,25 +108,20 @@ pub async fn batch_counts(
     let pg = sqlx::PgPool::connect(&system.pg_url).await?;
     let mut wrong = Vec::new();
     for (k, agent) in system.agents.iter().enumerate() {
-        let synced_bumps: BTreeSet<String> = sqlx::query(
-            "SELECT order_id FROM kitchen.order_events WHERE kitchen_id = $1 AND kind = 'order.bumped'",
+        let synced_bumps = ids_of(
+            &pg,
+            "SELECT order_id AS id FROM kitchen.order_events
+              WHERE kitchen_id = $1 AND kind = 'order.bumped'",
+            &agent.kitchen_id,
         )
-        .bind(&agent.kitchen_id)
-        .fetch_all(&pg)
-        .await?
-        .iter()
-        .map(|row| row.get("order_id"))
-        .collect();
-        let completed: BTreeSet<String> = sqlx::query(
+        .await?;
+        let completed = ids_of(
+            &pg,
             "SELECT session_id::text AS id FROM kitchen.batch_sessions
               WHERE kitchen_id = $1 AND completed_at IS NOT NULL",
+            &agent.kitchen_id,
         )
-        .bind(&agent.kitchen_id)
-        .fetch_all(&pg)
-        .await?
-        .iter()
-        .map(|row| row.get("id"))
-        .collect();
+        .await?;
         let bumped: BTreeSet<&str> = record
             .bumps
             .iter()
@@ -191,6 +186,17 @@ pub async fn batch_counts(
     }
     pg.close().await;
     Ok(wrong)
+}
+
+/// The `id` column of `sql` run for `kitchen_id` (`$1`).
+async fn ids_of(pg: &sqlx::PgPool, sql: &str, kitchen_id: &str) -> sqlx::Result<BTreeSet<String>> {
+    Ok(sqlx::query(sql)
+        .bind(kitchen_id)
+        .fetch_all(pg)
+        .await?
+        .iter()
+        .map(|row| row.get("id"))
+        .collect())
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
