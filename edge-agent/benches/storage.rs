@@ -40,7 +40,12 @@ use kitchen_testkit::{
 };
 use lapin::{Connection, ConnectionProperties};
 
-const REFERENCE: &str = include_str!("../tests/fixtures/three_stations.toml");
+/// The three stations, and the store (head office checks that the kitchen serves it before it
+/// answers the sync's reconcile: without it the sync's round failed once that came due).
+const REFERENCE: &str = concat!(
+    include_str!("../tests/fixtures/three_stations.toml"),
+    "\n[[stores]]\nstore_id = \"bench-storage\"\nbrand = \"Bench\"\n"
+);
 const STORE: &str = "bench-storage";
 const STATIONS: [&str; 3] = ["grill", "fry", "drinks"];
 
@@ -99,6 +104,8 @@ struct Call {
     bytes: u64,
     /// A WAL frame header's page number, or the database page a checkpoint wrote.
     page: Option<u32>,
+    /// Where a write landed in its file.
+    offset: Option<u64>,
 }
 
 /// A path as `strace -xx` prints it (`\x2f\x74...`).
@@ -144,13 +151,17 @@ fn parse_trace(text: &str, page_size: u64) -> Vec<Call> {
             let digits: String = quoted.split("\\x").collect();
             u32::from_str_radix(digits.get(..8)?, 16).ok()
         };
+        // pwrite64(fd, buf, n, offset)
+        let offset = (write && l.contains("pwrite64(")).then(|| {
+            l.rsplit_once(')')
+                .and_then(|(args, _)| args.rsplit(", ").next()?.trim().parse::<u64>().ok())
+        });
+        let offset = offset.flatten();
         let page = if file.ends_with("-wal") && bytes == 24 {
             hex(l)
         } else if file.ends_with(".db") && write {
-            // pwrite64(fd, buf, n, offset): the page is offset / page size + 1.
-            l.rsplit_once(')')
-                .and_then(|(args, _)| args.rsplit(", ").next()?.trim().parse::<u64>().ok())
-                .map(|offset| (offset / page_size + 1) as u32)
+            // The database page is offset / page size + 1.
+            offset.map(|offset| (offset / page_size + 1) as u32)
         } else {
             None
         };
@@ -160,6 +171,7 @@ fn parse_trace(text: &str, page_size: u64) -> Vec<Call> {
             file,
             bytes,
             page,
+            offset,
         });
     }
     calls
@@ -214,14 +226,36 @@ struct Phase {
     frames_by: BTreeMap<String, u64>,
     /// Checkpointed pages per table or index.
     copied_by: BTreeMap<String, u64>,
+    /// WAL commits (runs of WAL writes ended by a WAL fsync).
+    commits: u64,
+    /// 4 KiB pages of the WAL file those commits wrote into, counted once per commit: what
+    /// `write_bytes` charges, since each commit's fsync cleans the pages the next dirties.
+    wal_pages_4k: u64,
+    /// The commits, each as its frames' owners (for `BENCH_COMMITS`).
+    commit_frames: Vec<Vec<String>>,
 }
 
 impl Phase {
     fn add(&mut self, calls: &[Call], maps: &PageMaps, page_size: u64) {
+        let mut pages_4k = std::collections::BTreeSet::new();
+        let mut frames = Vec::new();
         for call in calls {
             let wal = call.file.ends_with("-wal");
             let db = call.file.ends_with(".db");
+            if wal
+                && !call.fsync
+                && let Some(offset) = call.offset
+                && call.bytes > 0
+            {
+                pages_4k.extend(offset / 4096..=(offset + call.bytes - 1) / 4096);
+            }
             if call.fsync {
+                if wal && !pages_4k.is_empty() {
+                    self.commits += 1;
+                    self.wal_pages_4k += pages_4k.len() as u64;
+                    pages_4k.clear();
+                    self.commit_frames.push(std::mem::take(&mut frames));
+                }
                 match (wal, db) {
                     (true, _) => self.fsyncs_wal += 1,
                     (_, true) => self.fsyncs_db += 1,
@@ -233,10 +267,9 @@ impl Phase {
                 self.wal_bytes += call.bytes;
                 if let Some(page) = call.page {
                     self.wal_frames += 1;
-                    *self
-                        .frames_by
-                        .entry(maps.owner(page, call.at).to_owned())
-                        .or_default() += 1;
+                    let owner = maps.owner(page, call.at).to_owned();
+                    frames.push(owner.clone());
+                    *self.frames_by.entry(owner).or_default() += 1;
                 }
             } else if db {
                 self.checkpoint_bytes += call.bytes;
@@ -292,6 +325,17 @@ impl Phase {
             })
             .collect();
         println!("  WAL frames by table/index: {}", frames.join(", "));
+        println!(
+            "  commits: {:.2}, {:.1} frames each; 4 KiB WAL pages dirtied {:.2} = {:.1} KiB",
+            self.commits as f64 / per,
+            self.wal_frames as f64 / self.commits.max(1) as f64,
+            self.wal_pages_4k as f64 / per,
+            self.wal_pages_4k as f64 * 4.0 / per,
+        );
+        let shown = env_or("BENCH_COMMITS", 0);
+        for (n, owners) in self.commit_frames.iter().take(shown).enumerate() {
+            println!("  commit {n}: {}", owners.join(" "));
+        }
     }
 }
 
@@ -580,6 +624,22 @@ async fn main() -> anyhow::Result<()> {
             gap.as_millis(),
             size as f64 / 1024.0
         );
+        let entries: Vec<String> = rusqlite::Connection::open(&store)?
+            .prepare(
+                "SELECT kind, count(*), avg(length(data) + length(coalesce(stations, ''))
+                                          + length(coalesce(record_id, '')))
+                 FROM event_log GROUP BY kind ORDER BY kind",
+            )?
+            .query_map([], |row| {
+                Ok(format!(
+                    "{} {} × {:.0} B",
+                    row.get::<_, String>(0)?,
+                    row.get::<_, i64>(1)?,
+                    row.get::<_, f64>(2)?
+                ))
+            })?
+            .collect::<Result<_, _>>()?;
+        println!("event log entries: {}", entries.join(", "));
         order_phase.print("orders", orders as u64, page_size);
         scan_phase.print("scans", scans as u64, page_size);
         idle_phase.print("idle", idle_s as u64, page_size);
