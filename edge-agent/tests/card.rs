@@ -244,6 +244,20 @@ impl Kitchen {
         panic!("the box is not ready: {last}");
     }
 
+    /// Waits until the box's records are all in PostgreSQL (`/readyz`: nothing left to push,
+    /// the sync connected).
+    async fn wait_synced(&self, timeout: Duration) {
+        wait_until("box 1's records synced", timeout, || async {
+            let ready = self
+                .readyz()
+                .await
+                .map(|(_, body)| body)
+                .unwrap_or_default();
+            ready["sync"]["backlog"] == 0 && ready["sync"]["state"] == "connected"
+        })
+        .await;
+    }
+
     async fn open_orders(&self) -> Value {
         get_json(&format!("{}/api/orders?state=open", self.base)).await["orders"].clone()
     }
@@ -367,19 +381,7 @@ async fn a_new_card_recovers_the_kitchens_open_orders_once() {
         .expect("complete");
     assert_eq!(completed.status(), 200);
     // Its records reach PostgreSQL.
-    wait_until(
-        "box 1's records synced",
-        Duration::from_secs(20),
-        || async {
-            let ready = kitchen
-                .readyz()
-                .await
-                .map(|(_, body)| body)
-                .unwrap_or_default();
-            ready["sync"]["backlog"] == 0 && ready["sync"]["state"] == "connected"
-        },
-    )
-    .await;
+    kitchen.wait_synced(Duration::from_secs(20)).await;
     let orders_before = kitchen.open_orders().await;
     let batches_before = kitchen.batches().await;
 
@@ -585,19 +587,7 @@ async fn measure_a_busy_kitchens_recovery() {
         let response = client.post(url).send().await.expect("bump");
         assert_eq!(response.status(), 200);
     }
-    wait_until(
-        "box 1's records synced",
-        Duration::from_secs(60),
-        || async {
-            let ready = kitchen
-                .readyz()
-                .await
-                .map(|(_, body)| body)
-                .unwrap_or_default();
-            ready["sync"]["backlog"] == 0 && ready["sync"]["state"] == "connected"
-        },
-    )
-    .await;
+    kitchen.wait_synced(Duration::from_secs(60)).await;
     let before = kitchen.open_orders().await;
     drop(box_1);
     kitchen.flash();

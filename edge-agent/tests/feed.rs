@@ -66,6 +66,15 @@ fn feed_config() -> (FeedConfig, String, BrokerObjects) {
     (config, exchange, broker)
 }
 
+/// A connection to the test broker and a channel on it (keep the connection alive with it).
+async fn open_channel() -> (Connection, lapin::Channel) {
+    let connection = Connection::connect(&amqp_url(), ConnectionProperties::default())
+        .await
+        .expect("rabbitmq");
+    let channel = connection.create_channel().await.expect("channel");
+    (connection, channel)
+}
+
 /// What `cloud-relay kitchen add` declares, with its code.
 async fn declare_queue(channel: &lapin::Channel, exchange: &str, kitchen_id: &str, limit: i64) {
     cloud_relay::kitchens::broker::declare_kitchen_queue(
@@ -112,10 +121,7 @@ async fn a_queue_the_cloud_has_not_declared_is_waited_for() {
     assert!(!stats.connected.load(Ordering::Relaxed));
     assert!(!feed.is_finished(), "the feed gave up instead of retrying");
 
-    let connection = Connection::connect(&amqp_url(), ConnectionProperties::default())
-        .await
-        .expect("rabbitmq");
-    let channel = connection.create_channel().await.expect("channel");
+    let (connection, channel) = open_channel().await;
     declare_queue(&channel, &exchange, &config.kitchen_id, 20).await;
     wait_for("feed connected", || stats.connected.load(Ordering::Relaxed)).await;
     kitchen_testkit::amqp::publish(&channel, &exchange, &order_event("s2", 1))
@@ -140,20 +146,14 @@ async fn events_are_applied_once_and_poison_is_dead_lettered() {
     let (config, exchange, broker) = feed_config();
     let path = std::env::temp_dir().join(format!("{}.db", config.kitchen_id));
     {
-        let connection = Connection::connect(&amqp_url(), ConnectionProperties::default())
-            .await
-            .expect("rabbitmq");
-        let channel = connection.create_channel().await.expect("channel");
+        let (connection, channel) = open_channel().await;
         declare_queue(&channel, &exchange, &config.kitchen_id, 5).await;
         let _ = connection.close(200, "declared".into()).await;
     }
     let (stats, token, feed) = spawn_feed(&config, &path);
     wait_for("feed connected", || stats.connected.load(Ordering::Relaxed)).await;
 
-    let connection = Connection::connect(&amqp_url(), ConnectionProperties::default())
-        .await
-        .expect("rabbitmq");
-    let channel = connection.create_channel().await.expect("channel");
+    let (connection, channel) = open_channel().await;
     let publish = |routing_key: &'static str, payload: Vec<u8>| {
         let channel = channel.clone();
         let exchange = exchange.clone();
@@ -261,10 +261,7 @@ async fn the_feed_works_with_only_read_on_its_own_queue() {
     let (stats, token, feed) = spawn_feed(&config, &path);
     wait_for("feed connected", || stats.connected.load(Ordering::Relaxed)).await;
 
-    let connection = Connection::connect(&amqp_url(), ConnectionProperties::default())
-        .await
-        .expect("rabbitmq");
-    let channel = connection.create_channel().await.expect("channel");
+    let (connection, channel) = open_channel().await;
     kitchen_testkit::amqp::publish(&channel, &exchange, &order_event("s1", 1))
         .await
         .expect("publish");
@@ -376,10 +373,7 @@ async fn on_a_full_disk_events_wait_unacknowledged_and_in_order() {
     let (config, exchange, broker) = feed_config();
     let disk = SmallDisk::mount("8m");
     let path = disk.path.join("store.db");
-    let connection = Connection::connect(&amqp_url(), ConnectionProperties::default())
-        .await
-        .expect("rabbitmq");
-    let channel = connection.create_channel().await.expect("channel");
+    let (connection, channel) = open_channel().await;
     declare_queue(&channel, &exchange, &config.kitchen_id, 2).await;
     let (stats, token, feed) = spawn_feed(&config, &path);
     wait_for("feed connected", || stats.connected.load(Ordering::Relaxed)).await;
