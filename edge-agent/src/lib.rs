@@ -422,14 +422,13 @@ fn resolve_reference(
 /// The links the TLS rule refuses (the broker's only matters once provisioned), each logged
 /// once.
 fn refused_links(config: &Config, links: &config::Links) -> status::RefusedLinks {
-    let refusal = |link: &Option<Result<_, String>>| link.as_ref().and_then(|l| l.clone().err());
+    fn refusal<T>(link: Option<&Result<T, String>>) -> Option<String> {
+        link.and_then(|l| l.as_ref().err().cloned())
+    }
     let refused = status::RefusedLinks {
-        feed: links.amqp.clone().err().filter(|_| config.provisioned()),
-        sync: links
-            .database
-            .as_ref()
-            .and_then(|d| d.as_ref().err().cloned()),
-        fleet: refusal(&links.mqtt),
+        feed: refusal(Some(&links.amqp)).filter(|_| config.provisioned()),
+        sync: refusal(links.database.as_ref()),
+        fleet: refusal(links.mqtt.as_ref()),
     };
     for reason in refused.reasons() {
         tracing::error!(%reason, "link refused: the agent runs without it");
