@@ -8,8 +8,9 @@
 //! empty one whose cached plans scan whole tables; 0 for the empty database).
 //! `BENCH_RELAY_PROCESS=1` runs the relay as its own process (the `cloud-relay` binary,
 //! configured by its environment), so the load generator's CPU is not the relay's. Uses a
-//! database and exchanges of its own and removes them afterwards. Under `cargo test` (no `--bench` flag) it runs a 300-event smoke pass after a
-//! 100-event warm-up, so the benchmark cannot rot.
+//! database and exchanges of its own and removes them afterwards. Under `cargo test` (no
+//! `--bench` flag) it runs a 300-event smoke pass after a 100-event warm-up, so the benchmark
+//! cannot rot.
 
 use std::{
     sync::Arc,
