@@ -184,21 +184,36 @@ impl Contribution {
     }
 }
 
+/// Everything `order` needs, per (station, item) as `contributions` gives it, each with the
+/// units still to make: none at a station where it was bumped, less completed batches, none
+/// at all for an order that is not open.
+pub fn needs(order: &Order, reference: &Reference) -> Vec<(Contribution, u32)> {
+    contributions(order, reference)
+        .into_iter()
+        .map(|c| {
+            let left = if order.state != OrderState::Open || order.bumped_at.contains(&c.station_id)
+            {
+                0
+            } else {
+                let key = (c.station_id.clone(), c.item_id.clone());
+                let done = order.done.get(&key).copied().unwrap_or(0);
+                c.units.saturating_sub(done)
+            };
+            (c, left)
+        })
+        .collect()
+}
+
 /// What of `order` is still to make, per (station, item): contributions less bumps and
 /// completed batches; nothing for an order that is not open.
 pub fn outstanding(order: &Order, reference: &Reference) -> Vec<Contribution> {
     if order.state != OrderState::Open {
         return Vec::new();
     }
-    contributions(order, reference)
+    needs(order, reference)
         .into_iter()
-        .filter(|c| !order.bumped_at.contains(&c.station_id))
-        .filter_map(|mut c| {
-            let key = (c.station_id.clone(), c.item_id.clone());
-            let done = order.done.get(&key).copied().unwrap_or(0);
-            c.units = c.units.saturating_sub(done);
-            (c.units > 0).then_some(c)
-        })
+        .filter(|(_, left)| *left > 0)
+        .map(|(c, left)| c.with_units(left))
         .collect()
 }
 
@@ -293,34 +308,26 @@ pub fn allocate_batch(
     item_id: &str,
     units: u32,
 ) -> Vec<(String, u32)> {
-    let outstanding: Vec<(&Order, Vec<Contribution>)> = orders
+    let needs: Vec<(i64, &str, u32)> = orders
         .iter()
-        .map(|order| (order, outstanding(order, reference)))
-        .collect();
-    allocate(
-        outstanding.iter().map(|(order, c)| (*order, c.as_slice())),
-        station_id,
-        item_id,
-        units,
-    )
-}
-
-/// `allocate_batch` over orders whose outstanding units are already known.
-pub fn allocate<'a>(
-    orders: impl IntoIterator<Item = (&'a Order, &'a [Contribution])>,
-    station_id: &str,
-    item_id: &str,
-    units: u32,
-) -> Vec<(String, u32)> {
-    let mut needs: Vec<(i64, &str, u32)> = orders
-        .into_iter()
-        .filter_map(|(order, outstanding)| {
-            let need = outstanding
-                .iter()
+        .filter_map(|order| {
+            let need = outstanding(order, reference)
+                .into_iter()
                 .find(|c| c.station_id == station_id && c.item_id == item_id)?;
             Some((need.due_at_ms(order), order.order_id.as_str(), need.units))
         })
         .collect();
+    allocate(needs, units)
+}
+
+/// `allocate_batch` over what each order still needs of the item, already known: (due time,
+/// order, outstanding units) per order that needs it.
+pub fn allocate<'a>(
+    needs: impl IntoIterator<Item = (i64, &'a str, u32)>,
+    units: u32,
+) -> Vec<(String, u32)> {
+    let mut needs: Vec<(i64, &str, u32)> =
+        needs.into_iter().filter(|(_, _, need)| *need > 0).collect();
     needs.sort();
     let mut left = units;
     let mut allocation = Vec::new();

@@ -41,7 +41,7 @@ impl Kitchen {
             .items
             .get(&(station_id.to_owned(), item_id.to_owned()));
         let item_name = if station_id == UNASSIGNED_STATION {
-            current.map(|i| i.item_name.clone())
+            current.map(|i| i.slot.item_name.to_string())
         } else if self.state.reference.station(station_id).is_none() {
             return Ok(Err(BatchError::UnknownStation(station_id.to_owned())));
         } else {
@@ -105,16 +105,17 @@ impl Kitchen {
                 return Ok((Some(session), Touched::default()));
             }
             // Only orders in the count now: an upcoming scheduled order waits its turn.
-            let counted = state.orders.values().filter(|h| h.counted);
-            let allocations: Vec<Allocation> = batch::allocate(
-                counted.map(|h| (&h.order, h.outstanding.as_slice())),
-                &session.station_id,
-                &session.item_id,
-                session.quantity,
-            )
-            .into_iter()
-            .map(|(order_id, units)| Allocation { order_id, units })
-            .collect();
+            let (station_id, item_id) = (&*session.station_id, &*session.item_id);
+            let needs = state.orders.values().filter(|h| h.counted).filter_map(|h| {
+                let need = h
+                    .outstanding()
+                    .find(|n| &*n.slot.station_id == station_id && &*n.slot.item_id == item_id)?;
+                Some((h.due_at_ms(&need.slot), &*h.order_id, need.units))
+            });
+            let allocations: Vec<Allocation> = batch::allocate(needs, session.quantity)
+                .into_iter()
+                .map(|(order_id, units)| Allocation { order_id, units })
+                .collect();
             store::complete_session(tx, &session, now_ms, &allocations)?;
             session.completed_at_ms = Some(now_ms);
             session.allocations = allocations;

@@ -1,6 +1,8 @@
 //! The console block for a new order: what each station must make for it (the journal line a
 //! manager reads on the box).
 
+use std::collections::BTreeSet;
+
 use kitchen_proto::OrderEvent;
 
 use crate::batch::{self};
@@ -9,24 +11,23 @@ use kitchen_proto::reference::UNASSIGNED_STATION;
 use super::Kitchen;
 
 impl Kitchen {
-    /// The console block for a new order: what each station must make for it.
-    pub(super) fn announce(&mut self, event: &OrderEvent) {
+    /// The console block for a new order (`order` as it is now): what each station must make
+    /// for it.
+    pub(super) fn announce(&mut self, event: &OrderEvent, order: &batch::Order) {
         let state = &mut self.state;
-        let Some(held) = state.orders.get(&event.order_id) else {
-            return;
-        };
         let mut block = String::new();
-        let contributions = batch::contributions(&held.order, &state.reference);
-        for station in &held.stations {
+        let contributions = batch::contributions(order, &state.reference);
+        let stations: BTreeSet<&str> = contributions.iter().map(|c| &*c.station_id).collect();
+        for station in stations {
             let name = state.reference.station_name(station);
             let items: Vec<String> = contributions
                 .iter()
-                .filter(|c| &c.station_id == station)
+                .filter(|c| c.station_id == station)
                 .map(|c| format!("{}× {}", c.units, c.item_name))
                 .collect();
             block.push_str(&format!("\n  {name}: {}", items.join(", ")));
         }
-        let promised = chrono::DateTime::from_timestamp_millis(held.order.promised_at_ms())
+        let promised = chrono::DateTime::from_timestamp_millis(order.promised_at_ms())
             .map(|t| t.format("%H:%M UTC").to_string())
             .unwrap_or_default();
         let ticket = if event.friendly_id.is_empty() {

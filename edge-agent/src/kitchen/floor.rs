@@ -97,7 +97,7 @@ impl State {
     pub(super) fn tags(&self, order_id: &str, extra: Option<&str>) -> Vec<String> {
         let mut tags: BTreeSet<String> = extra.map(str::to_owned).into_iter().collect();
         if let Some(held) = self.orders.get(order_id) {
-            tags.extend(held.stations.iter().cloned());
+            tags.extend(held.stations());
         }
         tags.into_iter().collect()
     }

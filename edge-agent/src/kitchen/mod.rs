@@ -13,6 +13,7 @@ mod batches;
 mod console;
 mod devices;
 mod floor;
+mod held;
 mod orders;
 mod otter;
 mod prints;
@@ -76,6 +77,7 @@ impl Kitchen {
             reference,
             horizon_ms,
             orders: BTreeMap::new(),
+            slots: Default::default(),
             items: BTreeMap::new(),
             unassigned_seen: HashSet::new(),
             otter: crate::otter::Settings::default(),
@@ -160,8 +162,8 @@ impl Kitchen {
             .state
             .orders
             .values()
-            .filter(|h| h.order.scheduled && h.counted != self.state.counts(h, now_ms))
-            .map(|h| h.order.order_id.clone())
+            .filter(|h| h.scheduled && h.counted != self.state.counts(h, now_ms))
+            .map(|h| h.order_id.to_string())
             .collect();
         if due.is_empty() {
             return Ok(());

@@ -1,20 +1,18 @@
 //! Order events and bumps: applying what the feed delivers, bumping and recalling orders at
 //! stations, and logging each with the stations it concerns.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 
 use kitchen_proto::OrderEvent;
 use rusqlite::Transaction;
 
 use crate::{
+    batch,
     record::{Bumps, Change, OrderChange, Record},
     store::{self, Applied, StoreError},
 };
 
-use super::{
-    Kitchen, Pending, Touched,
-    totals::{Held, State},
-};
+use super::{Kitchen, Pending, Touched, held::Held, totals::State};
 
 impl Kitchen {
     /// Applies an order event (see `store::apply_event`) and logs it with what it moved.
@@ -30,13 +28,20 @@ impl Kitchen {
         events: &[OrderEvent],
         now_ms: i64,
     ) -> Result<Vec<Applied>, StoreError> {
+        // The orders created here as they are once all are applied (their lines are not kept
+        // in memory), for the console; `None`: no longer open.
+        let mut created: HashMap<&str, Option<batch::Order>> = HashMap::new();
         let applied = self.write(now_ms, |state, tx, pending| {
             let mut results = Vec::with_capacity(events.len());
             let mut touched = Vec::new();
             for event in events {
                 let applied = store::apply_event(tx, event, now_ms)?;
                 if let Applied::Applied { change, .. } = applied {
-                    state.log_order_event(tx, event, change, now_ms, pending)?;
+                    let order = state.log_order_event(tx, event, change, now_ms, pending)?;
+                    let id = event.order_id.as_str();
+                    if change == Change::Created || created.contains_key(id) {
+                        created.insert(id, order);
+                    }
                     if change == Change::Created {
                         state.auto_accept(tx, &event.order_id, now_ms, pending)?;
                     }
@@ -51,8 +56,9 @@ impl Kitchen {
                 change: Change::Created,
                 ..
             } = applied
+                && let Some(Some(order)) = created.get(event.order_id.as_str())
             {
-                self.announce(event);
+                self.announce(event, order);
             }
         }
         Ok(applied)
@@ -125,7 +131,7 @@ impl State {
         };
         let mut tags: BTreeSet<String> = changed.iter().cloned().collect();
         if let Some(held) = self.orders.get(order_id) {
-            tags.extend(held.stations.iter().cloned());
+            tags.extend(held.stations());
         }
         let tags: Vec<String> = tags.into_iter().collect();
         pending
@@ -135,7 +141,7 @@ impl State {
     }
 
     /// Logs an applied order event, tagged with the stations the order needs before and after,
-    /// and takes the order's new state in.
+    /// and takes the order's new state in. The order as it is now, if open.
     pub(super) fn log_order_event(
         &mut self,
         tx: &Transaction<'_>,
@@ -143,7 +149,7 @@ impl State {
         change: Change,
         now_ms: i64,
         pending: &mut Pending,
-    ) -> Result<(), StoreError> {
+    ) -> Result<Option<batch::Order>, StoreError> {
         let order_id = event.order_id.as_str();
         if change == Change::Updated {
             // New lines, perhaps new notes: the allergen warning is read again.
@@ -151,12 +157,11 @@ impl State {
             // The lines were replaced: their tap-offs go with them.
             tx.execute("DELETE FROM line_done WHERE order_id = ?1", [order_id])?;
         }
-        let before = self.orders.get(order_id).map(|h| h.stations.clone());
-        let after = store::load_orders(tx, Some(order_id))?
-            .pop()
-            .map(|order| self.held(order, now_ms));
+        let before = self.orders.get(order_id).map(|h| h.stations());
+        let loaded = store::load_orders(tx, Some(order_id))?.pop();
+        let after = loaded.as_ref().map(|order| self.held(order, now_ms));
         let mut stations: BTreeSet<String> = before.into_iter().flatten().collect();
-        stations.extend(after.iter().flat_map(|h| h.stations.iter().cloned()));
+        stations.extend(after.iter().flat_map(Held::stations));
         let stations: Vec<String> = stations.into_iter().collect();
         let state = self
             .store_state(tx, order_id)?
@@ -170,7 +175,7 @@ impl State {
         } else if let Some(ticket) = &order {
             self.print_order(tx, ticket, change == Change::Updated, now_ms, pending)?;
         } else if change == Change::Cancelled {
-            let before = self.orders.get(order_id).map(|h| h.stations.clone());
+            let before = self.orders.get(order_id).map(|h| h.stations());
             self.print_void(tx, order_id, &before.unwrap_or_default(), now_ms, pending)?;
         }
         let record = change.record(OrderChange {
@@ -205,7 +210,7 @@ impl State {
         let moved = self.put(order_id, after);
         pending.reloaded.insert(order_id.to_owned());
         pending.moved.extend(moved);
-        Ok(())
+        Ok(loaded)
     }
 
     pub(super) fn store_state(
@@ -231,7 +236,7 @@ impl State {
             .pop()
             .map(|mut ticket| {
                 if let Some(held) = held {
-                    ticket.annotate(&held.order, &self.reference);
+                    ticket.annotate_with(held.stations(), held.promised_at_ms, &self.reference);
                 }
                 ticket
             }))

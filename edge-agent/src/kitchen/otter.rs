@@ -129,7 +129,9 @@ impl Kitchen {
             let changed = store::save_calls(tx, calls, change_id)?;
             for call in &changed {
                 let stations = match (&call.order_id, &call.item_id) {
-                    (Some(order_id), _) => state.orders.get(order_id).map(|h| h.stations.clone()),
+                    (Some(order_id), _) => {
+                        state.orders.get(order_id.as_str()).map(|h| h.stations())
+                    }
                     (None, Some(item_id)) => state
                         .reference
                         .item(item_id)
@@ -183,12 +185,11 @@ impl State {
             .orders
             .get(order_id)
             .map(|held| {
-                held.outstanding
-                    .iter()
-                    .map(|c| Work {
-                        station_id: &c.station_id,
-                        item_id: &c.item_id,
-                        prep_seconds: c.prep_seconds,
+                held.outstanding()
+                    .map(|n| Work {
+                        station_id: &n.slot.station_id,
+                        item_id: &n.slot.item_id,
+                        prep_seconds: n.slot.prep_seconds,
                     })
                     .collect()
             })
@@ -196,11 +197,11 @@ impl State {
         let queued: Vec<Work<'_>> = self
             .items
             .iter()
-            .filter(|(_, total)| total.orders.keys().any(|other| other != order_id))
+            .filter(|(_, total)| total.orders.keys().any(|other| &**other != order_id))
             .map(|((station_id, item_id), total)| Work {
                 station_id,
                 item_id,
-                prep_seconds: total.prep_seconds,
+                prep_seconds: total.slot.prep_seconds,
             })
             .collect();
         otter::estimate_minutes(&needs, &queued, self.otter.bounds)
@@ -256,7 +257,7 @@ impl State {
         now_ms: i64,
         pending: &mut Pending,
     ) -> Result<(), StoreError> {
-        let stations = self.orders.get(order_id).map(|h| h.stations.clone());
+        let stations = self.orders.get(order_id).map(|h| h.stations());
         pending
             .log
             .push(store::append_log(tx, record, stations.as_deref(), now_ms)?);
@@ -317,7 +318,7 @@ impl State {
                 let stations = self
                     .orders
                     .get(order_id)
-                    .map(|h| h.stations.clone())
+                    .map(|h| h.stations())
                     .unwrap_or_default();
                 let request = BumpRequest {
                     order_id,
@@ -358,7 +359,7 @@ impl State {
         };
         self.log_for_order(tx, order_id, &record, now_ms, pending)?;
         if let Record::OrderCancelRequested(_) = record {
-            let stations = self.orders.get(order_id).map(|h| h.stations.clone());
+            let stations = self.orders.get(order_id).map(|h| h.stations());
             self.print_void(tx, order_id, &stations.unwrap_or_default(), now_ms, pending)?;
         }
         Ok(Ok(()))

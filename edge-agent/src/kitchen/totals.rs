@@ -4,58 +4,39 @@
 //! `batch.updated`.
 
 use std::{
-    collections::{BTreeMap, BTreeSet, HashSet},
+    collections::{BTreeMap, BTreeSet, HashSet, btree_map::Entry},
     sync::Arc,
 };
 
 use rusqlite::Transaction;
 
 use crate::{
-    batch::{self, BatchItem, Contribution},
+    batch::{self, BatchItem},
     record::{BatchItemView, BatchUpdate, Ready, Record, Session},
     store::{self, Store, StoreError},
 };
 use kitchen_proto::reference::Reference;
 
-use super::{Pending, Touched};
-
-/// An open order and what is left of it.
-#[derive(Debug, Clone, PartialEq)]
-pub(super) struct Held {
-    pub(super) order: batch::Order,
-    pub(super) outstanding: Vec<Contribution>,
-    /// Every station the order needs (done or not).
-    pub(super) stations: Vec<String>,
-    /// In the count (not a scheduled order still beyond the horizon).
-    pub(super) counted: bool,
-}
-
-impl Held {
-    /// What the totals take from it: nothing unless counted.
-    pub(super) fn counts_for(&self) -> impl Iterator<Item = (&Contribution, i64)> {
-        let promised = self.order.promised_at_ms();
-        self.outstanding
-            .iter()
-            .filter(|_| self.counted)
-            .map(move |c| (c, promised - i64::from(c.prep_seconds) * 1000))
-    }
-}
+use super::{
+    Pending, Touched,
+    held::{Held, Slot, Slots},
+};
 
 /// The total of one item at one station over the counted open orders.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub(super) struct Total {
-    pub(super) item_name: String,
-    pub(super) prep_seconds: u32,
+    /// The item's name and prep time, as the first order counted in it named it.
+    pub(super) slot: Arc<Slot>,
     pub(super) quantity: u32,
     /// Units and due time per contributing order.
-    pub(super) orders: BTreeMap<String, (u32, i64)>,
-    /// (due, order) to find the earliest at once.
-    pub(super) dues: BTreeSet<(i64, String)>,
+    pub(super) orders: BTreeMap<Arc<str>, (u32, i64)>,
+    /// How many contributing orders are due at each time, to find the earliest at once.
+    pub(super) dues: BTreeMap<i64, u32>,
 }
 
 impl Total {
     pub(super) fn due_at_ms(&self) -> i64 {
-        self.dues.first().map_or(0, |(due, _)| *due)
+        self.dues.first_key_value().map_or(0, |(due, _)| *due)
     }
 }
 
@@ -63,7 +44,9 @@ impl Total {
 pub(super) struct State {
     pub(super) reference: Arc<Reference>,
     pub(super) horizon_ms: i64,
-    pub(super) orders: BTreeMap<String, Held>,
+    pub(super) orders: BTreeMap<Arc<str>, Held>,
+    /// The (station, item) slots the open orders share.
+    pub(super) slots: Slots,
     /// Per (station, item).
     pub(super) items: BTreeMap<(String, String), Total>,
     /// Unknown items already warned about (logged once each).
@@ -81,30 +64,24 @@ impl State {
     pub(super) fn reload(&mut self, store: &Store, now_ms: i64) -> Result<(), StoreError> {
         self.orders.clear();
         self.items.clear();
+        self.slots.clear();
         for order in store.open_orders()? {
-            let id = order.order_id.clone();
-            let held = self.held(order, now_ms);
-            self.put(&id, Some(held));
+            let held = self.held(&order, now_ms);
+            self.put(&order.order_id, Some(held));
         }
         Ok(())
     }
 
     /// Whether `held` is in the count at `now_ms`.
     pub(super) fn counts(&self, held: &Held, now_ms: i64) -> bool {
-        !batch::is_upcoming(&held.order, &held.outstanding, now_ms, self.horizon_ms)
+        !held.is_upcoming(now_ms, self.horizon_ms)
     }
 
-    pub(super) fn held(&self, order: batch::Order, now_ms: i64) -> Held {
-        let stations: BTreeSet<String> = batch::contributions(&order, &self.reference)
-            .into_iter()
-            .map(|c| c.station_id)
-            .collect();
-        let mut held = Held {
-            outstanding: batch::outstanding(&order, &self.reference),
-            stations: stations.into_iter().collect(),
-            order,
-            counted: true,
-        };
+    /// `order` as it is held in memory.
+    pub(super) fn held(&mut self, order: &batch::Order, now_ms: i64) -> Held {
+        let shared = self.orders.get_key_value(order.order_id.as_str());
+        let order_id = shared.map(|(id, _)| id.clone());
+        let mut held = self.slots.held(order, order_id, &self.reference);
         held.counted = self.counts(&held, now_ms);
         held
     }
@@ -116,10 +93,10 @@ impl State {
         // What the order adds to each station's totals, before and after.
         fn per_station(held: Option<&Held>) -> BTreeMap<&str, Vec<(&str, u32, i64)>> {
             let mut stations: BTreeMap<&str, Vec<(&str, u32, i64)>> = BTreeMap::new();
-            for (c, due) in held.into_iter().flat_map(Held::counts_for) {
-                stations.entry(c.station_id.as_str()).or_default().push((
-                    c.item_id.as_str(),
-                    c.units,
+            for (n, due) in held.into_iter().flat_map(Held::counts_for) {
+                stations.entry(&n.slot.station_id).or_default().push((
+                    &n.slot.item_id,
+                    n.units,
                     due,
                 ));
             }
@@ -134,13 +111,18 @@ impl State {
             .collect();
         if !moved.is_empty() {
             if let Some(old) = &old {
-                for (c, due) in old.counts_for() {
-                    let key = (c.station_id.clone(), c.item_id.clone());
+                for (n, _) in old.counts_for() {
+                    let key = (n.slot.station_id.to_string(), n.slot.item_id.to_string());
                     if let Some(total) = self.items.get_mut(&key) {
-                        if let Some((units, _)) = total.orders.remove(order_id) {
+                        if let Some((units, due)) = total.orders.remove(order_id) {
                             total.quantity = total.quantity.saturating_sub(units);
+                            if let Entry::Occupied(mut count) = total.dues.entry(due) {
+                                *count.get_mut() -= 1;
+                                if *count.get() == 0 {
+                                    count.remove();
+                                }
+                            }
                         }
-                        total.dues.remove(&(due, order_id.to_owned()));
                         if total.orders.is_empty() {
                             self.items.remove(&key);
                         }
@@ -148,23 +130,24 @@ impl State {
                 }
             }
             if let Some(new) = &held {
-                for (c, due) in new.counts_for() {
+                for (n, due) in new.counts_for() {
                     let total = self
                         .items
-                        .entry((c.station_id.clone(), c.item_id.clone()))
+                        .entry((n.slot.station_id.to_string(), n.slot.item_id.to_string()))
                         .or_insert_with(|| Total {
-                            item_name: c.item_name.clone(),
-                            prep_seconds: c.prep_seconds,
-                            ..Total::default()
+                            slot: n.slot.clone(),
+                            quantity: 0,
+                            orders: BTreeMap::new(),
+                            dues: BTreeMap::new(),
                         });
-                    total.quantity = total.quantity.saturating_add(c.units);
-                    total.orders.insert(order_id.to_owned(), (c.units, due));
-                    total.dues.insert((due, order_id.to_owned()));
+                    total.quantity = total.quantity.saturating_add(n.units);
+                    total.orders.insert(new.order_id.clone(), (n.units, due));
+                    *total.dues.entry(due).or_default() += 1;
                 }
             }
         }
         if let Some(held) = held {
-            self.orders.insert(order_id.to_owned(), held);
+            self.orders.insert(held.order_id.clone(), held);
         }
         moved
     }
@@ -187,9 +170,9 @@ impl State {
                     &BatchItem {
                         station_id: station.to_owned(),
                         item_id: item_id.clone(),
-                        item_name: total.item_name.clone(),
+                        item_name: total.slot.item_name.to_string(),
                         quantity: total.quantity,
-                        prep_seconds: total.prep_seconds,
+                        prep_seconds: total.slot.prep_seconds,
                         due_at_ms: total.due_at_ms(),
                         order_ids: Vec::new(),
                     },
@@ -211,7 +194,7 @@ impl State {
                     station.clone(),
                     item.clone(),
                     total.quantity,
-                    total.orders.keys().cloned().collect(),
+                    total.orders.keys().map(|id| id.to_string()).collect(),
                 )
             })
             .collect()
@@ -226,14 +209,14 @@ impl State {
     ) -> Result<(), StoreError> {
         for order_id in &touched.orders {
             let held = if pending.reloaded.contains(order_id) {
-                self.orders.get(order_id).cloned()
+                self.orders.get(order_id.as_str()).cloned()
             } else {
                 store::load_orders(tx, Some(order_id))?
                     .pop()
-                    .map(|order| self.held(order, now_ms))
+                    .map(|order| self.held(&order, now_ms))
             };
             if let Some(held) = &held {
-                let ready = batch::is_ready(&held.order, &self.reference);
+                let ready = held.is_ready();
                 if store::set_ready(tx, order_id, ready.then_some(now_ms))? && ready {
                     let friendly_id = store::load_tickets(tx, Some(order_id))?
                         .pop()
@@ -246,7 +229,7 @@ impl State {
                     pending.log.push(store::append_log(
                         tx,
                         &Record::OrderReady(ready),
-                        Some(&held.stations),
+                        Some(&held.stations()),
                         now_ms,
                     )?);
                     if !pending.restoring {

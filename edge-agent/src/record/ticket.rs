@@ -76,6 +76,25 @@ impl Ticket {
         order: &batch::Order,
         reference: &kitchen_proto::reference::Reference,
     ) {
+        let stations: std::collections::BTreeSet<String> = batch::contributions(order, reference)
+            .into_iter()
+            .map(|c| c.station_id)
+            .collect();
+        self.annotate_with(
+            stations.into_iter().collect(),
+            order.promised_at_ms(),
+            reference,
+        );
+    }
+
+    /// `annotate` from what is already known of the order: the stations it needs (sorted,
+    /// each once) and when it is promised.
+    pub fn annotate_with(
+        &mut self,
+        stations: Vec<String>,
+        promised_at_ms: i64,
+        reference: &kitchen_proto::reference::Reference,
+    ) {
         fn walk(
             lines: &mut [TicketLine],
             reference: &kitchen_proto::reference::Reference,
@@ -102,12 +121,8 @@ impl Ticket {
                 walk(&mut line.modifiers, reference, false);
             }
         }
-        let stations: std::collections::BTreeSet<String> = batch::contributions(order, reference)
-            .into_iter()
-            .map(|c| c.station_id)
-            .collect();
-        self.stations = stations.into_iter().collect();
-        self.promised_at_ms = order.promised_at_ms();
+        self.stations = stations;
+        self.promised_at_ms = promised_at_ms;
         self.awaiting_accept =
             self.prep_minutes.is_none() && !reference.accept_mode(&self.store_id).is_auto();
         walk(&mut self.lines, reference, true);
