@@ -28,9 +28,9 @@ impl Kitchen {
         events: &[OrderEvent],
         now_ms: i64,
     ) -> Result<Vec<Applied>, StoreError> {
-        // The orders created here as they are once all are applied (their lines are not kept
-        // in memory), for the console; `None`: no longer open.
-        let mut created: HashMap<&str, Option<batch::Order>> = HashMap::new();
+        // Each order as it is once all are applied (its lines are not kept in memory), for the
+        // console block of those created here; `None`: no longer open.
+        let mut latest: HashMap<&str, Option<batch::Order>> = HashMap::new();
         let applied = self.write(now_ms, |state, tx, pending| {
             let mut results = Vec::with_capacity(events.len());
             let mut touched = Vec::new();
@@ -38,10 +38,7 @@ impl Kitchen {
                 let applied = store::apply_event(tx, event, now_ms)?;
                 if let Applied::Applied { change, .. } = applied {
                     let order = state.log_order_event(tx, event, change, now_ms, pending)?;
-                    let id = event.order_id.as_str();
-                    if change == Change::Created || created.contains_key(id) {
-                        created.insert(id, order);
-                    }
+                    latest.insert(event.order_id.as_str(), order);
                     if change == Change::Created {
                         state.auto_accept(tx, &event.order_id, now_ms, pending)?;
                     }
@@ -56,7 +53,7 @@ impl Kitchen {
                 change: Change::Created,
                 ..
             } = applied
-                && let Some(Some(order)) = created.get(event.order_id.as_str())
+                && let Some(Some(order)) = latest.get(event.order_id.as_str())
             {
                 self.announce(event, order);
             }
